@@ -1,0 +1,99 @@
+# ferry: plain GNU make. `make` builds build/ferry, build/libferry.a and
+# build/libferry.so; `make check` builds and runs every test.
+#   WERROR=1    warnings are errors (CI)
+#   SANITIZE=1  build and test with AddressSanitizer + UndefinedBehaviorSanitizer (in build-asan/)
+
+PREFIX ?= /usr/local
+DESTDIR ?=
+BINDIR ?= $(PREFIX)/bin
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+MANDIR ?= $(PREFIX)/share/man
+
+VERSION := 0.1.0
+SOVERSION := 0
+
+CC ?= cc
+CFLAGS ?= -O2 -g
+WARNINGS := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2
+BASEFLAGS := -std=c11 -D_GNU_SOURCE -Iinclude -fPIC $(WARNINGS)
+ifeq ($(WERROR),1)
+BASEFLAGS += -Werror
+endif
+ifeq ($(SANITIZE),1)
+BUILD ?= build-asan
+BASEFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS += -fsanitize=address,undefined
+else
+BUILD ?= build
+endif
+
+LIB_SOURCES := $(wildcard lib/*.c)
+CLI_SOURCES := $(wildcard src/*.c)
+UNIT_SOURCES := $(wildcard tests/unit/*.c)
+LIB_OBJECTS := $(LIB_SOURCES:%.c=$(BUILD)/%.o)
+CLI_OBJECTS := $(CLI_SOURCES:%.c=$(BUILD)/%.o)
+UNIT_TESTS := $(UNIT_SOURCES:tests/unit/%.c=$(BUILD)/tests/unit/%)
+MAN_PAGES := $(wildcard man/*.[0-9])
+
+.PHONY: all check bench demo install uninstall format clean
+
+all: $(BUILD)/ferry $(BUILD)/libferry.a $(BUILD)/libferry.so
+
+$(BUILD)/%.o: %.c $(wildcard include/*.h lib/*.h src/*.h) Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(BASEFLAGS) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/libferry.a: $(LIB_OBJECTS)
+	rm -f $@
+	$(AR) rcs $@ $^
+
+$(BUILD)/libferry.so.$(VERSION): $(LIB_OBJECTS) lib/libferry.map
+	$(CC) -shared -Wl,-soname,libferry.so.$(SOVERSION) -Wl,--version-script=lib/libferry.map \
+		$(LDFLAGS) -o $@ $(LIB_OBJECTS) -lm
+
+$(BUILD)/libferry.so: $(BUILD)/libferry.so.$(VERSION)
+	ln -sf libferry.so.$(VERSION) $(BUILD)/libferry.so.$(SOVERSION)
+	ln -sf libferry.so.$(VERSION) $@
+
+# The command links the library statically: it runs from the build tree.
+$(BUILD)/ferry: $(CLI_OBJECTS) $(BUILD)/libferry.a
+	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJECTS) $(BUILD)/libferry.a -lm
+
+$(BUILD)/tests/unit/%: tests/unit/%.c $(BUILD)/libferry.a $(wildcard tests/unit/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASEFLAGS) -Ilib $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libferry.a -lcriterion -lm
+
+check: all $(UNIT_TESTS)
+	BUILD=$(BUILD) tests/run
+
+bench: all
+	bench/run
+
+demo: all
+	scripts/demo
+
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(MANDIR)/man1 \
+		$(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(LIBDIR)/pkgconfig
+	install -m 755 $(BUILD)/ferry $(DESTDIR)$(BINDIR)/ferry
+	install -m 644 $(BUILD)/libferry.a $(DESTDIR)$(LIBDIR)/libferry.a
+	install -m 755 $(BUILD)/libferry.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libferry.so.$(VERSION)
+	ln -sf libferry.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libferry.so.$(SOVERSION)
+	ln -sf libferry.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libferry.so
+	install -m 644 include/ferry.h $(DESTDIR)$(INCLUDEDIR)/ferry.h
+	for page in $(MAN_PAGES); do \
+		install -m 644 $$page $(DESTDIR)$(MANDIR)/man$${page##*.}/$$(basename $$page); done
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
+		-e 's|@VERSION@|$(VERSION)|' lib/ferry.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/ferry.pc
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/ferry $(DESTDIR)$(LIBDIR)/libferry.a $(DESTDIR)$(LIBDIR)/libferry.so* \
+		$(DESTDIR)$(INCLUDEDIR)/ferry.h $(DESTDIR)$(LIBDIR)/pkgconfig/ferry.pc
+	for page in $(MAN_PAGES); do rm -f $(DESTDIR)$(MANDIR)/man$${page##*.}/$$(basename $$page); done
+
+format:
+	clang-format -i $(LIB_SOURCES) $(CLI_SOURCES) $(UNIT_SOURCES) include/*.h lib/*.h src/*.h
+
+clean:
+	rm -rf build build-asan

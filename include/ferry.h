@@ -1,0 +1,140 @@
+/* ferry.h: the public interface of libferry, the folder watchdog library.
+ *
+ * A watcher (struct ferry_watch) follows one or more folders and hands out
+ * normalized events: what happened to which path, and, in ready mode, when a
+ * file is completely written according to a ready policy. It owns no global
+ * state, never prints and never exits; every call returns >= 0 on success and
+ * -errno on failure. Strings handed out in an event are borrowed: they stay
+ * valid until the next call on the same watcher.
+ *
+ * File names are bytes. Paths in events are NUL-terminated and also carry
+ * their length; they may hold any byte but NUL and need not be UTF-8.
+ */
+#ifndef FERRY_H
+#define FERRY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define FERRY_VERSION "0.1.0"
+
+struct ferry_watch;
+
+/* Event types. Each event has exactly one type; masks combine them. */
+enum {
+        FERRY_EVENT_CREATE = 1u << 0,      /* a name appeared */
+        FERRY_EVENT_MODIFY = 1u << 1,      /* data was written */
+        FERRY_EVENT_ATTRIB = 1u << 2,      /* metadata changed */
+        FERRY_EVENT_CLOSE_WRITE = 1u << 3, /* a writer closed the file */
+        FERRY_EVENT_DELETE = 1u << 4,      /* a name went away */
+        FERRY_EVENT_MOVED_FROM = 1u << 5,  /* renamed away (out of the tree when unpaired) */
+        FERRY_EVENT_MOVED_TO = 1u << 6,    /* renamed here; old_path is set when it came from inside */
+        FERRY_EVENT_READY = 1u << 7,       /* the file is complete under the ready policy */
+        FERRY_EVENT_RESCAN = 1u << 8,      /* events were lost; the events that follow come from a rescan */
+        FERRY_EVENT_ROOT_GONE = 1u << 9,   /* a watched root was deleted, moved away or unmounted */
+        FERRY_EVENT_ROOT_BACK = 1u << 10,  /* a root came back and is watched again (FERRY_WATCH_FOLLOW) */
+        FERRY_EVENT_ERROR = 1u << 11,      /* part of the tree cannot be watched: see error */
+};
+#define FERRY_EVENT_ALL 0x0fffu
+
+/* Event flags. */
+enum {
+        FERRY_EVENT_IS_DIR = 1u << 0, /* the path is a directory */
+        FERRY_EVENT_FOUND = 1u << 1,  /* found by scanning, not reported by the kernel */
+};
+
+struct ferry_event {
+        unsigned type;        /* one FERRY_EVENT_* type */
+        unsigned flags;       /* FERRY_EVENT_IS_DIR, FERRY_EVENT_FOUND */
+        const char *path;     /* the path, as the root was given plus the relative part */
+        size_t path_len;
+        const char *old_path; /* MOVED_TO from inside the tree: where it came from; else NULL */
+        size_t old_path_len;
+        const char *root;     /* the root this event belongs to, as given to ferry_watch_add */
+        int error;            /* ERROR events: -errno; 0 otherwise */
+        int64_t size;         /* READY events: the size at that moment; -1 when unknown */
+};
+
+/* Flags for ferry_watch_new(). */
+enum {
+        FERRY_WATCH_RECURSIVE = 1u << 0, /* follow subdirectories, present and future */
+        FERRY_WATCH_FOLLOW = 1u << 1,    /* re-attach a root that goes away and comes back */
+        FERRY_WATCH_EXISTING = 1u << 2,  /* report files already present when a root is added */
+};
+
+/* Creates a watcher. flags: FERRY_WATCH_*. On success *ret_watch owns the new
+ * watcher; release it with ferry_watch_free(). */
+int ferry_watch_new(struct ferry_watch **ret_watch, unsigned flags);
+
+/* Releases the watcher and everything it holds. NULL is a no-op. */
+void ferry_watch_free(struct ferry_watch *w);
+
+/* Chooses the ready policy from its text form (see ferry_ready(7) in
+ * libferry(3)): "close", "close=GUARD", "rename", "done-file", "done-file=.SUFFIX",
+ * "done-file=MARKER", "settle=DURATION" or "auto". With a policy set, the
+ * watcher emits FERRY_EVENT_READY once per completed version of each file and
+ * ignores temporary names. Call before the first ferry_watch_add(). */
+int ferry_watch_set_ready(struct ferry_watch *w, const char *policy);
+
+/* Writes a one-line description of the ready policy in force into buf. */
+int ferry_watch_describe_ready(struct ferry_watch *w, char *buf, size_t size);
+
+/* Only events of these types are handed out (FERRY_EVENT_* mask). ERROR,
+ * RESCAN, ROOT_GONE and ROOT_BACK are always handed out. Default: all. */
+int ferry_watch_set_events(struct ferry_watch *w, unsigned mask);
+
+/* Adds a glob (fnmatch(3)) that file names must match (include) or must not
+ * match (exclude). A glob without '/' is matched against the file's name; one
+ * with '/' against the path relative to its root, where '*' also matches '/'.
+ * With includes set, a file must match one. Excludes win. Directories are
+ * always followed. The glob is copied. */
+int ferry_watch_include(struct ferry_watch *w, const char *glob);
+int ferry_watch_exclude(struct ferry_watch *w, const char *glob);
+
+/* Starts watching a directory (and its subdirectories with
+ * FERRY_WATCH_RECURSIVE). The path is copied; event paths start with it.
+ * Returns -ENOTDIR, -ENOENT, -EACCES, -ENOSPC (watch limit: see
+ * ferry_watch_explain()), -EEXIST (already watched), ... */
+int ferry_watch_add(struct ferry_watch *w, const char *path);
+
+/* Starts watching one file, which need not exist yet: its directory is
+ * watched, and only events about this name are handed out. */
+int ferry_watch_add_file(struct ferry_watch *w, const char *path);
+
+/* Hands out the next event. timeout_ms < 0 waits for ever, 0 does not wait.
+ * Returns 1 and sets *ret_event (borrowed until the next call), 0 on timeout,
+ * or -errno. */
+int ferry_watch_next(struct ferry_watch *w, const struct ferry_event **ret_event, int timeout_ms);
+
+/* A file descriptor that becomes readable when ferry_watch_next() has work to
+ * do, for the caller's own poll loop. Borrowed: owned by the watcher. After it
+ * polls readable, call ferry_watch_next() with timeout 0 until it returns 0. */
+int ferry_watch_fd(struct ferry_watch *w);
+
+/* Number of kernel watches the watcher holds now. */
+size_t ferry_watch_count(struct ferry_watch *w);
+
+/* Writes a one-line explanation of a failure returned by this watcher (from
+ * ferry_watch_add*() or an ERROR event): the path, the reason and the fix,
+ * such as the sysctl to raise when watches run out. */
+int ferry_watch_explain(struct ferry_watch *w, int error, const char *path, char *buf, size_t size);
+
+/* Returns the name of one event type ("create", "ready", ...), or NULL. */
+const char *ferry_event_type_name(unsigned type);
+
+/* Parses an event type name; returns the FERRY_EVENT_* value or -EINVAL. */
+int ferry_event_type_parse(const char *name);
+
+/* Parses a duration such as "250ms", "1.5s", "2m", "1h" or "3" (seconds) into
+ * nanoseconds. Returns -EINVAL on bad text, -ERANGE when too large. */
+int ferry_duration_parse(const char *text, int64_t *ret_ns);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,312 @@
+/* inotify.c: the inotify backend: watches, and the translation of kernel events.
+ *
+ * This is the only file that includes <sys/inotify.h>. It turns each raw event
+ * into a call on the mirror (tree.c): file changes, directories appearing and
+ * going away, and renames, which inotify reports as a MOVED_FROM/MOVED_TO
+ * pair sharing a cookie. The pair is matched here; a MOVED_FROM with no
+ * partner is a move out of the tree, a MOVED_TO with no partner a move in.
+ * IN_Q_OVERFLOW becomes a RESCAN event and a rescan of every root.
+ */
+#include "internal.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define WATCH_MASK                                                                                         \
+        (IN_CREATE | IN_MODIFY | IN_ATTRIB | IN_CLOSE_WRITE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO |   \
+         IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR | IN_EXCL_UNLINK | IN_MASK_CREATE)
+
+/* Buffers read per call before events are handed out, so a flood cannot
+ * delay the first events indefinitely. */
+#define READS_PER_CALL 8
+
+struct ferry__inotify {
+        int fd;
+        /* A MOVED_FROM waiting for its MOVED_TO. */
+        bool move_pending;
+        bool move_is_dir;
+        uint32_t move_cookie;
+        int move_wd;
+        size_t move_len;
+        char move_name[NAME_MAX + 1];
+        char buffer[64 * 1024] __attribute__((aligned(__alignof__(struct inotify_event))));
+};
+
+int ferry__inotify_new(struct ferry__inotify **ret, int *ret_fd)
+{
+        struct ferry__inotify *in = calloc(1, sizeof(*in));
+
+        if (!in)
+                return -ENOMEM;
+        in->fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+        if (in->fd < 0) {
+                int r = -errno;
+
+                free(in);
+                return r;
+        }
+        *ret = in;
+        *ret_fd = in->fd;
+        return 0;
+}
+
+void ferry__inotify_free(struct ferry__inotify *in)
+{
+        if (!in)
+                return;
+        close(in->fd);
+        free(in);
+}
+
+int ferry__inotify_add(struct ferry__inotify *in, const char *path, bool top)
+{
+        int wd = inotify_add_watch(in->fd, path, WATCH_MASK | (top ? 0 : IN_DONT_FOLLOW));
+
+        return wd < 0 ? -errno : wd;
+}
+
+void ferry__inotify_remove(struct ferry__inotify *in, int wd)
+{
+        /* Fails harmlessly when the kernel already dropped the watch. */
+        (void)inotify_rm_watch(in->fd, wd);
+}
+
+static long read_number(const char *path)
+{
+        FILE *f = fopen(path, "re");
+        long value = -1;
+
+        if (f) {
+                if (fscanf(f, "%ld", &value) != 1)
+                        value = -1;
+                fclose(f);
+        }
+        return value;
+}
+
+/* Counts the inotify watches held by this user's processes, from /proc/PID/fdinfo. */
+static long count_user_watches(void)
+{
+        DIR *proc = opendir("/proc");
+        struct dirent *de;
+        long total = 0;
+        uid_t uid = getuid();
+
+        if (!proc)
+                return -1;
+        while ((de = readdir(proc))) {
+                char path[300], line[256];
+                struct stat st;
+                DIR *fds;
+                struct dirent *fe;
+
+                if (!isdigit((unsigned char)de->d_name[0]))
+                        continue;
+                snprintf(path, sizeof(path), "/proc/%s", de->d_name);
+                if (stat(path, &st) < 0 || st.st_uid != uid)
+                        continue;
+                snprintf(path, sizeof(path), "/proc/%s/fdinfo", de->d_name);
+                fds = opendir(path);
+                if (!fds)
+                        continue;
+                while ((fe = readdir(fds))) {
+                        char info[600];
+                        FILE *f;
+
+                        if (!isdigit((unsigned char)fe->d_name[0]))
+                                continue;
+                        snprintf(info, sizeof(info), "/proc/%s/fdinfo/%s", de->d_name, fe->d_name);
+                        f = fopen(info, "re");
+                        if (!f)
+                                continue;
+                        while (fgets(line, sizeof(line), f))
+                                if (strncmp(line, "inotify wd:", 11) == 0)
+                                        total++;
+                        fclose(f);
+                }
+                closedir(fds);
+        }
+        closedir(proc);
+        return total;
+}
+
+void ferry__inotify_limits(long *ret_limit, long *ret_in_use)
+{
+        *ret_limit = read_number("/proc/sys/fs/inotify/max_user_watches");
+        *ret_in_use = count_user_watches();
+}
+
+/* A MOVED_FROM whose partner never came: the name left the tree. */
+static void flush_move(struct ferry_watch *w)
+{
+        struct ferry__inotify *in = w->inotify;
+        struct ferry__dir *dir;
+
+        if (!in->move_pending)
+                return;
+        in->move_pending = false;
+        dir = ferry__dir_find_wd(w, in->move_wd);
+        if (!dir)
+                return;
+        if (in->move_is_dir) {
+                struct ferry__entry *e = ferry__entry_find(w, dir, in->move_name, in->move_len);
+
+                ferry__emit(w, FERRY_EVENT_MOVED_FROM, FERRY_EVENT_IS_DIR, dir, in->move_name, in->move_len);
+                if (e && e->kind == FERRY__DIR)
+                        ferry__dir_detach(w, (struct ferry__dir *)e);
+                return;
+        }
+        ferry__file_gone(w, dir, in->move_name, in->move_len, FERRY_EVENT_MOVED_FROM, 0);
+}
+
+static void report_error(struct ferry_watch *w, struct ferry__dir *dir, const char *name, size_t len, int error)
+{
+        ssize_t n = ferry__dir_path(w, dir, name, len, NULL);
+
+        if (n >= 0)
+                (void)ferry__queue_push(w, FERRY_EVENT_ERROR, FERRY_EVENT_IS_DIR, dir->root, w->path, (size_t)n,
+                                        NULL, 0, error, -1);
+}
+
+/* A directory appeared inside dir (created or moved in): watch it, then list
+ * it, so that whatever was made in it before the watch existed is found. */
+static void new_subdir(struct ferry_watch *w, struct ferry__dir *dir, const char *name, size_t len)
+{
+        struct ferry__dir *child;
+        struct ferry__entry *old;
+        int r;
+
+        if (!(w->flags & FERRY_WATCH_RECURSIVE) || dir->root->only_name)
+                return;
+        old = ferry__entry_find(w, dir, name, len);
+        if (old && old->kind == FERRY__DIR)
+                return; /* already found by a scan */
+        if (old)
+                ferry__file_remove(w, (struct ferry__file *)old);
+        r = ferry__dir_attach(w, dir, name, len, dir->root, &child);
+        if (r == -ENOENT || r == -ENOTDIR || r == -EEXIST)
+                return;
+        if (r < 0)
+                return report_error(w, dir, name, len, r);
+        r = ferry__scan(w, child, FERRY__SCAN_NEW);
+        (void)r; /* errors were queued as ERROR events */
+}
+
+static void handle(struct ferry_watch *w, const struct inotify_event *ev)
+{
+        struct ferry__inotify *in = w->inotify;
+        struct ferry__dir *dir;
+        const char *name = ev->len ? ev->name : "";
+        size_t len = ev->len ? strlen(ev->name) : 0;
+        bool is_dir = (ev->mask & IN_ISDIR) != 0;
+
+        if (ev->mask & IN_Q_OVERFLOW) {
+                flush_move(w);
+                (void)ferry__queue_push(w, FERRY_EVENT_RESCAN, 0, NULL, "", 0, NULL, 0, 0, -1);
+                w->rescan_needed = true;
+                return;
+        }
+        if (in->move_pending && !((ev->mask & IN_MOVED_TO) && ev->cookie == in->move_cookie))
+                flush_move(w);
+        dir = ferry__dir_find_wd(w, ev->wd);
+        if (!dir)
+                return; /* a watch already dropped; its last events trail behind */
+        if (ev->mask & IN_IGNORED) {
+                if (!dir->entry.parent)
+                        ferry__root_lost(w, dir->root);
+                else
+                        ferry__dir_detach(w, dir);
+                return;
+        }
+        if (ev->mask & (IN_DELETE_SELF | IN_MOVE_SELF | IN_UNMOUNT)) {
+                /* Subdirectories are handled through their parent's events. */
+                if (!dir->entry.parent)
+                        ferry__root_lost(w, dir->root);
+                return;
+        }
+        if (ev->mask & IN_MOVED_FROM) {
+                in->move_pending = true;
+                in->move_is_dir = is_dir;
+                in->move_cookie = ev->cookie;
+                in->move_wd = ev->wd;
+                in->move_len = len;
+                memcpy(in->move_name, name, len + 1);
+                return;
+        }
+        if (ev->mask & IN_MOVED_TO) {
+                if (in->move_pending) {
+                        struct ferry__dir *from = ferry__dir_find_wd(w, in->move_wd);
+
+                        in->move_pending = false;
+                        if (from) {
+                                ferry__moved(w, from, in->move_name, in->move_len, dir, name, len, is_dir);
+                                return;
+                        }
+                }
+                if (is_dir) {
+                        ferry__emit(w, FERRY_EVENT_MOVED_TO, FERRY_EVENT_IS_DIR, dir, name, len);
+                        new_subdir(w, dir, name, len);
+                } else {
+                        ferry__file_changed(w, dir, name, len, FERRY__CHANGE_ARRIVED, FERRY_EVENT_MOVED_TO, 0);
+                }
+                return;
+        }
+        if (is_dir) {
+                if (ev->mask & IN_CREATE) {
+                        ferry__emit(w, FERRY_EVENT_CREATE, FERRY_EVENT_IS_DIR, dir, name, len);
+                        new_subdir(w, dir, name, len);
+                } else if (ev->mask & IN_DELETE) {
+                        struct ferry__entry *e = ferry__entry_find(w, dir, name, len);
+
+                        ferry__emit(w, FERRY_EVENT_DELETE, FERRY_EVENT_IS_DIR, dir, name, len);
+                        if (e && e->kind == FERRY__DIR)
+                                ferry__dir_detach(w, (struct ferry__dir *)e);
+                }
+                return;
+        }
+        if (ev->mask & IN_CREATE)
+                ferry__file_changed(w, dir, name, len, FERRY__CHANGE_CREATE, FERRY_EVENT_CREATE, 0);
+        else if (ev->mask & IN_MODIFY)
+                ferry__file_changed(w, dir, name, len, FERRY__CHANGE_MODIFY, FERRY_EVENT_MODIFY, 0);
+        else if (ev->mask & IN_CLOSE_WRITE)
+                ferry__file_changed(w, dir, name, len, FERRY__CHANGE_CLOSE_WRITE, FERRY_EVENT_CLOSE_WRITE, 0);
+        else if (ev->mask & IN_ATTRIB)
+                ferry__file_changed(w, dir, name, len, FERRY__CHANGE_ATTRIB, FERRY_EVENT_ATTRIB, 0);
+        else if (ev->mask & IN_DELETE)
+                ferry__file_gone(w, dir, name, len, FERRY_EVENT_DELETE, 0);
+}
+
+int ferry__inotify_read(struct ferry_watch *w)
+{
+        struct ferry__inotify *in = w->inotify;
+        int reads = 0;
+
+        while (reads < READS_PER_CALL) {
+                ssize_t n = read(in->fd, in->buffer, sizeof(in->buffer));
+
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        if (errno != EAGAIN)
+                                return -errno;
+                        /* Nothing more: a MOVED_FROM still waiting left the tree. */
+                        flush_move(w);
+                        break;
+                }
+                reads++;
+                for (char *p = in->buffer; p < in->buffer + n;) {
+                        const struct inotify_event *ev = (const struct inotify_event *)p;
+
+                        handle(w, ev);
+                        p += sizeof(*ev) + ev->len;
+                }
+        }
+        return reads > 0;
+}

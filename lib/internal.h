@@ -1,0 +1,286 @@
+/* internal.h: what the files of libferry share, and nothing the public may see.
+ *
+ * The watcher keeps a mirror of the watched trees: a node for every watched
+ * directory and an entry for every file it has seen. Backends (inotify.c)
+ * translate what the kernel reports into calls on that mirror (tree.c); the
+ * mirror turns them into public events (queue.c) and feeds the ready policy
+ * (ready.c), which decides when a file is complete. scan.c lists directories
+ * for start-up, new subdirectories and rescans after lost events.
+ */
+#ifndef FERRY_INTERNAL_H
+#define FERRY_INTERNAL_H
+
+#include "ferry.h"
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define FERRY__NSEC_PER_MSEC INT64_C(1000000)
+#define FERRY__NSEC_PER_SEC INT64_C(1000000000)
+#define FERRY__FOREVER INT64_MAX
+
+/* ---- hash.c: intrusive chained hash table --------------------------------- */
+
+/* Embedded in whatever the table holds; the table never allocates per item. */
+struct ferry__hash_node {
+        struct ferry__hash_node *next;
+        uint32_t hash;
+};
+
+struct ferry__hash {
+        struct ferry__hash_node **buckets;
+        size_t bucket_count; /* a power of two, or 0 before the first insert */
+        size_t count;
+};
+
+int ferry__hash_insert(struct ferry__hash *h, struct ferry__hash_node *node, uint32_t hash);
+void ferry__hash_remove(struct ferry__hash *h, struct ferry__hash_node *node);
+/* First node of the chain that may hold hash; walk it with ->next, comparing ->hash. */
+struct ferry__hash_node *ferry__hash_chain(const struct ferry__hash *h, uint32_t hash);
+void ferry__hash_done(struct ferry__hash *h);
+uint32_t ferry__hash_bytes(const void *data, size_t size, uint64_t seed);
+
+/* ---- the mirror of the watched trees (tree.c) ------------------------------ */
+
+enum ferry__kind { FERRY__DIR, FERRY__FILE };
+
+/* A name inside a watched directory, file or directory. Owned by the watcher;
+ * found by (parent, name) in the watcher's name table. */
+struct ferry__entry {
+        struct ferry__hash_node by_name;
+        struct ferry__dir *parent; /* NULL for the top directory of a root */
+        struct ferry__entry *sibling_prev, *sibling_next; /* in parent->children */
+        char *name;                /* in the same allocation, NUL-terminated */
+        uint16_t name_len;
+        uint8_t kind;              /* enum ferry__kind */
+        uint8_t seen;              /* rescan bookkeeping: found by the current listing */
+};
+
+/* A watched directory. */
+struct ferry__dir {
+        struct ferry__entry entry;
+        struct ferry__hash_node by_wd;
+        struct ferry__entry *children;
+        struct ferry__root *root;
+        int wd;
+};
+
+/* Ready-tracking state of a file.
+ *
+ *   state          meaning                                   next
+ *   IDLE           nothing pending (reported, or baseline)   a write or arrival
+ *   WRITING        written to; waiting for the last close    close, marker
+ *   GUARD          closed, no writer; quiet guard running    ready, or WRITING
+ *   SETTLE         waiting for size and mtime to settle      ready, or SETTLE
+ *   WAIT_MARKER    complete, waiting for its done-marker     ready
+ */
+enum ferry__state { FERRY__IDLE, FERRY__WRITING, FERRY__GUARD, FERRY__SETTLE, FERRY__WAIT_MARKER };
+
+/* Identity of one version of a file's content, as far as stat tells. */
+struct ferry__version {
+        uint64_t ino;
+        int64_t size;
+        int64_t mtime_ns;
+};
+
+/* A file seen in a watched directory. */
+struct ferry__file {
+        struct ferry__entry entry;
+        struct ferry__file *timer_prev, *timer_next; /* in one timer queue while GUARD/SETTLE */
+        int64_t deadline;                            /* CLOCK_MONOTONIC ns, while in a timer queue */
+        struct ferry__version known;                 /* last stat, valid when stat_known */
+        struct ferry__version reported;              /* version last reported ready, when was_reported */
+        uint8_t state;                               /* enum ferry__state */
+        uint8_t timer;                               /* which timer queue, while in one */
+        uint8_t rechecks;                            /* GUARD: looks at a writer seen after a close */
+        bool stat_known : 1;
+        bool dirty : 1;        /* written to since the last stat */
+        bool was_reported : 1;
+};
+
+/* A path handed to ferry_watch_add*(). */
+struct ferry__root {
+        struct ferry__root *next;
+        char *given;          /* as the caller gave it: event->root */
+        char *prefix;         /* event paths start with this; "" for a bare file name */
+        char *watch_path;     /* what to open and watch: prefix, or "." */
+        char *only_name;      /* file roots: the one name reported; NULL for directories */
+        struct ferry__dir *dir; /* NULL while gone */
+        int64_t retry_at;     /* FOLLOW: next check for its return, while gone */
+};
+
+/* Changes a backend reports about a file, or a scan finds. */
+enum ferry__change {
+        FERRY__CHANGE_CREATE,
+        FERRY__CHANGE_MODIFY,
+        FERRY__CHANGE_ATTRIB,
+        FERRY__CHANGE_CLOSE_WRITE,
+        FERRY__CHANGE_ARRIVED, /* renamed into place */
+        FERRY__CHANGE_FOUND,   /* found by a scan, history unknown */
+};
+
+/* ---- ready.c: policies -------------------------------------------------- */
+
+enum ferry__policy_kind {
+        FERRY__POLICY_NONE,
+        FERRY__POLICY_CLOSE,
+        FERRY__POLICY_RENAME,
+        FERRY__POLICY_DONE_FILE,
+        FERRY__POLICY_SETTLE,
+        FERRY__POLICY_AUTO,
+};
+
+struct ferry__policy {
+        enum ferry__policy_kind kind;
+        int64_t guard_ns;  /* CLOSE, AUTO: quiet time after the last close */
+        int64_t settle_ns; /* SETTLE */
+        bool marker_is_suffix;
+        char marker[NAME_MAX + 1]; /* DONE_FILE: ".done" suffix, or a folder-wide marker name */
+};
+
+/* Timer queues: each has one fixed delay, so appending keeps it sorted. */
+enum { FERRY__TIMER_GUARD, FERRY__TIMER_BLIND_GUARD, FERRY__TIMER_SETTLE, FERRY__TIMER_COUNT };
+
+struct ferry__timer_queue {
+        struct ferry__file *head, *tail;
+        int64_t delay_ns;
+};
+
+int ferry__policy_parse(const char *text, struct ferry__policy *ret_policy);
+void ferry__ready_change(struct ferry_watch *w, struct ferry__file *f, enum ferry__change change);
+void ferry__ready_marker(struct ferry_watch *w, struct ferry__dir *dir, const char *name, size_t len);
+bool ferry__ready_is_marker(const struct ferry_watch *w, const char *name, size_t len);
+void ferry__ready_forget(struct ferry_watch *w, struct ferry__file *f);
+void ferry__ready_expire(struct ferry_watch *w, int64_t now);
+int64_t ferry__ready_next_deadline(const struct ferry_watch *w);
+
+/* ---- queue.c: the events handed out ---------------------------------------- */
+
+struct ferry__queued;
+
+struct ferry__event_queue {
+        struct ferry__queued *head, *tail;
+        struct ferry__queued *current; /* handed out; freed on the next call */
+        size_t count;
+};
+
+/* Queues an event about path (len bytes), copying the strings. Returns -ENOMEM. */
+int ferry__queue_push(struct ferry_watch *w, unsigned type, unsigned flags, const struct ferry__root *root,
+                      const char *path, size_t len, const char *old_path, size_t old_len, int error,
+                      int64_t size);
+bool ferry__queue_pop(struct ferry__event_queue *q, const struct ferry_event **ret_event);
+void ferry__queue_done(struct ferry__event_queue *q);
+
+/* ---- the watcher (watch.c) ------------------------------------------------- */
+
+struct ferry__glob {
+        char *pattern;
+        bool has_slash;
+};
+
+struct ferry__globs {
+        struct ferry__glob *items;
+        size_t count;
+};
+
+struct ferry_watch {
+        unsigned flags;         /* FERRY_WATCH_* */
+        unsigned event_mask;    /* FERRY_EVENT_* handed out */
+        struct ferry__policy policy;
+        struct ferry__globs include, exclude;
+        struct ferry__root *roots;
+        struct ferry__hash by_name; /* entries by (parent, name) */
+        struct ferry__hash by_wd;   /* dirs by watch descriptor */
+        uint64_t hash_seed;
+        size_t dir_count;
+        struct ferry__timer_queue timers[FERRY__TIMER_COUNT];
+        struct ferry__event_queue queue;
+        struct ferry__inotify *inotify;
+        int epoll_fd;
+        int timer_fd;
+        bool rescan_needed;
+        int last_error_detail; /* watch limit: the limit seen when ENOSPC came */
+        char path[2 * PATH_MAX]; /* scratch for building paths */
+};
+
+int64_t ferry__now(void);
+
+/* ---- tree.c ---------------------------------------------------------------- */
+
+/* Builds the path of a directory, or of name inside it, into w->path (or buf
+ * when given, of PATH_MAX * 2 bytes). Returns its length, or -ENAMETOOLONG. */
+ssize_t ferry__dir_path(struct ferry_watch *w, const struct ferry__dir *dir, const char *name, size_t name_len,
+                        char *buf);
+struct ferry__entry *ferry__entry_find(struct ferry_watch *w, const struct ferry__dir *parent, const char *name,
+                                       size_t len);
+bool ferry__file_wanted(struct ferry_watch *w, struct ferry__dir *dir, const char *name, size_t len);
+bool ferry__is_temp_name(const char *name, size_t len);
+
+/* What backends and scans call. */
+/* A file changed: keeps the mirror, emits emit_type (0: nothing) and feeds the policy. */
+struct ferry__file *ferry__file_changed(struct ferry_watch *w, struct ferry__dir *dir, const char *name,
+                                        size_t len, enum ferry__change change, unsigned emit_type,
+                                        unsigned emit_flags);
+/* A file present when watching started, recorded as already seen at version v. */
+void ferry__file_baseline(struct ferry_watch *w, struct ferry__dir *dir, const char *name, size_t len,
+                          const struct ferry__version *v);
+void ferry__file_gone(struct ferry_watch *w, struct ferry__dir *dir, const char *name, size_t len,
+                      unsigned event_type, unsigned event_flags);
+void ferry__file_remove(struct ferry_watch *w, struct ferry__file *f);
+void ferry__file_set_known(struct ferry__file *f, const struct ferry__version *v);
+/* Watches name inside parent (or the root's own directory when parent is NULL)
+ * and adds its node, without scanning it. */
+int ferry__dir_attach(struct ferry_watch *w, struct ferry__dir *parent, const char *name, size_t len,
+                      struct ferry__root *root, struct ferry__dir **ret_dir);
+struct ferry__dir *ferry__dir_find_wd(struct ferry_watch *w, int wd);
+void ferry__dir_detach(struct ferry_watch *w, struct ferry__dir *dir);
+void ferry__moved(struct ferry_watch *w, struct ferry__dir *from_dir, const char *from_name, size_t from_len,
+                  struct ferry__dir *to_dir, const char *to_name, size_t to_len, bool is_dir);
+void ferry__root_lost(struct ferry_watch *w, struct ferry__root *root);
+int ferry__root_attach(struct ferry_watch *w, struct ferry__root *root, int scan_mode);
+void ferry__emit(struct ferry_watch *w, unsigned type, unsigned flags, struct ferry__dir *dir, const char *name,
+                 size_t len);
+
+/* ---- scan.c ---------------------------------------------------------------- */
+
+enum ferry__scan_mode {
+        FERRY__SCAN_START,  /* root added: files are the baseline (or reported with FERRY_WATCH_EXISTING) */
+        FERRY__SCAN_NEW,    /* directory new to the watcher: everything in it is new */
+        FERRY__SCAN_RESCAN, /* events were lost: report the difference */
+};
+
+/* Lists dir and, when recursive, its subdirectories; returns 0 or the first
+ * error that must be reported (-ENOSPC). */
+int ferry__scan(struct ferry_watch *w, struct ferry__dir *dir, enum ferry__scan_mode mode);
+void ferry__rescan_all(struct ferry_watch *w);
+/* ---- inotify.c: the only file that knows inotify --------------------------- */
+
+int ferry__inotify_new(struct ferry__inotify **ret, int *ret_fd);
+void ferry__inotify_free(struct ferry__inotify *in);
+/* Watches path; top: a root given by the user (symlinks followed). Returns the wd or -errno. */
+int ferry__inotify_add(struct ferry__inotify *in, const char *path, bool top);
+void ferry__inotify_remove(struct ferry__inotify *in, int wd);
+/* Reads what is pending without blocking and applies it; returns > 0 when
+ * something was read, 0 when nothing was pending, -errno. */
+int ferry__inotify_read(struct ferry_watch *w);
+/* Limit and use of inotify watches for the error message. */
+void ferry__inotify_limits(long *ret_limit, long *ret_in_use);
+
+/* ---- probe.c --------------------------------------------------------------- */
+
+enum { FERRY__NO_WRITER = 0, FERRY__WRITER_OPEN = 1 };
+
+/* Whether any process holds path open for writing, and its version. Returns
+ * FERRY__NO_WRITER, FERRY__WRITER_OPEN, -ENOENT when it cannot be examined
+ * (gone), or another -errno when the kernel cannot tell about writers (not
+ * the owner, no lease support, not a regular file). Except for -ENOENT,
+ * *ret_version is filled. */
+int ferry__writers_check(const char *path, struct ferry__version *ret_version);
+struct stat;
+void ferry__version_from_stat(const struct stat *st, struct ferry__version *ret_version);
+/* lstat of path as a version; *ret_is_dir (may be NULL) says whether it is a directory. */
+int ferry__stat_version(const char *path, struct ferry__version *ret_version, bool *ret_is_dir);
+
+#endif

@@ -1,0 +1,445 @@
+/* ready.c: ready policies: deciding when a file is completely written.
+ *
+ * Each file runs a small state machine (see enum ferry__state) fed by the
+ * changes the tree reports. A file is reported ready once per version: a
+ * version is the (inode, size, mtime) seen when it was reported, and a file
+ * becomes a new version when it is written to, arrives by rename, or is found
+ * by a scan with a different stat. That is what makes readiness survive queue
+ * overflows (a rescan re-offers every file; reported ones are recognised) and
+ * ignore late duplicate closes (NFSv4 servers close their cached fd later).
+ *
+ * Delays are kept in timer queues of one fixed delay each, so a queue is
+ * ordered by appending and the next deadline is always its head.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#define DEFAULT_GUARD_NS (100 * FERRY__NSEC_PER_MSEC)
+/* Without the lease check a close proves nothing about other writers: wait longer. */
+#define BLIND_GUARD_NS (1 * FERRY__NSEC_PER_SEC)
+
+int ferry__policy_parse(const char *text, struct ferry__policy *ret_policy)
+{
+        struct ferry__policy p = {.guard_ns = DEFAULT_GUARD_NS};
+        const char *eq = strchr(text, '=');
+        size_t name_len = eq ? (size_t)(eq - text) : strlen(text);
+        const char *value = eq ? eq + 1 : NULL;
+        int r;
+
+#define IS(word) (name_len == strlen(word) && strncmp(text, word, name_len) == 0)
+        if (IS("auto") && !value) {
+                p.kind = FERRY__POLICY_AUTO;
+        } else if (IS("close")) {
+                p.kind = FERRY__POLICY_CLOSE;
+                if (value) {
+                        r = ferry_duration_parse(value, &p.guard_ns);
+                        if (r < 0)
+                                return r;
+                }
+        } else if (IS("rename") && !value) {
+                p.kind = FERRY__POLICY_RENAME;
+        } else if (IS("settle") && value) {
+                p.kind = FERRY__POLICY_SETTLE;
+                r = ferry_duration_parse(value, &p.settle_ns);
+                if (r < 0)
+                        return r;
+        } else if (IS("done-file")) {
+                const char *marker = value ? value : ".done";
+                size_t len = strlen(marker);
+
+                if (len == 0 || len > NAME_MAX || strchr(marker, '/') || strcmp(marker, ".") == 0)
+                        return -EINVAL;
+                p.kind = FERRY__POLICY_DONE_FILE;
+                p.marker_is_suffix = marker[0] == '.';
+                memcpy(p.marker, marker, len + 1);
+        } else {
+                return -EINVAL;
+        }
+#undef IS
+        *ret_policy = p;
+        return 0;
+}
+
+int ferry_watch_describe_ready(struct ferry_watch *w, char *buf, size_t size)
+{
+        const struct ferry__policy *p;
+        int n = 0;
+
+        if (!w || !buf || size == 0)
+                return -EINVAL;
+        p = &w->policy;
+        switch (p->kind) {
+        case FERRY__POLICY_NONE:
+                n = snprintf(buf, size, "none: raw events only");
+                break;
+        case FERRY__POLICY_CLOSE:
+                n = snprintf(buf, size,
+                             "close: ready when the last writer closed (read-lease check) and it stayed quiet "
+                             "for %.3gs",
+                             (double)p->guard_ns / FERRY__NSEC_PER_SEC);
+                break;
+        case FERRY__POLICY_RENAME:
+                n = snprintf(buf, size, "rename: ready when renamed into place under a final name");
+                break;
+        case FERRY__POLICY_DONE_FILE:
+                n = p->marker_is_suffix
+                            ? snprintf(buf, size, "done-file: X is ready when X%s exists", p->marker)
+                            : snprintf(buf, size, "done-file: a folder's files are ready when %s appears in it",
+                                       p->marker);
+                break;
+        case FERRY__POLICY_SETTLE:
+                n = snprintf(buf, size, "settle: ready when size and mtime stayed unchanged for %.3gs",
+                             (double)p->settle_ns / FERRY__NSEC_PER_SEC);
+                break;
+        case FERRY__POLICY_AUTO:
+                n = snprintf(buf, size,
+                             "auto (local inotify): renamed into place: ready at once; closed after writing: "
+                             "ready when the last writer closed and it stayed quiet for %.3gs",
+                             (double)p->guard_ns / FERRY__NSEC_PER_SEC);
+                break;
+        }
+        return n < 0 ? -EIO : 0;
+}
+
+bool ferry__ready_is_marker(const struct ferry_watch *w, const char *name, size_t len)
+{
+        const struct ferry__policy *p = &w->policy;
+        size_t mlen;
+
+        if (p->kind != FERRY__POLICY_DONE_FILE)
+                return false;
+        mlen = strlen(p->marker);
+        if (!p->marker_is_suffix)
+                return len == mlen && memcmp(name, p->marker, len) == 0;
+        return len > mlen && memcmp(name + len - mlen, p->marker, mlen) == 0;
+}
+
+static bool same_version(const struct ferry__version *a, const struct ferry__version *b)
+{
+        return a->ino == b->ino && a->size == b->size && a->mtime_ns == b->mtime_ns;
+}
+
+/* Judged by stat alone: events can be stale (a rescan may already have
+ * reported what they describe), the file's (inode, size, mtime) cannot. Since
+ * Linux 6.13 a timestamp read by stat is fine-grained for the next write, so a
+ * rewrite is seen even within one clock tick. */
+static bool is_new_version(const struct ferry__file *f, const struct ferry__version *v)
+{
+        return !f->was_reported || !same_version(&f->reported, v);
+}
+
+/* ---- timer queues ---------------------------------------------------------- */
+
+static void timer_unlink(struct ferry_watch *w, struct ferry__file *f)
+{
+        struct ferry__timer_queue *q;
+
+        if (f->state != FERRY__GUARD && f->state != FERRY__SETTLE)
+                return;
+        q = &w->timers[f->timer];
+        if (f->timer_prev)
+                f->timer_prev->timer_next = f->timer_next;
+        else
+                q->head = f->timer_next;
+        if (f->timer_next)
+                f->timer_next->timer_prev = f->timer_prev;
+        else
+                q->tail = f->timer_prev;
+        f->timer_prev = f->timer_next = NULL;
+}
+
+static void set_state(struct ferry_watch *w, struct ferry__file *f, enum ferry__state state)
+{
+        timer_unlink(w, f);
+        f->state = (uint8_t)state;
+}
+
+/* (Re)starts the file's delay in timer queue `timer`. */
+static void schedule(struct ferry_watch *w, struct ferry__file *f, enum ferry__state state, int timer)
+{
+        struct ferry__timer_queue *q = &w->timers[timer];
+
+        set_state(w, f, state);
+        f->timer = (uint8_t)timer;
+        f->deadline = ferry__now() + q->delay_ns;
+        f->timer_next = NULL;
+        f->timer_prev = q->tail;
+        if (q->tail)
+                q->tail->timer_next = f;
+        else
+                q->head = f;
+        q->tail = f;
+}
+
+void ferry__ready_forget(struct ferry_watch *w, struct ferry__file *f)
+{
+        set_state(w, f, FERRY__IDLE);
+}
+
+int64_t ferry__ready_next_deadline(const struct ferry_watch *w)
+{
+        int64_t next = FERRY__FOREVER;
+
+        for (int i = 0; i < FERRY__TIMER_COUNT; i++)
+                if (w->timers[i].head && w->timers[i].head->deadline < next)
+                        next = w->timers[i].head->deadline;
+        return next;
+}
+
+/* ---- decisions ------------------------------------------------------------- */
+
+static ssize_t file_path(struct ferry_watch *w, struct ferry__file *f)
+{
+        return ferry__dir_path(w, f->entry.parent, f->entry.name, f->entry.name_len, NULL);
+}
+
+static void report(struct ferry_watch *w, struct ferry__file *f, const struct ferry__version *v)
+{
+        ssize_t n = file_path(w, f);
+
+        set_state(w, f, FERRY__IDLE);
+        if (n < 0)
+                return;
+        if (w->event_mask & FERRY_EVENT_READY)
+                (void)ferry__queue_push(w, FERRY_EVENT_READY, 0, f->entry.parent->root, w->path, (size_t)n, NULL,
+                                        0, 0, v->size);
+        f->reported = *v;
+        f->was_reported = true;
+        ferry__file_set_known(f, v);
+}
+
+/* done-file: whether the file's marker exists. */
+static bool marker_present(struct ferry_watch *w, struct ferry__file *f)
+{
+        const struct ferry__policy *p = &w->policy;
+        char name[NAME_MAX + 1];
+        ssize_t n;
+
+        if (p->marker_is_suffix) {
+                size_t total = f->entry.name_len + strlen(p->marker);
+
+                if (total > NAME_MAX)
+                        return false;
+                memcpy(name, f->entry.name, f->entry.name_len);
+                memcpy(name + f->entry.name_len, p->marker, strlen(p->marker) + 1);
+                n = ferry__dir_path(w, f->entry.parent, name, total, NULL);
+        } else {
+                n = ferry__dir_path(w, f->entry.parent, p->marker, strlen(p->marker), NULL);
+        }
+        return n >= 0 && access(w->path, F_OK) == 0;
+}
+
+/* The file may be complete: ask the kernel about writers, then guard. */
+static void consider_closed(struct ferry_watch *w, struct ferry__file *f)
+{
+        struct ferry__version v;
+        ssize_t n = file_path(w, f);
+        int r;
+
+        if (n < 0)
+                return;
+        r = ferry__writers_check(w->path, &v);
+        if (r == -ENOENT)
+                return set_state(w, f, FERRY__IDLE);
+        ferry__file_set_known(f, &v);
+        if (r == FERRY__WRITER_OPEN) {
+                /* The kernel queues IN_CLOSE_WRITE before it drops the
+                 * closing writer's count, so the writer seen may be the one
+                 * that just closed: look again before trusting it. */
+                f->rechecks = 0;
+                schedule(w, f, FERRY__GUARD, FERRY__TIMER_GUARD);
+                return;
+        }
+        if (!is_new_version(f, &v))
+                return set_state(w, f, FERRY__IDLE);
+        schedule(w, f, FERRY__GUARD, r == FERRY__NO_WRITER ? FERRY__TIMER_GUARD : FERRY__TIMER_BLIND_GUARD);
+}
+
+/* Arrived by rename under a final name: ready at once unless a writer still holds it. */
+static void consider_arrived(struct ferry_watch *w, struct ferry__file *f)
+{
+        struct ferry__version v;
+        ssize_t n = file_path(w, f);
+        int r;
+
+        if (n < 0)
+                return;
+        r = ferry__writers_check(w->path, &v);
+        if (r == FERRY__WRITER_OPEN)
+                return set_state(w, f, FERRY__WRITING);
+        if (r == -ENOENT)
+                return set_state(w, f, FERRY__IDLE);
+        if (is_new_version(f, &v))
+                report(w, f, &v);
+        else
+                set_state(w, f, FERRY__IDLE);
+}
+
+static void consider_marked(struct ferry_watch *w, struct ferry__file *f)
+{
+        struct ferry__version v;
+        ssize_t n;
+
+        if (!marker_present(w, f))
+                return set_state(w, f, FERRY__WAIT_MARKER);
+        n = file_path(w, f);
+        if (n < 0 || ferry__stat_version(w->path, &v, NULL) < 0)
+                return set_state(w, f, FERRY__IDLE);
+        if (is_new_version(f, &v))
+                report(w, f, &v);
+        else
+                set_state(w, f, FERRY__IDLE);
+}
+
+static void consider_settling(struct ferry_watch *w, struct ferry__file *f)
+{
+        /* The version at the start of the wait; compared when it ends. */
+        if (f->state != FERRY__SETTLE || !f->stat_known) {
+                struct ferry__version v;
+                ssize_t n = file_path(w, f);
+
+                if (n < 0 || ferry__stat_version(w->path, &v, NULL) < 0)
+                        return set_state(w, f, FERRY__IDLE);
+                ferry__file_set_known(f, &v);
+                if (!is_new_version(f, &v))
+                        return set_state(w, f, FERRY__IDLE);
+        }
+        schedule(w, f, FERRY__SETTLE, FERRY__TIMER_SETTLE);
+}
+
+void ferry__ready_change(struct ferry_watch *w, struct ferry__file *f, enum ferry__change change)
+{
+        switch (w->policy.kind) {
+        case FERRY__POLICY_NONE:
+                return;
+        case FERRY__POLICY_CLOSE:
+        case FERRY__POLICY_AUTO:
+                switch (change) {
+                case FERRY__CHANGE_CREATE:
+                case FERRY__CHANGE_MODIFY:
+                        return set_state(w, f, FERRY__WRITING);
+                case FERRY__CHANGE_ATTRIB:
+                        return;
+                case FERRY__CHANGE_ARRIVED:
+                        if (w->policy.kind == FERRY__POLICY_AUTO)
+                                return consider_arrived(w, f);
+                        return consider_closed(w, f);
+                case FERRY__CHANGE_CLOSE_WRITE:
+                case FERRY__CHANGE_FOUND:
+                        if (f->state == FERRY__GUARD && change == FERRY__CHANGE_FOUND)
+                                return;
+                        return consider_closed(w, f);
+                }
+                return;
+        case FERRY__POLICY_RENAME:
+                switch (change) {
+                case FERRY__CHANGE_ARRIVED:
+                        return consider_arrived(w, f);
+                case FERRY__CHANGE_FOUND:
+                        /* History unknown: a final name found by a scan is
+                         * taken as renamed into place, as the convention says. */
+                        return consider_arrived(w, f);
+                default:
+                        return;
+                }
+        case FERRY__POLICY_DONE_FILE:
+                switch (change) {
+                case FERRY__CHANGE_CREATE:
+                case FERRY__CHANGE_MODIFY:
+                        return set_state(w, f, FERRY__WRITING);
+                case FERRY__CHANGE_ATTRIB:
+                        return;
+                default:
+                        return consider_marked(w, f);
+                }
+        case FERRY__POLICY_SETTLE:
+                if (change == FERRY__CHANGE_FOUND && f->state == FERRY__SETTLE)
+                        return;
+                return consider_settling(w, f);
+        }
+}
+
+void ferry__ready_marker(struct ferry_watch *w, struct ferry__dir *dir, const char *name, size_t len)
+{
+        const struct ferry__policy *p = &w->policy;
+
+        if (p->marker_is_suffix) {
+                size_t data_len = len - strlen(p->marker);
+                struct ferry__entry *e = ferry__entry_find(w, dir, name, data_len);
+
+                if (e && e->kind == FERRY__FILE)
+                        consider_marked(w, (struct ferry__file *)e);
+                else if (!e && ferry__file_wanted(w, dir, name, data_len)) {
+                        /* The data file is there but was never seen (or not yet). */
+                        char data[NAME_MAX + 1];
+                        struct ferry__version v;
+                        ssize_t n;
+
+                        memcpy(data, name, data_len);
+                        data[data_len] = '\0';
+                        n = ferry__dir_path(w, dir, data, data_len, NULL);
+                        if (n >= 0 && ferry__stat_version(w->path, &v, NULL) == 0)
+                                ferry__file_changed(w, dir, data, data_len, FERRY__CHANGE_FOUND, 0, 0);
+                }
+                return;
+        }
+        for (struct ferry__entry *e = dir->children; e;) {
+                struct ferry__entry *next = e->sibling_next;
+
+                if (e->kind == FERRY__FILE)
+                        consider_marked(w, (struct ferry__file *)e);
+                e = next;
+        }
+}
+
+void ferry__ready_expire(struct ferry_watch *w, int64_t now)
+{
+        for (int i = 0; i < FERRY__TIMER_COUNT; i++) {
+                struct ferry__timer_queue *q = &w->timers[i];
+
+                while (q->head && q->head->deadline <= now) {
+                        struct ferry__file *f = q->head;
+                        struct ferry__version v;
+                        ssize_t n = file_path(w, f);
+                        int r;
+
+                        if (n < 0) {
+                                set_state(w, f, FERRY__IDLE);
+                                continue;
+                        }
+                        if (i == FERRY__TIMER_SETTLE) {
+                                r = ferry__stat_version(w->path, &v, NULL);
+                        } else {
+                                r = ferry__writers_check(w->path, &v);
+                                if (r == FERRY__WRITER_OPEN) {
+                                        /* Twice more, then trust it: a real
+                                         * writer's own close is still to come. */
+                                        if (f->rechecks++ < 2) {
+                                                f->known = v;
+                                                schedule(w, f, FERRY__GUARD, FERRY__TIMER_BLIND_GUARD);
+                                        } else {
+                                                set_state(w, f, FERRY__WRITING);
+                                        }
+                                        continue;
+                                }
+                                if (r != -ENOENT)
+                                        r = 0;
+                        }
+                        if (r < 0) {
+                                set_state(w, f, FERRY__IDLE);
+                                continue;
+                        }
+                        if (!same_version(&v, &f->known)) {
+                                /* Still changing: wait a full delay again. */
+                                ferry__file_set_known(f, &v);
+                                schedule(w, f, (enum ferry__state)f->state, i);
+                                continue;
+                        }
+                        report(w, f, &v);
+                }
+        }
+}

@@ -1,0 +1,524 @@
+/* tree.c: the watcher's mirror of the watched trees: directories, files, moves.
+ *
+ * Backends and scans report what happened in terms of (directory, name); this
+ * file keeps the mirror true (entries created, renamed, reparented, removed),
+ * turns each change into public events, and hands file changes to the ready
+ * policy. Paths are never stored: a directory knows its parent and its own
+ * name, so moving a whole subtree is one relink, and paths are built on
+ * demand by walking up to the root.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <fnmatch.h>
+#include <stdlib.h>
+#include <string.h>
+
+static uint32_t name_hash(const struct ferry_watch *w, const struct ferry__dir *parent, const char *name,
+                          size_t len)
+{
+        return ferry__hash_bytes(name, len, w->hash_seed ^ (uint64_t)(uintptr_t)parent);
+}
+
+static bool prefix_needs_separator(const char *prefix, size_t len)
+{
+        return len > 0 && prefix[len - 1] != '/';
+}
+
+ssize_t ferry__dir_path(struct ferry_watch *w, const struct ferry__dir *dir, const char *name, size_t name_len,
+                        char *buf)
+{
+        char *out = buf ? buf : w->path;
+        const size_t cap = sizeof(w->path);
+        const char *prefix = dir->root->prefix;
+        size_t prefix_len = strlen(prefix);
+        bool sep = prefix_needs_separator(prefix, prefix_len);
+        size_t total = prefix_len;
+        size_t components = 0;
+
+        /* Every component but the first gets a '/' before it; the first gets
+         * one when the prefix does not already end with one. */
+        for (const struct ferry__dir *d = dir; d->entry.parent; d = d->entry.parent) {
+                total += d->entry.name_len;
+                components++;
+        }
+        if (name)
+                total += name_len, components++;
+        if (components > 0)
+                total += components - 1 + (sep ? 1 : 0);
+        if (total == 0) {
+                out[0] = '.';
+                out[1] = '\0';
+                return 1;
+        }
+        if (total + 1 > cap)
+                return -ENAMETOOLONG;
+
+        char *end = out + total;
+        *end = '\0';
+        if (name) {
+                end -= name_len;
+                memcpy(end, name, name_len);
+                if (end > out + prefix_len)
+                        *--end = '/';
+        }
+        for (const struct ferry__dir *d = dir; d->entry.parent; d = d->entry.parent) {
+                end -= d->entry.name_len;
+                memcpy(end, d->entry.name, d->entry.name_len);
+                if (end > out + prefix_len)
+                        *--end = '/';
+        }
+        memcpy(out, prefix, prefix_len);
+        return (ssize_t)total;
+}
+
+struct ferry__entry *ferry__entry_find(struct ferry_watch *w, const struct ferry__dir *parent, const char *name,
+                                       size_t len)
+{
+        uint32_t hash = name_hash(w, parent, name, len);
+
+        for (struct ferry__hash_node *n = ferry__hash_chain(&w->by_name, hash); n; n = n->next) {
+                struct ferry__entry *e = (struct ferry__entry *)n;
+
+                if (n->hash == hash && e->parent == parent && e->name_len == len && memcmp(e->name, name, len) == 0)
+                        return e;
+        }
+        return NULL;
+}
+
+/* Sets the entry's name and links it under parent. */
+static int entry_link(struct ferry_watch *w, struct ferry__entry *e, struct ferry__dir *parent, const char *name,
+                      size_t len)
+{
+        char *copy;
+
+        if (len > UINT16_MAX)
+                return -ENAMETOOLONG;
+        copy = malloc(len + 1);
+        if (!copy)
+                return -ENOMEM;
+        memcpy(copy, name, len);
+        copy[len] = '\0';
+        if (ferry__hash_insert(&w->by_name, &e->by_name, name_hash(w, parent, name, len)) < 0) {
+                free(copy);
+                return -ENOMEM;
+        }
+        free(e->name);
+        e->name = copy;
+        e->name_len = (uint16_t)len;
+        e->parent = parent;
+        e->sibling_prev = NULL;
+        e->sibling_next = parent->children;
+        if (parent->children)
+                parent->children->sibling_prev = e;
+        parent->children = e;
+        return 0;
+}
+
+static void entry_unlink(struct ferry_watch *w, struct ferry__entry *e)
+{
+        if (!e->parent)
+                return;
+        ferry__hash_remove(&w->by_name, &e->by_name);
+        if (e->sibling_prev)
+                e->sibling_prev->sibling_next = e->sibling_next;
+        else
+                e->parent->children = e->sibling_next;
+        if (e->sibling_next)
+                e->sibling_next->sibling_prev = e->sibling_prev;
+        e->parent = NULL;
+        e->sibling_prev = e->sibling_next = NULL;
+}
+
+bool ferry__is_temp_name(const char *name, size_t len)
+{
+        static const char *const suffixes[] = {".tmp", ".part", ".swp", ".crdownload", "~"};
+
+        if (len == 0 || name[0] == '.')
+                return true; /* hidden, editors' and rsync's temp files, .nfsXXXX, .ferry* */
+        for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
+                size_t n = strlen(suffixes[i]);
+
+                if (len >= n && memcmp(name + len - n, suffixes[i], n) == 0)
+                        return true;
+        }
+        return false;
+}
+
+static bool glob_matches(struct ferry_watch *w, const struct ferry__globs *globs, struct ferry__dir *dir,
+                         const char *name)
+{
+        char relative[2 * PATH_MAX];
+        const char *rel = NULL;
+
+        for (size_t i = 0; i < globs->count; i++) {
+                const struct ferry__glob *g = &globs->items[i];
+
+                if (!g->has_slash) {
+                        if (fnmatch(g->pattern, name, FNM_PERIOD) == 0)
+                                return true;
+                        continue;
+                }
+                if (!rel) {
+                        ssize_t len = ferry__dir_path(w, dir, name, strlen(name), relative);
+                        size_t skip = strlen(dir->root->prefix);
+
+                        if (len < 0)
+                                return false;
+                        skip += prefix_needs_separator(dir->root->prefix, skip);
+                        rel = relative + ((size_t)len >= skip ? skip : 0);
+                }
+                if (fnmatch(g->pattern, rel, 0) == 0)
+                        return true;
+        }
+        return false;
+}
+
+bool ferry__file_wanted(struct ferry_watch *w, struct ferry__dir *dir, const char *name, size_t len)
+{
+        const char *only = dir->root->only_name;
+
+        if (only)
+                return strlen(only) == len && memcmp(only, name, len) == 0;
+        if (w->policy.kind != FERRY__POLICY_NONE && ferry__is_temp_name(name, len))
+                return false;
+        if (w->include.count && !glob_matches(w, &w->include, dir, name))
+                return false;
+        if (w->exclude.count && glob_matches(w, &w->exclude, dir, name))
+                return false;
+        return true;
+}
+
+void ferry__emit(struct ferry_watch *w, unsigned type, unsigned flags, struct ferry__dir *dir, const char *name,
+                 size_t len)
+{
+        ssize_t n;
+
+        if (!(w->event_mask & type))
+                return;
+        n = ferry__dir_path(w, dir, name, len, NULL);
+        if (n < 0)
+                return;
+        (void)ferry__queue_push(w, type, flags, dir->root, w->path, (size_t)n, NULL, 0, 0, -1);
+}
+
+static struct ferry__file *file_get(struct ferry_watch *w, struct ferry__dir *dir, const char *name, size_t len)
+{
+        struct ferry__entry *e = ferry__entry_find(w, dir, name, len);
+        struct ferry__file *f;
+
+        if (e && e->kind == FERRY__FILE)
+                return (struct ferry__file *)e;
+        if (e) /* a directory of that name went away unnoticed */
+                ferry__dir_detach(w, (struct ferry__dir *)e);
+        f = calloc(1, sizeof(*f));
+        if (!f)
+                return NULL;
+        f->entry.kind = FERRY__FILE;
+        if (entry_link(w, &f->entry, dir, name, len) < 0) {
+                free(f);
+                return NULL;
+        }
+        return f;
+}
+
+void ferry__file_set_known(struct ferry__file *f, const struct ferry__version *v)
+{
+        f->known = *v;
+        f->stat_known = true;
+        f->dirty = false;
+}
+
+void ferry__file_baseline(struct ferry_watch *w, struct ferry__dir *dir, const char *name, size_t len,
+                          const struct ferry__version *v)
+{
+        struct ferry__file *f = file_get(w, dir, name, len);
+
+        if (!f)
+                return;
+        ferry__file_set_known(f, v);
+        f->reported = *v;
+        f->was_reported = true;
+}
+
+static void refresh_stat(struct ferry_watch *w, struct ferry__file *f)
+{
+        struct ferry__version v;
+        ssize_t n = ferry__dir_path(w, f->entry.parent, f->entry.name, f->entry.name_len, NULL);
+
+        if (n >= 0 && ferry__stat_version(w->path, &v, NULL) == 0)
+                ferry__file_set_known(f, &v);
+}
+
+struct ferry__file *ferry__file_changed(struct ferry_watch *w, struct ferry__dir *dir, const char *name,
+                                        size_t len, enum ferry__change change, unsigned emit_type,
+                                        unsigned emit_flags)
+{
+        struct ferry__file *f;
+
+        if (!ferry__file_wanted(w, dir, name, len))
+                return NULL;
+        if (emit_type)
+                ferry__emit(w, emit_type, emit_flags, dir, name, len);
+        if (ferry__ready_is_marker(w, name, len)) {
+                if (change == FERRY__CHANGE_CLOSE_WRITE || change == FERRY__CHANGE_ARRIVED ||
+                    change == FERRY__CHANGE_FOUND)
+                        ferry__ready_marker(w, dir, name, len);
+                return NULL;
+        }
+        f = file_get(w, dir, name, len);
+        if (!f)
+                return NULL;
+        switch (change) {
+        case FERRY__CHANGE_CREATE:
+        case FERRY__CHANGE_MODIFY:
+                f->dirty = true;
+                break;
+        case FERRY__CHANGE_ARRIVED:
+        case FERRY__CHANGE_CLOSE_WRITE:
+                /* Without a policy nobody else stats the file; keep the
+                 * version the rescan compares against. */
+                if (w->policy.kind == FERRY__POLICY_NONE)
+                        refresh_stat(w, f);
+                break;
+        case FERRY__CHANGE_ATTRIB:
+        case FERRY__CHANGE_FOUND:
+                break;
+        }
+        if (w->policy.kind != FERRY__POLICY_NONE)
+                ferry__ready_change(w, f, change);
+        return f;
+}
+
+void ferry__file_remove(struct ferry_watch *w, struct ferry__file *f)
+{
+        ferry__ready_forget(w, f);
+        entry_unlink(w, &f->entry);
+        free(f->entry.name);
+        free(f);
+}
+
+void ferry__file_gone(struct ferry_watch *w, struct ferry__dir *dir, const char *name, size_t len,
+                      unsigned event_type, unsigned event_flags)
+{
+        struct ferry__entry *e = ferry__entry_find(w, dir, name, len);
+
+        if (ferry__file_wanted(w, dir, name, len))
+                ferry__emit(w, event_type, event_flags, dir, name, len);
+        if (e && e->kind == FERRY__FILE)
+                ferry__file_remove(w, (struct ferry__file *)e);
+}
+
+static struct ferry__dir *dir_by_wd(struct ferry_watch *w, int wd)
+{
+        for (struct ferry__hash_node *n = ferry__hash_chain(&w->by_wd, (uint32_t)wd); n; n = n->next) {
+                struct ferry__dir *d = (struct ferry__dir *)((char *)n - offsetof(struct ferry__dir, by_wd));
+
+                if (d->wd == wd)
+                        return d;
+        }
+        return NULL;
+}
+
+struct ferry__dir *ferry__dir_find_wd(struct ferry_watch *w, int wd)
+{
+        return dir_by_wd(w, wd);
+}
+
+int ferry__dir_attach(struct ferry_watch *w, struct ferry__dir *parent, const char *name, size_t len,
+                      struct ferry__root *root, struct ferry__dir **ret_dir)
+{
+        struct ferry__dir *d;
+        ssize_t n;
+        int wd, r;
+
+        if (parent)
+                n = ferry__dir_path(w, parent, name, len, NULL);
+        else
+                n = (ssize_t)strlen(root->watch_path);
+        if (n < 0)
+                return (int)n;
+        wd = ferry__inotify_add(w->inotify, parent ? w->path : root->watch_path, !parent);
+        if (wd < 0)
+                return wd;
+        if (dir_by_wd(w, wd))
+                return -EEXIST; /* the same directory reached twice */
+        d = calloc(1, sizeof(*d));
+        if (!d) {
+                r = -ENOMEM;
+                goto fail;
+        }
+        d->entry.kind = FERRY__DIR;
+        d->root = root;
+        d->wd = wd;
+        if (parent) {
+                r = entry_link(w, &d->entry, parent, name, len);
+                if (r < 0)
+                        goto fail;
+        }
+        r = ferry__hash_insert(&w->by_wd, &d->by_wd, (uint32_t)wd);
+        if (r < 0) {
+                entry_unlink(w, &d->entry);
+                free(d->entry.name);
+                goto fail;
+        }
+        w->dir_count++;
+        *ret_dir = d;
+        return 0;
+fail:
+        free(d);
+        ferry__inotify_remove(w->inotify, wd);
+        return r;
+}
+
+void ferry__dir_detach(struct ferry_watch *w, struct ferry__dir *dir)
+{
+        while (dir->children) {
+                struct ferry__entry *child = dir->children;
+
+                if (child->kind == FERRY__DIR)
+                        ferry__dir_detach(w, (struct ferry__dir *)child);
+                else
+                        ferry__file_remove(w, (struct ferry__file *)child);
+        }
+        ferry__inotify_remove(w->inotify, dir->wd);
+        ferry__hash_remove(&w->by_wd, &dir->by_wd);
+        entry_unlink(w, &dir->entry);
+        if (dir->root->dir == dir)
+                dir->root->dir = NULL;
+        w->dir_count--;
+        free(dir->entry.name);
+        free(dir);
+}
+
+static void set_root(struct ferry__dir *dir, struct ferry__root *root)
+{
+        dir->root = root;
+        for (struct ferry__entry *e = dir->children; e; e = e->sibling_next)
+                if (e->kind == FERRY__DIR)
+                        set_root((struct ferry__dir *)e, root);
+}
+
+/* Emits MOVED_FROM old and MOVED_TO new (with old_path) for a move inside the tree. */
+static void emit_move(struct ferry_watch *w, unsigned flags, struct ferry__dir *from_dir, const char *from_name,
+                      size_t from_len, bool from_wanted, struct ferry__dir *to_dir, const char *to_name,
+                      size_t to_len, bool to_wanted)
+{
+        char old_path[2 * PATH_MAX];
+        ssize_t old_len = ferry__dir_path(w, from_dir, from_name, from_len, old_path);
+
+        if (old_len < 0)
+                return;
+        if (from_wanted && (w->event_mask & FERRY_EVENT_MOVED_FROM))
+                (void)ferry__queue_push(w, FERRY_EVENT_MOVED_FROM, flags, from_dir->root, old_path,
+                                        (size_t)old_len, NULL, 0, 0, -1);
+        if (to_wanted && (w->event_mask & FERRY_EVENT_MOVED_TO)) {
+                ssize_t n = ferry__dir_path(w, to_dir, to_name, to_len, NULL);
+
+                if (n >= 0)
+                        (void)ferry__queue_push(w, FERRY_EVENT_MOVED_TO, flags, to_dir->root, w->path, (size_t)n,
+                                                from_wanted ? old_path : NULL, (size_t)old_len, 0, -1);
+        }
+}
+
+static void move_dir(struct ferry_watch *w, struct ferry__dir *from_dir, const char *from_name, size_t from_len,
+                     struct ferry__dir *to_dir, const char *to_name, size_t to_len)
+{
+        struct ferry__entry *e = ferry__entry_find(w, from_dir, from_name, from_len);
+        struct ferry__entry *old = ferry__entry_find(w, to_dir, to_name, to_len);
+        struct ferry__dir *d;
+
+        emit_move(w, FERRY_EVENT_IS_DIR, from_dir, from_name, from_len, true, to_dir, to_name, to_len, true);
+        if (old && old != e) {
+                if (old->kind == FERRY__DIR)
+                        ferry__dir_detach(w, (struct ferry__dir *)old);
+                else
+                        ferry__file_remove(w, (struct ferry__file *)old);
+        }
+        if (!e || e->kind != FERRY__DIR) {
+                /* Not known (unwatched, or lost): treat it as new. */
+                if (e)
+                        ferry__file_remove(w, (struct ferry__file *)e);
+                if ((w->flags & FERRY_WATCH_RECURSIVE) && !to_dir->root->only_name &&
+                    ferry__dir_attach(w, to_dir, to_name, to_len, to_dir->root, &d) == 0)
+                        (void)ferry__scan(w, d, FERRY__SCAN_NEW);
+                return;
+        }
+        d = (struct ferry__dir *)e;
+        entry_unlink(w, e);
+        if (entry_link(w, e, to_dir, to_name, to_len) < 0) {
+                /* Out of memory: forget the subtree rather than mislabel it. */
+                ferry__dir_detach(w, d);
+                return;
+        }
+        if (d->root != to_dir->root)
+                set_root(d, to_dir->root);
+}
+
+void ferry__moved(struct ferry_watch *w, struct ferry__dir *from_dir, const char *from_name, size_t from_len,
+                  struct ferry__dir *to_dir, const char *to_name, size_t to_len, bool is_dir)
+{
+        struct ferry__entry *e, *old;
+        bool from_wanted, to_wanted;
+
+        if (is_dir) {
+                move_dir(w, from_dir, from_name, from_len, to_dir, to_name, to_len);
+                return;
+        }
+        from_wanted = ferry__file_wanted(w, from_dir, from_name, from_len);
+        to_wanted = ferry__file_wanted(w, to_dir, to_name, to_len);
+        emit_move(w, 0, from_dir, from_name, from_len, from_wanted, to_dir, to_name, to_len, to_wanted);
+
+        e = ferry__entry_find(w, from_dir, from_name, from_len);
+        if (e && e->kind != FERRY__FILE)
+                e = NULL;
+        if (!to_wanted || ferry__ready_is_marker(w, to_name, to_len)) {
+                if (e)
+                        ferry__file_remove(w, (struct ferry__file *)e);
+                if (to_wanted)
+                        ferry__file_changed(w, to_dir, to_name, to_len, FERRY__CHANGE_ARRIVED, 0, 0);
+                return;
+        }
+        if (!e) {
+                ferry__file_changed(w, to_dir, to_name, to_len, FERRY__CHANGE_ARRIVED, 0, 0);
+                return;
+        }
+        old = ferry__entry_find(w, to_dir, to_name, to_len);
+        if (old && old != e) {
+                if (old->kind == FERRY__DIR)
+                        ferry__dir_detach(w, (struct ferry__dir *)old);
+                else
+                        ferry__file_remove(w, (struct ferry__file *)old);
+        }
+        entry_unlink(w, e);
+        if (entry_link(w, e, to_dir, to_name, to_len) < 0) {
+                ferry__file_remove(w, (struct ferry__file *)e);
+                return;
+        }
+        /* The same content under a new name keeps its history: a file that
+         * was already reported ready is not reported again. */
+        ferry__ready_change(w, (struct ferry__file *)e, FERRY__CHANGE_ARRIVED);
+}
+
+void ferry__root_lost(struct ferry_watch *w, struct ferry__root *root)
+{
+        if (root->dir)
+                ferry__dir_detach(w, root->dir);
+        (void)ferry__queue_push(w, FERRY_EVENT_ROOT_GONE, FERRY_EVENT_IS_DIR, root, root->given,
+                                strlen(root->given), NULL, 0, 0, -1);
+        root->retry_at = (w->flags & FERRY_WATCH_FOLLOW) ? ferry__now() : FERRY__FOREVER;
+}
+
+int ferry__root_attach(struct ferry_watch *w, struct ferry__root *root, int scan_mode)
+{
+        struct ferry__dir *d;
+        int r = ferry__dir_attach(w, NULL, NULL, 0, root, &d);
+
+        if (r < 0)
+                return r;
+        root->dir = d;
+        r = ferry__scan(w, d, (enum ferry__scan_mode)scan_mode);
+        if (r < 0 && root->dir)
+                ferry__dir_detach(w, root->dir);
+        return r;
+}

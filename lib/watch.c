@@ -1,0 +1,378 @@
+/* watch.c: the public watcher: creating it, adding roots, and the event loop
+ * behind ferry_watch_next().
+ *
+ * The loop has one wait point: an epoll set holding the inotify fd and a
+ * timerfd armed for the earliest internal deadline (ready guards, settling,
+ * a gone root's next check). The same epoll fd is what ferry_watch_fd() hands
+ * to callers who run their own poll loop.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+
+/* How often a gone root is looked for, with FERRY_WATCH_FOLLOW. */
+#define ROOT_RETRY_NS (250 * FERRY__NSEC_PER_MSEC)
+
+int64_t ferry__now(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t)ts.tv_sec * FERRY__NSEC_PER_SEC + ts.tv_nsec;
+}
+
+int ferry_watch_new(struct ferry_watch **ret_watch, unsigned flags)
+{
+        struct ferry_watch *w;
+        struct epoll_event ev = {.events = EPOLLIN};
+        int inotify_fd, r;
+
+        if (!ret_watch || (flags & ~(unsigned)(FERRY_WATCH_RECURSIVE | FERRY_WATCH_FOLLOW | FERRY_WATCH_EXISTING)))
+                return -EINVAL;
+        w = calloc(1, sizeof(*w));
+        if (!w)
+                return -ENOMEM;
+        w->flags = flags;
+        w->event_mask = FERRY_EVENT_ALL;
+        w->epoll_fd = w->timer_fd = -1;
+        if (getrandom(&w->hash_seed, sizeof(w->hash_seed), GRND_NONBLOCK) != sizeof(w->hash_seed))
+                w->hash_seed = (uint64_t)ferry__now() ^ (uint64_t)(uintptr_t)w;
+        r = ferry__inotify_new(&w->inotify, &inotify_fd);
+        if (r < 0)
+                goto fail;
+        w->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+        w->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+        if (w->epoll_fd < 0 || w->timer_fd < 0 || epoll_ctl(w->epoll_fd, EPOLL_CTL_ADD, inotify_fd, &ev) < 0 ||
+            epoll_ctl(w->epoll_fd, EPOLL_CTL_ADD, w->timer_fd, &ev) < 0) {
+                r = -errno;
+                goto fail;
+        }
+        *ret_watch = w;
+        return 0;
+fail:
+        ferry_watch_free(w);
+        return r;
+}
+
+static void globs_done(struct ferry__globs *globs)
+{
+        for (size_t i = 0; i < globs->count; i++)
+                free(globs->items[i].pattern);
+        free(globs->items);
+}
+
+void ferry_watch_free(struct ferry_watch *w)
+{
+        if (!w)
+                return;
+        while (w->roots) {
+                struct ferry__root *root = w->roots;
+
+                w->roots = root->next;
+                if (root->dir)
+                        ferry__dir_detach(w, root->dir);
+                free(root->given);
+                free(root->prefix);
+                free(root->watch_path);
+                free(root->only_name);
+                free(root);
+        }
+        ferry__queue_done(&w->queue);
+        ferry__hash_done(&w->by_name);
+        ferry__hash_done(&w->by_wd);
+        globs_done(&w->include);
+        globs_done(&w->exclude);
+        ferry__inotify_free(w->inotify);
+        if (w->timer_fd >= 0)
+                close(w->timer_fd);
+        if (w->epoll_fd >= 0)
+                close(w->epoll_fd);
+        free(w);
+}
+
+int ferry_watch_set_ready(struct ferry_watch *w, const char *policy)
+{
+        struct ferry__policy p;
+        int r;
+
+        if (!w || !policy || w->roots)
+                return -EINVAL;
+        r = ferry__policy_parse(policy, &p);
+        if (r < 0)
+                return r;
+        w->policy = p;
+        w->timers[FERRY__TIMER_GUARD].delay_ns = p.guard_ns;
+        w->timers[FERRY__TIMER_BLIND_GUARD].delay_ns =
+                p.guard_ns > FERRY__NSEC_PER_SEC ? p.guard_ns : FERRY__NSEC_PER_SEC;
+        w->timers[FERRY__TIMER_SETTLE].delay_ns = p.settle_ns;
+        return 0;
+}
+
+int ferry_watch_set_events(struct ferry_watch *w, unsigned mask)
+{
+        if (!w || (mask & ~FERRY_EVENT_ALL))
+                return -EINVAL;
+        w->event_mask = mask | FERRY_EVENT_RESCAN | FERRY_EVENT_ROOT_GONE | FERRY_EVENT_ROOT_BACK |
+                        FERRY_EVENT_ERROR;
+        return 0;
+}
+
+static int globs_add(struct ferry__globs *globs, const char *glob)
+{
+        struct ferry__glob *items;
+        char *copy;
+
+        if (!glob || !*glob)
+                return -EINVAL;
+        copy = strdup(glob);
+        if (!copy)
+                return -ENOMEM;
+        items = realloc(globs->items, (globs->count + 1) * sizeof(*items));
+        if (!items) {
+                free(copy);
+                return -ENOMEM;
+        }
+        items[globs->count++] = (struct ferry__glob){.pattern = copy, .has_slash = strchr(glob, '/') != NULL};
+        globs->items = items;
+        return 0;
+}
+
+int ferry_watch_include(struct ferry_watch *w, const char *glob)
+{
+        return w ? globs_add(&w->include, glob) : -EINVAL;
+}
+
+int ferry_watch_exclude(struct ferry_watch *w, const char *glob)
+{
+        return w ? globs_add(&w->exclude, glob) : -EINVAL;
+}
+
+/* The path without trailing slashes ("/" stays "/"). */
+static char *strip_slashes(const char *path, size_t len)
+{
+        while (len > 1 && path[len - 1] == '/')
+                len--;
+        return strndup(path, len);
+}
+
+static int root_add(struct ferry_watch *w, const char *path, bool is_file)
+{
+        struct ferry__root *root, **tail;
+        struct stat st;
+        int r = -ENOMEM;
+
+        if (!w || !path || !*path)
+                return -EINVAL;
+        root = calloc(1, sizeof(*root));
+        if (!root)
+                return -ENOMEM;
+        root->retry_at = FERRY__FOREVER;
+        root->given = strdup(path);
+        if (!root->given)
+                goto fail;
+        if (is_file) {
+                const char *slash = strrchr(path, '/');
+                const char *name = slash ? slash + 1 : path;
+
+                if (!*name || strcmp(name, ".") == 0 || strcmp(name, "..") == 0) {
+                        r = -EISDIR;
+                        goto fail;
+                }
+                root->only_name = strdup(name);
+                root->prefix = slash ? strip_slashes(path, slash == path ? 1 : (size_t)(slash - path))
+                                     : strdup("");
+        } else {
+                root->prefix = strip_slashes(path, strlen(path));
+        }
+        if (!root->only_name && is_file)
+                goto fail;
+        if (!root->prefix)
+                goto fail;
+        root->watch_path = strdup(*root->prefix ? root->prefix : ".");
+        if (!root->watch_path)
+                goto fail;
+        if (is_file && stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+                r = -EISDIR;
+                goto fail;
+        }
+        if (!is_file && stat(path, &st) == 0 && !S_ISDIR(st.st_mode)) {
+                r = -ENOTDIR;
+                goto fail;
+        }
+        for (tail = &w->roots; *tail; tail = &(*tail)->next)
+                ;
+        *tail = root;
+        r = ferry__root_attach(w, root, FERRY__SCAN_START);
+        if (r < 0) {
+                *tail = NULL;
+                goto fail;
+        }
+        return 0;
+fail:
+        if (root->dir)
+                ferry__dir_detach(w, root->dir);
+        free(root->given);
+        free(root->prefix);
+        free(root->watch_path);
+        free(root->only_name);
+        free(root);
+        return r;
+}
+
+int ferry_watch_add(struct ferry_watch *w, const char *path)
+{
+        return root_add(w, path, false);
+}
+
+int ferry_watch_add_file(struct ferry_watch *w, const char *path)
+{
+        return root_add(w, path, true);
+}
+
+int ferry_watch_fd(struct ferry_watch *w)
+{
+        return w ? w->epoll_fd : -EINVAL;
+}
+
+size_t ferry_watch_count(struct ferry_watch *w)
+{
+        return w ? w->dir_count : 0;
+}
+
+/* Roots that went away: look for them again (FERRY_WATCH_FOLLOW). */
+static void retry_roots(struct ferry_watch *w, int64_t now)
+{
+        for (struct ferry__root *root = w->roots; root; root = root->next) {
+                if (root->dir || root->retry_at > now)
+                        continue;
+                if (ferry__root_attach(w, root, FERRY__SCAN_RESCAN) == 0)
+                        (void)ferry__queue_push(w, FERRY_EVENT_ROOT_BACK, FERRY_EVENT_IS_DIR, root, root->given,
+                                                strlen(root->given), NULL, 0, 0, -1);
+                else
+                        root->retry_at = now + ROOT_RETRY_NS;
+        }
+}
+
+static int64_t next_deadline(const struct ferry_watch *w)
+{
+        int64_t next = ferry__ready_next_deadline(w);
+
+        for (const struct ferry__root *root = w->roots; root; root = root->next)
+                if (!root->dir && root->retry_at < next)
+                        next = root->retry_at;
+        return next;
+}
+
+/* Arms the timerfd for the caller's poll loop (0 disarms). */
+static void arm_timer(struct ferry_watch *w, int64_t deadline)
+{
+        struct itimerspec its = {0};
+
+        if (deadline != FERRY__FOREVER) {
+                if (deadline <= 0)
+                        deadline = 1;
+                its.it_value.tv_sec = deadline / FERRY__NSEC_PER_SEC;
+                its.it_value.tv_nsec = deadline % FERRY__NSEC_PER_SEC;
+        }
+        (void)timerfd_settime(w->timer_fd, TFD_TIMER_ABSTIME, &its, NULL);
+}
+
+/* Does all work that is due without blocking; returns -errno on failure. */
+static int work(struct ferry_watch *w)
+{
+        int64_t now = ferry__now();
+        uint64_t expirations;
+        int r;
+
+        /* Deadlines are recomputed below; a fired timer must not keep the
+         * epoll set readable. */
+        (void)read(w->timer_fd, &expirations, sizeof(expirations));
+
+        ferry__ready_expire(w, now);
+        retry_roots(w, now);
+        r = ferry__inotify_read(w);
+        if (r < 0)
+                return r;
+        if (w->rescan_needed)
+                ferry__rescan_all(w);
+        return 0;
+}
+
+int ferry_watch_next(struct ferry_watch *w, const struct ferry_event **ret_event, int timeout_ms)
+{
+        int64_t until;
+
+        if (!w || !ret_event)
+                return -EINVAL;
+        until = timeout_ms < 0 ? FERRY__FOREVER : ferry__now() + (int64_t)timeout_ms * FERRY__NSEC_PER_MSEC;
+        for (;;) {
+                struct epoll_event ev;
+                int64_t now, deadline, wait_ns;
+                int r;
+
+                if (ferry__queue_pop(&w->queue, ret_event))
+                        return 1;
+                r = work(w);
+                if (r < 0)
+                        return r;
+                if (w->queue.head)
+                        continue;
+                now = ferry__now();
+                deadline = next_deadline(w);
+                if (now >= until) {
+                        arm_timer(w, deadline);
+                        return 0;
+                }
+                if (deadline > until)
+                        deadline = until;
+                wait_ns = deadline == FERRY__FOREVER ? -1 : deadline - now;
+                r = epoll_wait(w->epoll_fd, &ev, 1,
+                               wait_ns < 0 ? -1 : (int)((wait_ns + FERRY__NSEC_PER_MSEC - 1) / FERRY__NSEC_PER_MSEC));
+                if (r < 0 && errno != EINTR)
+                        return -errno;
+        }
+}
+
+int ferry_watch_explain(struct ferry_watch *w, int error, const char *path, char *buf, size_t size)
+{
+        int n;
+
+        if (!w || !buf || size == 0 || error >= 0)
+                return -EINVAL;
+        if (!path)
+                path = "";
+        if (error == -ENOSPC) {
+                long limit, in_use;
+
+                ferry__inotify_limits(&limit, &in_use);
+                n = snprintf(buf, size,
+                             "cannot watch %s: inotify watch limit %ld reached (%ld in use by this user, %zu by "
+                             "this watcher); raise it with: sysctl fs.inotify.max_user_watches=%ld",
+                             path, limit, in_use, w->dir_count, limit > 0 ? limit * 4 : 524288);
+        } else if (error == -EMFILE) {
+                n = snprintf(buf, size,
+                             "cannot watch %s: too many inotify instances for this user; raise "
+                             "fs.inotify.max_user_instances",
+                             path);
+        } else if (error == -EEXIST) {
+                n = snprintf(buf, size, "cannot watch %s: already watched by this watcher", path);
+        } else if (error == -ENOTDIR) {
+                n = snprintf(buf, size, "cannot watch %s: not a directory", path);
+        } else if (error == -EISDIR) {
+                n = snprintf(buf, size, "cannot wait for %s: it is a directory (give a file, or use --match)",
+                             path);
+        } else {
+                n = snprintf(buf, size, "cannot watch %s: %s", path, strerror(-error));
+        }
+        return n < 0 ? -EIO : 0;
+}

@@ -1,0 +1,228 @@
+/* watch.c: `ferry watch`: stream the events of one or more folders. */
+#include "cli.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char usage[] =
+        "Usage: ferry watch [OPTION]... DIR...\n"
+        "Print what happens in each DIR, one event at a time.\n"
+        "\n"
+        "  -r, --recursive        watch subdirectories, present and future\n"
+        "  -e, --events LIST      events to print, comma-separated: create, modify, attrib,\n"
+        "                         close_write, delete, moved_from, moved_to, move, ready, all\n"
+        "      --ready[=POLICY]   print files once they are completely written (default\n"
+        "                         policy auto); POLICY: auto, close[=GUARD], rename,\n"
+        "                         done-file[=.SUFFIX|=MARKER], settle=DURATION\n"
+        "      --include GLOB     only files whose name matches GLOB (repeatable)\n"
+        "      --exclude GLOB     never files whose name matches GLOB (repeatable)\n"
+        "      --existing         also report files already present at start\n"
+        "      --follow           when a DIR goes away, wait for it to come back\n"
+        "  -t, --timeout DUR      stop after DUR (e.g. 30s, 500ms, 2m)\n"
+        "  -n, --count N          stop after N events\n"
+        "      --json             one JSON object per event and line\n"
+        "  -0, --null             print each path followed by a NUL byte, nothing else\n"
+        "      --format FMT       printf-like: %e event, %p path, %r root, %n name,\n"
+        "                         %f path relative to root, %o old path, %s size, %%;\n"
+        "                         \\n \\t \\0 \\\\ escapes\n"
+        "  -h, --help             show this help\n"
+        "\n"
+        "Exit status: 0 done, 1 error, 2 usage, 3 timed out before N events,\n"
+        "4 every DIR went away. See ferry-watch(1).\n";
+
+enum { OPT_READY = 256, OPT_INCLUDE, OPT_EXCLUDE, OPT_EXISTING, OPT_FOLLOW, OPT_JSON, OPT_FORMAT };
+
+static const struct option options[] = {
+        {"recursive", no_argument, NULL, 'r'},
+        {"events", required_argument, NULL, 'e'},
+        {"ready", optional_argument, NULL, OPT_READY},
+        {"include", required_argument, NULL, OPT_INCLUDE},
+        {"exclude", required_argument, NULL, OPT_EXCLUDE},
+        {"existing", no_argument, NULL, OPT_EXISTING},
+        {"follow", no_argument, NULL, OPT_FOLLOW},
+        {"timeout", required_argument, NULL, 't'},
+        {"count", required_argument, NULL, 'n'},
+        {"json", no_argument, NULL, OPT_JSON},
+        {"null", no_argument, NULL, '0'},
+        {"format", required_argument, NULL, OPT_FORMAT},
+        {"help", no_argument, NULL, 'h'},
+        {0},
+};
+
+struct watch_args {
+        unsigned flags;
+        const char **includes, **excludes; /* borrowed from argv */
+        size_t include_count, exclude_count;
+        unsigned events;
+        const char *ready;
+        int64_t timeout_ns; /* INT64_MAX: none */
+        uint64_t count;     /* 0: unlimited */
+        struct output output;
+};
+
+/* Returns -1 to go on, or an exit code. */
+static int parse(int argc, char **argv, struct watch_args *a)
+{
+        int c;
+
+        opterr = 0;
+        while ((c = getopt_long(argc, argv, ":re:t:n:0h", options, NULL)) != -1) {
+                switch (c) {
+                case 'r': a->flags |= FERRY_WATCH_RECURSIVE; break;
+                case 'e':
+                        if (!cli_parse_events("watch", optarg, &a->events))
+                                return EXIT_USAGE;
+                        break;
+                case OPT_READY: a->ready = optarg ? optarg : "auto"; break;
+                case OPT_INCLUDE: a->includes[a->include_count++] = optarg; break;
+                case OPT_EXCLUDE: a->excludes[a->exclude_count++] = optarg; break;
+                case OPT_EXISTING: a->flags |= FERRY_WATCH_EXISTING; break;
+                case OPT_FOLLOW: a->flags |= FERRY_WATCH_FOLLOW; break;
+                case 't':
+                        if (!cli_parse_duration("watch", "--timeout", optarg, &a->timeout_ns))
+                                return EXIT_USAGE;
+                        break;
+                case 'n':
+                        if (!cli_parse_count("watch", "--count", optarg, &a->count))
+                                return EXIT_USAGE;
+                        break;
+                case OPT_JSON: a->output.mode = OUTPUT_JSON; break;
+                case '0': a->output.mode = OUTPUT_NULL; break;
+                case OPT_FORMAT:
+                        a->output.mode = OUTPUT_FORMAT;
+                        a->output.format = optarg;
+                        break;
+                case 'h': fputs(usage, stdout); return EXIT_OK;
+                default: return cli_bad_option("watch", c, argv);
+                }
+        }
+        if (optind >= argc)
+                return cli_usage_error("watch", "missing DIR to watch");
+        return -1;
+}
+
+static int run(struct ferry_watch *w, const struct watch_args *a, size_t root_count)
+{
+        int64_t deadline = a->timeout_ns == INT64_MAX ? INT64_MAX : cli_now() + a->timeout_ns;
+        int signal_fd = cli_signal_fd();
+        size_t gone = 0;
+        uint64_t seen = 0;
+        int status = EXIT_OK;
+
+        for (;;) {
+                const struct ferry_event *ev;
+                int r = ferry_watch_next(w, &ev, 0);
+
+                if (r < 0) {
+                        cli_error("cannot read events: %s", strerror(-r));
+                        status = EXIT_FAILURE_RUNTIME;
+                        break;
+                }
+                if (r == 0) {
+                        r = cli_wait(w, signal_fd, deadline);
+                        if (r < 0)
+                                break;
+                        if (r == 0) {
+                                status = a->count ? EXIT_TIMED_OUT : EXIT_OK;
+                                break;
+                        }
+                        continue;
+                }
+                output_event(&a->output, ev);
+                if (ev->type == FERRY_EVENT_ERROR) {
+                        cli_watch_error(w, ev->error, ev->path);
+                        if (ev->error == -ENOSPC || ev->error == -ENOMEM) {
+                                /* Watching only part of the tree would lose files silently. */
+                                status = EXIT_FAILURE_RUNTIME;
+                                break;
+                        }
+                        continue;
+                }
+                if (ev->type == FERRY_EVENT_ROOT_GONE) {
+                        if (++gone == root_count && !(a->flags & FERRY_WATCH_FOLLOW)) {
+                                cli_error("%s: every watched folder went away", ev->root);
+                                status = EXIT_GONE;
+                                break;
+                        }
+                        continue;
+                }
+                if (ev->type == FERRY_EVENT_ROOT_BACK) {
+                        gone--;
+                        continue;
+                }
+                if (ev->type == FERRY_EVENT_RESCAN)
+                        continue;
+                if (a->count && ++seen >= a->count)
+                        break;
+        }
+        fflush(stdout);
+        if (signal_fd >= 0)
+                close(signal_fd);
+        return status;
+}
+
+/* Builds the watcher the options describe; returns -1 on success or an exit code. */
+static int build(const struct watch_args *a, struct ferry_watch **ret_watch)
+{
+        unsigned events = a->events;
+        int r = ferry_watch_new(ret_watch, a->flags);
+
+        if (r < 0) {
+                cli_error("cannot start watching: %s", strerror(-r));
+                return EXIT_FAILURE_RUNTIME;
+        }
+        for (size_t i = 0; i < a->include_count; i++)
+                if (ferry_watch_include(*ret_watch, a->includes[i]) < 0)
+                        return cli_usage_error("watch", "invalid glob '%s'", a->includes[i]);
+        for (size_t i = 0; i < a->exclude_count; i++)
+                if (ferry_watch_exclude(*ret_watch, a->excludes[i]) < 0)
+                        return cli_usage_error("watch", "invalid glob '%s'", a->excludes[i]);
+        if (a->ready && ferry_watch_set_ready(*ret_watch, a->ready) < 0)
+                return cli_usage_error("watch", "invalid ready policy '%s' (use auto, close[=GUARD], rename, "
+                                                "done-file[=.SUFFIX|=MARKER] or settle=DURATION)",
+                                       a->ready);
+        if (!events)
+                events = a->ready ? FERRY_EVENT_READY
+                                  : FERRY_EVENT_CREATE | FERRY_EVENT_MODIFY | FERRY_EVENT_ATTRIB |
+                                            FERRY_EVENT_CLOSE_WRITE | FERRY_EVENT_DELETE |
+                                            FERRY_EVENT_MOVED_FROM | FERRY_EVENT_MOVED_TO;
+        (void)ferry_watch_set_events(*ret_watch, events);
+        return -1;
+}
+
+int cmd_watch(int argc, char **argv)
+{
+        struct watch_args a = {.timeout_ns = INT64_MAX, .output = {.mode = OUTPUT_TEXT, .stream = stdout}};
+        struct ferry_watch *w = NULL;
+        int status, r;
+
+        a.includes = calloc((size_t)argc, sizeof(char *));
+        a.excludes = calloc((size_t)argc, sizeof(char *));
+        if (!a.includes || !a.excludes) {
+                cli_error("out of memory");
+                status = EXIT_FAILURE_RUNTIME;
+                goto out;
+        }
+        status = parse(argc, argv, &a);
+        if (status >= 0)
+                goto out;
+        status = build(&a, &w);
+        if (status >= 0)
+                goto out;
+        for (int i = optind; i < argc; i++) {
+                r = ferry_watch_add(w, argv[i]);
+                if (r < 0) {
+                        status = cli_watch_error(w, r, argv[i]);
+                        goto out;
+                }
+        }
+        status = run(w, &a, (size_t)(argc - optind));
+out:
+        ferry_watch_free(w);
+        free(a.includes);
+        free(a.excludes);
+        return status;
+}

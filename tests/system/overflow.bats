@@ -1,0 +1,66 @@
+#!/usr/bin/env bats
+# overflow.bats: a burst that overflows the kernel event queue loses nothing and repeats
+# nothing: ferry rescans, and every one of 100,000 files is reported ready exactly once.
+
+load helpers
+
+N=100000
+
+# burst DIR: creates DIR/f000001 .. DIR/f100000 as fast as coreutils can (touch opens with
+# O_CREAT|O_WRONLY and closes: create + close_write per file), 1000 names per process.
+burst() {
+        (cd "$1" && seq -f 'f%06g' 1 "$N" | xargs -n 1000 touch --)
+}
+
+# expected_paths DIR OUT: the N paths as NUL records.
+expected_paths() {
+        seq -f "$1/f%06g" 1 "$N" | tr '\n' '\0' >"$2"
+}
+
+@test "overflow: 100,000 files in a burst with a tiny queue, -0 --ready: each path exactly once" {
+        with_sysctl fs.inotify.max_queued_events 128
+        D=$T/in
+        mkdir "$D"
+        start_ferry "$T/out" watch --ready -0 "$D"
+        probe_until_seen "$D" "$T/out"
+
+        burst "$D"
+
+        # Wait for the 100,000 files (plus probes), then for a probe written after them, so a
+        # late duplicate from a rescan would be in the output too.
+        wait_for has_records_besides_probes "$T/out" "$N" 120 ||
+                echo "only $(count_nul_besides_probes "$T/out") files reported after 120 s" >&2
+        end_probe "$D" "$T/out" write 60
+        stop_ferry "$T/out"
+
+        strip_probes_nul "$T/out" "$T/got"
+        expected_paths "$D" "$T/want"
+        assert_same_nul_set "$T/want" "$T/got"
+}
+
+@test "overflow: the same burst with --json shows a rescan event and every file ready once" {
+        with_sysctl fs.inotify.max_queued_events 128
+        D=$T/in
+        mkdir "$D"
+        start_ferry "$T/out" watch --ready --json "$D"
+        probe_until_seen "$D" "$T/out"
+
+        burst "$D"
+
+        wait_for has_lines_besides_probes "$T/out" "$N" 120 ||
+                echo "only $(count_lines_besides_probes "$T/out") lines after 120 s" >&2
+        end_probe "$D" "$T/out" write 60
+        stop_ferry "$T/out"
+
+        strip_probes_lines "$T/out" "$T/events"
+        json_paths "$T/events" ready "$T/got" >"$T/counts"
+        cat "$T/counts"
+        # The queue of 128 events cannot hold this burst: the run must have overflowed, and
+        # ferry must have said so.
+        grep -qE '^rescan [1-9][0-9]*$' "$T/counts" || {
+                echo "no rescan event in the --json output: the overflow was not reported" >&2
+                return 1
+        }
+        expected_paths "$D" "$T/want"
+        assert_same_nul_set "$T/want" "$T/got"
+}

@@ -1,0 +1,255 @@
+/* Unit tests: the watcher through its public API, on real folders. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <ferry.h>
+
+static char folder[256];
+
+static void make_folder(void)
+{
+        strcpy(folder, "/tmp/ferry-unit-XXXXXX");
+        cr_assert_not_null(mkdtemp(folder));
+}
+
+static void remove_folder(void)
+{
+        char command[300];
+
+        /* Test scaffolding only: the folder name is ours and has no specials. */
+        snprintf(command, sizeof(command), "rm -rf '%s'", folder);
+        cr_assert_eq(system(command), 0);
+}
+
+static void write_file(const char *name, const char *content)
+{
+        char path[512];
+        FILE *f;
+
+        snprintf(path, sizeof(path), "%s/%s", folder, name);
+        f = fopen(path, "w");
+        cr_assert_not_null(f);
+        fputs(content, f);
+        fclose(f);
+}
+
+/* Next event of one of the types in mask, within timeout_ms. */
+static const struct ferry_event *next_of(struct ferry_watch *w, unsigned mask, int timeout_ms)
+{
+        const struct ferry_event *ev;
+
+        while (ferry_watch_next(w, &ev, timeout_ms) == 1)
+                if (ev->type & mask)
+                        return ev;
+        return NULL;
+}
+
+static const char *name_of(const struct ferry_event *ev)
+{
+        const char *slash = strrchr(ev->path, '/');
+
+        return slash ? slash + 1 : ev->path;
+}
+
+TestSuite(watch, .init = make_folder, .fini = remove_folder, .timeout = 30);
+
+Test(watch, arguments_are_checked)
+{
+        struct ferry_watch *w = NULL;
+        const struct ferry_event *ev;
+
+        cr_assert_eq(ferry_watch_new(NULL, 0), -EINVAL);
+        cr_assert_eq(ferry_watch_new(&w, 1u << 30), -EINVAL);
+        cr_assert_null(w, "out-parameter written on failure");
+        ferry_watch_free(NULL);
+        cr_assert_eq(ferry_watch_new(&w, 0), 0);
+        cr_assert_eq(ferry_watch_add(w, ""), -EINVAL);
+        cr_assert_eq(ferry_watch_add(w, "/nonexistent/ferry"), -ENOENT);
+        cr_assert_eq(ferry_watch_add(w, "/etc/hostname"), -ENOTDIR);
+        cr_assert_eq(ferry_watch_set_ready(w, "bogus"), -EINVAL);
+        cr_assert_eq(ferry_watch_next(w, &ev, 0), 0);
+        cr_assert_eq(ferry_watch_add(w, folder), 0);
+        cr_assert_eq(ferry_watch_add(w, folder), -EEXIST);
+        cr_assert_eq(ferry_watch_set_ready(w, "auto"), -EINVAL, "policy changed after roots were added");
+        ferry_watch_free(w);
+}
+
+Test(watch, events_for_a_written_file)
+{
+        struct ferry_watch *w;
+        const struct ferry_event *ev;
+
+        cr_assert_eq(ferry_watch_new(&w, 0), 0);
+        cr_assert_eq(ferry_watch_add(w, folder), 0);
+        write_file("a b", "hello");
+        ev = next_of(w, FERRY_EVENT_CREATE, 5000);
+        cr_assert_not_null(ev);
+        cr_assert_str_eq(name_of(ev), "a b");
+        cr_assert_str_eq(ev->root, folder);
+        cr_assert_eq(ev->path_len, strlen(folder) + 4);
+        ev = next_of(w, FERRY_EVENT_CLOSE_WRITE, 5000);
+        cr_assert_not_null(ev);
+        cr_assert_str_eq(name_of(ev), "a b");
+        ferry_watch_free(w);
+}
+
+Test(watch, two_watchers_do_not_interfere)
+{
+        struct ferry_watch *a, *b;
+        const struct ferry_event *ev;
+
+        cr_assert_eq(ferry_watch_new(&a, 0), 0);
+        cr_assert_eq(ferry_watch_new(&b, 0), 0);
+        cr_assert_eq(ferry_watch_set_events(a, FERRY_EVENT_CLOSE_WRITE), 0);
+        cr_assert_eq(ferry_watch_set_events(b, FERRY_EVENT_CLOSE_WRITE), 0);
+        cr_assert_eq(ferry_watch_add(a, folder), 0);
+        cr_assert_eq(ferry_watch_add(b, folder), 0);
+        write_file("one", "1");
+        ev = next_of(a, FERRY_EVENT_CLOSE_WRITE, 5000);
+        cr_assert_not_null(ev);
+        cr_assert_str_eq(name_of(ev), "one");
+        cr_assert_eq(ferry_watch_next(a, &ev, 100), 0, "a sees nothing more");
+        ev = next_of(b, FERRY_EVENT_CLOSE_WRITE, 5000);
+        cr_assert_not_null(ev, "b still has its own copy of the event");
+        cr_assert_str_eq(name_of(ev), "one");
+        ferry_watch_free(a);
+        ferry_watch_free(b);
+}
+
+Test(watch, fd_for_a_poll_loop)
+{
+        struct ferry_watch *w;
+        const struct ferry_event *ev;
+        struct pollfd pfd;
+
+        cr_assert_eq(ferry_watch_new(&w, 0), 0);
+        cr_assert_eq(ferry_watch_set_ready(w, "close=50ms"), 0);
+        cr_assert_eq(ferry_watch_add(w, folder), 0);
+        pfd = (struct pollfd){.fd = ferry_watch_fd(w), .events = POLLIN};
+        cr_assert_geq(pfd.fd, 0);
+        cr_assert_eq(poll(&pfd, 1, 0), 0, "readable with nothing to do");
+        write_file("x", "data");
+        /* The close arrives, then the guard's timer must wake the poll loop too. */
+        for (int rounds = 0; rounds < 50; rounds++) {
+                cr_assert_eq(poll(&pfd, 1, 5000), 1, "poll loop was not woken");
+                if (ferry_watch_next(w, &ev, 0) == 1) {
+                        cr_assert_eq(ev->type, FERRY_EVENT_READY);
+                        cr_assert_str_eq(name_of(ev), "x");
+                        cr_assert_eq(ev->size, 4);
+                        ferry_watch_free(w);
+                        return;
+                }
+        }
+        cr_assert_fail("no ready event");
+}
+
+Test(watch, close_waits_for_the_last_writer)
+{
+        struct ferry_watch *w;
+        const struct ferry_event *ev;
+        char path[512];
+        int first, second;
+
+        snprintf(path, sizeof(path), "%s/slow", folder);
+        cr_assert_eq(ferry_watch_new(&w, 0), 0);
+        cr_assert_eq(ferry_watch_set_ready(w, "close=20ms"), 0);
+        cr_assert_eq(ferry_watch_add(w, folder), 0);
+        first = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+        second = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
+        cr_assert(first >= 0 && second >= 0);
+        cr_assert_eq(write(second, "12", 2), 2);
+        close(second); /* one writer closed; the other still has it open */
+        cr_assert_null(next_of(w, FERRY_EVENT_READY, 300), "ready while a writer still had it open");
+        cr_assert_eq(pwrite(first, "abcd", 4, 2), 4);
+        close(first);
+        ev = next_of(w, FERRY_EVENT_READY, 5000);
+        cr_assert_not_null(ev);
+        cr_assert_eq(ev->size, 6);
+        cr_assert_null(next_of(w, FERRY_EVENT_READY, 200), "reported twice");
+        ferry_watch_free(w);
+}
+
+Test(watch, ready_once_per_version)
+{
+        struct ferry_watch *w;
+        const struct ferry_event *ev;
+        char path[512];
+        int fd;
+
+        snprintf(path, sizeof(path), "%s/v", folder);
+        cr_assert_eq(ferry_watch_new(&w, 0), 0);
+        cr_assert_eq(ferry_watch_set_ready(w, "close=10ms"), 0);
+        cr_assert_eq(ferry_watch_add(w, folder), 0);
+        write_file("v", "one");
+        cr_assert_not_null(next_of(w, FERRY_EVENT_READY, 5000));
+        /* Opened for writing and closed without a write: not a new version. */
+        fd = open(path, O_WRONLY | O_CLOEXEC);
+        cr_assert_geq(fd, 0);
+        close(fd);
+        cr_assert_null(next_of(w, FERRY_EVENT_READY, 300), "an unchanged file reported again");
+        write_file("v", "two!");
+        ev = next_of(w, FERRY_EVENT_READY, 5000);
+        cr_assert_not_null(ev, "a rewritten file is a new version");
+        cr_assert_eq(ev->size, 4);
+        ferry_watch_free(w);
+}
+
+Test(watch, rename_policy_and_temp_names)
+{
+        struct ferry_watch *w;
+        const struct ferry_event *ev;
+        char from[512], to[512];
+
+        cr_assert_eq(ferry_watch_new(&w, 0), 0);
+        cr_assert_eq(ferry_watch_set_ready(w, "rename"), 0);
+        cr_assert_eq(ferry_watch_add(w, folder), 0);
+        write_file("direct", "not renamed");
+        write_file("data.part", "payload");
+        snprintf(from, sizeof(from), "%s/data.part", folder);
+        snprintf(to, sizeof(to), "%s/data", folder);
+        cr_assert_eq(rename(from, to), 0);
+        ev = next_of(w, FERRY_EVENT_READY, 5000);
+        cr_assert_not_null(ev);
+        cr_assert_str_eq(name_of(ev), "data");
+        cr_assert_null(next_of(w, FERRY_EVENT_READY, 200), "a file written in place is not ready under rename");
+        ferry_watch_free(w);
+}
+
+Test(watch, existing_files_and_globs)
+{
+        struct ferry_watch *w;
+        const struct ferry_event *ev;
+
+        write_file("a.csv", "1");
+        write_file("b.txt", "2");
+        write_file("skip.csv", "3");
+        cr_assert_eq(ferry_watch_new(&w, FERRY_WATCH_EXISTING), 0);
+        cr_assert_eq(ferry_watch_set_ready(w, "close=10ms"), 0);
+        cr_assert_eq(ferry_watch_include(w, "*.csv"), 0);
+        cr_assert_eq(ferry_watch_exclude(w, "skip*"), 0);
+        cr_assert_eq(ferry_watch_add(w, folder), 0);
+        ev = next_of(w, FERRY_EVENT_READY, 5000);
+        cr_assert_not_null(ev);
+        cr_assert_str_eq(name_of(ev), "a.csv");
+        cr_assert_null(next_of(w, FERRY_EVENT_READY, 300));
+        ferry_watch_free(w);
+}
+
+Test(watch, explain_names_the_sysctl)
+{
+        struct ferry_watch *w;
+        char message[1024];
+
+        cr_assert_eq(ferry_watch_new(&w, 0), 0);
+        cr_assert_eq(ferry_watch_explain(w, -ENOSPC, "/srv/in", message, sizeof(message)), 0);
+        cr_assert_not_null(strstr(message, "/srv/in"));
+        cr_assert_not_null(strstr(message, "fs.inotify.max_user_watches"));
+        ferry_watch_free(w);
+}
