@@ -73,11 +73,17 @@ int ferry_watch_new(struct ferry_watch **ret_watch, unsigned flags);
 /* Releases the watcher and everything it holds. NULL is a no-op. */
 void ferry_watch_free(struct ferry_watch *w);
 
-/* Chooses the ready policy from its text form (see ferry_ready(7) in
+/* Chooses the ready policy from its text form (see READY POLICIES in
  * libferry(3)): "close", "close=GUARD", "rename", "done-file", "done-file=.SUFFIX",
  * "done-file=MARKER", "settle=DURATION" or "auto". With a policy set, the
  * watcher emits FERRY_EVENT_READY once per completed version of each file and
- * ignores temporary names. Call before the first ferry_watch_add(). */
+ * ignores temporary names. Call before the first ferry_watch_add(), else
+ * -EINVAL.
+ *
+ * The close and auto policies ask the kernel whether a writer still has a file
+ * open by taking a read lease for an instant on a private descriptor; should
+ * a writer open the file in that instant, the kernel signals the process with
+ * SIGURG (set with F_SETSIG), which is ignored unless the program handles it. */
 int ferry_watch_set_ready(struct ferry_watch *w, const char *policy);
 
 /* Writes a one-line description of the ready policy in force into buf. */

@@ -369,22 +369,22 @@ void ferry__ready_marker(struct ferry_watch *w, struct ferry__dir *dir, const ch
 
         if (p->marker_is_suffix) {
                 size_t data_len = len - strlen(p->marker);
-                struct ferry__entry *e = ferry__entry_find(w, dir, name, data_len);
+                char data[NAME_MAX + 1];
+                struct ferry__entry *e;
+                struct ferry__version v;
+                ssize_t n;
 
-                if (e && e->kind == FERRY__FILE)
+                memcpy(data, name, data_len);
+                data[data_len] = '\0';
+                e = ferry__entry_find(w, dir, data, data_len);
+                if (e && e->kind == FERRY__FILE) {
                         consider_marked(w, (struct ferry__file *)e);
-                else if (!e && ferry__file_wanted(w, dir, name, data_len)) {
-                        /* The data file is there but was never seen (or not yet). */
-                        char data[NAME_MAX + 1];
-                        struct ferry__version v;
-                        ssize_t n;
-
-                        memcpy(data, name, data_len);
-                        data[data_len] = '\0';
-                        n = ferry__dir_path(w, dir, data, data_len, NULL);
-                        if (n >= 0 && ferry__stat_version(w->path, &v, NULL) == 0)
-                                ferry__file_changed(w, dir, data, data_len, FERRY__CHANGE_FOUND, 0, 0);
+                        return;
                 }
+                /* The data file was never seen (it came before the watch). */
+                n = ferry__dir_path(w, dir, data, data_len, NULL);
+                if (!e && n >= 0 && ferry__stat_version(w->path, &v, NULL) == 0)
+                        ferry__file_changed(w, dir, data, data_len, FERRY__CHANGE_FOUND, 0, 0);
                 return;
         }
         for (struct ferry__entry *e = dir->children; e;) {

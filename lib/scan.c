@@ -178,7 +178,8 @@ static int scan_dir(struct ferry_watch *w, struct ferry__dir *dir, enum ferry__s
 
                 if (name[0] == '.' && (len == 1 || (len == 2 && name[1] == '.')))
                         continue;
-                if (de->d_type != DT_DIR && de->d_type != DT_UNKNOWN && !ferry__file_wanted(w, dir, name, len))
+                if (de->d_type != DT_DIR && de->d_type != DT_UNKNOWN && !ferry__file_wanted(w, dir, name, len) &&
+                    !ferry__ready_is_marker(w, name, len))
                         continue;
                 if (de->d_type == DT_DIR)
                         st.st_mode = S_IFDIR;

@@ -256,16 +256,18 @@ struct ferry__file *ferry__file_changed(struct ferry_watch *w, struct ferry__dir
 {
         struct ferry__file *f;
 
-        if (!ferry__file_wanted(w, dir, name, len))
-                return NULL;
-        if (emit_type)
-                ferry__emit(w, emit_type, emit_flags, dir, name, len);
+        /* Markers are the policy's business, whatever the filters say: the
+         * files they mark are checked against the filters instead. */
         if (ferry__ready_is_marker(w, name, len)) {
                 if (change == FERRY__CHANGE_CLOSE_WRITE || change == FERRY__CHANGE_ARRIVED ||
                     change == FERRY__CHANGE_FOUND)
                         ferry__ready_marker(w, dir, name, len);
                 return NULL;
         }
+        if (!ferry__file_wanted(w, dir, name, len))
+                return NULL;
+        if (emit_type)
+                ferry__emit(w, emit_type, emit_flags, dir, name, len);
         f = file_get(w, dir, name, len);
         if (!f)
                 return NULL;

@@ -356,9 +356,9 @@ int ferry_watch_explain(struct ferry_watch *w, int error, const char *path, char
 
                 ferry__inotify_limits(&limit, &in_use);
                 n = snprintf(buf, size,
-                             "cannot watch %s: inotify watch limit %ld reached (%ld in use by this user, %zu by "
-                             "this watcher); raise it with: sysctl fs.inotify.max_user_watches=%ld",
-                             path, limit, in_use, w->dir_count, limit > 0 ? limit * 4 : 524288);
+                             "cannot watch %s: %s (inotify watch limit %ld reached, %ld in use by this user; "
+                             "raise fs.inotify.max_user_watches, e.g. sysctl fs.inotify.max_user_watches=%ld)",
+                             path, strerror(ENOSPC), limit, in_use, limit > 0 ? limit * 4 : 524288);
         } else if (error == -EMFILE) {
                 n = snprintf(buf, size,
                              "cannot watch %s: too many inotify instances for this user; raise "

@@ -89,10 +89,12 @@ static int parse(int argc, char **argv, struct watch_args *a)
                         if (!cli_parse_count("watch", "--count", optarg, &a->count))
                                 return EXIT_USAGE;
                         break;
-                case OPT_JSON: a->output.mode = OUTPUT_JSON; break;
-                case '0': a->output.mode = OUTPUT_NULL; break;
+                case OPT_JSON:
+                case '0':
                 case OPT_FORMAT:
-                        a->output.mode = OUTPUT_FORMAT;
+                        if (a->output.mode != OUTPUT_TEXT)
+                                return cli_usage_error("watch", "--json, -0 and --format exclude each other");
+                        a->output.mode = c == OPT_JSON ? OUTPUT_JSON : c == '0' ? OUTPUT_NULL : OUTPUT_FORMAT;
                         a->output.format = optarg;
                         break;
                 case 'h': fputs(usage, stdout); return EXIT_OK;
