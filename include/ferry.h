@@ -139,6 +139,94 @@ int ferry_event_type_parse(const char *name);
  * nanoseconds. Returns -EINVAL on bad text, -ERANGE when too large. */
 int ferry_duration_parse(const char *text, int64_t *ret_ns);
 
+/* ---- Rules and the runner: the folder is the queue ------------------------
+ *
+ * A rule says which files of a folder go to which program. A runner follows
+ * its rules' folders, claims each ready file by renaming it into the rule's
+ * work area (DIR/.ferry/work/WORKER/), runs the handler without a shell, and
+ * moves the file to the done or failed folder. Any number of runners, on any
+ * number of machines sharing the folder, can compete: a rename succeeds for
+ * one of them only. See ferry-run(1).
+ */
+
+struct ferry_rule;
+struct ferry_runner;
+
+/* Creates a rule named name (letters, digits, '-', '_', '.') for folder dir.
+ * Both strings are copied. */
+int ferry_rule_new(struct ferry_rule **ret_rule, const char *name, const char *dir);
+void ferry_rule_free(struct ferry_rule *rule);
+
+/* Sets one option from its text form; the same keys as the config file:
+ *   match GLOB (repeatable), exclude GLOB (repeatable), recursive BOOL,
+ *   ready POLICY, jobs N, timeout DURATION, kill-after DURATION, retries N,
+ *   retry-delay DURATION, on-success done|delete|keep, done DIR, failed DIR,
+ *   output DIR, stdin BOOL, batch N, lease DURATION, user NAME.
+ * Returns -EINVAL (bad value), -ENOENT (unknown key), -EEXIST (given twice
+ * where only one is allowed). ferry_rule_explain() says why. */
+int ferry_rule_set(struct ferry_rule *rule, const char *key, const char *value);
+
+/* The handler: argv[0] and its arguments, copied. Placeholders {} {path}
+ * {name} {dir} {stem} {ext} expand to one argument each, wherever they stand
+ * in an argument; {paths} (batch mode) to one argument per file. */
+int ferry_rule_set_command(struct ferry_rule *rule, char *const *argv);
+
+/* Checks the rule as a whole (a command is set, its placeholders exist, the
+ * options fit together); -EINVAL and an explanation otherwise. */
+int ferry_rule_check(struct ferry_rule *rule);
+
+/* One line saying what was wrong with the last failing ferry_rule_set*() or
+ * ferry_runner_add_rule() call on this rule. */
+const char *ferry_rule_explain(const struct ferry_rule *rule);
+
+/* What the runner reports. Strings are borrowed for the callback's duration. */
+enum ferry_log_kind {
+        FERRY_LOG_INFO,    /* start-up, backend and policy in use, stop */
+        FERRY_LOG_CLAIMED, /* a ready file was claimed */
+        FERRY_LOG_STARTED, /* its handler started (pid) */
+        FERRY_LOG_DONE,    /* the handler succeeded; the file went to its done place */
+        FERRY_LOG_RETRY,   /* the handler failed; another attempt follows */
+        FERRY_LOG_FAILED,  /* the handler failed for good; the file went to the failed folder */
+        FERRY_LOG_RETURNED,/* a claim went back to the queue (stop, or recovered from a dead worker) */
+        FERRY_LOG_WARNING, /* something the admin should see; no file was lost */
+        FERRY_LOG_ERROR,   /* something failed; see message */
+};
+
+struct ferry_log_record {
+        enum ferry_log_kind kind;
+        const char *rule;    /* NULL for runner-wide records */
+        const char *path;    /* the file's original path, or NULL */
+        size_t path_len;
+        const char *message; /* one line, human-readable */
+        int64_t duration_ns; /* DONE, RETRY, FAILED: how long the handler ran; else -1 */
+        int pid;             /* STARTED, DONE, RETRY, FAILED: the handler's pid; else 0 */
+        int attempt;         /* 1 for the first run */
+        int exit_code;       /* DONE, RETRY, FAILED: exit status, -1 when killed */
+        int signal;          /* ... the signal that killed it, or 0 */
+};
+
+typedef void (*ferry_log_cb)(void *userdata, const struct ferry_log_record *record);
+
+int ferry_runner_new(struct ferry_runner **ret_runner);
+/* NULL-safe; handlers still running are killed, their claims returned. */
+void ferry_runner_free(struct ferry_runner *runner);
+/* Takes ownership of rule, also on failure. Before ferry_runner_start(). */
+int ferry_runner_add_rule(struct ferry_runner *runner, struct ferry_rule *rule);
+void ferry_runner_set_log(struct ferry_runner *runner, ferry_log_cb callback, void *userdata);
+/* Checks every rule, creates work areas, recovers claims of dead workers, and
+ * starts watching; files already present are queued. -errno on failure, with
+ * a FERRY_LOG_ERROR record saying why. */
+int ferry_runner_start(struct ferry_runner *runner);
+/* Readable when ferry_runner_dispatch() has work; for the caller's poll loop. */
+int ferry_runner_fd(struct ferry_runner *runner);
+/* Does the work that is due, waiting at most timeout_ms (< 0: until there is
+ * some). Returns 1 while running, 0 once stopped and drained, -errno. */
+int ferry_runner_dispatch(struct ferry_runner *runner, int timeout_ms);
+/* Stops claiming; handlers get grace_ns to finish, then SIGTERM, then
+ * SIGKILL; unfinished claims return to the queue. Dispatch until it returns 0. */
+void ferry_runner_stop(struct ferry_runner *runner, int64_t grace_ns);
+
+
 #ifdef __cplusplus
 }
 #endif

@@ -183,7 +183,7 @@ static void new_subdir(struct ferry_watch *w, struct ferry__dir *dir, const char
         struct ferry__entry *old;
         int r;
 
-        if (!(w->flags & FERRY_WATCH_RECURSIVE) || dir->root->only_name)
+        if (!ferry__dir_wanted(w, dir, name, len))
                 return;
         old = ferry__entry_find(w, dir, name, len);
         if (old && old->kind == FERRY__DIR)

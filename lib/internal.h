@@ -216,6 +216,8 @@ ssize_t ferry__dir_path(struct ferry_watch *w, const struct ferry__dir *dir, con
 struct ferry__entry *ferry__entry_find(struct ferry_watch *w, const struct ferry__dir *parent, const char *name,
                                        size_t len);
 bool ferry__file_wanted(struct ferry_watch *w, struct ferry__dir *dir, const char *name, size_t len);
+/* Whether a subdirectory of that name is watched (recursion, temp names in ready mode). */
+bool ferry__dir_wanted(const struct ferry_watch *w, const struct ferry__dir *parent, const char *name, size_t len);
 bool ferry__is_temp_name(const char *name, size_t len);
 
 /* What backends and scans call. */
@@ -282,5 +284,146 @@ struct stat;
 void ferry__version_from_stat(const struct stat *st, struct ferry__version *ret_version);
 /* lstat of path as a version; *ret_is_dir (may be NULL) says whether it is a directory. */
 int ferry__stat_version(const char *path, struct ferry__version *ret_version, bool *ret_is_dir);
+
+/* ---- claim.c: the folder as the queue ------------------------------------- */
+
+/* One worker's area in a rule's folder: DIR/.ferry/work/RULE@WORKER/. */
+struct ferry__workarea {
+        char *dir;          /* the rule's folder */
+        char *worker;       /* RULE@HOST.PID.START */
+        char *rule_prefix;  /* RULE@ */
+        char host[256];
+        int work_fd;        /* our work folder */
+        uint64_t seq;       /* last claim number */
+        int64_t lease_ns;
+};
+
+/* A claimed file. */
+struct ferry__claim {
+        uint64_t seq;
+        char *name;          /* its name */
+        char *origin;        /* its folder relative to DIR, NULL for DIR itself */
+        char *claimed_path;  /* where it is now, in the work area */
+        char *original_path; /* where it was: DIR/[ORIGIN/]NAME */
+};
+
+int ferry__workarea_open(struct ferry__workarea *wa, const char *dir, const char *rule, int64_t lease_ns);
+void ferry__workarea_close(struct ferry__workarea *wa);
+void ferry__workarea_heartbeat(struct ferry__workarea *wa);
+/* Claims path (DIR/...) by renaming it into the work area; -ENOENT when
+ * another worker was faster or the file is gone. */
+int ferry__claim(struct ferry__workarea *wa, const char *path, struct ferry__claim **ret_claim);
+/* Moves the claimed file to folder/ORIGIN/NAME (never replacing: NAME.1, ...),
+ * or deletes it when folder is NULL; removes the claim's folder. The final
+ * path goes to *ret_path (may be NULL; caller frees). */
+int ferry__claim_finish(struct ferry__workarea *wa, struct ferry__claim *c, const char *folder, char **ret_path);
+/* Puts the claimed file back where it was; -EEXIST when a new file took its name. */
+int ferry__claim_return(struct ferry__workarea *wa, struct ferry__claim *c);
+void ferry__claim_free(struct ferry__claim *c);
+int ferry__write_sidecar(const char *path, const char *text, size_t len);
+
+typedef void (*ferry__adopt_cb)(void *userdata, struct ferry__claim *claim);
+/* Adopts the claims of dead workers of the same rule into ours; calls adopt
+ * for each, which takes ownership. Returns how many, or -errno. */
+int ferry__recover(struct ferry__workarea *wa, ferry__adopt_cb adopt, void *userdata);
+
+/* ---- rule.c ---------------------------------------------------------------- */
+
+enum ferry__on_success { FERRY__ON_SUCCESS_DONE, FERRY__ON_SUCCESS_DELETE };
+
+struct ferry_rule {
+        struct ferry_rule *next; /* in the runner */
+        char *name;
+        char *dir;
+        char **match, **exclude, **command; /* NULL-terminated */
+        size_t match_count, exclude_count, command_count;
+        bool recursive;
+        bool use_stdin;
+        char *ready;           /* policy text, checked */
+        unsigned jobs;         /* handlers at once */
+        unsigned retries;      /* attempts after the first */
+        unsigned batch;        /* files per handler run; 1: no batching */
+        int64_t timeout_ns;    /* 0: none */
+        int64_t kill_after_ns; /* SIGTERM to SIGKILL */
+        int64_t retry_delay_ns;/* first back-off; doubles per attempt */
+        int64_t lease_ns;      /* a claim whose heartbeat is older is a dead worker's */
+        enum ferry__on_success on_success;
+        char *done_dir, *failed_dir, *output_dir; /* NULL: defaults */
+        char *user;
+        uid_t uid;
+        gid_t gid;
+        char explanation[512];
+};
+
+
+/* ---- spawn.c ---- */
+
+/* Values for the placeholders of a command template. Borrowed for the call. */
+struct ferry__placeholders {
+        const char *path;         /* {} and {path}: the file's path as the handler sees it; NULL in batch mode */
+        const char *const *paths; /* {paths}: batch mode, NULL-terminated; NULL when not batching */
+};
+
+/* Expands a command template into a new NULL-terminated argv (free with ferry__argv_free). Each template
+ * argument becomes exactly one argument, placeholders filled in byte for byte, except a standalone {paths},
+ * which becomes one argument per path; -EINVAL for an unknown or valueless placeholder, a lone brace, an
+ * embedded {paths}, or an empty result. Placeholders: {} {path} {name} {dir} {stem} {ext} {paths}; "{{" and
+ * "}}" are literal braces. */
+int ferry__argv_expand(char *const *template, const struct ferry__placeholders *values, char ***ret_argv);
+/* Validates a template at configuration time, as ferry__argv_expand would for a single file (batch: false,
+ * no {paths}) or a batch (true: only {paths}). Returns 0 or -EINVAL. */
+int ferry__argv_check(char *const *template, bool batch);
+/* Frees an argv from ferry__argv_expand. NULL-safe. */
+void ferry__argv_free(char **argv);
+
+/* How to start a handler. Borrowed for the call. */
+struct ferry__spawn_request {
+        char *const *argv; /* argv[0] is searched in PATH (absolute entries only) when it has no '/' */
+        char *const *envp; /* the child's whole environment; its PATH is the one searched */
+        int stdin_fd;      /* dup'ed to 0; -1: /dev/null */
+        int stdout_fd;     /* dup'ed to 1; -1: /dev/null */
+        const char *cwd;   /* NULL: inherit */
+        bool switch_user;  /* setgroups (uid's supplementary groups), setresgid, setresuid before exec */
+        uid_t uid;
+        gid_t gid;
+};
+
+#define FERRY__STDERR_TAIL 4096 /* bytes of the child's stderr kept: the newest */
+
+/* A started handler: the leader of its own process group. Owned by the caller; ends with
+ * ferry__child_reap or ferry__child_abandon, which close the fds. */
+struct ferry__child {
+        pid_t pid;
+        int pidfd;     /* readable when the child exited; O_CLOEXEC; -1 once reaped */
+        int stderr_fd; /* read end of the child's stderr, O_NONBLOCK | O_CLOEXEC; -1 after EOF or reap */
+        bool tail_cut; /* older bytes were dropped: tail may begin in the middle of a line */
+        size_t tail_len;
+        char tail[FERRY__STDERR_TAIL]; /* the last bytes of stderr, oldest first */
+};
+
+/* Starts a handler: own process group, default signal dispositions and an empty mask, stdin and stdout as
+ * requested, stderr to a pipe, no other fds, optional user switch, chdir, execve. Returns 0, or the -errno of
+ * the step that failed in the child (-ENOENT, -EACCES, ...), the child then already reaped. */
+int ferry__spawn(const struct ferry__spawn_request *req, struct ferry__child *ret_child);
+/* Reads what the child wrote to stderr so far into tail, at most 64 KiB per call; call while stderr_fd is
+ * readable: a child blocks once the pipe (64 KiB) is full. */
+void ferry__child_read_stderr(struct ferry__child *c);
+/* Sends sig to the child's whole process group. */
+void ferry__child_signal(struct ferry__child *c, int sig);
+
+struct ferry__exit {
+        int code;   /* exit status, or -1 when killed */
+        int signal; /* the signal that killed it, or 0 */
+};
+
+/* Waits for the child's exit (call when pidfd is readable), SIGKILLs what is left of its process group,
+ * reaps it, drains stderr and closes the fds. Returns 0 or -errno; on error too the fds are closed. */
+int ferry__child_reap(struct ferry__child *c, struct ferry__exit *ret_exit);
+/* The last max_lines lines of the stderr tail, without the final newline, starting at a line boundary when
+ * the tail holds one; points into c->tail. */
+const char *ferry__child_stderr_lines(const struct ferry__child *c, int max_lines, size_t *ret_len);
+/* Kills the child's group with SIGKILL, reaps it and closes the fds: for shutdown paths. NULL-safe, and a
+ * no-op on a child already reaped. */
+void ferry__child_abandon(struct ferry__child *c);
 
 #endif

@@ -147,7 +147,6 @@ static void scan_one_name(struct ferry_watch *w, struct ferry__dir *dir, enum fe
 
 static int scan_dir(struct ferry_watch *w, struct ferry__dir *dir, enum ferry__scan_mode mode, struct stack *stack)
 {
-        bool recursive = (w->flags & FERRY_WATCH_RECURSIVE) != 0;
         struct dirent *de;
         ssize_t n;
         DIR *listing;
@@ -186,7 +185,7 @@ static int scan_dir(struct ferry_watch *w, struct ferry__dir *dir, enum ferry__s
                 else if (fstatat(dirfd(listing), name, &st, AT_SYMLINK_NOFOLLOW) < 0)
                         continue; /* gone meanwhile */
                 if (S_ISDIR(st.st_mode)) {
-                        if (recursive) {
+                        if (ferry__dir_wanted(w, dir, name, len)) {
                                 r = found_dir(w, dir, name, len, mode, stack);
                                 if (r < 0)
                                         break;

@@ -174,6 +174,15 @@ static bool glob_matches(struct ferry_watch *w, const struct ferry__globs *globs
         return false;
 }
 
+bool ferry__dir_wanted(const struct ferry_watch *w, const struct ferry__dir *parent, const char *name, size_t len)
+{
+        if (!(w->flags & FERRY_WATCH_RECURSIVE) || parent->root->only_name)
+                return false;
+        /* In ready mode hidden and temporary folders hold work in progress
+         * (ferry's own .ferry/, rsync's, editors'): never descend into them. */
+        return w->policy.kind == FERRY__POLICY_NONE || !ferry__is_temp_name(name, len);
+}
+
 bool ferry__file_wanted(struct ferry_watch *w, struct ferry__dir *dir, const char *name, size_t len)
 {
         const char *only = dir->root->only_name;
@@ -441,12 +450,16 @@ static void move_dir(struct ferry_watch *w, struct ferry__dir *from_dir, const c
                 /* Not known (unwatched, or lost): treat it as new. */
                 if (e)
                         ferry__file_remove(w, (struct ferry__file *)e);
-                if ((w->flags & FERRY_WATCH_RECURSIVE) && !to_dir->root->only_name &&
+                if (ferry__dir_wanted(w, to_dir, to_name, to_len) &&
                     ferry__dir_attach(w, to_dir, to_name, to_len, to_dir->root, &d) == 0)
                         (void)ferry__scan(w, d, FERRY__SCAN_NEW);
                 return;
         }
         d = (struct ferry__dir *)e;
+        if (!ferry__dir_wanted(w, to_dir, to_name, to_len)) {
+                ferry__dir_detach(w, d);
+                return;
+        }
         entry_unlink(w, e);
         if (entry_link(w, e, to_dir, to_name, to_len) < 0) {
                 /* Out of memory: forget the subtree rather than mislabel it. */

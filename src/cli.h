@@ -52,8 +52,13 @@ struct output {
 };
 
 void output_event(const struct output *o, const struct ferry_event *ev);
+/* Bytes as one line of text: backslash, control and non-ASCII bytes escaped (\n, \t, \\, \xHH). */
+void output_escaped(FILE *out, const char *s, size_t n);
+/* ,"key":"value" and, when value is not UTF-8, ,"key_base64":"exact bytes". */
+void output_json_field(FILE *out, const char *key, const char *s, size_t n);
 
 int cmd_watch(int argc, char **argv);
 int cmd_wait(int argc, char **argv);
+int cmd_run(int argc, char **argv);
 
 #endif

@@ -12,12 +12,13 @@ static const char usage[] =
         "  watch DIR...          print what happens in folders (--ready: completed files)\n"
         "  wait FILE             wait until FILE is completely written\n"
         "  wait DIR --match GLOB wait until N matching files are completely written\n"
+        "  run DIR -- PROGRAM    hand each completed file to PROGRAM, exactly once\n"
         "  help COMMAND          show the help of COMMAND\n"
         "\n"
         "  -h, --help            show this help\n"
         "      --version         show the version\n"
         "\n"
-        "See ferry(1), ferry-watch(1), ferry-wait(1).\n";
+        "See ferry(1), ferry-watch(1), ferry-wait(1), ferry-run(1).\n";
 
 static const struct {
         const char *name;
@@ -25,6 +26,7 @@ static const struct {
 } commands[] = {
         {"watch", cmd_watch},
         {"wait", cmd_wait},
+        {"run", cmd_run},
 };
 
 int main(int argc, char **argv)

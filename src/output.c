@@ -92,7 +92,7 @@ static void base64(FILE *out, const char *s, size_t n)
 }
 
 /* "key":"value" and, when value is not UTF-8, "key_base64":"exact bytes". */
-static void json_path(FILE *out, const char *key, const char *s, size_t n)
+void output_json_field(FILE *out, const char *key, const char *s, size_t n)
 {
         fprintf(out, ",\"%s\":", key);
         json_string(out, s, n);
@@ -104,7 +104,7 @@ static void json_path(FILE *out, const char *key, const char *s, size_t n)
 }
 
 /* Text mode: one event a line, so control bytes, backslash and non-ASCII are escaped. */
-static void text_path(FILE *out, const char *s, size_t n)
+void output_escaped(FILE *out, const char *s, size_t n)
 {
         for (size_t i = 0; i < n; i++) {
                 unsigned char c = (unsigned char)s[i];
@@ -210,7 +210,7 @@ void output_event(const struct output *o, const struct ferry_event *ev)
                 fputs(name, out);
                 if (ev->path_len) {
                         fputc(' ', out);
-                        text_path(out, ev->path, ev->path_len);
+                        output_escaped(out, ev->path, ev->path_len);
                         if ((ev->flags & FERRY_EVENT_IS_DIR) && ev->path[ev->path_len - 1] != '/')
                                 fputc('/', out);
                 }
@@ -219,14 +219,14 @@ void output_event(const struct output *o, const struct ferry_event *ev)
         case OUTPUT_JSON:
                 fprintf(out, "{\"event\":\"%s\"", name);
                 /* Every object has path and root; a rescan concerns no one path. */
-                json_path(out, "path", ev->path, ev->path_len);
-                json_path(out, "root", ev->root, strlen(ev->root));
+                output_json_field(out, "path", ev->path, ev->path_len);
+                output_json_field(out, "root", ev->root, strlen(ev->root));
                 if (ev->flags & FERRY_EVENT_IS_DIR)
                         fputs(",\"dir\":true", out);
                 if (ev->flags & FERRY_EVENT_FOUND)
                         fputs(",\"found\":true", out);
                 if (ev->old_path)
-                        json_path(out, "from", ev->old_path, ev->old_path_len);
+                        output_json_field(out, "from", ev->old_path, ev->old_path_len);
                 if (ev->type == FERRY_EVENT_READY && ev->size >= 0)
                         fprintf(out, ",\"size\":%lld", (long long)ev->size);
                 if (ev->error) {

@@ -1,0 +1,263 @@
+/* rule.c: rules: which files of a folder go to which program, and how.
+ *
+ * Options are set from their text form by key, so that the command line
+ * (--jobs 4) and a config file (jobs = 4) share one grammar and one set of
+ * error messages. Every value is checked when it is set.
+ */
+#include "internal.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static int fail(struct ferry_rule *rule, int error, const char *format, ...)
+{
+        va_list ap;
+
+        va_start(ap, format);
+        vsnprintf(rule->explanation, sizeof(rule->explanation), format, ap);
+        va_end(ap);
+        return error;
+}
+
+int ferry_rule_new(struct ferry_rule **ret_rule, const char *name, const char *dir)
+{
+        struct ferry_rule *rule;
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+        if (!ret_rule || !name || !dir || !*dir || !*name)
+                return -EINVAL;
+        for (const char *p = name; *p; p++)
+                if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_' && *p != '.')
+                        return -EINVAL;
+        rule = calloc(1, sizeof(*rule));
+        if (!rule)
+                return -ENOMEM;
+        rule->name = strdup(name);
+        rule->dir = strdup(dir);
+        rule->ready = strdup("auto");
+        if (!rule->name || !rule->dir || !rule->ready) {
+                ferry_rule_free(rule);
+                return -ENOMEM;
+        }
+        rule->jobs = cpus > 0 ? (unsigned)cpus : 1;
+        rule->kill_after_ns = 5 * FERRY__NSEC_PER_SEC;
+        rule->retries = 2;
+        rule->retry_delay_ns = 1 * FERRY__NSEC_PER_SEC;
+        rule->lease_ns = 60 * FERRY__NSEC_PER_SEC;
+        rule->batch = 1;
+        rule->on_success = FERRY__ON_SUCCESS_DONE;
+        *ret_rule = rule;
+        return 0;
+}
+
+static void strings_free(char **list, size_t count)
+{
+        for (size_t i = 0; i < count; i++)
+                free(list[i]);
+        free(list);
+}
+
+void ferry_rule_free(struct ferry_rule *rule)
+{
+        if (!rule)
+                return;
+        free(rule->name);
+        free(rule->dir);
+        free(rule->ready);
+        free(rule->done_dir);
+        free(rule->failed_dir);
+        free(rule->output_dir);
+        free(rule->user);
+        strings_free(rule->match, rule->match_count);
+        strings_free(rule->exclude, rule->exclude_count);
+        strings_free(rule->command, rule->command_count);
+        free(rule);
+}
+
+static int strings_add(struct ferry_rule *rule, char ***list, size_t *count, const char *value)
+{
+        char **items = realloc(*list, (*count + 2) * sizeof(*items));
+
+        if (!items)
+                return fail(rule, -ENOMEM, "out of memory");
+        *list = items;
+        items[*count] = strdup(value);
+        if (!items[*count])
+                return fail(rule, -ENOMEM, "out of memory");
+        items[++*count] = NULL;
+        return 0;
+}
+
+static int set_string(struct ferry_rule *rule, char **field, const char *key, const char *value)
+{
+        char *copy;
+
+        if (!*value)
+                return fail(rule, -EINVAL, "%s needs a value", key);
+        copy = strdup(value);
+        if (!copy)
+                return fail(rule, -ENOMEM, "out of memory");
+        free(*field);
+        *field = copy;
+        return 0;
+}
+
+static int set_bool(struct ferry_rule *rule, bool *field, const char *key, const char *value)
+{
+        static const char *const yes[] = {"yes", "true", "on", "1"}, *const no[] = {"no", "false", "off", "0"};
+
+        for (size_t i = 0; i < 4; i++) {
+                if (strcasecmp(value, yes[i]) == 0)
+                        return *field = true, 0;
+                if (strcasecmp(value, no[i]) == 0)
+                        return *field = false, 0;
+        }
+        return fail(rule, -EINVAL, "%s: '%s' is not yes or no", key, value);
+}
+
+static int set_count(struct ferry_rule *rule, unsigned *field, const char *key, const char *value, unsigned min,
+                     unsigned max)
+{
+        char *end;
+        unsigned long n;
+
+        errno = 0;
+        n = strtoul(value, &end, 10);
+        if (!isdigit((unsigned char)*value) || *end || errno || n < min || n > max)
+                return fail(rule, -EINVAL, "%s: '%s' is not a whole number from %u to %u", key, value, min, max);
+        *field = (unsigned)n;
+        return 0;
+}
+
+static int set_duration(struct ferry_rule *rule, int64_t *field, const char *key, const char *value)
+{
+        if (ferry_duration_parse(value, field) < 0)
+                return fail(rule, -EINVAL, "%s: '%s' is not a duration (use e.g. 500ms, 30s, 5m, 1h)", key, value);
+        return 0;
+}
+
+int ferry_rule_set(struct ferry_rule *rule, const char *key, const char *value)
+{
+        if (!rule || !key || !value)
+                return -EINVAL;
+        rule->explanation[0] = '\0';
+        if (strcmp(key, "match") == 0)
+                return *value ? strings_add(rule, &rule->match, &rule->match_count, value)
+                              : fail(rule, -EINVAL, "match needs a glob");
+        if (strcmp(key, "exclude") == 0)
+                return *value ? strings_add(rule, &rule->exclude, &rule->exclude_count, value)
+                              : fail(rule, -EINVAL, "exclude needs a glob");
+        if (strcmp(key, "recursive") == 0)
+                return set_bool(rule, &rule->recursive, key, value);
+        if (strcmp(key, "ready") == 0) {
+                struct ferry__policy p;
+
+                if (ferry__policy_parse(value, &p) < 0)
+                        return fail(rule, -EINVAL,
+                                    "ready: '%s' is not a policy (use auto, close[=GUARD], rename, "
+                                    "done-file[=.SUFFIX|=MARKER] or settle=DURATION)",
+                                    value);
+                return set_string(rule, &rule->ready, key, value);
+        }
+        if (strcmp(key, "jobs") == 0)
+                return set_count(rule, &rule->jobs, key, value, 1, 4096);
+        if (strcmp(key, "timeout") == 0)
+                return set_duration(rule, &rule->timeout_ns, key, value);
+        if (strcmp(key, "kill-after") == 0)
+                return set_duration(rule, &rule->kill_after_ns, key, value);
+        if (strcmp(key, "retries") == 0)
+                return set_count(rule, &rule->retries, key, value, 0, 100);
+        if (strcmp(key, "retry-delay") == 0)
+                return set_duration(rule, &rule->retry_delay_ns, key, value);
+        if (strcmp(key, "batch") == 0)
+                return set_count(rule, &rule->batch, key, value, 1, 100000);
+        if (strcmp(key, "lease") == 0) {
+                int r = set_duration(rule, &rule->lease_ns, key, value);
+
+                if (r == 0 && rule->lease_ns < FERRY__NSEC_PER_SEC)
+                        return fail(rule, -EINVAL, "lease: '%s' is too short (at least 1s)", value);
+                return r;
+        }
+        if (strcmp(key, "stdin") == 0)
+                return set_bool(rule, &rule->use_stdin, key, value);
+        if (strcmp(key, "on-success") == 0) {
+                if (strcmp(value, "done") == 0)
+                        rule->on_success = FERRY__ON_SUCCESS_DONE;
+                else if (strcmp(value, "delete") == 0)
+                        rule->on_success = FERRY__ON_SUCCESS_DELETE;
+                else if (strcmp(value, "keep") == 0)
+                        return fail(rule, -EOPNOTSUPP,
+                                    "on-success: keep (files left in place, a state store records them) is "
+                                    "not supported yet; use done or delete");
+                else
+                        return fail(rule, -EINVAL, "on-success: '%s' is not done, delete or keep", value);
+                return 0;
+        }
+        if (strcmp(key, "done") == 0) {
+                rule->on_success = FERRY__ON_SUCCESS_DONE;
+                return set_string(rule, &rule->done_dir, key, value);
+        }
+        if (strcmp(key, "failed") == 0)
+                return set_string(rule, &rule->failed_dir, key, value);
+        if (strcmp(key, "output") == 0)
+                return set_string(rule, &rule->output_dir, key, value);
+        if (strcmp(key, "user") == 0) {
+                struct passwd *pw = getpwnam(value);
+
+                if (!pw)
+                        return fail(rule, -EINVAL, "user: no user named '%s'", value);
+                rule->uid = pw->pw_uid;
+                rule->gid = pw->pw_gid;
+                return set_string(rule, &rule->user, key, value);
+        }
+        return fail(rule, -ENOENT, "unknown option '%s'", key);
+}
+
+int ferry_rule_set_command(struct ferry_rule *rule, char *const *argv)
+{
+        int r;
+
+        if (!rule || !argv || !argv[0] || !*argv[0])
+                return rule ? fail(rule, -EINVAL, "the handler command is empty") : -EINVAL;
+        strings_free(rule->command, rule->command_count);
+        rule->command = NULL;
+        rule->command_count = 0;
+        for (size_t i = 0; argv[i]; i++) {
+                r = strings_add(rule, &rule->command, &rule->command_count, argv[i]);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+const char *ferry_rule_explain(const struct ferry_rule *rule)
+{
+        return rule && rule->explanation[0] ? rule->explanation : "no error";
+}
+
+int ferry_rule_check(struct ferry_rule *rule)
+{
+        int r;
+
+        if (!rule->command)
+                return fail(rule, -EINVAL, "rule %s has no handler command", rule->name);
+        r = ferry__argv_check(rule->command, rule->batch > 1);
+        if (r < 0)
+                return fail(rule, r,
+                            "rule %s: the command has an unknown placeholder (use {}, {path}, {name}, {dir}, "
+                            "{stem}, {ext}%s; {{ and }} for braces)",
+                            rule->name, rule->batch > 1 ? ", {paths}" : "");
+        if (rule->use_stdin && rule->batch > 1)
+                return fail(rule, -EINVAL, "rule %s: stdin and batch exclude each other", rule->name);
+        if (rule->output_dir && rule->batch > 1)
+                return fail(rule, -EINVAL, "rule %s: output and batch exclude each other", rule->name);
+        if (rule->user && geteuid() != 0)
+                return fail(rule, -EPERM, "rule %s: user %s needs ferry to run as root", rule->name, rule->user);
+        return 0;
+}
