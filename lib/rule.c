@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static int fail(struct ferry_rule *rule, int error, const char *format, ...)
@@ -243,6 +244,7 @@ const char *ferry_rule_explain(const struct ferry_rule *rule)
 
 int ferry_rule_check(struct ferry_rule *rule)
 {
+        struct stat st;
         int r;
 
         if (!rule->command)
@@ -259,5 +261,10 @@ int ferry_rule_check(struct ferry_rule *rule)
                 return fail(rule, -EINVAL, "rule %s: output and batch exclude each other", rule->name);
         if (rule->user && geteuid() != 0)
                 return fail(rule, -EPERM, "rule %s: user %s needs ferry to run as root", rule->name, rule->user);
+        if (stat(rule->dir, &st) < 0 || !S_ISDIR(st.st_mode))
+                return fail(rule, -ENOENT, "rule %s: %s is not a folder (create it first)", rule->name, rule->dir);
+        if (rule->output_dir && (stat(rule->output_dir, &st) < 0 || !S_ISDIR(st.st_mode)))
+                return fail(rule, -ENOENT, "rule %s: output folder %s does not exist (create it first)",
+                            rule->name, rule->output_dir);
         return 0;
 }

@@ -289,7 +289,6 @@ static int rule_start(struct ferry_runner *r, struct ferry_rule *rule)
         struct rule_state *rs = calloc(1, sizeof(*rs));
         unsigned flags = FERRY_WATCH_EXISTING | (rule->recursive ? FERRY_WATCH_RECURSIVE : 0);
         char description[512];
-        struct stat st;
         int e;
 
         if (!rs)
@@ -304,22 +303,12 @@ static int rule_start(struct ferry_runner *r, struct ferry_rule *rule)
                 LOG(r, FERRY_LOG_ERROR, rule->name, NULL, "%s", ferry_rule_explain(rule));
                 return e;
         }
-        if (stat(rule->dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
-                e = stat(rule->dir, &st) < 0 ? -errno : -ENOTDIR;
-                LOG(r, FERRY_LOG_ERROR, rule->name, rule->dir, "cannot watch %s: %s", rule->dir, strerror(-e));
-                return e;
-        }
         rs->done_dir = rule->on_success == FERRY__ON_SUCCESS_DELETE ? NULL
                        : rule->done_dir                           ? strdup(rule->done_dir)
                                                                   : join(rule->dir, ".ferry/done");
         rs->failed_dir = rule->failed_dir ? strdup(rule->failed_dir) : join(rule->dir, ".ferry/failed");
         if ((!rs->done_dir && rule->on_success != FERRY__ON_SUCCESS_DELETE) || !rs->failed_dir)
                 return -ENOMEM;
-        if (rule->output_dir && (stat(rule->output_dir, &st) < 0 || !S_ISDIR(st.st_mode))) {
-                LOG(r, FERRY_LOG_ERROR, rule->name, rule->output_dir,
-                    "output folder %s does not exist: create it first", rule->output_dir);
-                return -ENOENT;
-        }
         e = ferry__workarea_open(&rs->wa, rule->dir, rule->name, rule->lease_ns);
         if (e < 0) {
                 LOG(r, FERRY_LOG_ERROR, rule->name, rule->dir, "cannot create the work area in %s/.ferry: %s",

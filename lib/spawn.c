@@ -78,11 +78,17 @@ static const struct {
         const char *text;
         enum word word;
 } words[] = {
-        {"", WORD_PATH},      {"path", WORD_PATH}, {"name", WORD_NAME},   {"dir", WORD_DIR},
-        {"stem", WORD_STEM},  {"ext", WORD_EXT},   {"paths", WORD_PATHS},
+    {"", WORD_PATH},     {"path", WORD_PATH}, {"name", WORD_NAME},   {"dir", WORD_DIR},
+    {"stem", WORD_STEM}, {"ext", WORD_EXT},   {"paths", WORD_PATHS},
 };
 
-/* Splits path into the pieces the placeholders name. The pieces point into path. */
+/* Splits path into the pieces the placeholders name; the pieces point into path.
+ *
+ *   {name}  the last component                       "in/x.tar.gz" -> "x.tar.gz"
+ *   {dir}   what precedes the last '/'               "in", "." when there is no '/', "/" for "/x"
+ *   {stem}  the name without its last extension      "x.tar"; ".bashrc" -> ".bashrc"
+ *   {ext}   the last extension, without its dot      "gz"; "" when there is none
+ */
 static void split_path(const char *path, struct values *v)
 {
         const char *slash = strrchr(path, '/');
@@ -565,8 +571,10 @@ int ferry__spawn(const struct ferry__spawn_request *req, struct ferry__child *re
         while (n < 0 && errno == EINTR);
         if (n != 0) {
                 r = n == (ssize_t)sizeof(child_error) && child_error > 0 ? -child_error : -EIO;
-                if (n < 0) /* cannot tell what the child did: make sure it is gone */
+                if (n < 0) { /* cannot tell how far the child got: make sure it and anything it started are gone */
+                        (void)kill(-pid, SIGKILL);
                         (void)kill(pid, SIGKILL);
+                }
                 wait_pid(pid);
                 goto out;
         }

@@ -117,13 +117,15 @@ bool cli_parse_events(const char *command, const char *text, unsigned *ret_mask)
         return ok;
 }
 
-int cli_signal_fd(void)
+int cli_signal_fd(bool hangup)
 {
         sigset_t set;
 
         sigemptyset(&set);
         sigaddset(&set, SIGINT);
         sigaddset(&set, SIGTERM);
+        if (hangup)
+                sigaddset(&set, SIGHUP);
         if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
                 return -1;
         return signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);

@@ -33,8 +33,8 @@ bool cli_parse_duration(const char *command, const char *option, const char *tex
 bool cli_parse_count(const char *command, const char *option, const char *text, uint64_t *ret_count);
 bool cli_parse_events(const char *command, const char *text, unsigned *ret_mask);
 
-/* Blocks SIGINT and SIGTERM and returns a signalfd for them, or -1. */
-int cli_signal_fd(void);
+/* Blocks SIGINT and SIGTERM (and SIGHUP when hangup) and returns a signalfd for them, or -1. */
+int cli_signal_fd(bool hangup);
 
 /* Waits for the watcher (or a signal) until deadline_ns (CLOCK_MONOTONIC,
  * INT64_MAX: no deadline). Returns 1 when events may be ready, 0 on

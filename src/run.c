@@ -1,5 +1,6 @@
 /* run.c: `ferry run`: the hot-folder daemon, one rule from the command line. */
 #include "cli.h"
+#include "config.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -13,6 +14,7 @@
 
 static const char usage[] =
         "Usage: ferry run [OPTION]... DIR -- PROGRAM [ARG]...\n"
+        "   or: ferry run -c FILE [--check] [--log-format FMT]\n"
         "Hand every file completely written into DIR to PROGRAM, exactly once; move it\n"
         "to a done folder on success, to a failed folder (with a .ferry-error note) on\n"
         "failure. No shell: {} {path} {name} {dir} {stem} {ext} ({paths} with --batch)\n"
@@ -40,7 +42,8 @@ static const char usage[] =
         "      --name NAME        the rule's name in logs and work areas (default run)\n"
         "      --grace DUR        on SIGTERM, how long handlers may finish (default 30s)\n"
         "      --log-format FMT   text (default) or json, on stderr\n"
-        "      --check            check the options and exit\n"
+        "  -c, --config FILE      the rules of FILE (see ferry.conf(5)); SIGHUP reloads it\n"
+        "      --check            check the options (or FILE) and exit\n"
         "  -h, --help             show this help\n"
         "\n"
         "Exit status: 0 stopped by SIGTERM/SIGINT, 1 error, 2 usage. See ferry-run(1).\n";
@@ -90,6 +93,7 @@ static const struct option options[] = {
         {"grace", required_argument, NULL, OPT_GRACE},
         {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
         {"check", no_argument, NULL, OPT_CHECK},
+        {"config", required_argument, NULL, 'c'},
         {"help", no_argument, NULL, 'h'},
         {0},
 };
@@ -163,16 +167,107 @@ static void log_json(void *userdata, const struct ferry_log_record *rec)
         fputs("}\n", stderr);
 }
 
-/* Runs until SIGTERM or SIGINT, then stops gracefully (a second signal: at once). */
-static int serve(struct ferry_runner *runner, int64_t grace_ns)
+/* Where the rules come from: a config file, or the command line. */
+struct source {
+        const char *config_path;     /* -c FILE, or NULL */
+        struct setting *settings;    /* the command line's rule */
+        size_t count;
+        const char *name, *dir;
+        char **command;
+        struct config config;        /* grace and log format; the command line wins */
+        bool grace_given, json_given;
+};
+
+/* Builds a runner with the rules of the source; returns it, or NULL after printing why. */
+static struct ferry_runner *build(struct source *src, bool check)
 {
-        int signal_fd = cli_signal_fd();
+        struct ferry_runner *runner = NULL;
+        struct ferry_rule *rule = NULL;
+        struct config config = src->config;
+        char error[2048];
+        int r;
+
+        r = ferry_runner_new(&runner);
+        if (r < 0) {
+                cli_error("cannot start: %s", strerror(-r));
+                return NULL;
+        }
+        if (src->config_path) {
+                if (config_load(src->config_path, runner, &config, error, sizeof(error)) < 0) {
+                        cli_error("%s", error);
+                        goto fail;
+                }
+                if (!src->grace_given)
+                        src->config.grace_ns = config.grace_ns;
+                if (!src->json_given)
+                        src->config.json = config.json;
+        } else {
+                r = ferry_rule_new(&rule, src->name, src->dir);
+                if (r < 0) {
+                        cli_error("invalid rule name '%s' (letters, digits, '-', '_', '.')", src->name);
+                        goto fail;
+                }
+                for (size_t i = 0; i < src->count; i++)
+                        if (ferry_rule_set(rule, src->settings[i].key, src->settings[i].value) < 0)
+                                goto bad_rule;
+                if (ferry_rule_set_command(rule, src->command) < 0)
+                        goto bad_rule;
+                if (check && ferry_rule_check(rule) < 0)
+                        goto bad_rule;
+                r = ferry_runner_add_rule(runner, rule);
+                rule = NULL;
+                if (r < 0) {
+                        cli_error("cannot add the rule: %s", strerror(-r));
+                        goto fail;
+                }
+        }
+        ferry_runner_set_log(runner, src->config.json ? log_json : log_text, NULL);
+        return runner;
+bad_rule:
+        cli_error("%s", ferry_rule_explain(rule));
+fail:
+        ferry_rule_free(rule);
+        ferry_runner_free(runner);
+        return NULL;
+}
+
+/* Stops runner gracefully and waits until it is drained. */
+static int drain(struct ferry_runner *runner, int64_t grace_ns, int signal_fd)
+{
         struct pollfd fds[2] = {{.fd = ferry_runner_fd(runner), .events = POLLIN},
                                 {.fd = signal_fd, .events = POLLIN}};
+        int r;
+
+        ferry_runner_stop(runner, grace_ns);
+        while ((r = ferry_runner_dispatch(runner, 0)) > 0) {
+                if (poll(fds, signal_fd >= 0 ? 2 : 1, -1) < 0 && errno != EINTR)
+                        return -errno;
+                if (signal_fd >= 0 && (fds[1].revents & POLLIN)) {
+                        struct signalfd_siginfo info;
+
+                        /* Another stop signal: do not wait for the grace period. */
+                        while (read(signal_fd, &info, sizeof(info)) == sizeof(info))
+                                if (info.ssi_signo != SIGHUP)
+                                        ferry_runner_stop(runner, 0);
+                }
+        }
+        return r;
+}
+
+/* Runs until SIGTERM or SIGINT, then stops gracefully (a second signal: at
+ * once). SIGHUP reloads the config file: a bad one is rejected and the rules
+ * in force keep running; a good one replaces them after the running handlers
+ * finished, so that nothing is lost or handled twice. */
+static int serve(struct source *src, struct ferry_runner *runner)
+{
+        int signal_fd = cli_signal_fd(true);
         int status = EXIT_OK;
-        bool stopping = false;
 
         for (;;) {
+                struct pollfd fds[2] = {{.fd = ferry_runner_fd(runner), .events = POLLIN},
+                                        {.fd = signal_fd, .events = POLLIN}};
+                struct signalfd_siginfo info;
+                bool stop = false, reload = false;
                 int r = ferry_runner_dispatch(runner, 0);
 
                 if (r < 0) {
@@ -180,19 +275,45 @@ static int serve(struct ferry_runner *runner, int64_t grace_ns)
                         status = EXIT_FAILURE_RUNTIME;
                         break;
                 }
-                if (r == 0)
-                        break;
                 if (poll(fds, signal_fd >= 0 ? 2 : 1, -1) < 0 && errno != EINTR)
                         break;
-                if (signal_fd >= 0 && (fds[1].revents & POLLIN)) {
-                        struct signalfd_siginfo info;
-
-                        while (read(signal_fd, &info, sizeof(info)) == sizeof(info)) {
-                                ferry_runner_stop(runner, stopping ? 0 : grace_ns);
-                                stopping = true;
-                        }
+                if (signal_fd < 0 || !(fds[1].revents & POLLIN))
+                        continue;
+                while (read(signal_fd, &info, sizeof(info)) == sizeof(info)) {
+                        if (info.ssi_signo == SIGHUP)
+                                reload = true;
+                        else
+                                stop = true;
                 }
+                if (stop) {
+                        if (drain(runner, src->config.grace_ns, signal_fd) < 0)
+                                status = EXIT_FAILURE_RUNTIME;
+                        break;
+                }
+                if (!reload)
+                        continue;
+                if (!src->config_path) {
+                        cli_error("SIGHUP: no config file to reload (rules from the command line)");
+                        continue;
+                }
+                struct ferry_runner *next = build(src, true);
+
+                if (!next) {
+                        cli_error("%s: the new config is rejected; the rules in force keep running",
+                                  src->config_path);
+                        continue;
+                }
+                if (drain(runner, src->config.grace_ns, signal_fd) < 0)
+                        status = EXIT_FAILURE_RUNTIME;
+                ferry_runner_free(runner);
+                runner = next;
+                if (ferry_runner_start(runner) < 0) {
+                        status = EXIT_FAILURE_RUNTIME;
+                        break;
+                }
+                cli_error("%s: reloaded", src->config_path);
         }
+        ferry_runner_free(runner);
         if (signal_fd >= 0)
                 close(signal_fd);
         return status;
@@ -200,43 +321,43 @@ static int serve(struct ferry_runner *runner, int64_t grace_ns)
 
 int cmd_run(int argc, char **argv)
 {
-        struct setting *settings = calloc((size_t)argc + 1, sizeof(*settings));
-        const char *name = "run", *log_format = "text";
+        struct source src = {.name = "run", .config = {.grace_ns = 30 * INT64_C(1000000000)}};
         struct ferry_runner *runner = NULL;
-        struct ferry_rule *rule = NULL;
-        int64_t grace_ns = 30 * INT64_C(1000000000);
-        size_t count = 0;
         bool check = false;
-        int c, r, status = EXIT_USAGE;
+        int c, status = EXIT_USAGE;
 
-        if (!settings) {
+        src.settings = calloc((size_t)argc + 1, sizeof(*src.settings));
+        if (!src.settings) {
                 cli_error("out of memory");
                 return EXIT_FAILURE_RUNTIME;
         }
         opterr = 0;
-        while ((c = getopt_long(argc, argv, ":m:rj:h", options, NULL)) != -1) {
+        while ((c = getopt_long(argc, argv, ":m:rj:c:h", options, NULL)) != -1) {
                 const char *key = rule_key(c);
 
                 if (key) {
-                        settings[count++] = (struct setting){key, optarg};
+                        src.settings[src.count++] = (struct setting){key, optarg};
                         continue;
                 }
                 switch (c) {
-                case 'r': settings[count++] = (struct setting){"recursive", "yes"}; break;
-                case OPT_DELETE: settings[count++] = (struct setting){"on-success", "delete"}; break;
-                case OPT_KEEP: settings[count++] = (struct setting){"on-success", "keep"}; break;
-                case OPT_STDIN: settings[count++] = (struct setting){"stdin", "yes"}; break;
-                case OPT_NAME: name = optarg; break;
+                case 'r': src.settings[src.count++] = (struct setting){"recursive", "yes"}; break;
+                case OPT_DELETE: src.settings[src.count++] = (struct setting){"on-success", "delete"}; break;
+                case OPT_KEEP: src.settings[src.count++] = (struct setting){"on-success", "keep"}; break;
+                case OPT_STDIN: src.settings[src.count++] = (struct setting){"stdin", "yes"}; break;
+                case OPT_NAME: src.name = optarg; break;
+                case 'c': src.config_path = optarg; break;
                 case OPT_GRACE:
-                        if (!cli_parse_duration("run", "--grace", optarg, &grace_ns))
+                        if (!cli_parse_duration("run", "--grace", optarg, &src.config.grace_ns))
                                 goto out;
+                        src.grace_given = true;
                         break;
                 case OPT_LOG_FORMAT:
                         if (strcmp(optarg, "text") != 0 && strcmp(optarg, "json") != 0) {
                                 cli_usage_error("run", "--log-format is text or json, not '%s'", optarg);
                                 goto out;
                         }
-                        log_format = optarg;
+                        src.config.json = strcmp(optarg, "json") == 0;
+                        src.json_given = true;
                         break;
                 case OPT_CHECK: check = true; break;
                 case 'h':
@@ -246,59 +367,41 @@ int cmd_run(int argc, char **argv)
                 default: cli_bad_option("run", c, argv); goto out;
                 }
         }
-        /* getopt_long() stops at "--" and leaves DIR first, then the handler. */
-        if (optind >= argc) {
-                cli_usage_error("run", "missing DIR and -- PROGRAM");
-                goto out;
-        }
-        const char *dir = argv[optind++];
-
-        if (optind >= argc) {
-                cli_usage_error("run", "missing the handler: ferry run DIR -- PROGRAM [ARG]...");
-                goto out;
-        }
-        r = ferry_rule_new(&rule, name, dir);
-        if (r < 0) {
-                cli_usage_error("run", "invalid rule name '%s' (letters, digits, '-', '_', '.')", name);
-                goto out;
-        }
-        for (size_t i = 0; i < count; i++) {
-                r = ferry_rule_set(rule, settings[i].key, settings[i].value);
-                if (r < 0) {
-                        cli_usage_error("run", "%s", ferry_rule_explain(rule));
+        if (src.config_path) {
+                if (optind < argc || src.count) {
+                        cli_usage_error("run", "-c FILE takes the rules from FILE: no DIR, rule options or "
+                                               "handler on the command line");
                         goto out;
                 }
+        } else {
+                /* getopt_long() stops at "--" and leaves DIR first, then the handler. */
+                if (optind >= argc) {
+                        cli_usage_error("run", "missing DIR and -- PROGRAM (or -c FILE)");
+                        goto out;
+                }
+                src.dir = argv[optind++];
+                if (optind >= argc) {
+                        cli_usage_error("run", "missing the handler: ferry run DIR -- PROGRAM [ARG]...");
+                        goto out;
+                }
+                src.command = argv + optind;
         }
-        if (ferry_rule_set_command(rule, argv + optind) < 0) {
-                cli_usage_error("run", "%s", ferry_rule_explain(rule));
+        runner = build(&src, check);
+        if (!runner)
                 goto out;
-        }
-        r = ferry_runner_new(&runner);
-        if (r < 0) {
-                cli_error("cannot start: %s", strerror(-r));
-                status = EXIT_FAILURE_RUNTIME;
-                goto out;
-        }
-        ferry_runner_set_log(runner, strcmp(log_format, "json") == 0 ? log_json : log_text, NULL);
         if (check) {
-                r = ferry_rule_check(rule);
-                if (r < 0)
-                        cli_usage_error("run", "%s", ferry_rule_explain(rule));
-                else
-                        printf("ferry: rule %s is valid\n", name);
-                status = r < 0 ? EXIT_USAGE : EXIT_OK;
+                printf("ferry: %s is valid\n", src.config_path ? src.config_path : "the rule");
+                status = EXIT_OK;
                 goto out;
         }
-        r = ferry_runner_add_rule(runner, rule);
-        rule = NULL;
-        if (r < 0 || ferry_runner_start(runner) < 0) {
+        if (ferry_runner_start(runner) < 0) {
                 status = EXIT_FAILURE_RUNTIME; /* the runner logged why */
                 goto out;
         }
-        status = serve(runner, grace_ns);
+        status = serve(&src, runner);
+        runner = NULL;
 out:
-        ferry_rule_free(rule);
         ferry_runner_free(runner);
-        free(settings);
+        free(src.settings);
         return status;
 }

@@ -167,7 +167,7 @@ int cmd_wait(int argc, char **argv)
         status = setup(&a, &w);
         if (status >= 0)
                 goto out;
-        signal_fd = cli_signal_fd();
+        signal_fd = cli_signal_fd(false);
         for (;;) {
                 const struct ferry_event *ev;
                 int r = ferry_watch_next(w, &ev, 0);

@@ -109,7 +109,7 @@ static int parse(int argc, char **argv, struct watch_args *a)
 static int run(struct ferry_watch *w, const struct watch_args *a, size_t root_count)
 {
         int64_t deadline = a->timeout_ns == INT64_MAX ? INT64_MAX : cli_now() + a->timeout_ns;
-        int signal_fd = cli_signal_fd();
+        int signal_fd = cli_signal_fd(false);
         size_t gone = 0;
         uint64_t seen = 0;
         int status = EXIT_OK;

@@ -106,8 +106,8 @@ static struct ferry__exit finish(struct ferry__child *c)
 
 static struct ferry__exit run(char *const *argv, int stdin_fd, int stdout_fd, struct ferry__child *c)
 {
-        struct ferry__spawn_request req = {.argv = argv, .envp = plain_env, .stdin_fd = stdin_fd,
-                                           .stdout_fd = stdout_fd, .cwd = folder};
+        struct ferry__spawn_request req = {
+            .argv = argv, .envp = plain_env, .stdin_fd = stdin_fd, .stdout_fd = stdout_fd, .cwd = folder};
 
         cr_assert_eq(ferry__spawn(&req, c), 0);
         return finish(c);
@@ -137,10 +137,10 @@ TestSuite(spawn, .init = make_folder, .fini = remove_folder, .timeout = 20);
 
 Test(argv, every_placeholder)
 {
-        char *const template[] = {"prog", "{}", "{path}", "{name}", "{dir}", "{stem}", "{ext}", "--in={path}",
-                                  "{stem}.bak.{ext}", "plain", NULL};
-        const char *expected[] = {"prog", "in/sub/x.tar.gz", "in/sub/x.tar.gz", "x.tar.gz", "in/sub", "x.tar",
-                                  "gz", "--in=in/sub/x.tar.gz", "x.tar.bak.gz", "plain"};
+        char *const template[] = {"prog",  "{}",          "{path}",           "{name}", "{dir}", "{stem}",
+                                  "{ext}", "--in={path}", "{stem}.bak.{ext}", "plain",  NULL};
+        const char *expected[] = {"prog", "in/sub/x.tar.gz",      "in/sub/x.tar.gz", "x.tar.gz", "in/sub", "x.tar",
+                                  "gz",   "--in=in/sub/x.tar.gz", "x.tar.bak.gz",    "plain"};
         char **argv = expand(template, "in/sub/x.tar.gz");
 
         cr_assert_eq(count(argv), sizeof(expected) / sizeof(expected[0]));
@@ -154,13 +154,13 @@ Test(argv, name_parts)
         static const struct {
                 const char *path, *name, *dir, *stem, *ext;
         } cases[] = {
-                {"file", "file", ".", "file", ""},
-                {".bashrc", ".bashrc", ".", ".bashrc", ""},
-                {"d/..hidden.txt", "..hidden.txt", "d", "..hidden", "txt"},
-                {"/x", "x", "/", "x", ""},
-                {"/srv/in/a.b/c", "c", "/srv/in/a.b", "c", ""},
-                {"x.", "x.", ".", "x", ""},
-                {"a/b.c", "b.c", "a", "b", "c"},
+            {"file", "file", ".", "file", ""},
+            {".bashrc", ".bashrc", ".", ".bashrc", ""},
+            {"d/..hidden.txt", "..hidden.txt", "d", "..hidden", "txt"},
+            {"/x", "x", "/", "x", ""},
+            {"/srv/in/a.b/c", "c", "/srv/in/a.b", "c", ""},
+            {"x.", "x.", ".", "x", ""},
+            {"a/b.c", "b.c", "a", "b", "c"},
         };
         char *const template[] = {"{name}", "{dir}", "{stem}", "{ext}", NULL};
 
@@ -177,8 +177,8 @@ Test(argv, name_parts)
 
 /* Names that a shell, a word splitter or an option parser would mangle. */
 static const char *const hostile[] = {
-        "$(touch x)", "; rm -rf x", "a\nb", "-rf", "--help", "\xff\xfe.bin", "a b\tc", "'\"`\\", "*", "{}", "{path}",
-        "%s%n", "",
+    "$(touch x)", "; rm -rf x", "a\nb",   "-rf",  "--help", "\xff\xfe.bin", "a b\tc", "'\"`\\",
+    "*",          "{}",         "{path}", "%s%n", "",
 };
 
 Test(argv, hostile_names_are_one_argument_each)
@@ -241,8 +241,8 @@ Test(argv, braces_and_bad_placeholders)
         const char *expected[] = {"{}", "{path}", "a}b{", "{f.c}"};
         struct ferry__placeholders values = {.path = "d/f.c"};
         char **argv = NULL;
-        const char *bad[] = {"{nmae}", "{PATH}", "{", "}", "{path", "path}", "x{path}}", "--in={paths}", "{ name}",
-                             "{{path}"};
+        const char *bad[] = {"{nmae}",   "{PATH}",       "{",       "}",      "{path", "path}",
+                             "x{path}}", "--in={paths}", "{ name}", "{{path}"};
 
         argv = expand(literal, "d/f.c");
         for (size_t i = 0; i < 4; i++)
@@ -605,8 +605,8 @@ Test(spawn, switch_user)
 {
         char out_path[300], got[128];
         char *const id[] = {"/bin/sh", "-c", "id -u; id -g; id -G; pwd", NULL};
-        struct ferry__spawn_request req = {.argv = id, .envp = plain_env, .stdin_fd = -1, .cwd = "/",
-                                           .switch_user = true, .uid = 65534, .gid = 65534};
+        struct ferry__spawn_request req = {
+            .argv = id, .envp = plain_env, .stdin_fd = -1, .cwd = "/", .switch_user = true, .uid = 65534, .gid = 65534};
         struct ferry__child c;
 
         if (geteuid() != 0)

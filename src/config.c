@@ -1,0 +1,319 @@
+/* config.c: ferry.conf: rules for `ferry run -c FILE`, in an INI-like grammar.
+ *
+ *   # comment (also ;), only at the start of a line
+ *   [ferry]                 settings of the daemon: grace, log-format
+ *   [rule NAME]             one rule; NAME: letters, digits, - _ .
+ *   dir = /srv/in           key = value; the value runs to the end of the line
+ *   command = enrich --in {} "two words"
+ *
+ * Why not libinih: Debian's build cuts lines at 200 bytes and treats " ;" as
+ * a comment inside values, which breaks long paths and handler commands. The
+ * grammar is small enough to own, and every error names FILE:LINE.
+ *
+ * The command is split into words as systemd splits ExecStart=: blanks
+ * separate words; '...' keeps everything literally; "..." and bare words take
+ * backslash escapes (\\ \" \' \n \t \xHH and a backslash-blank). No variable
+ * expansion, no globbing: there is no shell.
+ */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct parser {
+        const char *path;
+        unsigned line;
+        char *error;
+        size_t error_size;
+};
+
+static int failure(struct parser *p, const char *format, ...) __attribute__((format(printf, 2, 3)));
+
+static int failure(struct parser *p, const char *format, ...)
+{
+        va_list ap;
+        int n = snprintf(p->error, p->error_size, "%s:%u: ", p->path, p->line);
+
+        va_start(ap, format);
+        if (n >= 0 && (size_t)n < p->error_size)
+                vsnprintf(p->error + n, p->error_size - (size_t)n, format, ap);
+        va_end(ap);
+        return -1;
+}
+
+static char *trim(char *s)
+{
+        char *end;
+
+        while (isspace((unsigned char)*s))
+                s++;
+        end = s + strlen(s);
+        while (end > s && isspace((unsigned char)end[-1]))
+                *--end = '\0';
+        return s;
+}
+
+static int hex_digit(char c)
+{
+        return isdigit((unsigned char)c) ? c - '0' : isxdigit((unsigned char)c) ? tolower((unsigned char)c) - 'a' + 10 : -1;
+}
+
+/* One backslash escape at s (after the backslash); returns bytes consumed or -1. */
+static int unescape(const char *s, char *out)
+{
+        switch (*s) {
+        case 'n': *out = '\n'; return 1;
+        case 't': *out = '\t'; return 1;
+        case '\\': case '"': case '\'': case ' ': *out = *s; return 1;
+        case 'x':
+                if (hex_digit(s[1]) < 0 || hex_digit(s[2]) < 0 || (s[1] == '0' && s[2] == '0'))
+                        return -1;
+                *out = (char)(hex_digit(s[1]) * 16 + hex_digit(s[2]));
+                return 3;
+        default: return -1;
+        }
+}
+
+int config_split_words(const char *text, char ***ret_words, const char **ret_problem)
+{
+        size_t count = 0, len = strlen(text);
+        char **words = calloc(len / 2 + 2, sizeof(char *));
+        const char *s = text;
+
+        if (!words)
+                return -ENOMEM;
+        while (*s) {
+                char *word, *w;
+                bool any = false;
+
+                while (isspace((unsigned char)*s))
+                        s++;
+                if (!*s)
+                        break;
+                word = w = malloc(len + 1);
+                if (!word)
+                        goto nomem;
+                words[count++] = word;
+                while (*s && !isspace((unsigned char)*s)) {
+                        any = true;
+                        if (*s == '\'') {
+                                const char *end = strchr(s + 1, '\'');
+
+                                if (!end)
+                                        goto bad_quote;
+                                memcpy(w, s + 1, (size_t)(end - s - 1));
+                                w += end - s - 1;
+                                s = end + 1;
+                        } else if (*s == '"') {
+                                for (s++; *s && *s != '"'; s++) {
+                                        if (*s == '\\') {
+                                                int n = unescape(s + 1, w);
+
+                                                if (n < 0)
+                                                        goto bad_escape;
+                                                w++;
+                                                s += n;
+                                        } else {
+                                                *w++ = *s;
+                                        }
+                                }
+                                if (!*s)
+                                        goto bad_quote;
+                                s++;
+                        } else if (*s == '\\') {
+                                int n = unescape(s + 1, w);
+
+                                if (n < 0)
+                                        goto bad_escape;
+                                w++;
+                                s += n + 1;
+                        } else {
+                                *w++ = *s++;
+                        }
+                }
+                (void)any;
+                *w = '\0';
+        }
+        words[count] = NULL;
+        *ret_words = words;
+        return (int)count;
+bad_quote:
+        *ret_problem = "a quote is not closed";
+        config_free_words(words);
+        return -EINVAL;
+bad_escape:
+        *ret_problem = "unknown backslash escape (use \\\\ \\\" \\' \\n \\t \\xHH or a backslash-blank)";
+        config_free_words(words);
+        return -EINVAL;
+nomem:
+        config_free_words(words);
+        return -ENOMEM;
+}
+
+void config_free_words(char **words)
+{
+        if (!words)
+                return;
+        for (char **w = words; *w; w++)
+                free(*w);
+        free(words);
+}
+
+/* The rule being read, until its section ends. */
+struct section {
+        struct ferry_rule *rule;
+        char *dir;
+        unsigned line;
+        bool is_global;
+};
+
+static int close_rule(struct parser *p, struct section *sec, struct ferry_runner *runner)
+{
+        struct ferry_rule *rule = sec->rule;
+        int r;
+
+        if (!rule)
+                return 0;
+        sec->rule = NULL;
+        p->line = sec->line;
+        r = ferry_rule_check(rule);
+        if (r < 0) {
+                failure(p, "%s", ferry_rule_explain(rule));
+                ferry_rule_free(rule);
+                return -1;
+        }
+        r = ferry_runner_add_rule(runner, rule);
+        if (r == -EEXIST)
+                return failure(p, "a rule of that name is already defined");
+        return r < 0 ? failure(p, "cannot add the rule: %s", strerror(-r)) : 0;
+}
+
+static int section_start(struct parser *p, struct section *sec, char *line, struct ferry_runner *runner)
+{
+        char *end = strchr(line, ']'), *name;
+
+        if (!end || *trim(end + 1))
+                return failure(p, "a section header looks like [rule NAME] or [ferry]");
+        *end = '\0';
+        name = trim(line + 1);
+        if (close_rule(p, sec, runner) < 0)
+                return -1;
+        sec->is_global = strcmp(name, "ferry") == 0;
+        if (sec->is_global)
+                return 0;
+        if (strncmp(name, "rule", 4) != 0 || !isspace((unsigned char)name[4]))
+                return failure(p, "unknown section [%s]: use [rule NAME] or [ferry]", name);
+        name = trim(name + 4);
+        sec->line = p->line;
+        /* The folder comes with "dir ="; the rule is made when it does. */
+        free(sec->dir);
+        sec->dir = strdup(name);
+        return sec->dir ? 0 : failure(p, "out of memory");
+}
+
+static int set_global(struct parser *p, struct config *config, const char *key, const char *value)
+{
+        if (strcmp(key, "grace") == 0) {
+                if (ferry_duration_parse(value, &config->grace_ns) < 0)
+                        return failure(p, "grace: '%s' is not a duration (use e.g. 30s, 2m)", value);
+                return 0;
+        }
+        if (strcmp(key, "log-format") == 0) {
+                if (strcmp(value, "text") != 0 && strcmp(value, "json") != 0)
+                        return failure(p, "log-format is text or json, not '%s'", value);
+                config->json = strcmp(value, "json") == 0;
+                return 0;
+        }
+        return failure(p, "unknown setting '%s' in [ferry] (grace, log-format)", key);
+}
+
+static int set_key(struct parser *p, struct section *sec, struct config *config, const char *key, const char *value)
+{
+        int r;
+
+        if (sec->is_global)
+                return set_global(p, config, key, value);
+        if (!sec->dir)
+                return failure(p, "'%s' outside a section: start with [rule NAME]", key);
+        if (strcmp(key, "dir") == 0) {
+                if (sec->rule)
+                        return failure(p, "dir is set twice in this rule");
+                r = ferry_rule_new(&sec->rule, sec->dir, value);
+                if (r < 0)
+                        return failure(p, "invalid rule name '%s' (letters, digits, '-', '_', '.') or empty dir",
+                                       sec->dir);
+                return 0;
+        }
+        if (!sec->rule)
+                return failure(p, "set dir = FOLDER first in [rule %s]", sec->dir);
+        if (strcmp(key, "command") == 0) {
+                const char *problem = "";
+                char **words;
+
+                r = config_split_words(value, &words, &problem);
+                if (r == 0) {
+                        config_free_words(words);
+                        return failure(p, "command is empty");
+                }
+                if (r < 0)
+                        return failure(p, "command: %s", r == -ENOMEM ? "out of memory" : problem);
+                r = ferry_rule_set_command(sec->rule, words);
+                config_free_words(words);
+                return r < 0 ? failure(p, "%s", ferry_rule_explain(sec->rule)) : 0;
+        }
+        r = ferry_rule_set(sec->rule, key, value);
+        return r < 0 ? failure(p, "%s", ferry_rule_explain(sec->rule)) : 0;
+}
+
+int config_load(const char *path, struct ferry_runner *runner, struct config *config, char *error, size_t size)
+{
+        struct parser p = {.path = path, .error = error, .error_size = size};
+        struct section sec = {0};
+        char *line = NULL;
+        size_t capacity = 0;
+        bool any_rule = false;
+        int r = 0;
+        FILE *f = fopen(path, "re");
+
+        if (!f) {
+                snprintf(error, size, "cannot read %s: %s", path, strerror(errno));
+                return -1;
+        }
+        while (r == 0 && getline(&line, &capacity, f) >= 0) {
+                char *s = trim(line), *eq;
+
+                p.line++;
+                if (!*s || *s == '#' || *s == ';')
+                        continue;
+                if (*s == '[') {
+                        r = section_start(&p, &sec, s, runner);
+                        any_rule |= !sec.is_global;
+                        continue;
+                }
+                eq = strchr(s, '=');
+                if (!eq) {
+                        r = failure(&p, "expected key = value, [rule NAME] or a # comment");
+                        continue;
+                }
+                *eq = '\0';
+                r = set_key(&p, &sec, config, trim(s), trim(eq + 1));
+        }
+        if (r == 0 && ferror(f))
+                r = failure(&p, "read error: %s", strerror(errno));
+        if (r == 0 && sec.dir && !sec.rule) {
+                p.line = sec.line;
+                r = failure(&p, "[rule %s] has no dir = FOLDER", sec.dir);
+        }
+        if (r == 0)
+                r = close_rule(&p, &sec, runner);
+        if (r == 0 && !any_rule)
+                r = failure(&p, "no [rule NAME] section: nothing to run");
+        ferry_rule_free(sec.rule);
+        free(sec.dir);
+        free(line);
+        fclose(f);
+        return r;
+}

@@ -1,0 +1,28 @@
+/* config.h: reading ferry.conf (see config.c and ferry.conf(5)). */
+#ifndef FERRY_CONFIG_H
+#define FERRY_CONFIG_H
+
+#include <ferry.h>
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* Settings of the [ferry] section. */
+struct config {
+        int64_t grace_ns;
+        bool json;
+};
+
+/* Adds the rules of the file at path to runner and fills config. Returns 0,
+ * or -1 with "FILE:LINE: what is wrong" in error. */
+int config_load(const char *path, struct ferry_runner *runner, struct config *config, char *error, size_t size);
+
+/* Splits a command into words (quotes and backslash escapes, no shell).
+ * Returns the word count with *ret_words NULL-terminated, or -EINVAL with
+ * *ret_problem saying why, or -ENOMEM. */
+int config_split_words(const char *text, char ***ret_words, const char **ret_problem);
+void config_free_words(char **words);
+
+#endif
