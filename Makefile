@@ -28,6 +28,9 @@ else
 BUILD ?= build
 endif
 
+# libsqlite3: the record of handled files for rules that keep files in place.
+LIBS := -lsqlite3 -lm
+
 LIB_SOURCES := $(wildcard lib/*.c)
 CLI_SOURCES := $(wildcard src/*.c)
 UNIT_SOURCES := $(wildcard tests/unit/*.c)
@@ -50,7 +53,7 @@ $(BUILD)/libferry.a: $(LIB_OBJECTS)
 
 $(BUILD)/libferry.so.$(VERSION): $(LIB_OBJECTS) lib/libferry.map
 	$(CC) -shared -Wl,-soname,libferry.so.$(SOVERSION) -Wl,--version-script=lib/libferry.map \
-		$(LDFLAGS) -o $@ $(LIB_OBJECTS) -lm
+		$(LDFLAGS) -o $@ $(LIB_OBJECTS) $(LIBS)
 
 $(BUILD)/libferry.so: $(BUILD)/libferry.so.$(VERSION)
 	ln -sf libferry.so.$(VERSION) $(BUILD)/libferry.so.$(SOVERSION)
@@ -58,11 +61,11 @@ $(BUILD)/libferry.so: $(BUILD)/libferry.so.$(VERSION)
 
 # The command links the library statically: it runs from the build tree.
 $(BUILD)/ferry: $(CLI_OBJECTS) $(BUILD)/libferry.a
-	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJECTS) $(BUILD)/libferry.a -lm
+	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJECTS) $(BUILD)/libferry.a $(LIBS)
 
 $(BUILD)/tests/unit/%: tests/unit/%.c $(BUILD)/libferry.a $(wildcard tests/unit/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(BASEFLAGS) -Ilib $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libferry.a -lcriterion -lm
+	$(CC) $(BASEFLAGS) -Ilib $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libferry.a -lcriterion $(LIBS)
 
 check: all $(UNIT_TESTS)
 	BUILD=$(BUILD) tests/run

@@ -161,7 +161,7 @@ void ferry_rule_free(struct ferry_rule *rule);
  *   match GLOB (repeatable), exclude GLOB (repeatable), recursive BOOL,
  *   ready POLICY, jobs N, timeout DURATION, kill-after DURATION, retries N,
  *   retry-delay DURATION, on-success done|delete|keep, done DIR, failed DIR,
- *   output DIR, stdin BOOL, batch N, lease DURATION, user NAME.
+ *   output DIR, stdin BOOL, batch N, lease DURATION, user NAME, symlinks BOOL.
  * Returns -EINVAL (bad value), -ENOENT (unknown key), -EEXIST (given twice
  * where only one is allowed). ferry_rule_explain() says why. */
 int ferry_rule_set(struct ferry_rule *rule, const char *key, const char *value);

@@ -58,7 +58,7 @@ static unsigned long long process_start(pid_t pid)
         return start;
 }
 
-static int mkdir_p(char *path, mode_t mode)
+int ferry__mkdir_p(char *path, mode_t mode)
 {
         for (char *p = path + 1; *p; p++) {
                 if (*p != '/')
@@ -126,7 +126,7 @@ int ferry__workarea_open(struct ferry__workarea *wa, const char *dir, const char
                 r = -ENOMEM;
                 goto fail;
         }
-        r = mkdir_p(path, 0755);
+        r = ferry__mkdir_p(path, 0755);
         if (r < 0)
                 goto fail;
         wa->work_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -275,6 +275,48 @@ fail:
         return r;
 }
 
+int ferry__claim_in_place(const char *dir, const char *path, struct ferry__claim **ret_claim)
+{
+        struct ferry__claim *c = calloc(1, sizeof(*c));
+        size_t dir_len = strlen(dir);
+        const char *relative, *slash;
+        int r;
+
+        if (!c)
+                return -ENOMEM;
+        if (strncmp(path, dir, dir_len) != 0 || path[dir_len] != '/') {
+                free(c);
+                return -EINVAL;
+        }
+        relative = path + dir_len + 1;
+        slash = strrchr(relative, '/');
+        c->in_place = true;
+        c->name = strdup(slash ? slash + 1 : relative);
+        c->origin = slash ? strndup(relative, (size_t)(slash - relative)) : NULL;
+        c->claimed_path = strdup(path);
+        c->original_path = strdup(path);
+        if (!c->name || (slash && !c->origin) || !c->claimed_path || !c->original_path) {
+                ferry__claim_free(c);
+                return -ENOMEM;
+        }
+        r = ferry__stat_version(path, &c->version, NULL);
+        if (r < 0) {
+                ferry__claim_free(c);
+                return r;
+        }
+        *ret_claim = c;
+        return 0;
+}
+
+char *ferry__claim_relative(const struct ferry__claim *c)
+{
+        char *s;
+
+        if (asprintf(&s, "%s%s%s", c->origin ? c->origin : "", c->origin ? "/" : "", c->name) < 0)
+                return NULL;
+        return s;
+}
+
 /* Moves the claimed file to folder/ORIGIN/NAME without replacing anything: a
  * name already there gets ".1", ".2", ... Returns the final path in *ret_path. */
 static int move_out(struct ferry__workarea *wa, struct ferry__claim *c, const char *folder, char **ret_path)
@@ -295,7 +337,7 @@ static int move_out(struct ferry__workarea *wa, struct ferry__claim *c, const ch
                         char *slash = strrchr(target, '/');
 
                         *slash = '\0';
-                        r = mkdir_p(target, 0755);
+                        r = ferry__mkdir_p(target, 0755);
                         *slash = '/';
                         if (r < 0)
                                 break;

@@ -305,6 +305,8 @@ struct ferry__claim {
         char *origin;        /* its folder relative to DIR, NULL for DIR itself */
         char *claimed_path;  /* where it is now, in the work area */
         char *original_path; /* where it was: DIR/[ORIGIN/]NAME */
+        bool in_place;        /* on-success = keep: not moved; claimed_path is original_path */
+        struct ferry__version version; /* in_place: the version being handled */
 };
 
 int ferry__workarea_open(struct ferry__workarea *wa, const char *dir, const char *rule, int64_t lease_ns);
@@ -320,16 +322,35 @@ int ferry__claim_finish(struct ferry__workarea *wa, struct ferry__claim *c, cons
 /* Puts the claimed file back where it was; -EEXIST when a new file took its name. */
 int ferry__claim_return(struct ferry__workarea *wa, struct ferry__claim *c);
 void ferry__claim_free(struct ferry__claim *c);
+/* A claim of a file left in place (on-success = keep): nothing moves. */
+int ferry__claim_in_place(const char *dir, const char *path, struct ferry__claim **ret_claim);
+/* The claim's path relative to the rule's folder (ORIGIN/NAME); caller frees. */
+char *ferry__claim_relative(const struct ferry__claim *c);
 int ferry__write_sidecar(const char *path, const char *text, size_t len);
+/* mkdir -p; path is modified and restored. */
+int ferry__mkdir_p(char *path, mode_t mode);
 
 typedef void (*ferry__adopt_cb)(void *userdata, struct ferry__claim *claim);
 /* Adopts the claims of dead workers of the same rule into ours; calls adopt
  * for each, which takes ownership. Returns how many, or -errno. */
 int ferry__recover(struct ferry__workarea *wa, ferry__adopt_cb adopt, void *userdata);
 
+/* ---- store.c: what was handled, for files left in place ------------------ */
+
+struct ferry__store;
+
+/* Opens DIR/.ferry/state.db, holding DIR/.ferry/keep.lock: -EBUSY when another worker does. */
+int ferry__store_open(const char *dir, struct ferry__store **ret_store);
+void ferry__store_close(struct ferry__store *s);
+/* 1 when path (relative to DIR) was handled in version v, 0 when not, -EIO. */
+int ferry__store_handled(struct ferry__store *s, const char *path, const struct ferry__version *v);
+/* Records the outcome ("done", "failed") of path in version v. */
+int ferry__store_record(struct ferry__store *s, const char *path, const struct ferry__version *v,
+                        const char *outcome, const char *reason);
+
 /* ---- rule.c ---------------------------------------------------------------- */
 
-enum ferry__on_success { FERRY__ON_SUCCESS_DONE, FERRY__ON_SUCCESS_DELETE };
+enum ferry__on_success { FERRY__ON_SUCCESS_DONE, FERRY__ON_SUCCESS_DELETE, FERRY__ON_SUCCESS_KEEP };
 
 struct ferry_rule {
         struct ferry_rule *next; /* in the runner */
@@ -339,6 +360,7 @@ struct ferry_rule {
         size_t match_count, exclude_count, command_count;
         bool recursive;
         bool use_stdin;
+        bool follow_symlinks;  /* hand symlinks to the handler; default: skip them */
         char *ready;           /* policy text, checked */
         unsigned jobs;         /* handlers at once */
         unsigned retries;      /* attempts after the first */

@@ -185,6 +185,8 @@ int ferry_rule_set(struct ferry_rule *rule, const char *key, const char *value)
                         return fail(rule, -EINVAL, "lease: '%s' is too short (at least 1s)", value);
                 return r;
         }
+        if (strcmp(key, "symlinks") == 0)
+                return set_bool(rule, &rule->follow_symlinks, key, value);
         if (strcmp(key, "stdin") == 0)
                 return set_bool(rule, &rule->use_stdin, key, value);
         if (strcmp(key, "on-success") == 0) {
@@ -193,9 +195,7 @@ int ferry_rule_set(struct ferry_rule *rule, const char *key, const char *value)
                 else if (strcmp(value, "delete") == 0)
                         rule->on_success = FERRY__ON_SUCCESS_DELETE;
                 else if (strcmp(value, "keep") == 0)
-                        return fail(rule, -EOPNOTSUPP,
-                                    "on-success: keep (files left in place, a state store records them) is "
-                                    "not supported yet; use done or delete");
+                        rule->on_success = FERRY__ON_SUCCESS_KEEP;
                 else
                         return fail(rule, -EINVAL, "on-success: '%s' is not done, delete or keep", value);
                 return 0;
@@ -257,6 +257,8 @@ int ferry_rule_check(struct ferry_rule *rule)
                             rule->name, rule->batch > 1 ? ", {paths}" : "");
         if (rule->use_stdin && rule->batch > 1)
                 return fail(rule, -EINVAL, "rule %s: stdin and batch exclude each other", rule->name);
+        if (rule->on_success == FERRY__ON_SUCCESS_KEEP && rule->done_dir)
+                return fail(rule, -EINVAL, "rule %s: keep leaves files in place: no done folder", rule->name);
         if (rule->output_dir && rule->batch > 1)
                 return fail(rule, -EINVAL, "rule %s: output and batch exclude each other", rule->name);
         if (rule->user && geteuid() != 0)

@@ -69,8 +69,9 @@ struct rule_state {
         struct ferry_rule *rule;
         struct ferry_watch *watch;
         struct source watch_source;
-        struct ferry__workarea wa;
-        char *done_dir;   /* NULL: delete on success */
+        struct ferry__workarea wa;  /* work_fd -1 when files stay in place */
+        struct ferry__store *store; /* on-success = keep */
+        char *done_dir;   /* NULL: delete (or keep) on success */
         char *failed_dir;
         struct pending *pending_head, *pending_tail;
         size_t pending_count;
@@ -303,21 +304,32 @@ static int rule_start(struct ferry_runner *r, struct ferry_rule *rule)
                 LOG(r, FERRY_LOG_ERROR, rule->name, NULL, "%s", ferry_rule_explain(rule));
                 return e;
         }
-        rs->done_dir = rule->on_success == FERRY__ON_SUCCESS_DELETE ? NULL
-                       : rule->done_dir                           ? strdup(rule->done_dir)
-                                                                  : join(rule->dir, ".ferry/done");
+        rs->done_dir = rule->on_success != FERRY__ON_SUCCESS_DONE ? NULL
+                       : rule->done_dir                         ? strdup(rule->done_dir)
+                                                                : join(rule->dir, ".ferry/done");
         rs->failed_dir = rule->failed_dir ? strdup(rule->failed_dir) : join(rule->dir, ".ferry/failed");
-        if ((!rs->done_dir && rule->on_success != FERRY__ON_SUCCESS_DELETE) || !rs->failed_dir)
+        if ((!rs->done_dir && rule->on_success == FERRY__ON_SUCCESS_DONE) || !rs->failed_dir)
                 return -ENOMEM;
-        e = ferry__workarea_open(&rs->wa, rule->dir, rule->name, rule->lease_ns);
-        if (e < 0) {
-                LOG(r, FERRY_LOG_ERROR, rule->name, rule->dir, "cannot create the work area in %s/.ferry: %s",
-                    rule->dir, strerror(-e));
-                return e;
+        if (rule->on_success == FERRY__ON_SUCCESS_KEEP) {
+                e = ferry__store_open(rule->dir, &rs->store);
+                if (e < 0) {
+                        LOG(r, FERRY_LOG_ERROR, rule->name, rule->dir,
+                            e == -EBUSY ? "another ferry run keeps files in %s (only one may: %s/.ferry/keep.lock)"
+                                        : "cannot open the record of handled files in %s/.ferry/state.db: %s",
+                            rule->dir, e == -EBUSY ? rule->dir : strerror(-e));
+                        return e;
+                }
+        } else {
+                e = ferry__workarea_open(&rs->wa, rule->dir, rule->name, rule->lease_ns);
+                if (e < 0) {
+                        LOG(r, FERRY_LOG_ERROR, rule->name, rule->dir,
+                            "cannot create the work area in %s/.ferry: %s", rule->dir, strerror(-e));
+                        return e;
+                }
+                e = ferry__recover(&rs->wa, adopt, rs);
+                if (e > 0)
+                        LOG(r, FERRY_LOG_INFO, rule->name, NULL, "recovered %d claims of workers that died", e);
         }
-        e = ferry__recover(&rs->wa, adopt, rs);
-        if (e > 0)
-                LOG(r, FERRY_LOG_INFO, rule->name, NULL, "recovered %d claims of workers that died", e);
         e = ferry_watch_new(&rs->watch, flags);
         if (e < 0)
                 return e;
@@ -544,6 +556,15 @@ static void write_failure(struct job *job, const char *failed_path, const char *
         free(sidecar);
 }
 
+static int record(struct rule_state *rs, struct ferry__claim *c, const char *outcome, const char *why)
+{
+        char *relative = ferry__claim_relative(c);
+        int e = relative ? ferry__store_record(rs->store, relative, &c->version, outcome, why) : -ENOMEM;
+
+        free(relative);
+        return e;
+}
+
 /* The handler ended (or never started): done, retry, failed, or back to the
  * queue when the runner stopped it. Frees the job unless it retries. */
 static void job_finish(struct job *job, const struct ferry__exit *st, const char *why)
@@ -597,6 +618,22 @@ static void job_finish(struct job *job, const struct ferry__exit *st, const char
                 char *final = NULL;
                 int e;
 
+                if (c->in_place && !success) {
+                        rec.kind = FERRY_LOG_RETURNED;
+                        logf_record(r, &rec, "stopped; left in place");
+                        continue;
+                }
+                if (c->in_place) {
+                        e = record(rs, c, "done", NULL);
+                        rec.kind = e < 0 ? FERRY_LOG_ERROR : FERRY_LOG_DONE;
+                        if (e < 0)
+                                logf_record(r, &rec, "handled, but cannot record it (%s): it will be handled again",
+                                            strerror(-e));
+                        else
+                                logf_record(r, &rec, "done in %.3fs; kept in place",
+                                            (double)duration / FERRY__NSEC_PER_SEC);
+                        continue;
+                }
                 if (!success) {
                         /* Stopped by us: back to the queue for the next run. */
                         e = ferry__claim_return(&rs->wa, c);
@@ -638,7 +675,26 @@ static void job_finish(struct job *job, const struct ferry__exit *st, const char
         for (size_t i = 0; i < job->count; i++) {
                 struct ferry__claim *c = job->claims[i];
                 char *final = NULL;
-                int e = ferry__claim_finish(&rs->wa, c, rs->failed_dir, &final);
+                int e;
+
+                if (c->in_place) {
+                        /* Left where it is; the note goes to the failed folder. */
+                        char *relative = ferry__claim_relative(c);
+
+                        e = record(rs, c, "failed", why);
+                        if (relative && asprintf(&final, "%s/%s", rs->failed_dir, relative) >= 0) {
+                                char *slash = strrchr(final, '/');
+
+                                *slash = '\0';
+                                (void)ferry__mkdir_p(final, 0755);
+                                *slash = '/';
+                        } else {
+                                final = NULL;
+                        }
+                        free(relative);
+                } else {
+                        e = ferry__claim_finish(&rs->wa, c, rs->failed_dir, &final);
+                }
 
                 if (final)
                         write_failure(job, final, why, st, duration);
@@ -740,6 +796,52 @@ static void drain_watch(struct rule_state *rs)
                 LOG(r, FERRY_LOG_ERROR, rs->rule->name, NULL, "cannot read events: %s", strerror(-e));
 }
 
+/* Only regular files are handed out; symlinks when the rule says so, and
+ * then the handler gets the link (its target stays where it is). */
+static bool claimable(struct rule_state *rs, const char *path)
+{
+        struct stat st;
+
+        if (lstat(path, &st) < 0)
+                return false; /* gone: another worker took it */
+        if (S_ISREG(st.st_mode))
+                return true;
+        if (S_ISLNK(st.st_mode) && rs->rule->follow_symlinks)
+                return true;
+        LOG(rs->runner, FERRY_LOG_WARNING, rs->rule->name, path, "skipped: %s",
+            S_ISLNK(st.st_mode) ? "a symlink (set symlinks = yes to hand symlinks to the handler)"
+                                : "not a regular file");
+        return false;
+}
+
+/* on-success = keep: the file stays where it is; the record says whether this
+ * version was handled, and a file being handled is not started twice. */
+static int claim_in_place(struct rule_state *rs, const char *path, struct ferry__claim **ret_claim)
+{
+        struct ferry__claim *c;
+        char *relative;
+        int e = ferry__claim_in_place(rs->rule->dir, path, &c);
+
+        if (e < 0)
+                return e;
+        for (struct job *job = rs->runner->jobs; job; job = job->next)
+                for (size_t i = 0; job->rs == rs && i < job->count; i++)
+                        if (strcmp(job->claims[i]->original_path, path) == 0) {
+                                /* Busy: its new version comes back as a ready event later. */
+                                ferry__claim_free(c);
+                                return -EALREADY;
+                        }
+        relative = ferry__claim_relative(c);
+        e = relative ? ferry__store_handled(rs->store, relative, &c->version) : -ENOMEM;
+        free(relative);
+        if (e != 0) {
+                ferry__claim_free(c);
+                return e > 0 ? -EALREADY : e;
+        }
+        *ret_claim = c;
+        return 0;
+}
+
 /* Claims up to batch pending files and starts a handler for them. */
 static void claim_and_start(struct rule_state *rs)
 {
@@ -757,7 +859,19 @@ static void claim_and_start(struct rule_state *rs)
                         free(p);
                         return;
                 }
-                e = ferry__claim(&rs->wa, p->path, &c);
+                if (!claimable(rs, p->path)) {
+                        free(p);
+                        continue;
+                }
+                if (rs->store) {
+                        e = claim_in_place(rs, p->path, &c);
+                        if (e == -EALREADY) {
+                                free(p);
+                                continue;
+                        }
+                } else {
+                        e = ferry__claim(&rs->wa, p->path, &c);
+                }
                 if (e == 0) {
                         claims[count++] = c;
                         LOG(r, FERRY_LOG_CLAIMED, rs->rule->name, c->original_path, "claimed");
@@ -819,7 +933,8 @@ static void check_timers(struct ferry_runner *r, int64_t now)
                 int64_t period = INT64_MAX;
 
                 for (struct rule_state *rs = r->states; rs; rs = rs->next) {
-                        ferry__workarea_heartbeat(&rs->wa);
+                        if (rs->wa.work_fd >= 0)
+                                ferry__workarea_heartbeat(&rs->wa);
                         if (rs->rule->lease_ns / 3 < period)
                                 period = rs->rule->lease_ns / 3;
                 }
@@ -829,7 +944,8 @@ static void check_timers(struct ferry_runner *r, int64_t now)
                 int64_t period = INT64_MAX;
 
                 for (struct rule_state *rs = r->states; rs; rs = rs->next) {
-                        (void)ferry__recover(&rs->wa, adopt, rs);
+                        if (rs->wa.work_fd >= 0)
+                                (void)ferry__recover(&rs->wa, adopt, rs);
                         if (rs->rule->lease_ns / 2 < period)
                                 period = rs->rule->lease_ns / 2;
                 }
@@ -1025,6 +1141,7 @@ void ferry_runner_free(struct ferry_runner *r)
                         free(p);
                 ferry_watch_free(rs->watch);
                 ferry__workarea_close(&rs->wa);
+                ferry__store_close(rs->store);
                 free(rs->done_dir);
                 free(rs->failed_dir);
                 ferry_rule_free(rs->rule);

@@ -39,6 +39,7 @@ static const char usage[] =
         "      --lease DUR        a claim whose worker is silent this long is taken\n"
         "                         over by another host's worker (default 60s)\n"
         "      --user NAME        run handlers as NAME (ferry must run as root)\n"
+        "      --symlinks         hand symlinks to the handler (default: skip them)\n"
         "      --name NAME        the rule's name in logs and work areas (default run)\n"
         "      --grace DUR        on SIGTERM, how long handlers may finish (default 30s)\n"
         "      --log-format FMT   text (default) or json, on stderr\n"
@@ -64,6 +65,7 @@ enum {
         OPT_BATCH,
         OPT_LEASE,
         OPT_USER,
+        OPT_SYMLINKS,
         OPT_NAME,
         OPT_GRACE,
         OPT_LOG_FORMAT,
@@ -89,6 +91,7 @@ static const struct option options[] = {
         {"batch", required_argument, NULL, OPT_BATCH},
         {"lease", required_argument, NULL, OPT_LEASE},
         {"user", required_argument, NULL, OPT_USER},
+        {"symlinks", no_argument, NULL, OPT_SYMLINKS},
         {"name", required_argument, NULL, OPT_NAME},
         {"grace", required_argument, NULL, OPT_GRACE},
         {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
@@ -344,6 +347,7 @@ int cmd_run(int argc, char **argv)
                 case OPT_DELETE: src.settings[src.count++] = (struct setting){"on-success", "delete"}; break;
                 case OPT_KEEP: src.settings[src.count++] = (struct setting){"on-success", "keep"}; break;
                 case OPT_STDIN: src.settings[src.count++] = (struct setting){"stdin", "yes"}; break;
+                case OPT_SYMLINKS: src.settings[src.count++] = (struct setting){"symlinks", "yes"}; break;
                 case OPT_NAME: src.name = optarg; break;
                 case 'c': src.config_path = optarg; break;
                 case OPT_GRACE:

@@ -10,6 +10,7 @@ bats_require_minimum_version 1.5.0
 FERRY=${FERRY:-$BATS_TEST_DIRNAME/../../build/ferry}
 FERRY=$(realpath -m -- "$FERRY")
 SLOW=${FERRY_TEST_SLOW:-1}
+SYSCTL_LOCK=/run/lock/ferry-tests-sysctl.lock
 export LC_ALL=C
 
 # --- set-up and tear-down ------------------------------------------------------------------
@@ -59,9 +60,9 @@ elapsed_ms() { echo $((($(now_us) - $1) / 1000)); }
 
 # bg CMD...: runs CMD in the background, remembered for teardown; its pid is in BG_PID.
 # Redirect the call itself (bg cmd >out) to redirect the command. bats' fd 3 is closed so a
-# leftover process cannot hold the test run open.
+# leftover process cannot hold the test run open; fd 9 (the sysctl lock) is closed too.
 bg() {
-        "$@" </dev/null 3>&- &
+        "$@" </dev/null 3>&- 9>&- &
         BG_PID=$!
         BG_PIDS+=("$BG_PID")
 }
@@ -71,7 +72,7 @@ bg() {
 start_ferry() {
         local out=$1
         shift
-        "$FERRY" "$@" >"$out" 2>"$out.err" </dev/null 3>&- &
+        "$FERRY" "$@" >"$out" 2>"$out.err" </dev/null 3>&- 9>&- &
         FERRY_PID=$!
         BG_PIDS+=("$FERRY_PID")
 }
@@ -359,15 +360,114 @@ restore_sysctls() {
         done
         SYSCTL_NAMES=()
         SYSCTL_SAVED=()
+        exec 9>&-
 }
 
 # with_sysctl NAME VALUE: sets a sysctl for this test; teardown restores the old value, also
-# when the test fails.
+# when the test fails. Sysctls are global: a lock (fd 9, held until restore_sysctls) keeps
+# two test runs on one machine from saving each other's temporary values.
 with_sysctl() {
         local name=$1 value=$2 file=/proc/sys/${1//.//} old
         require_root "sets sysctl $name"
+        if ((${#SYSCTL_NAMES[@]} == 0)); then
+                exec 9>"$SYSCTL_LOCK"
+                flock -w $((300 * SLOW)) 9 || {
+                        echo "with_sysctl: another test run holds $SYSCTL_LOCK" >&2
+                        return 1
+                }
+        fi
         old=$(<"$file")
         SYSCTL_NAMES+=("$name")
         SYSCTL_SAVED+=("$old")
         printf '%s\n' "$value" >"$file"
+}
+
+# --- ferry run -----------------------------------------------------------------------------
+
+# make_handler FILE LINE...: writes FILE, a /bin/sh script of LINEs, executable. The handlers of
+# the run tests are script files, so that no shell syntax reaches ferry's argument template.
+make_handler() {
+        local file=$1
+        shift
+        { printf '#!/bin/sh\n'; printf '%s\n' "$@"; } >"$file"
+        chmod +x -- "$file"
+}
+
+# numbered_names PREFIX FIRST LAST: PREFIX-NNNNN for FIRST..LAST, as NUL records on stdout.
+numbered_names() { seq -f "$1-%05g" "$2" "$3" | tr '\n' '\0'; }
+
+# make_numbered DIR PREFIX FIRST LAST: creates the empty files DIR/PREFIX-NNNNN in place
+# (open, create, close: as a writer would).
+make_numbered() { (cd -- "$1" && seq -f "$2-%05g" "$3" "$4" | xargs touch --); }
+
+# drop_numbered DIR PREFIX FIRST LAST: the same files, made in a staging folder in $T and
+# renamed into DIR, each arriving complete.
+drop_numbered() {
+        local stage
+        stage=$(mktemp -d "$T/.stage.XXXXXX")
+        make_numbered "$stage" "$2" "$3" "$4"
+        find "$stage" -mindepth 1 -maxdepth 1 -type f -exec mv -t "$1" -- {} +
+        rmdir -- "$stage"
+}
+
+# count_files DIR: regular files below DIR (0 when DIR is missing); names may hold newlines.
+count_files() { if [[ -d $1 ]]; then find "$1" -type f -printf x | wc -c; else echo 0; fi; }
+has_files() { (($(count_files "$1") >= $2)); }
+# wait_files DIR N TIMEOUT_S: until DIR holds at least N regular files (at any depth).
+wait_files() { wait_for has_files "$1" "$2" "$3"; }
+
+# files_nul DIR OUT: the regular files below DIR, relative to DIR, as NUL records.
+files_nul() { find "$1" -type f -printf '%P\0' >"$2"; }
+
+# run_started OUT: ferry run's stderr (OUT.err) says it watches its folder: files present at
+# start are queued and new ones will be seen.
+run_started() { has_text "$1.err" ': watching '; }
+wait_run_started() {
+        if ! wait_for run_started "$1" "${2:-30}"; then
+                echo "--- ferry stderr:" >&2
+                cat -v -- "$1.err" >&2
+                return 1
+        fi
+}
+
+# claims_left DIR: files in DIR/.ferry/work other than workers' .lease and the shared .clock,
+# that is claimed files (and stray temporary files), one per line.
+claims_left() {
+        [[ -d $1/.ferry/work ]] || return 0
+        find "$1/.ferry/work" -type f ! -name .lease ! -name .clock -print
+}
+
+# assert_no_claims DIR: no claimed file is left in DIR's work area.
+assert_no_claims() {
+        local left
+        left=$(claims_left "$1")
+        if [[ -n $left ]]; then
+                echo "claims left in $1/.ferry/work:" >&2
+                printf '%s\n' "$left" | head -20 | cat -v >&2
+                return 1
+        fi
+}
+
+# assert_queue_empty DIR: no file is left in DIR itself (or its subfolders) outside .ferry.
+assert_queue_empty() {
+        local left
+        left=$(find "$1" -path "$1/.ferry" -prune -o -type f -print)
+        if [[ -n $left ]]; then
+                echo "files left in $1: $(printf '%s\n' "$left" | wc -l)" >&2
+                printf '%s\n' "$left" | head -20 | cat -v >&2
+                return 1
+        fi
+}
+
+# duplicates_nul FILE: how many NUL records of FILE repeat an earlier one.
+duplicates_nul() { echo $(($(count_nul "$1") - $(sort -zu <"$1" | tr -cd '\0' | wc -c))); }
+
+# assert_log_has OUT TEXT: ferry's stderr (OUT.err) contains TEXT; prints it when not.
+assert_log_has() {
+        if ! has_text "$1.err" "$2"; then
+                echo "ferry's stderr does not contain: $2" >&2
+                echo "--- ferry stderr:" >&2
+                tail -40 -- "$1.err" | cat -v >&2
+                return 1
+        fi
 }

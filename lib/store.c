@@ -1,0 +1,148 @@
+/* store.c: the record of handled files for rules that leave files in place
+ * (on-success = keep), in SQLite: DIR/.ferry/state.db.
+ *
+ * A file counts as handled in one version: (path, inode, size, mtime). A
+ * restart looks each file up and skips what was handled in its current
+ * version; a file rewritten later is a new version and is handled again. The
+ * record is written after the handler succeeded: a crash in between means the
+ * file is handled again (at-least-once), never lost.
+ *
+ * Files are not claimed by rename in this mode, so only one worker may serve
+ * a folder: an exclusive flock on DIR/.ferry/keep.lock says so.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+struct ferry__store {
+        sqlite3 *db;
+        sqlite3_stmt *lookup, *record;
+        int lock_fd;
+};
+
+static const char schema[] = "PRAGMA journal_mode=WAL;"
+                             "PRAGMA synchronous=NORMAL;"
+                             "CREATE TABLE IF NOT EXISTS handled ("
+                             " path BLOB PRIMARY KEY," /* relative to DIR; bytes, not text */
+                             " ino INTEGER NOT NULL, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,"
+                             " outcome TEXT NOT NULL," /* done | failed */
+                             " reason TEXT, at INTEGER NOT NULL);";
+
+void ferry__store_close(struct ferry__store *s)
+{
+        if (!s)
+                return;
+        sqlite3_finalize(s->lookup);
+        sqlite3_finalize(s->record);
+        sqlite3_close(s->db);
+        if (s->lock_fd >= 0)
+                close(s->lock_fd);
+        free(s);
+}
+
+int ferry__store_open(const char *dir, struct ferry__store **ret_store)
+{
+        struct ferry__store *s = calloc(1, sizeof(*s));
+        char *path = NULL;
+        int r;
+
+        if (!s)
+                return -ENOMEM;
+        s->lock_fd = -1;
+        if (asprintf(&path, "%s/.ferry", dir) < 0) {
+                path = NULL;
+                r = -ENOMEM;
+                goto fail;
+        }
+        if (mkdir(path, 0755) < 0 && errno != EEXIST) {
+                r = -errno;
+                goto fail;
+        }
+        free(path);
+        if (asprintf(&path, "%s/.ferry/keep.lock", dir) < 0) {
+                path = NULL;
+                r = -ENOMEM;
+                goto fail;
+        }
+        s->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+        if (s->lock_fd < 0) {
+                r = -errno;
+                goto fail;
+        }
+        if (flock(s->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+                r = errno == EWOULDBLOCK ? -EBUSY : -errno;
+                goto fail;
+        }
+        free(path);
+        if (asprintf(&path, "%s/.ferry/state.db", dir) < 0) {
+                path = NULL;
+                r = -ENOMEM;
+                goto fail;
+        }
+        if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) !=
+                    SQLITE_OK ||
+            sqlite3_exec(s->db, schema, NULL, NULL, NULL) != SQLITE_OK ||
+            sqlite3_prepare_v2(s->db,
+                               "SELECT 1 FROM handled WHERE path = ?1 AND ino = ?2 AND size = ?3 AND mtime_ns = ?4",
+                               -1, &s->lookup, NULL) != SQLITE_OK ||
+            sqlite3_prepare_v2(s->db,
+                               "INSERT OR REPLACE INTO handled (path, ino, size, mtime_ns, outcome, reason, at)"
+                               " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                               -1, &s->record, NULL) != SQLITE_OK) {
+                r = -EIO;
+                goto fail;
+        }
+        free(path);
+        *ret_store = s;
+        return 0;
+fail:
+        free(path);
+        ferry__store_close(s);
+        return r;
+}
+
+static void bind_version(sqlite3_stmt *st, const char *path, const struct ferry__version *v)
+{
+        sqlite3_bind_blob(st, 1, path, (int)strlen(path), SQLITE_TRANSIENT);
+        sqlite3_bind_int64(st, 2, (sqlite3_int64)v->ino);
+        sqlite3_bind_int64(st, 3, v->size);
+        sqlite3_bind_int64(st, 4, v->mtime_ns);
+}
+
+int ferry__store_handled(struct ferry__store *s, const char *path, const struct ferry__version *v)
+{
+        int r;
+
+        sqlite3_reset(s->lookup);
+        bind_version(s->lookup, path, v);
+        r = sqlite3_step(s->lookup);
+        sqlite3_reset(s->lookup);
+        return r == SQLITE_ROW ? 1 : r == SQLITE_DONE ? 0 : -EIO;
+}
+
+int ferry__store_record(struct ferry__store *s, const char *path, const struct ferry__version *v,
+                        const char *outcome, const char *reason)
+{
+        int r;
+
+        sqlite3_reset(s->record);
+        bind_version(s->record, path, v);
+        sqlite3_bind_text(s->record, 5, outcome, -1, SQLITE_STATIC);
+        if (reason)
+                sqlite3_bind_text(s->record, 6, reason, -1, SQLITE_TRANSIENT);
+        else
+                sqlite3_bind_null(s->record, 6);
+        sqlite3_bind_int64(s->record, 7, (sqlite3_int64)time(NULL));
+        r = sqlite3_step(s->record);
+        sqlite3_reset(s->record);
+        return r == SQLITE_DONE ? 0 : -EIO;
+}
