@@ -1,9 +1,9 @@
 /* duration.c: durations as people write them ("250ms", "1.5s", "2m"), in nanoseconds. */
 #include "internal.h"
 
+#include <stdbool.h>
+
 #include <errno.h>
-#include <math.h>
-#include <stdlib.h>
 #include <string.h>
 
 int ferry_duration_parse(const char *text, int64_t *ret_ns)
@@ -15,23 +15,27 @@ int ferry_duration_parse(const char *text, int64_t *ret_ns)
                 {"ns", 1},         {"us", 1e3},  {"ms", 1e6},   {"s", 1e9},
                 {"", 1e9},         {"m", 60e9},  {"min", 60e9}, {"h", 3600e9},
         };
-        char *end;
-        double value;
+        const char *p = text;
+        double value = 0, scale = 1;
+        bool digits = false;
 
-        /* Digits first: strtod would also take "inf", "nan", hex and blanks. */
-        if (!text || !ret_ns || !((*text >= '0' && *text <= '9') || *text == '.'))
+        if (!text || !ret_ns)
                 return -EINVAL;
-        errno = 0;
-        value = strtod(text, &end);
-        if (end == text || errno == ERANGE || !isfinite(value) || value < 0)
+        /* Plain decimal only: no sign, blanks, exponent, hex, inf or nan. */
+        for (; *p >= '0' && *p <= '9'; p++, digits = true)
+                value = value * 10 + (*p - '0');
+        if (*p == '.')
+                for (p++; *p >= '0' && *p <= '9'; p++, digits = true)
+                        value += (*p - '0') * (scale /= 10);
+        if (!digits)
                 return -EINVAL;
         for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
-                if (strcmp(end, units[i].unit) == 0) {
+                if (strcmp(p, units[i].unit) == 0) {
                         double ns = value * units[i].ns;
 
                         if (ns >= 9.2e18)
                                 return -ERANGE;
-                        *ret_ns = (int64_t)ns;
+                        *ret_ns = (int64_t)(ns + 0.5);
                         return 0;
                 }
         }

@@ -131,6 +131,7 @@ Test(watch, fd_for_a_poll_loop)
 
         cr_assert_eq(ferry_watch_new(&w, 0), 0);
         cr_assert_eq(ferry_watch_set_ready(w, "close=50ms"), 0);
+        cr_assert_eq(ferry_watch_set_events(w, FERRY_EVENT_READY), 0);
         cr_assert_eq(ferry_watch_add(w, folder), 0);
         pfd = (struct pollfd){.fd = ferry_watch_fd(w), .events = POLLIN};
         cr_assert_geq(pfd.fd, 0);
