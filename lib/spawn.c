@@ -29,6 +29,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -118,8 +119,9 @@ static void split_path(const char *path, struct values *v)
         }
 }
 
-/* The value of the placeholder named by word (len bytes, without braces), or -EINVAL when the word is unknown
- * or has no value here. {paths} is only valid as a whole argument, which the caller handles before this. */
+/* The value of the placeholder named by word (len bytes, without braces): -ENOENT when the word is no
+ * placeholder (the braces are then literal), -EINVAL when it has no value here. {paths} is only valid as a
+ * whole argument, which the caller handles before this. */
 static int lookup(const char *word, size_t len, const struct values *v, struct piece *ret_piece)
 {
         for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
@@ -130,36 +132,33 @@ static int lookup(const char *word, size_t len, const struct values *v, struct p
                 *ret_piece = v->pieces[words[i].word];
                 return 0;
         }
-        return -EINVAL;
+        return -ENOENT;
 }
 
-/* Expands one template argument into out, or only measures it when out is NULL. A lone '{' or '}' is an
- * error rather than a literal: it is almost always a broken placeholder, and "{{" / "}}" say it plainly. */
+/* Expands one template argument into out, or only measures it when out is NULL. Only the placeholder
+ * names are special: any other brace is literal, so that the ${1} of a shell script or an awk program
+ * passes unchanged. "{{" and "}}" are single braces, for a literal "{name}". */
 static int render(const char *arg, const struct values *v, char *out, size_t *ret_len)
 {
         size_t len = 0;
         const char *s = arg;
 
         while (*s) {
-                struct piece piece;
+                struct piece piece = {s, 1};
 
                 if ((s[0] == '{' && s[1] == '{') || (s[0] == '}' && s[1] == '}')) {
-                        piece = (struct piece){s, 1};
                         s += 2;
                 } else if (s[0] == '{') {
                         const char *end = strchr(s + 1, '}');
-                        int r;
+                        int r = end ? lookup(s + 1, (size_t)(end - s - 1), v, &piece) : -ENOENT;
 
-                        if (!end)
-                                return -EINVAL;
-                        r = lookup(s + 1, (size_t)(end - s - 1), v, &piece);
-                        if (r < 0)
+                        if (r == -EINVAL)
                                 return r;
-                        s = end + 1;
+                        s = r == 0 ? end + 1 : s + 1;
                 } else if (s[0] == '}') {
-                        return -EINVAL;
+                        s++;
                 } else {
-                        piece = (struct piece){s, strcspn(s, "{}")};
+                        piece.len = strcspn(s, "{}");
                         s += piece.len;
                 }
                 if (out)
@@ -278,6 +277,7 @@ struct plan {
         char *candidate_text;    /* the strings of PATH candidates, when argv[0] has no '/' */
         gid_t *groups;           /* supplementary groups of the target user, when switching */
         size_t group_count;
+        pid_t parent;            /* the process that starts the handler */
 };
 
 static void plan_done(struct plan *p)
@@ -439,6 +439,12 @@ static _Noreturn void child_run(const struct ferry__spawn_request *req, const st
 
         if (setpgid(0, 0) < 0)
                 child_fail(report_fd, errno);
+        /* A handler dies with the process that started it: after a crash of ferry, the claim is adopted and
+         * run again, and must not race with a handler still running from before. */
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
+                child_fail(report_fd, errno);
+        if (getppid() != p->parent)
+                _exit(127); /* the parent died before the line above */
         /* Handlers do not survive exec, but ignored signals do, and the parent's mask (it may block SIGTERM,
          * SIGINT, SIGCHLD for signalfd) would otherwise be the program's. Until here every signal was blocked,
          * so none of the parent's handlers could run in the child. */
@@ -555,6 +561,7 @@ int ferry__spawn(const struct ferry__spawn_request *req, struct ferry__child *re
         r = -pthread_sigmask(SIG_SETMASK, &all, &old);
         if (r < 0)
                 goto out;
+        plan.parent = getpid();
         pid = fork();
         if (pid == 0)
                 child_run(req, &plan, stderr_pipe[1], report_pipe[1]);

@@ -241,22 +241,28 @@ Test(argv, braces_and_bad_placeholders)
         const char *expected[] = {"{}", "{path}", "a}b{", "{f.c}"};
         struct ferry__placeholders values = {.path = "d/f.c"};
         char **argv = NULL;
-        const char *bad[] = {"{nmae}",   "{PATH}",       "{",       "}",      "{path", "path}",
-                             "x{path}}", "--in={paths}", "{ name}", "{{path}"};
+        /* Only placeholder names are special: other braces (a shell's ${1}, awk) stay as they are. */
+        char *const unknown[] = {"prog", "{nmae}", "{PATH}", "{", "}", "{path", "path}", "x{path}}", "{ name}",
+                                 "{{path}", "${1%.csv}", "{print $1}", NULL};
+        const char *unknown_expected[] = {"prog", "{nmae}", "{PATH}", "{", "}", "{path", "path}", "xd/f.c}",
+                                          "{ name}", "{path}", "${1%.csv}", "{print $1}"};
+        char *const paths_inside[] = {"prog", "--in={paths}", NULL};
 
         argv = expand(literal, "d/f.c");
         for (size_t i = 0; i < 4; i++)
                 cr_assert_str_eq(argv[i], expected[i]);
         ferry__argv_free(argv);
 
-        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-                char *const template[] = {"prog", (char *)bad[i], NULL};
+        argv = expand(unknown, "d/f.c");
+        for (size_t i = 0; i < sizeof(unknown_expected) / sizeof(unknown_expected[0]); i++)
+                cr_assert_str_eq(argv[i], unknown_expected[i]);
+        ferry__argv_free(argv);
+        cr_assert_eq(ferry__argv_check(unknown, false), 0);
 
-                argv = NULL;
-                cr_assert_eq(ferry__argv_expand(template, &values, &argv), -EINVAL, "accepted '%s'", bad[i]);
-                cr_assert_null(argv, "out-parameter written on failure");
-                cr_assert_eq(ferry__argv_check(template, false), -EINVAL, "check accepted '%s'", bad[i]);
-        }
+        argv = NULL;
+        cr_assert_eq(ferry__argv_expand(paths_inside, &values, &argv), -EINVAL, "{paths} inside an argument");
+        cr_assert_null(argv, "out-parameter written on failure");
+        cr_assert_eq(ferry__argv_check(paths_inside, true), -EINVAL);
 }
 
 Test(argv, check_matches_the_mode)
@@ -515,7 +521,11 @@ Test(spawn, signals_unblocked_and_default)
         cr_assert_eq(run(status, -1, out, &c).code, 0);
         got[slurp(out_path, got, sizeof(got) - 1)] = '\0';
         cr_assert_not_null(strstr(got, "\nSigBlk:\t0000000000000000\n"), "%s", got);
-        cr_assert_not_null(strstr(got, "\nSigIgn:\t0000000000000000\n"), "%s", got);
+        /* Signals 32 and 33 are glibc's own (thread cancellation, setxid): its sigaction() cannot reset them
+         * and every program's glibc installs its handlers for them; an ignored one may come from above us. */
+        const char *ignored = strstr(got, "\nSigIgn:\t");
+        cr_assert_not_null(ignored, "%s", got);
+        cr_assert_eq(strtoull(ignored + 9, NULL, 16) & ~UINT64_C(0x180000000), 0, "%s", got);
 
         e = run(term_self, -1, -1, &c);
         cr_assert_eq(e.signal, SIGTERM, "SIGTERM blocked in the child (exit %d)", e.code);
