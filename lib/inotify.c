@@ -166,15 +166,6 @@ static void flush_move(struct ferry_watch *w)
         ferry__file_gone(w, dir, in->move_name, in->move_len, FERRY_EVENT_MOVED_FROM, 0);
 }
 
-static void report_error(struct ferry_watch *w, struct ferry__dir *dir, const char *name, size_t len, int error)
-{
-        ssize_t n = ferry__dir_path(w, dir, name, len, NULL);
-
-        if (n >= 0)
-                (void)ferry__queue_push(w, FERRY_EVENT_ERROR, FERRY_EVENT_IS_DIR, dir->root, w->path, (size_t)n,
-                                        NULL, 0, error, -1);
-}
-
 /* A directory appeared inside dir (created or moved in): watch it, then list
  * it, so that whatever was made in it before the watch existed is found. */
 static void new_subdir(struct ferry_watch *w, struct ferry__dir *dir, const char *name, size_t len)
@@ -194,7 +185,7 @@ static void new_subdir(struct ferry_watch *w, struct ferry__dir *dir, const char
         if (r == -ENOENT || r == -ENOTDIR || r == -EEXIST)
                 return;
         if (r < 0)
-                return report_error(w, dir, name, len, r);
+                return ferry__dir_unwatched(w, dir, name, len, r);
         r = ferry__scan(w, child, FERRY__SCAN_NEW);
         (void)r; /* errors were queued as ERROR events */
 }

@@ -65,6 +65,7 @@ struct ferry__dir {
         struct ferry__entry *children;
         struct ferry__root *root;
         int wd;
+        bool incomplete; /* a subfolder could not be watched: list this one again later */
 };
 
 /* Ready-tracking state of a file.
@@ -201,6 +202,7 @@ struct ferry_watch {
         int epoll_fd;
         int timer_fd;
         bool rescan_needed;
+        int64_t retry_at; /* next retry of folders with unwatched subfolders */
         int last_error_detail; /* watch limit: the limit seen when ENOSPC came */
         char path[2 * PATH_MAX]; /* scratch for building paths */
 };
@@ -238,6 +240,9 @@ int ferry__dir_attach(struct ferry_watch *w, struct ferry__dir *parent, const ch
                       struct ferry__root *root, struct ferry__dir **ret_dir);
 struct ferry__dir *ferry__dir_find_wd(struct ferry_watch *w, int wd);
 void ferry__dir_detach(struct ferry_watch *w, struct ferry__dir *dir);
+/* name inside dir could not be watched (error): reports an ERROR event and
+ * marks dir for a later retry. */
+void ferry__dir_unwatched(struct ferry_watch *w, struct ferry__dir *dir, const char *name, size_t len, int error);
 void ferry__moved(struct ferry_watch *w, struct ferry__dir *from_dir, const char *from_name, size_t from_len,
                   struct ferry__dir *to_dir, const char *to_name, size_t to_len, bool is_dir);
 void ferry__root_lost(struct ferry_watch *w, struct ferry__root *root);
@@ -257,6 +262,9 @@ enum ferry__scan_mode {
  * error that must be reported (-ENOSPC). */
 int ferry__scan(struct ferry_watch *w, struct ferry__dir *dir, enum ferry__scan_mode mode);
 void ferry__rescan_all(struct ferry_watch *w);
+/* How often folders with unwatched subfolders are listed again. */
+#define FERRY__RETRY_UNWATCHED_NS (5 * FERRY__NSEC_PER_SEC)
+void ferry__retry_unwatched(struct ferry_watch *w);
 /* ---- inotify.c: the only file that knows inotify --------------------------- */
 
 int ferry__inotify_new(struct ferry__inotify **ret, int *ret_fd);

@@ -93,12 +93,8 @@ static int found_dir(struct ferry_watch *w, struct ferry__dir *dir, const char *
         if (r == -ENOENT || r == -ENOTDIR || r == -EEXIST)
                 return 0; /* gone already, or reached twice */
         if (r < 0) {
-                ssize_t n = ferry__dir_path(w, dir, name, len, NULL);
-
-                if (n >= 0)
-                        (void)ferry__queue_push(w, FERRY_EVENT_ERROR, FERRY_EVENT_IS_DIR, dir->root, w->path,
-                                                (size_t)n, NULL, 0, r, -1);
-                return r == -ENOSPC || r == -ENOMEM ? r : 0;
+                ferry__dir_unwatched(w, dir, name, len, r);
+                return mode == FERRY__SCAN_START ? r : 0;
         }
         child->entry.seen = 1;
         if (mode != FERRY__SCAN_START || (w->flags & FERRY_WATCH_EXISTING))
@@ -218,13 +214,40 @@ int ferry__scan(struct ferry_watch *w, struct ferry__dir *dir, enum ferry__scan_
 void ferry__rescan_all(struct ferry_watch *w)
 {
         w->rescan_needed = false;
-        for (struct ferry__root *root = w->roots; root; root = root->next) {
-                int r;
+        for (struct ferry__root *root = w->roots; root; root = root->next)
+                if (root->dir)
+                        (void)ferry__scan(w, root->dir, FERRY__SCAN_RESCAN);
+}
 
-                if (!root->dir)
-                        continue;
-                r = ferry__scan(w, root->dir, FERRY__SCAN_RESCAN);
-                if (r == -ENOSPC || r == -ENOMEM)
-                        return; /* the ERROR event is queued; the caller decides */
+/* Folders whose subfolders could not all be watched are listed again: what
+ * was made in the unwatched ones meanwhile is found, nothing is lost. */
+void ferry__retry_unwatched(struct ferry_watch *w)
+{
+        size_t count = 0;
+        int *wds;
+
+        w->retry_at = FERRY__FOREVER;
+        wds = malloc(w->dir_count * sizeof(*wds) + 1);
+        if (!wds) {
+                w->retry_at = ferry__now() + FERRY__RETRY_UNWATCHED_NS;
+                return;
         }
+        /* Collect first: a rescan changes the table, and may detach a folder
+         * collected here (when it went away); each is looked up again. */
+        for (size_t b = 0; b < w->by_wd.bucket_count; b++)
+                for (struct ferry__hash_node *n = w->by_wd.buckets[b]; n; n = n->next) {
+                        struct ferry__dir *d = (struct ferry__dir *)((char *)n - offsetof(struct ferry__dir, by_wd));
+
+                        if (d->incomplete && count < w->dir_count) {
+                                d->incomplete = false;
+                                wds[count++] = d->wd;
+                        }
+                }
+        for (size_t i = 0; i < count; i++) {
+                struct ferry__dir *d = ferry__dir_find_wd(w, wds[i]);
+
+                if (d)
+                        (void)ferry__scan(w, d, FERRY__SCAN_RESCAN);
+        }
+        free(wds);
 }

@@ -402,6 +402,18 @@ void ferry__dir_detach(struct ferry_watch *w, struct ferry__dir *dir)
         free(dir);
 }
 
+void ferry__dir_unwatched(struct ferry_watch *w, struct ferry__dir *dir, const char *name, size_t len, int error)
+{
+        ssize_t n = ferry__dir_path(w, dir, name, len, NULL);
+
+        if (n >= 0)
+                (void)ferry__queue_push(w, FERRY_EVENT_ERROR, FERRY_EVENT_IS_DIR, dir->root, w->path, (size_t)n,
+                                        NULL, 0, error, -1);
+        dir->incomplete = true;
+        if (w->retry_at == FERRY__FOREVER)
+                w->retry_at = ferry__now() + FERRY__RETRY_UNWATCHED_NS;
+}
+
 static void set_root(struct ferry__dir *dir, struct ferry__root *root)
 {
         dir->root = root;

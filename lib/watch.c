@@ -45,6 +45,7 @@ int ferry_watch_new(struct ferry_watch **ret_watch, unsigned flags)
         w->flags = flags;
         w->event_mask = FERRY_EVENT_ALL;
         w->epoll_fd = w->timer_fd = -1;
+        w->retry_at = FERRY__FOREVER;
         if (getrandom(&w->hash_seed, sizeof(w->hash_seed), GRND_NONBLOCK) != sizeof(w->hash_seed))
                 w->hash_seed = (uint64_t)ferry__now() ^ (uint64_t)(uintptr_t)w;
         r = ferry__inotify_new(&w->inotify, &inotify_fd);
@@ -267,6 +268,8 @@ static int64_t next_deadline(const struct ferry_watch *w)
 {
         int64_t next = ferry__ready_next_deadline(w);
 
+        if (w->retry_at < next)
+                next = w->retry_at;
         for (const struct ferry__root *root = w->roots; root; root = root->next)
                 if (!root->dir && root->retry_at < next)
                         next = root->retry_at;
@@ -305,6 +308,8 @@ static int work(struct ferry_watch *w)
                 return r;
         if (w->rescan_needed)
                 ferry__rescan_all(w);
+        if (now >= w->retry_at)
+                ferry__retry_unwatched(w);
         return 0;
 }
 

@@ -190,9 +190,7 @@ int cmd_wait(int argc, char **argv)
                         continue;
                 }
                 if (ev->type == FERRY_EVENT_ERROR) {
-                        status = cli_watch_error(w, ev->error, ev->path);
-                        if (ev->error == -ENOSPC || ev->error == -ENOMEM)
-                                break;
+                        cli_watch_error(w, ev->error, ev->path);
                         continue;
                 }
                 if (ev->type == FERRY_EVENT_ROOT_GONE) {

@@ -135,12 +135,9 @@ static int run(struct ferry_watch *w, const struct watch_args *a, size_t root_co
                 }
                 output_event(&a->output, ev);
                 if (ev->type == FERRY_EVENT_ERROR) {
+                        /* Reported, not fatal: the library lists that folder again
+                         * every few seconds, so nothing made there is lost. */
                         cli_watch_error(w, ev->error, ev->path);
-                        if (ev->error == -ENOSPC || ev->error == -ENOMEM) {
-                                /* Watching only part of the tree would lose files silently. */
-                                status = EXIT_FAILURE_RUNTIME;
-                                break;
-                        }
                         continue;
                 }
                 if (ev->type == FERRY_EVENT_ROOT_GONE) {

@@ -1,0 +1,78 @@
+#!/usr/bin/env bats
+# shellcheck disable=SC2016 # single-quoted handler lines are meant literally
+# run_batch.bats: with --batch N one handler run gets up to N files as {paths}, one argument
+# each: every file is handled once, in fewer runs than files.
+
+load helpers
+
+@test "run: --batch 50: 1,000 files each handled once, in runs of up to 50 files" {
+        D=$T/in
+        mkdir "$D"
+        # $1: the log; then the claimed paths. Records the file count of the run and each name.
+        make_handler "$T/h.sh" \
+                'log=$1' \
+                'shift' \
+                'printf "%s\n" "$#" >>"$log.runs"' \
+                'for p in "$@"; do [ -f "$p" ] && printf "%s\0" "${p##*/}" >>"$log"; done'
+        make_numbered "$D" pre 1 600
+        {
+                numbered_names pre 1 600
+                numbered_names new 1 400
+        } >"$T/want"
+        start_ferry "$T/ferry" run -j 2 --batch 50 "$D" -- "$T/h.sh" "$T/handled" {paths}
+        wait_run_started "$T/ferry"
+        drop_numbered "$D" new 1 400
+        wait_files "$D/.ferry/done" 1000 60
+        stop_ferry "$T/ferry"
+
+        assert_same_nul_set "$T/want" "$T/handled"
+        files_nul "$D/.ferry/done" "$T/done"
+        assert_same_nul_set "$T/want" "$T/done"
+        assert_queue_empty "$D"
+        assert_no_claims "$D"
+
+        runs=$(count_lines "$T/handled.runs")
+        largest=$(sort -n "$T/handled.runs" | tail -1)
+        total=$(awk '{ s += $1 } END { print s }' "$T/handled.runs")
+        echo "# $runs runs for 1,000 files; largest $largest" >&3
+        ((total == 1000)) || {
+                echo "the runs were given $total paths in all, expected 1000" >&2
+                return 1
+        }
+        ((largest <= 50)) || {
+                echo "a run got $largest files, more than --batch 50" >&2
+                return 1
+        }
+        # The 600 files present at start are ready together: full batches.
+        ((largest == 50)) || {
+                echo "no run got a full batch of 50 (largest $largest)" >&2
+                return 1
+        }
+        ((runs < 1000 / 5)) || {
+                echo "$runs runs for 1,000 files: batching barely happened" >&2
+                sort -n "$T/handled.runs" | uniq -c >&2
+                return 1
+        }
+}
+
+@test "run: --batch with a failing handler: every file of the batch is failed, with a sidecar each" {
+        D=$T/in
+        mkdir "$D"
+        make_handler "$T/h.sh" 'echo "batch of $#" >&2' 'exit 4'
+        make_numbered "$D" f 1 5
+        start_ferry "$T/ferry" run -j 1 --batch 10 --retries 0 "$D" -- "$T/h.sh" {paths}
+        wait_files "$D/.ferry/failed" 10 30
+        stop_ferry "$T/ferry"
+
+        for i in 1 2 3 4 5; do
+                F=$D/.ferry/failed/f-0000$i
+                [[ -f $F ]]
+                has_line "$F.ferry-error" "exit-status: 4" || {
+                        echo "sidecar of $F:" >&2
+                        cat -A "$F.ferry-error" >&2
+                        return 1
+                }
+        done
+        assert_queue_empty "$D"
+        assert_no_claims "$D"
+}

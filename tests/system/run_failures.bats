@@ -1,0 +1,178 @@
+#!/usr/bin/env bats
+# shellcheck disable=SC2016 # single-quoted handler lines are meant literally
+# run_failures.bats: a handler that fails is retried with back-off, then its file goes to the
+# failed folder with a NAME.ferry-error sidecar saying why (exit status, signal, timeout,
+# attempts, last stderr lines). A timeout stops the handler's whole process group: SIGTERM,
+# then SIGKILL.
+
+load helpers
+
+# sidecar_has FILE LINE: the sidecar FILE holds LINE as a whole line; prints it when not.
+sidecar_has() {
+        if ! has_line "$1" "$2"; then
+                echo "sidecar $1 has no line: $2" >&2
+                echo "--- sidecar:" >&2
+                cat -A -- "$1" >&2 2>/dev/null || echo "(missing)" >&2
+                return 1
+        fi
+}
+
+# stderr_section FILE: the lines of the sidecar FILE after "stderr:".
+stderr_section() { sed -n '/^stderr:/,$p' "$1" | tail -n +2; }
+
+# proc_reaped PID: no /proc entry at all: exited and reaped (not a zombie).
+proc_reaped() { [[ ! -e /proc/$1 ]]; }
+
+@test "run: a handler exiting 3 is retried once after --retry-delay, then failed with a sidecar" {
+        D=$T/in
+        mkdir "$D"
+        printf 'payload\n' >"$D/job.txt"
+        make_handler "$T/h.sh" \
+                'printf "%s %s\n" "$FERRY_ATTEMPT" "$(date +%s%N)" >>"$1"' \
+                'echo boom >&2' \
+                'exit 3'
+        start_ferry "$T/ferry" run -j 2 --retries 1 --retry-delay 0.2s "$D" -- "$T/h.sh" "$T/attempts" {}
+        F=$D/.ferry/failed/job.txt
+        wait_for file_exists "$F.ferry-error" 30
+        wait_for has_text "$T/ferry.err" "failed [run] $D/job.txt" 10
+        stop_ferry "$T/ferry"
+
+        # Two runs, attempts 1 and 2, at least the retry delay apart.
+        [[ $(cut -d' ' -f1 "$T/attempts" | tr '\n' ' ') == '1 2 ' ]] || {
+                echo "attempts seen: $(cat "$T/attempts")" >&2
+                return 1
+        }
+        first=$(sed -n 1p "$T/attempts" | cut -d' ' -f2)
+        second=$(sed -n 2p "$T/attempts" | cut -d' ' -f2)
+        gap_ms=$(((second - first) / 1000000))
+        ((gap_ms >= 200)) || {
+                echo "the retry came ${gap_ms} ms after the first attempt, before --retry-delay 0.2s" >&2
+                return 1
+        }
+        # The file, intact, in failed; nothing in done, nothing claimed, nothing left behind.
+        printf 'payload\n' >"$T/want"
+        assert_same_file "$T/want" "$F"
+        [[ $(count_files "$D/.ferry/done") -eq 0 ]]
+        assert_queue_empty "$D"
+        assert_no_claims "$D"
+        # The sidecar says why.
+        sidecar_has "$F.ferry-error" "path: $D/job.txt"
+        sidecar_has "$F.ferry-error" "rule: run"
+        sidecar_has "$F.ferry-error" "reason: exit status 3"
+        sidecar_has "$F.ferry-error" "exit-status: 3"
+        sidecar_has "$F.ferry-error" "signal: 0"
+        sidecar_has "$F.ferry-error" "timed-out: no"
+        sidecar_has "$F.ferry-error" "attempts: 2"
+        grep -aq '^duration: [0-9.]*s$' "$F.ferry-error"
+        grep -aq '^failed-at: [0-9]*$' "$F.ferry-error"
+        stderr_section "$F.ferry-error" | grep -qx boom || {
+                echo "no 'boom' line after stderr: in the sidecar:" >&2
+                cat -A "$F.ferry-error" >&2
+                return 1
+        }
+        # The log: one retry, then failed.
+        assert_log_has "$T/ferry" "retry [run] $D/job.txt: failed (exit status 3); retry 1 of 1"
+        assert_log_has "$T/ferry" "failed [run] $D/job.txt: failed (exit status 3) after 2 attempts: $F"
+        [[ $(grep -ac '^ferry: started \[run\]' "$T/ferry.err") -eq 2 ]]
+}
+
+@test "run: a missing program: the file is failed with a reason naming the program" {
+        D=$T/in
+        mkdir "$D"
+        printf 'payload\n' >"$D/job.txt"
+        start_ferry "$T/ferry" run --retries 0 "$D" -- /nonexistent/prog {}
+        F=$D/.ferry/failed/job.txt
+        wait_for file_exists "$F.ferry-error" 30
+        stop_ferry "$T/ferry"
+
+        printf 'payload\n' >"$T/want"
+        assert_same_file "$T/want" "$F"
+        grep -aq '^reason: .*/nonexistent/prog' "$F.ferry-error" || {
+                echo "the sidecar's reason does not name /nonexistent/prog:" >&2
+                cat -A "$F.ferry-error" >&2
+                return 1
+        }
+        sidecar_has "$F.ferry-error" "attempts: 1"
+        assert_log_has "$T/ferry" "/nonexistent/prog"
+        assert_queue_empty "$D"
+        assert_no_claims "$D"
+}
+
+@test "run: --timeout 0.5s stops the handler and the grandchild it spawned; timed-out: yes" {
+        D=$T/in
+        mkdir "$D"
+        printf 'payload\n' >"$D/job.txt"
+        # The handler starts a grandchild that would outlive it by a minute, and waits for it.
+        make_handler "$T/h.sh" 'sleep 60 &' 'echo $! >"$1"' 'wait'
+        start=$(now_us)
+        start_ferry "$T/ferry" run --retries 0 --timeout 0.5s "$D" -- "$T/h.sh" "$T/grandchild" {}
+        F=$D/.ferry/failed/job.txt
+        wait_for file_exists "$F.ferry-error" 30
+        took=$(elapsed_ms "$start")
+        grandchild=$(cat "$T/grandchild")
+        wait_for proc_gone "$grandchild" 10
+        stop_ferry "$T/ferry"
+
+        ((took >= 500)) || {
+                echo "failed after ${took} ms, before the 0.5 s timeout" >&2
+                return 1
+        }
+        ((took < 5000 * SLOW)) || {
+                echo "failed only after ${took} ms: the timeout did not stop the handler at 0.5 s" >&2
+                return 1
+        }
+        sidecar_has "$F.ferry-error" "timed-out: yes"
+        sidecar_has "$F.ferry-error" "attempts: 1"
+        grep -aq '^reason: timed out' "$F.ferry-error"
+        assert_queue_empty "$D"
+        assert_no_claims "$D"
+}
+
+@test "run: a handler ignoring SIGTERM past --timeout is killed after --kill-after (SIGKILL)" {
+        D=$T/in
+        mkdir "$D"
+        printf 'payload\n' >"$D/job.txt"
+        # Records the SIGTERM, then goes on (its sleeps are in the group and die, the loop not).
+        make_handler "$T/h.sh" \
+                'echo $$ >"$1"' \
+                'trap "echo got TERM >&2; echo TERM >\"\$1.term\"" TERM' \
+                'while :; do sleep 0.05; done'
+        start=$(now_us)
+        start_ferry "$T/ferry" run --retries 0 --timeout 0.5s --kill-after 0.5s "$D" -- "$T/h.sh" "$T/handler" {}
+        F=$D/.ferry/failed/job.txt
+        wait_for file_exists "$F.ferry-error" 30
+        took=$(elapsed_ms "$start")
+        handler=$(cat "$T/handler")
+        wait_for proc_gone "$handler" 10
+        stop_ferry "$T/ferry"
+
+        [[ -f $T/handler.term ]] || {
+                echo "the handler never got SIGTERM before SIGKILL" >&2
+                return 1
+        }
+        ((took >= 1000)) || {
+                echo "failed after ${took} ms, before timeout + kill-after (1 s)" >&2
+                return 1
+        }
+        sidecar_has "$F.ferry-error" "timed-out: yes"
+        sidecar_has "$F.ferry-error" "signal: 9"
+        stderr_section "$F.ferry-error" | grep -qx 'got TERM'
+}
+
+@test "run: a timed-out handler's orphaned grandchild is reaped by ferry (no zombie left)" {
+        D=$T/in
+        mkdir "$D"
+        printf 'payload\n' >"$D/job.txt"
+        make_handler "$T/h.sh" 'sleep 60 &' 'echo $! >"$1"' 'wait'
+        start_ferry "$T/ferry" run --retries 0 --timeout 0.5s "$D" -- "$T/h.sh" "$T/grandchild" {}
+        wait_for file_exists "$D/.ferry/failed/job.txt.ferry-error" 30
+        grandchild=$(cat "$T/grandchild")
+        # ferry makes itself the subreaper of its handlers' orphans: it must also reap them,
+        # while it keeps running.
+        if ! wait_for proc_reaped "$grandchild" 10; then
+                echo "grandchild $grandchild is still in /proc while ferry runs:" >&2
+                ps -o pid,ppid,stat,cmd -p "$grandchild" >&2 || true
+                return 1
+        fi
+        stop_ferry "$T/ferry"
+}
