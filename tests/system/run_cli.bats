@@ -77,7 +77,7 @@ run_ferry() { run --separate-stderr timeout 10 "$FERRY" run "$@"; }
         [[ ! -e $T/in/.ferry ]]
 }
 
-@test "run cli: options that exclude each other exit 2 (--stdin with --batch, --batch with {})" {
+@test "run cli: options that exclude each other exit 2 (--stdin or --output with --batch)" {
         mkdir "$T/in"
         run_ferry --stdin --batch 2 "$T/in" -- cat {paths}
         [[ $status -eq 2 ]] || { echo "--stdin --batch 2: exit $status, expected 2 ($stderr)" >&2; return 1; }
