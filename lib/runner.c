@@ -26,6 +26,7 @@
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/timerfd.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 extern char **environ;
@@ -714,6 +715,40 @@ static void job_finish(struct job *job, const struct ferry__exit *st, const char
         job_free(job);
 }
 
+/* Handlers' descendants that left their process group (setsid, daemons) and
+ * outlived their parents were re-parented to us, the subreaper: kill and reap
+ * them, so that no orphan survives its handler. Children that are running
+ * handlers are left alone. */
+static void kill_orphans(struct ferry_runner *r)
+{
+        char path[64], buffer[4096];
+        ssize_t n;
+        int fd;
+
+        snprintf(path, sizeof(path), "/proc/self/task/%d/children", (int)getpid());
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return;
+        n = read(fd, buffer, sizeof(buffer) - 1);
+        close(fd);
+        if (n <= 0)
+                return;
+        buffer[n] = '\0';
+        for (char *p = buffer, *end; *p; p = end) {
+                long pid = strtol(p, &end, 10);
+                bool handler = false;
+
+                if (end == p)
+                        break;
+                for (struct job *job = r->jobs; job && !handler; job = job->next)
+                        handler = job->running && job->child.pid == pid;
+                if (pid > 0 && !handler) {
+                        (void)kill((pid_t)pid, SIGKILL);
+                        (void)waitpid((pid_t)pid, NULL, 0);
+                }
+        }
+}
+
 static void job_exited(struct job *job)
 {
         struct ferry_runner *r = job->rs->runner;
@@ -724,6 +759,7 @@ static void job_exited(struct job *job)
         if (ferry__child_reap(&job->child, &st) < 0)
                 st = (struct ferry__exit){.code = -1};
         job_finish(job, &st, NULL);
+        kill_orphans(r);
 }
 
 /* ---- the loop ---------------------------------------------------------------- */

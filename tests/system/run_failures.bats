@@ -169,7 +169,7 @@ proc_reaped() { [[ ! -e /proc/$1 ]]; }
         grandchild=$(cat "$T/grandchild")
         # ferry makes itself the subreaper of its handlers' orphans: it must also reap them,
         # while it keeps running.
-        if ! wait_for proc_reaped "$grandchild" 10; then
+        if ! wait_for proc_reaped "$grandchild" 3; then
                 echo "grandchild $grandchild is still in /proc while ferry runs:" >&2
                 ps -o pid,ppid,stat,cmd -p "$grandchild" >&2 || true
                 return 1
