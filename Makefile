@@ -29,7 +29,8 @@ BUILD ?= build
 endif
 
 # libsqlite3: the record of handled files for rules that keep files in place.
-LIBS := -lsqlite3 -lm
+# libnettle: SHA-256 of done-markers (ferry put --marker, the done-file policy).
+LIBS := -lsqlite3 -lnettle -lm
 
 LIB_SOURCES := $(wildcard lib/*.c)
 CLI_SOURCES := $(wildcard src/*.c)

@@ -139,6 +139,21 @@ int ferry_event_type_parse(const char *name);
  * nanoseconds. Returns -EINVAL on bad text, -ERANGE when too large. */
 int ferry_duration_parse(const char *text, int64_t *ret_ns);
 
+/* ---- Delivery ------------------------------------------------------------ */
+
+/* Progress of ferry_put(): done of total bytes copied so far. */
+typedef void (*ferry_progress_cb)(void *userdata, const char *source, uint64_t done, uint64_t total);
+
+/* Copies the regular file source to target (a path whose folder exists)
+ * atomically for anyone watching: under a temporary name ".ferry-put.*" in
+ * target's folder, synced, renamed into place, folder synced. With marker
+ * (a suffix such as ".done"), then writes target+marker the same way, holding
+ * the size and SHA-256 of the data, which the done-file policy verifies.
+ * progress may be NULL. Returns 0 or -errno; on failure no temporary file is
+ * left and target is untouched. */
+int ferry_put(const char *source, const char *target, const char *marker, ferry_progress_cb progress,
+              void *userdata);
+
 /* ---- Rules and the runner: the folder is the queue ------------------------
  *
  * A rule says which files of a folder go to which program. A runner follows

@@ -356,6 +356,18 @@ int ferry__store_handled(struct ferry__store *s, const char *path, const struct 
 int ferry__store_record(struct ferry__store *s, const char *path, const struct ferry__version *v,
                         const char *outcome, const char *reason);
 
+/* ---- marker.c: done-markers with size and SHA-256 --------------------------- */
+
+#define FERRY__SHA256_SIZE 32
+
+int ferry__sha256_file(const char *path, uint8_t digest[FERRY__SHA256_SIZE], uint64_t *ret_size);
+void ferry__sha256_hex(const uint8_t digest[FERRY__SHA256_SIZE], char hex[2 * FERRY__SHA256_SIZE + 1]);
+/* The marker's text for a file of file_size bytes and that digest; returns its length. */
+int ferry__marker_format(char *buf, size_t size, uint64_t file_size, const uint8_t digest[FERRY__SHA256_SIZE]);
+/* 0 when the marker carries no claim or its claims (size, sha256) hold for the
+ * data file, -EBADMSG when they do not, another -errno when it cannot tell. */
+int ferry__marker_check(const char *marker_path, const char *data_path);
+
 /* ---- rule.c ---------------------------------------------------------------- */
 
 enum ferry__on_success { FERRY__ON_SUCCESS_DONE, FERRY__ON_SUCCESS_DELETE, FERRY__ON_SUCCESS_KEEP };

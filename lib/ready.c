@@ -212,25 +212,20 @@ static void report(struct ferry_watch *w, struct ferry__file *f, const struct fe
         ferry__file_set_known(f, v);
 }
 
-/* done-file: whether the file's marker exists. */
-static bool marker_present(struct ferry_watch *w, struct ferry__file *f)
+/* done-file: the path of the file's marker into buf (PATH_MAX * 2 bytes). */
+static bool marker_path(struct ferry_watch *w, struct ferry__file *f, char *buf)
 {
         const struct ferry__policy *p = &w->policy;
         char name[NAME_MAX + 1];
-        ssize_t n;
+        size_t total = f->entry.name_len + strlen(p->marker);
 
-        if (p->marker_is_suffix) {
-                size_t total = f->entry.name_len + strlen(p->marker);
-
-                if (total > NAME_MAX)
-                        return false;
-                memcpy(name, f->entry.name, f->entry.name_len);
-                memcpy(name + f->entry.name_len, p->marker, strlen(p->marker) + 1);
-                n = ferry__dir_path(w, f->entry.parent, name, total, NULL);
-        } else {
-                n = ferry__dir_path(w, f->entry.parent, p->marker, strlen(p->marker), NULL);
-        }
-        return n >= 0 && access(w->path, F_OK) == 0;
+        if (!p->marker_is_suffix)
+                return ferry__dir_path(w, f->entry.parent, p->marker, strlen(p->marker), buf) >= 0;
+        if (total > NAME_MAX)
+                return false;
+        memcpy(name, f->entry.name, f->entry.name_len);
+        memcpy(name + f->entry.name_len, p->marker, strlen(p->marker) + 1);
+        return ferry__dir_path(w, f->entry.parent, name, total, buf) >= 0;
 }
 
 /* The file may be complete: ask the kernel about writers, then guard. */
@@ -279,20 +274,30 @@ static void consider_arrived(struct ferry_watch *w, struct ferry__file *f)
                 set_state(w, f, FERRY__IDLE);
 }
 
+/* done-file: ready when the marker exists and, when it says what the file
+ * is (size, SHA-256), the file is that. A mismatch is an ERROR event: the
+ * writer died half-way, or the file changed after its marker was written. */
 static void consider_marked(struct ferry_watch *w, struct ferry__file *f)
 {
+        char marker[2 * PATH_MAX];
         struct ferry__version v;
         ssize_t n;
+        int r;
 
-        if (!marker_present(w, f))
+        if (!marker_path(w, f, marker) || access(marker, F_OK) < 0)
                 return set_state(w, f, FERRY__WAIT_MARKER);
         n = file_path(w, f);
         if (n < 0 || ferry__stat_version(w->path, &v, NULL) < 0)
                 return set_state(w, f, FERRY__IDLE);
-        if (is_new_version(f, &v))
-                report(w, f, &v);
-        else
-                set_state(w, f, FERRY__IDLE);
+        if (!is_new_version(f, &v))
+                return set_state(w, f, FERRY__IDLE);
+        r = w->policy.marker_is_suffix ? ferry__marker_check(marker, w->path) : 0;
+        if (r == -EBADMSG) {
+                (void)ferry__queue_push(w, FERRY_EVENT_ERROR, 0, f->entry.parent->root, w->path, (size_t)n, NULL,
+                                        0, r, v.size);
+                return set_state(w, f, FERRY__WAIT_MARKER);
+        }
+        report(w, f, &v);
 }
 
 static void consider_settling(struct ferry_watch *w, struct ferry__file *f)

@@ -364,6 +364,11 @@ int ferry_watch_explain(struct ferry_watch *w, int error, const char *path, char
                              "cannot watch %s: %s (inotify watch limit %ld reached, %ld in use by this user; "
                              "raise fs.inotify.max_user_watches, e.g. sysctl fs.inotify.max_user_watches=%ld)",
                              path, strerror(ENOSPC), limit, in_use, limit > 0 ? limit * 4 : 524288);
+        } else if (error == -EBADMSG) {
+                n = snprintf(buf, size,
+                             "%s does not match its done-marker (size or SHA-256): its writer did not finish, or it "
+                             "changed after the marker was written; not handed out",
+                             path);
         } else if (error == -EMFILE) {
                 n = snprintf(buf, size,
                              "cannot watch %s: too many inotify instances for this user; raise "

@@ -60,5 +60,6 @@ void output_json_field(FILE *out, const char *key, const char *s, size_t n);
 int cmd_watch(int argc, char **argv);
 int cmd_wait(int argc, char **argv);
 int cmd_run(int argc, char **argv);
+int cmd_put(int argc, char **argv);
 
 #endif

@@ -13,12 +13,13 @@ static const char usage[] =
         "  wait FILE             wait until FILE is completely written\n"
         "  wait DIR --match GLOB wait until N matching files are completely written\n"
         "  run DIR -- PROGRAM    hand each completed file to PROGRAM, exactly once\n"
+        "  put SOURCE... DEST    deliver files atomically (temp name, sync, rename)\n"
         "  help COMMAND          show the help of COMMAND\n"
         "\n"
         "  -h, --help            show this help\n"
         "      --version         show the version\n"
         "\n"
-        "See ferry(1), ferry-watch(1), ferry-wait(1), ferry-run(1).\n";
+        "See ferry(1), ferry-watch(1), ferry-wait(1), ferry-run(1), ferry-put(1).\n";
 
 static const struct {
         const char *name;
@@ -27,6 +28,7 @@ static const struct {
         {"watch", cmd_watch},
         {"wait", cmd_wait},
         {"run", cmd_run},
+        {"put", cmd_put},
 };
 
 int main(int argc, char **argv)
