@@ -89,6 +89,20 @@ int ferry_watch_set_ready(struct ferry_watch *w, const char *policy);
 /* Writes a one-line description of the ready policy in force into buf. */
 int ferry_watch_describe_ready(struct ferry_watch *w, char *buf, size_t size);
 
+/* How roots are watched: "auto" (default: inotify; on network and FUSE file
+ * systems, where inotify sees only this machine's own writes, also polled),
+ * "inotify", or "poll" (inotify and polling everywhere). Before the first
+ * ferry_watch_add(). */
+int ferry_watch_set_backend(struct ferry_watch *w, const char *backend);
+
+/* How often polled roots are listed (default 2 s, at least 10 ms). Under the
+ * auto policy a file on a polled root is ready once its size and mtime did
+ * not change for two intervals. Before the first ferry_watch_add(). */
+int ferry_watch_set_poll_interval(struct ferry_watch *w, int64_t interval_ns);
+
+/* Writes how the root given as path is watched, and why, into buf. */
+int ferry_watch_describe_root(struct ferry_watch *w, const char *path, char *buf, size_t size);
+
 /* Only events of these types are handed out (FERRY_EVENT_* mask). ERROR,
  * RESCAN, ROOT_GONE and ROOT_BACK are always handed out. Default: all. */
 int ferry_watch_set_events(struct ferry_watch *w, unsigned mask);
@@ -176,7 +190,8 @@ void ferry_rule_free(struct ferry_rule *rule);
  *   match GLOB (repeatable), exclude GLOB (repeatable), recursive BOOL,
  *   ready POLICY, jobs N, timeout DURATION, kill-after DURATION, retries N,
  *   retry-delay DURATION, on-success done|delete|keep, done DIR, failed DIR,
- *   output DIR, stdin BOOL, batch N, lease DURATION, user NAME, symlinks BOOL.
+ *   output DIR, stdin BOOL, batch N, lease DURATION, user NAME, symlinks BOOL,
+ *   backend auto|inotify|poll, poll-interval DURATION.
  * Returns -EINVAL (bad value), -ENOENT (unknown key), -EEXIST (given twice
  * where only one is allowed). ferry_rule_explain() says why. */
 int ferry_rule_set(struct ferry_rule *rule, const char *key, const char *value);

@@ -110,6 +110,9 @@ struct ferry__root {
         char *only_name;      /* file roots: the one name reported; NULL for directories */
         struct ferry__dir *dir; /* NULL while gone */
         int64_t retry_at;     /* FOLLOW: next check for its return, while gone */
+        bool poll;            /* also listed every poll interval (network, FUSE, or asked) */
+        int64_t next_poll;
+        char fs_name[64];     /* "local", "nfs", "fuse.sshfs", ... */
 };
 
 /* Changes a backend reports about a file, or a scan finds. */
@@ -142,7 +145,13 @@ struct ferry__policy {
 };
 
 /* Timer queues: each has one fixed delay, so appending keeps it sorted. */
-enum { FERRY__TIMER_GUARD, FERRY__TIMER_BLIND_GUARD, FERRY__TIMER_SETTLE, FERRY__TIMER_COUNT };
+enum {
+        FERRY__TIMER_GUARD,       /* close: quiet after the last close */
+        FERRY__TIMER_BLIND_GUARD, /* close without the lease check */
+        FERRY__TIMER_SETTLE,      /* settle=DURATION */
+        FERRY__TIMER_POLL_SETTLE, /* auto on a polled root: two poll intervals */
+        FERRY__TIMER_COUNT
+};
 
 struct ferry__timer_queue {
         struct ferry__file *head, *tail;
@@ -186,8 +195,12 @@ struct ferry__globs {
         size_t count;
 };
 
+enum ferry__backend { FERRY__BACKEND_AUTO, FERRY__BACKEND_INOTIFY, FERRY__BACKEND_POLL };
+
 struct ferry_watch {
         unsigned flags;         /* FERRY_WATCH_* */
+        enum ferry__backend backend;
+        int64_t poll_interval_ns;
         unsigned event_mask;    /* FERRY_EVENT_* handed out */
         struct ferry__policy policy;
         struct ferry__globs include, exclude;
@@ -265,6 +278,14 @@ void ferry__rescan_all(struct ferry_watch *w);
 /* How often folders with unwatched subfolders are listed again. */
 #define FERRY__RETRY_UNWATCHED_NS (5 * FERRY__NSEC_PER_SEC)
 void ferry__retry_unwatched(struct ferry_watch *w);
+/* ---- backend.c ------------------------------------------------------------- */
+
+/* Whether path is on a network or FUSE file system; name gets its type. */
+bool ferry__fs_is_remote(const char *path, char *name, size_t size);
+void ferry__root_choose_backend(struct ferry_watch *w, struct ferry__root *root);
+/* Lists the polled roots that are due. */
+void ferry__poll_due(struct ferry_watch *w, int64_t now);
+
 /* ---- inotify.c: the only file that knows inotify --------------------------- */
 
 int ferry__inotify_new(struct ferry__inotify **ret, int *ret_fd);
@@ -392,6 +413,8 @@ struct ferry_rule {
         enum ferry__on_success on_success;
         char *done_dir, *failed_dir, *output_dir; /* NULL: defaults */
         char *user;
+        char *backend;         /* NULL: auto */
+        int64_t poll_interval_ns;
         uid_t uid;
         gid_t gid;
         char explanation[512];

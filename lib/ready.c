@@ -97,8 +97,9 @@ int ferry_watch_describe_ready(struct ferry_watch *w, char *buf, size_t size)
                 break;
         case FERRY__POLICY_AUTO:
                 n = snprintf(buf, size,
-                             "auto (local inotify): renamed into place: ready at once; closed after writing: "
-                             "ready when the last writer closed and it stayed quiet for %.3gs",
+                             "auto: renamed into place: ready at once; closed after writing: ready when the last "
+                             "writer closed and it stayed quiet for %.3gs; on polled folders: ready when size "
+                             "and mtime stayed unchanged for two poll intervals",
                              (double)p->guard_ns / FERRY__NSEC_PER_SEC);
                 break;
         }
@@ -300,7 +301,7 @@ static void consider_marked(struct ferry_watch *w, struct ferry__file *f)
         report(w, f, &v);
 }
 
-static void consider_settling(struct ferry_watch *w, struct ferry__file *f)
+static void consider_settling(struct ferry_watch *w, struct ferry__file *f, int timer)
 {
         /* The version at the start of the wait; compared when it ends. */
         if (f->state != FERRY__SETTLE || !f->stat_known) {
@@ -313,11 +314,18 @@ static void consider_settling(struct ferry_watch *w, struct ferry__file *f)
                 if (!is_new_version(f, &v))
                         return set_state(w, f, FERRY__IDLE);
         }
-        schedule(w, f, FERRY__SETTLE, FERRY__TIMER_SETTLE);
+        schedule(w, f, FERRY__SETTLE, timer);
 }
 
 void ferry__ready_change(struct ferry_watch *w, struct ferry__file *f, enum ferry__change change)
 {
+        /* auto on a polled root: no close from other machines is ever seen,
+         * so a file is ready when it stopped changing for two poll intervals. */
+        if (w->policy.kind == FERRY__POLICY_AUTO && f->entry.parent->root->poll) {
+                if (change == FERRY__CHANGE_FOUND && f->state == FERRY__SETTLE)
+                        return;
+                return consider_settling(w, f, FERRY__TIMER_POLL_SETTLE);
+        }
         switch (w->policy.kind) {
         case FERRY__POLICY_NONE:
                 return;
@@ -364,7 +372,7 @@ void ferry__ready_change(struct ferry_watch *w, struct ferry__file *f, enum ferr
         case FERRY__POLICY_SETTLE:
                 if (change == FERRY__CHANGE_FOUND && f->state == FERRY__SETTLE)
                         return;
-                return consider_settling(w, f);
+                return consider_settling(w, f, FERRY__TIMER_SETTLE);
         }
 }
 
@@ -416,7 +424,7 @@ void ferry__ready_expire(struct ferry_watch *w, int64_t now)
                                 set_state(w, f, FERRY__IDLE);
                                 continue;
                         }
-                        if (i == FERRY__TIMER_SETTLE) {
+                        if (i == FERRY__TIMER_SETTLE || i == FERRY__TIMER_POLL_SETTLE) {
                                 r = ferry__stat_version(w->path, &v, NULL);
                         } else {
                                 r = ferry__writers_check(w->path, &v);

@@ -51,6 +51,7 @@ int ferry_rule_new(struct ferry_rule **ret_rule, const char *name, const char *d
         rule->retries = 2;
         rule->retry_delay_ns = 1 * FERRY__NSEC_PER_SEC;
         rule->lease_ns = 60 * FERRY__NSEC_PER_SEC;
+        rule->poll_interval_ns = 2 * FERRY__NSEC_PER_SEC;
         rule->batch = 1;
         rule->on_success = FERRY__ON_SUCCESS_DONE;
         *ret_rule = rule;
@@ -75,6 +76,7 @@ void ferry_rule_free(struct ferry_rule *rule)
         free(rule->failed_dir);
         free(rule->output_dir);
         free(rule->user);
+        free(rule->backend);
         strings_free(rule->match, rule->match_count);
         strings_free(rule->exclude, rule->exclude_count);
         strings_free(rule->command, rule->command_count);
@@ -183,6 +185,18 @@ int ferry_rule_set(struct ferry_rule *rule, const char *key, const char *value)
 
                 if (r == 0 && rule->lease_ns < FERRY__NSEC_PER_SEC)
                         return fail(rule, -EINVAL, "lease: '%s' is too short (at least 1s)", value);
+                return r;
+        }
+        if (strcmp(key, "backend") == 0) {
+                if (strcmp(value, "auto") != 0 && strcmp(value, "inotify") != 0 && strcmp(value, "poll") != 0)
+                        return fail(rule, -EINVAL, "backend: '%s' is not auto, inotify or poll", value);
+                return set_string(rule, &rule->backend, key, value);
+        }
+        if (strcmp(key, "poll-interval") == 0) {
+                int r = set_duration(rule, &rule->poll_interval_ns, key, value);
+
+                if (r == 0 && rule->poll_interval_ns < 10 * FERRY__NSEC_PER_MSEC)
+                        return fail(rule, -EINVAL, "poll-interval: '%s' is too short (at least 10ms)", value);
                 return r;
         }
         if (strcmp(key, "symlinks") == 0)

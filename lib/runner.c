@@ -290,7 +290,7 @@ static int rule_start(struct ferry_runner *r, struct ferry_rule *rule)
 {
         struct rule_state *rs = calloc(1, sizeof(*rs));
         unsigned flags = FERRY_WATCH_EXISTING | (rule->recursive ? FERRY_WATCH_RECURSIVE : 0);
-        char description[512];
+        char description[512], backend[256];
         int e;
 
         if (!rs)
@@ -335,6 +335,8 @@ static int rule_start(struct ferry_runner *r, struct ferry_rule *rule)
         if (e < 0)
                 return e;
         (void)ferry_watch_set_ready(rs->watch, rule->ready);
+        (void)ferry_watch_set_backend(rs->watch, rule->backend ? rule->backend : "auto");
+        (void)ferry_watch_set_poll_interval(rs->watch, rule->poll_interval_ns);
         (void)ferry_watch_set_events(rs->watch, FERRY_EVENT_READY);
         for (size_t i = 0; i < rule->match_count; i++)
                 (void)ferry_watch_include(rs->watch, rule->match[i]);
@@ -353,8 +355,9 @@ static int rule_start(struct ferry_runner *r, struct ferry_rule *rule)
         if (e < 0)
                 return e;
         (void)ferry_watch_describe_ready(rs->watch, description, sizeof(description));
-        LOG(r, FERRY_LOG_INFO, rule->name, rule->dir, "watching %s with inotify%s; %s; %u jobs", rule->dir,
-            rule->recursive ? " (recursive)" : "", description, rule->jobs);
+        (void)ferry_watch_describe_root(rs->watch, rule->dir, backend, sizeof(backend));
+        LOG(r, FERRY_LOG_INFO, rule->name, rule->dir, "watching %s%s with %s; %s; %u jobs", rule->dir,
+            rule->recursive ? " and its subfolders" : "", backend, description, rule->jobs);
         return 0;
 }
 

@@ -46,6 +46,8 @@ int ferry_watch_new(struct ferry_watch **ret_watch, unsigned flags)
         w->event_mask = FERRY_EVENT_ALL;
         w->epoll_fd = w->timer_fd = -1;
         w->retry_at = FERRY__FOREVER;
+        w->poll_interval_ns = 2 * FERRY__NSEC_PER_SEC;
+        w->timers[FERRY__TIMER_POLL_SETTLE].delay_ns = 2 * w->poll_interval_ns;
         if (getrandom(&w->hash_seed, sizeof(w->hash_seed), GRND_NONBLOCK) != sizeof(w->hash_seed))
                 w->hash_seed = (uint64_t)ferry__now() ^ (uint64_t)(uintptr_t)w;
         r = ferry__inotify_new(&w->inotify, &inotify_fd);
@@ -213,6 +215,7 @@ static int root_add(struct ferry_watch *w, const char *path, bool is_file)
         for (tail = &w->roots; *tail; tail = &(*tail)->next)
                 ;
         *tail = root;
+        ferry__root_choose_backend(w, root);
         r = ferry__root_attach(w, root, FERRY__SCAN_START);
         if (r < 0) {
                 *tail = NULL;
@@ -270,9 +273,12 @@ static int64_t next_deadline(const struct ferry_watch *w)
 
         if (w->retry_at < next)
                 next = w->retry_at;
-        for (const struct ferry__root *root = w->roots; root; root = root->next)
+        for (const struct ferry__root *root = w->roots; root; root = root->next) {
                 if (!root->dir && root->retry_at < next)
                         next = root->retry_at;
+                if (root->dir && root->poll && root->next_poll < next)
+                        next = root->next_poll;
+        }
         return next;
 }
 
@@ -310,6 +316,7 @@ static int work(struct ferry_watch *w)
                 ferry__rescan_all(w);
         if (now >= w->retry_at)
                 ferry__retry_unwatched(w);
+        ferry__poll_due(w, now);
         return 0;
 }
 

@@ -36,6 +36,8 @@ static const char usage[] =
         "                         place only on success\n"
         "      --stdin            the file is the handler's stdin\n"
         "      --batch N          up to N files per handler run, as {paths}\n"
+        "      --backend B        auto (default), inotify, or poll; see ferry-watch(1)\n"
+        "      --poll-interval DUR  how often polled folders are listed (default 2s)\n"
         "      --lease DUR        a claim whose worker is silent this long is taken\n"
         "                         over by another host's worker (default 60s)\n"
         "      --user NAME        run handlers as NAME (ferry must run as root)\n"
@@ -66,6 +68,8 @@ enum {
         OPT_LEASE,
         OPT_USER,
         OPT_SYMLINKS,
+        OPT_BACKEND,
+        OPT_POLL_INTERVAL,
         OPT_NAME,
         OPT_GRACE,
         OPT_LOG_FORMAT,
@@ -92,6 +96,8 @@ static const struct option options[] = {
         {"lease", required_argument, NULL, OPT_LEASE},
         {"user", required_argument, NULL, OPT_USER},
         {"symlinks", no_argument, NULL, OPT_SYMLINKS},
+        {"backend", required_argument, NULL, OPT_BACKEND},
+        {"poll-interval", required_argument, NULL, OPT_POLL_INTERVAL},
         {"name", required_argument, NULL, OPT_NAME},
         {"grace", required_argument, NULL, OPT_GRACE},
         {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
@@ -119,6 +125,8 @@ static const char *rule_key(int c)
         case OPT_BATCH: return "batch";
         case OPT_LEASE: return "lease";
         case OPT_USER: return "user";
+        case OPT_BACKEND: return "backend";
+        case OPT_POLL_INTERVAL: return "poll-interval";
         default: return NULL;
         }
 }

@@ -22,6 +22,8 @@ static const char usage[] =
         "                         auto, close[=GUARD], rename, done-file[=.SUFFIX|=MARKER],\n"
         "                         settle=DURATION\n"
         "  -t, --timeout DUR      give up after DUR (e.g. 30s, 500ms, 2m)\n"
+        "      --backend B        auto (default), inotify, or poll; see ferry-watch(1)\n"
+        "      --poll-interval DUR  how often polled folders are listed (default 2s)\n"
         "  -0, --null             end each printed path with NUL instead of newline\n"
         "  -q, --quiet            print nothing\n"
         "  -h, --help             show this help\n"
@@ -29,13 +31,15 @@ static const char usage[] =
         "A file already there and complete counts at once.\n"
         "Exit status: 0 ready, 1 error, 2 usage, 3 timed out. See ferry-wait(1).\n";
 
-enum { OPT_READY = 256 };
+enum { OPT_READY = 256, OPT_BACKEND, OPT_POLL_INTERVAL };
 
 static const struct option options[] = {
         {"match", required_argument, NULL, 'm'},
         {"count", required_argument, NULL, 'n'},
         {"recursive", no_argument, NULL, 'r'},
         {"ready", required_argument, NULL, OPT_READY},
+        {"backend", required_argument, NULL, OPT_BACKEND},
+        {"poll-interval", required_argument, NULL, OPT_POLL_INTERVAL},
         {"timeout", required_argument, NULL, 't'},
         {"null", no_argument, NULL, '0'},
         {"quiet", no_argument, NULL, 'q'},
@@ -48,6 +52,8 @@ struct wait_args {
         uint64_t count;
         bool recursive, null, quiet;
         const char *ready;
+        const char *backend;
+        int64_t poll_interval_ns;
         int64_t timeout_ns;
         const char *path;
 };
@@ -97,6 +103,11 @@ static int parse(int argc, char **argv, struct wait_args *a)
                         break;
                 case 'r': a->recursive = true; break;
                 case OPT_READY: a->ready = optarg; break;
+                case OPT_BACKEND: a->backend = optarg; break;
+                case OPT_POLL_INTERVAL:
+                        if (!cli_parse_duration("wait", "--poll-interval", optarg, &a->poll_interval_ns))
+                                return EXIT_USAGE;
+                        break;
                 case 't':
                         if (!cli_parse_duration("wait", "--timeout", optarg, &a->timeout_ns))
                                 return EXIT_USAGE;
@@ -135,6 +146,10 @@ static int setup(const struct wait_args *a, struct ferry_watch **ret_watch)
                                                "done-file[=.SUFFIX|=MARKER] or settle=DURATION)",
                                        a->ready);
         (void)ferry_watch_set_events(w, FERRY_EVENT_READY);
+        if (a->backend && ferry_watch_set_backend(w, a->backend) < 0)
+                return cli_usage_error("wait", "--backend is auto, inotify or poll, not '%s'", a->backend);
+        if (a->poll_interval_ns && ferry_watch_set_poll_interval(w, a->poll_interval_ns) < 0)
+                return cli_usage_error("wait", "--poll-interval must be at least 10ms");
         if (a->match) {
                 if (ferry_watch_include(w, a->match) < 0)
                         return cli_usage_error("wait", "invalid glob '%s'", a->match);

@@ -21,6 +21,9 @@ static const char usage[] =
         "      --exclude GLOB     never files whose name matches GLOB (repeatable)\n"
         "      --existing         also report files already present at start\n"
         "      --follow           when a DIR goes away, wait for it to come back\n"
+        "      --backend B        auto (default: inotify, and polling too on network\n"
+        "                         and FUSE file systems), inotify, or poll\n"
+        "      --poll-interval DUR  how often polled folders are listed (default 2s)\n"
         "  -t, --timeout DUR      stop after DUR (e.g. 30s, 500ms, 2m)\n"
         "  -n, --count N          stop after N events\n"
         "      --json             one JSON object per event and line\n"
@@ -33,7 +36,17 @@ static const char usage[] =
         "Exit status: 0 done, 1 error, 2 usage, 3 timed out before N events,\n"
         "4 every DIR went away. See ferry-watch(1).\n";
 
-enum { OPT_READY = 256, OPT_INCLUDE, OPT_EXCLUDE, OPT_EXISTING, OPT_FOLLOW, OPT_JSON, OPT_FORMAT };
+enum {
+        OPT_READY = 256,
+        OPT_INCLUDE,
+        OPT_EXCLUDE,
+        OPT_EXISTING,
+        OPT_FOLLOW,
+        OPT_JSON,
+        OPT_FORMAT,
+        OPT_BACKEND,
+        OPT_POLL_INTERVAL,
+};
 
 static const struct option options[] = {
         {"recursive", no_argument, NULL, 'r'},
@@ -43,6 +56,8 @@ static const struct option options[] = {
         {"exclude", required_argument, NULL, OPT_EXCLUDE},
         {"existing", no_argument, NULL, OPT_EXISTING},
         {"follow", no_argument, NULL, OPT_FOLLOW},
+        {"backend", required_argument, NULL, OPT_BACKEND},
+        {"poll-interval", required_argument, NULL, OPT_POLL_INTERVAL},
         {"timeout", required_argument, NULL, 't'},
         {"count", required_argument, NULL, 'n'},
         {"json", no_argument, NULL, OPT_JSON},
@@ -58,6 +73,8 @@ struct watch_args {
         size_t include_count, exclude_count;
         unsigned events;
         const char *ready;
+        const char *backend;
+        int64_t poll_interval_ns; /* 0: default */
         int64_t timeout_ns; /* INT64_MAX: none */
         uint64_t count;     /* 0: unlimited */
         struct output output;
@@ -81,6 +98,11 @@ static int parse(int argc, char **argv, struct watch_args *a)
                 case OPT_EXCLUDE: a->excludes[a->exclude_count++] = optarg; break;
                 case OPT_EXISTING: a->flags |= FERRY_WATCH_EXISTING; break;
                 case OPT_FOLLOW: a->flags |= FERRY_WATCH_FOLLOW; break;
+                case OPT_BACKEND: a->backend = optarg; break;
+                case OPT_POLL_INTERVAL:
+                        if (!cli_parse_duration("watch", "--poll-interval", optarg, &a->poll_interval_ns))
+                                return EXIT_USAGE;
+                        break;
                 case 't':
                         if (!cli_parse_duration("watch", "--timeout", optarg, &a->timeout_ns))
                                 return EXIT_USAGE;
@@ -179,6 +201,10 @@ static int build(const struct watch_args *a, struct ferry_watch **ret_watch)
         for (size_t i = 0; i < a->exclude_count; i++)
                 if (ferry_watch_exclude(*ret_watch, a->excludes[i]) < 0)
                         return cli_usage_error("watch", "invalid glob '%s'", a->excludes[i]);
+        if (a->backend && ferry_watch_set_backend(*ret_watch, a->backend) < 0)
+                return cli_usage_error("watch", "--backend is auto, inotify or poll, not '%s'", a->backend);
+        if (a->poll_interval_ns && ferry_watch_set_poll_interval(*ret_watch, a->poll_interval_ns) < 0)
+                return cli_usage_error("watch", "--poll-interval must be at least 10ms");
         if (a->ready && ferry_watch_set_ready(*ret_watch, a->ready) < 0)
                 return cli_usage_error("watch", "invalid ready policy '%s' (use auto, close[=GUARD], rename, "
                                                 "done-file[=.SUFFIX|=MARKER] or settle=DURATION)",
@@ -212,11 +238,16 @@ int cmd_watch(int argc, char **argv)
         if (status >= 0)
                 goto out;
         for (int i = optind; i < argc; i++) {
+                char how[256];
+
                 r = ferry_watch_add(w, argv[i]);
                 if (r < 0) {
                         status = cli_watch_error(w, r, argv[i]);
                         goto out;
                 }
+                /* Polling is worth a word: it has a delay inotify has not. */
+                if (ferry_watch_describe_root(w, argv[i], how, sizeof(how)) == 0 && strncmp(how, "poll", 4) == 0)
+                        cli_error("%s: %s", argv[i], how);
         }
         status = run(w, &a, (size_t)(argc - optind));
 out:
