@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# shellcheck disable=SC2016 # single-quoted handler lines are meant literally
+# shellcheck disable=SC2016,SC1083 # single-quoted handler lines are meant literally
 # run_batch.bats: with --batch N one handler run gets up to N files as {paths}, one argument
 # each: every file is handled once, in fewer runs than files.
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# shellcheck disable=SC1083 # {paths} and {name} are ferry placeholders, meant literally
 # run_cli.bats: the command line of `ferry run`: --check validates without touching the folder,
 # usage errors exit 2 with one "ferry: " line, a folder that does not exist exits 1 naming it.
 
@@ -77,8 +78,11 @@ run_ferry() { run --separate-stderr timeout 10 "$FERRY" run "$@"; }
         [[ ! -e $T/in/.ferry ]]
 }
 
-@test "run cli: options that exclude each other exit 2 (--stdin or --output with --batch)" {
+@test "run cli: options that exclude each other exit 2 (--stdin or --output with --batch, --keep after --done)" {
         mkdir "$T/in"
+        run_ferry --done "$T/done" --keep "$T/in" -- true {}
+        [[ $status -eq 2 ]] || { echo "--done --keep: exit $status, expected 2 ($stderr)" >&2; return 1; }
+        assert_one_ferry_line
         run_ferry --stdin --batch 2 "$T/in" -- cat {paths}
         [[ $status -eq 2 ]] || { echo "--stdin --batch 2: exit $status, expected 2 ($stderr)" >&2; return 1; }
         assert_one_ferry_line

@@ -9,16 +9,19 @@ load helpers
 @test "run: kill -9 five times during 2,000 slow handlers: none lost, none left claimed, few twice" {
         local jobs=4 crashes=5 seed i handled target recovered=0
         D=$T/in
-        mkdir "$D"
+        mkdir -p "$D/sub"
         make_handler "$T/h.sh" 'sleep 0.02' 'printf "%s\0" "$FERRY_NAME" >>"$1"'
-        make_numbered "$D" f 1 2000
-        numbered_names f 1 2000 >"$T/want"
+        # Half in a subfolder (-r): an adopted claim must find its way back to done/sub/.
+        make_numbered "$D" f 1 1000
+        make_numbered "$D/sub" g 1 1000
+        { numbered_names f 1 1000; numbered_names g 1 1000; } >"$T/want"
+        { numbered_names f 1 1000; seq -f 'sub/g-%05g' 1 1000 | tr '\n' '\0'; } >"$T/want.done"
         seed=${FERRY_TEST_SEED:-$((RANDOM * 32768 + RANDOM))}
         RANDOM=$seed
         echo "# crash seed $seed (set FERRY_TEST_SEED to repeat)" >&3
 
         for ((i = 1; i <= crashes; i++)); do
-                start_ferry "$T/ferry.$i" run -j "$jobs" "$D" -- "$T/h.sh" "$T/handled" {}
+                start_ferry "$T/ferry.$i" run -r -j "$jobs" "$D" -- "$T/h.sh" "$T/handled" {}
                 wait_run_started "$T/ferry.$i"
                 # Kill at a random moment: after 0 to 299 more handler runs (at most 1,500 of the
                 # 2,000 in all, so the last run always has work left).
@@ -27,10 +30,10 @@ load helpers
                 wait_nul_records "$T/handled" "$target" 60
                 kill -KILL "$FERRY_PID"
                 wait_exit "$FERRY_PID" 10
-                echo "# crash $i: killed after $(count_nul "$T/handled") handler runs, $(count_files "$D/.ferry/done") in done, $(($(claims_left "$D" | wc -l))) claims left" >&3
+                echo "# crash $i: killed after $(count_nul "$T/handled") handler runs, $(count_files "$D/.ferry/done") in done, $(find "$D/.ferry/work" -type f ! -name '.*' | wc -l) claims left" >&3
         done
 
-        start_ferry "$T/ferry.last" run -j "$jobs" "$D" -- "$T/h.sh" "$T/handled" {}
+        start_ferry "$T/ferry.last" run -r -j "$jobs" "$D" -- "$T/h.sh" "$T/handled" {}
         wait_files "$D/.ferry/done" 2000 180
         stop_ferry "$T/ferry.last"
 
@@ -41,9 +44,9 @@ load helpers
         duplicates=$(duplicates_nul "$T/handled")
         echo "# claims adopted from dead workers: $recovered; handled twice: $duplicates (bound $((jobs * crashes)))" >&3
 
-        # Every file is in done, once, under its own name.
+        # Every file is in done, once, under its own name and subfolder.
         files_nul "$D/.ferry/done" "$T/done"
-        assert_same_nul_set "$T/want" "$T/done"
+        assert_same_nul_set "$T/want.done" "$T/done"
         assert_queue_empty "$D"
         assert_no_claims "$D"
         # Every name was handled at least once.
@@ -58,4 +61,38 @@ load helpers
         # The dead workers' folders were taken over and removed; a clean stop leaves no worker.
         leftover=$(find "$D/.ferry/work" -mindepth 1 ! -name .clock -print)
         [[ -z $leftover ]] || echo "# left in the work area after a clean stop: $(printf '%s\n' "$leftover" | head -5 | tr '\n' ' ')" >&3
+}
+
+@test "run: when ferry is killed with -9 its handlers and their process groups die too; the next start handles the file" {
+        D=$T/in
+        mkdir "$D"
+        printf 'payload\n' >"$D/job.txt"
+        # The handler and a grandchild in its group would both run for a minute.
+        make_handler "$T/slow.sh" 'echo $$ >"$1"' 'sleep 60 &' 'echo $! >"$1.child"' 'wait'
+        start_ferry "$T/ferry" run "$D" -- "$T/slow.sh" "$T/handler" {}
+        wait_for file_exists "$T/handler.child" 30
+        handler=$(cat "$T/handler")
+        child=$(cat "$T/handler.child")
+        kill -KILL "$FERRY_PID"
+        wait_exit "$FERRY_PID" 10
+        FERRY_PID=
+        wait_for proc_gone "$handler" 10
+        if ! wait_for proc_gone "$child" 5; then
+                echo "the handler's background child $child outlived the killed ferry" >&2
+                kill -KILL "$child" 2>/dev/null || true
+                return 1
+        fi
+        # The claim stays behind the dead worker until the next start adopts it.
+        [[ -n $(claims_left "$D") ]]
+
+        make_handler "$T/quick.sh" 'printf "%s\0" "$FERRY_NAME" >>"$1"'
+        start_ferry "$T/ferry2" run "$D" -- "$T/quick.sh" "$T/handled" {}
+        wait_files "$D/.ferry/done" 1 30
+        stop_ferry "$T/ferry2"
+        printf 'job.txt\0' >"$T/want"
+        assert_same_nul_set "$T/want" "$T/handled"
+        printf 'payload\n' >"$T/want.content"
+        assert_same_file "$T/want.content" "$D/.ferry/done/job.txt"
+        assert_no_claims "$D"
+        assert_log_has "$T/ferry2" "claimed [run] $D/job.txt: recovered from a worker that died"
 }

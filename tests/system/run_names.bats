@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# shellcheck disable=SC2016 # single-quoted scripts and names are meant literally
+# shellcheck disable=SC2016,SC1083 # single-quoted scripts and names are meant literally
 # run_names.bats: `ferry run` passes file names to the handler as bytes, one argument each,
 # never through a shell: shell syntax, newlines, leading dashes, invalid UTF-8, braces and
 # 255-byte names arrive exactly, and end in the done folder under the same bytes.
@@ -52,7 +52,8 @@ names_nul() {
 }
 
 # The handler: $1 the log prefix, $2 {name}, $3 {}. It records its argument count, {name},
-# $FERRY_NAME, $FERRY_ORIGINAL_PATH and the content of {}, and whether {} ends in /{name}.
+# $FERRY_NAME, $FERRY_ORIGINAL_PATH and the content of {}, and whether {} ends in /{name} and
+# equals $FERRY_PATH.
 handler() {
         make_handler "$T/h.sh" \
                 'printf "%s\n" "$#" >>"$1.argc"' \
@@ -60,7 +61,8 @@ handler() {
                 'printf "%s\0" "$FERRY_NAME" >>"$1.env"' \
                 'printf "%s\0" "$FERRY_ORIGINAL_PATH" >>"$1.original"' \
                 'cat -- "$3" >>"$1.content"' \
-                '[ "${3##*/}" = "$2" ] || printf "%s\0" "$3" >>"$1.mismatch"'
+                '[ "${3##*/}" = "$2" ] || printf "%s\0" "$3" >>"$1.mismatch"' \
+                '[ "$FERRY_PATH" = "$3" ] || printf "%s\0" "$3" >>"$1.mismatch"'
 }
 
 # assert_no_shell: no name ran in a shell: no PWNED file, the canary x is still there.
@@ -104,7 +106,7 @@ assert_no_shell() {
         # Each file's content is its own name: {} named the file that was written.
         assert_same_nul_set "$T/want.names" "$T/rec.content"
         [[ ! -e $T/rec.mismatch ]] || {
-                echo "{} does not end in /{name} for:" >&2
+                echo "{} does not end in /{name}, or differs from \$FERRY_PATH, for:" >&2
                 show_nul "$T/rec.mismatch" >&2
                 return 1
         }
@@ -118,13 +120,32 @@ assert_no_shell() {
         assert_queue_empty "$D"
         assert_no_claims "$D"
         assert_no_shell
-        # One log line per event: a newline in a name is escaped, never a line break.
-        if grep -av '^ferry: ' "$T/ferry.err" >&2; then
-                echo "ferry's stderr has lines not starting with 'ferry: ' (above)" >&2
+}
+
+@test "run: the text log escapes hostile names, in the path and in the message: one line per record" {
+        make_names
+        D=$T/in
+        mkdir "$D"
+        write_names "$D"
+        make_handler "$T/fail.sh" 'case "${1##*/}" in fail*) exit 1;; esac'
+        printf 'x\n' >"$D/"$'fail\nme'
+        start_ferry "$T/ferry" run -j 2 --retries 0 "$D" -- "$T/fail.sh" {}
+        wait_files "$D/.ferry/done" "${#NAMES[@]}" 60
+        wait_for file_exists "$D/.ferry/failed/"$'fail\nme'".ferry-error" 30
+        stop_ferry "$T/ferry"
+
+        # A newline in a name is escaped, never a line break: every line is a record.
+        stray=$(grep -avc '^ferry: ' "$T/ferry.err" || true)
+        ((stray == 0)) || {
+                echo "ferry's stderr has $stray lines not starting with 'ferry: ':" >&2
+                grep -av '^ferry: ' "$T/ferry.err" | cat -A >&2
                 return 1
-        fi
-        assert_log_has "$T/ferry" "done [run] $D/new\\nline: done"
-        assert_log_has "$T/ferry" "done [run] $D/bad\\xffbyte: done"
+        }
+        [[ $(grep -ac '^ferry: done \[run\] ' "$T/ferry.err") -eq ${#NAMES[@]} ]]
+        assert_log_has "$T/ferry" "done [run] $D/new\\nline: done in "
+        assert_log_has "$T/ferry" "done [run] $D/bad\\xffbyte: done in "
+        assert_log_has "$T/ferry" "done [run] $D/back\\\\slash: done in "
+        assert_log_has "$T/ferry" "failed [run] $D/fail\\nme: failed (exit status 1)"
 }
 
 @test "run: --log-format json gives the exact path bytes of each hostile name (path_base64 when not UTF-8)" {
@@ -146,10 +167,16 @@ with open(src, 'rb') as f, open(dst, 'wb') as out:
         obj = json.loads(raw)
         if not isinstance(obj, dict) or 'event' not in obj or 'message' not in obj:
             sys.exit(f'line {number}: not a log object: {raw!r}')
+        if obj['event'] == 'started' and not (isinstance(obj.get('pid'), int) and obj['pid'] > 0):
+            sys.exit(f'line {number}: started event without a pid: {raw!r}')
         if obj['event'] != 'done':
             continue
         if obj.get('rule') != 'run':
             sys.exit(f'line {number}: rule is not "run": {raw!r}')
+        if not isinstance(obj.get('duration'), (int, float)):
+            sys.exit(f'line {number}: done event without a duration: {raw!r}')
+        if (obj.get('attempt'), obj.get('exit_code'), obj.get('signal')) != (1, 0, 0):
+            sys.exit(f'line {number}: done event without attempt 1, exit_code 0, signal 0: {raw!r}')
         if 'path_base64' in obj:
             path = base64.b64decode(obj['path_base64'], validate=True)
             try:

@@ -1,0 +1,110 @@
+#!/usr/bin/env bats
+# shellcheck disable=SC2016 # single-quoted handler lines are meant literally
+# run_done.bats: where a handled file ends: the done folder (default or --done, keeping the
+# subfolder with -r, a name already there getting .1, .2, never replaced), the failed folder
+# (same rules, each with its own note), or nowhere with --delete.
+
+load helpers
+
+# deliver DIR NAME TEXT: NAME arrives in DIR complete (written beside, renamed in).
+deliver() {
+        printf '%s\n' "$3" >"$T/.deliver"
+        mv -- "$T/.deliver" "$1/$2"
+}
+
+# assert_content FILE TEXT: FILE holds the line TEXT and nothing else.
+assert_content() {
+        printf '%s\n' "$2" >"$T/.want"
+        assert_same_file "$T/.want" "$1"
+}
+
+# run_all_done OUT N: ferry's stderr (OUT.err) holds N done records.
+run_all_done() { (($(grep -ac '^ferry: done \[run\] ' "$1.err" || true) >= $2)); }
+
+# The handler fails for names that start with "bad", succeeds for the others.
+fail_bad_handler() { make_handler "$T/h.sh" 'case "${1##*/}" in bad*) echo "no good: ${1##*/}" >&2; exit 5;; esac'; }
+
+@test "run: the same name handled three times: done holds NAME, NAME.1, NAME.2, none replaced" {
+        D=$T/in
+        mkdir "$D"
+        start_ferry "$T/ferry" run "$D" -- true {}
+        wait_run_started "$T/ferry"
+        for version in 1 2 3; do
+                deliver "$D" same.txt "version $version"
+                wait_files "$D/.ferry/done" "$version" 30
+        done
+        stop_ferry "$T/ferry"
+
+        assert_content "$D/.ferry/done/same.txt" "version 1"
+        assert_content "$D/.ferry/done/same.txt.1" "version 2"
+        assert_content "$D/.ferry/done/same.txt.2" "version 3"
+        [[ $(count_files "$D/.ferry/done") -eq 3 ]]
+        assert_no_claims "$D"
+}
+
+@test "run: the same name failing twice: failed holds NAME and NAME.1, each with its own note" {
+        D=$T/in
+        mkdir "$D"
+        fail_bad_handler
+        start_ferry "$T/ferry" run --retries 0 "$D" -- "$T/h.sh" {}
+        wait_run_started "$T/ferry"
+        deliver "$D" bad.txt "first"
+        wait_for file_exists "$D/.ferry/failed/bad.txt.ferry-error" 30
+        deliver "$D" bad.txt "second"
+        wait_for file_exists "$D/.ferry/failed/bad.txt.1.ferry-error" 30
+        stop_ferry "$T/ferry"
+
+        assert_content "$D/.ferry/failed/bad.txt" "first"
+        assert_content "$D/.ferry/failed/bad.txt.1" "second"
+        has_line "$D/.ferry/failed/bad.txt.ferry-error" "exit-status: 5"
+        has_line "$D/.ferry/failed/bad.txt.1.ferry-error" "exit-status: 5"
+        has_line "$D/.ferry/failed/bad.txt.1.ferry-error" "no good: bad.txt"
+        [[ $(count_files "$D/.ferry/failed") -eq 4 ]]
+}
+
+@test "run: --done and --failed folders, created when missing, keep the subfolder with -r" {
+        D=$T/in
+        mkdir -p "$D/2026/04"
+        fail_bad_handler
+        printf 'a\n' >"$D/top.txt"
+        printf 'b\n' >"$D/2026/04/deep.txt"
+        printf 'c\n' >"$D/2026/bad.txt"
+        start_ferry "$T/ferry" run -r --retries 0 --done "$T/handled/ok" --failed "$T/handled/ko" \
+                "$D" -- "$T/h.sh" {}
+        wait_files "$T/handled/ok" 2 30
+        wait_for file_exists "$T/handled/ko/2026/bad.txt.ferry-error" 30
+        stop_ferry "$T/ferry"
+
+        assert_content "$T/handled/ok/top.txt" a
+        assert_content "$T/handled/ok/2026/04/deep.txt" b
+        assert_content "$T/handled/ko/2026/bad.txt" c
+        has_line "$T/handled/ko/2026/bad.txt.ferry-error" "path: $D/2026/bad.txt"
+        [[ $(count_files "$T/handled") -eq 4 ]]
+        # Nothing in the default folders, nothing left behind; the subfolders stay.
+        [[ $(count_files "$D/.ferry/done") -eq 0 && $(count_files "$D/.ferry/failed") -eq 0 ]]
+        assert_queue_empty "$D"
+        assert_no_claims "$D"
+        [[ -d $D/2026/04 ]]
+}
+
+@test "run: --delete removes handled files; a failing file still goes to failed" {
+        D=$T/in
+        mkdir "$D"
+        fail_bad_handler
+        make_numbered "$D" ok 1 20
+        printf 'c\n' >"$D/bad.txt"
+        start_ferry "$T/ferry" run -j 2 --retries 0 --delete "$D" -- "$T/h.sh" {}
+        wait_for file_exists "$D/.ferry/failed/bad.txt.ferry-error" 30
+        wait_for run_all_done "$T/ferry" 20 30
+        stop_ferry "$T/ferry"
+
+        assert_queue_empty "$D"
+        assert_no_claims "$D"
+        [[ $(count_files "$D/.ferry/done") -eq 0 ]]
+        assert_content "$D/.ferry/failed/bad.txt" c
+        [[ $(grep -ac '^ferry: done \[run\] .*; deleted$' "$T/ferry.err") -eq 20 ]] || {
+                echo "expected 20 'done ... deleted' records:" >&2
+                grep -a '^ferry: done' "$T/ferry.err" | head >&2
+                return 1
+        }
+}
