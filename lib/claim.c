@@ -546,8 +546,14 @@ int ferry__recover(struct ferry__workarea *wa, ferry__adopt_cb adopt, void *user
                         if (renameat(dirfd(claims), ce->d_name, wa->work_fd, seq) < 0)
                                 continue; /* another worker adopted it first */
                         c = adopted_claim(wa, mine);
-                        if (!c)
+                        if (!c) {
+                                /* Its file already left (the worker died after moving it
+                                 * to done): only the folder is left to remove. */
+                                struct ferry__claim empty = {.seq = mine};
+
+                                claim_folder_remove(wa, &empty);
                                 continue;
+                        }
                         adopted++;
                         adopt(userdata, c);
                 }

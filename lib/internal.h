@@ -389,6 +389,21 @@ int ferry__marker_format(char *buf, size_t size, uint64_t file_size, const uint8
  * data file, -EBADMSG when they do not, another -errno when it cannot tell. */
 int ferry__marker_check(const char *marker_path, const char *data_path);
 
+/* ---- keeper.c: handlers' process groups die with ferry ---------------------- */
+
+struct ferry__keeper {
+        int fd;    /* our end of the socket; -1 when there is no keeper */
+        pid_t pid; /* the keeper process */
+};
+
+/* Forks the keeper. Call before any handler starts. */
+int ferry__keeper_start(struct ferry__keeper *k);
+/* A handler's process group started, or ended. */
+void ferry__keeper_add(struct ferry__keeper *k, pid_t pgid);
+void ferry__keeper_remove(struct ferry__keeper *k, pid_t pgid);
+/* Says goodbye (nothing is killed) and reaps the keeper. */
+void ferry__keeper_stop(struct ferry__keeper *k);
+
 /* ---- rule.c ---------------------------------------------------------------- */
 
 enum ferry__on_success { FERRY__ON_SUCCESS_DONE, FERRY__ON_SUCCESS_DELETE, FERRY__ON_SUCCESS_KEEP };

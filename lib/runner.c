@@ -93,6 +93,7 @@ struct ferry_runner {
         int64_t next_recover;
         char **env_base;          /* NULL-terminated, owned */
         size_t env_count;
+        struct ferry__keeper keeper; /* kills handlers' groups if we die */
 };
 
 /* ---- logging ----------------------------------------------------------------- */
@@ -134,6 +135,7 @@ int ferry_runner_new(struct ferry_runner **ret_runner)
         r = calloc(1, sizeof(*r));
         if (!r)
                 return -ENOMEM;
+        r->keeper.fd = -1;
         r->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
         r->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
         r->timer_source = (struct source){SOURCE_TIMER, r};
@@ -370,6 +372,11 @@ int ferry_runner_start(struct ferry_runner *r)
         r->started = true;
         /* Orphans of handlers (daemons they forked) come back to us to be reaped. */
         (void)prctl(PR_SET_CHILD_SUBREAPER, 1);
+        e = ferry__keeper_start(&r->keeper);
+        if (e < 0)
+                LOG(r, FERRY_LOG_WARNING, NULL, NULL,
+                    "cannot start the keeper (%s): if ferry is killed, what handlers started may outlive it",
+                    strerror(-e));
         e = build_env_base(r);
         if (e < 0)
                 return e;
@@ -467,6 +474,7 @@ static void job_start(struct job *job)
         e = ferry__spawn(&req, &job->child);
         if (e < 0)
                 goto cannot;
+        ferry__keeper_add(&r->keeper, job->child.pid);
         job->started = ferry__now();
         job->term_at = rule->timeout_ns ? job->started + rule->timeout_ns : 0;
         job->kill_at = 0;
@@ -709,10 +717,15 @@ static void job_finish(struct job *job, const struct ferry__exit *st, const char
                                                .signal = st->signal};
 
                 if (e < 0)
-                        logf_record(r, &rec, "failed (%s); cannot move it to %s (%s): it stays in %s", why,
-                                    rs->failed_dir, strerror(-e), c->claimed_path);
+                        logf_record(r, &rec, "failed (%s); cannot %s (%s): it stays in %s", why,
+                                    c->in_place ? "record it" : "move it to the failed folder", strerror(-e),
+                                    c->claimed_path);
+                else if (c->in_place)
+                        logf_record(r, &rec, "failed (%s) after %u attempt%s; left in place, note in %s.ferry-error",
+                                    why, job->attempt, job->attempt == 1 ? "" : "s", final ? final : "?");
                 else
-                        logf_record(r, &rec, "failed (%s) after %u attempts: %s", why, job->attempt, final);
+                        logf_record(r, &rec, "failed (%s) after %u attempt%s: %s", why, job->attempt,
+                                    job->attempt == 1 ? "" : "s", final);
                 free(final);
         }
         job_free(job);
@@ -743,6 +756,7 @@ static void kill_orphans(struct ferry_runner *r)
 
                 if (end == p)
                         break;
+                handler = pid == r->keeper.pid;
                 for (struct job *job = r->jobs; job && !handler; job = job->next)
                         handler = job->running && job->child.pid == pid;
                 if (pid > 0 && !handler) {
@@ -757,10 +771,13 @@ static void job_exited(struct job *job)
         struct ferry_runner *r = job->rs->runner;
         struct ferry__exit st = {.code = -1};
 
+        pid_t pgid = job->child.pid;
+
         epoll_del(r, job->child.pidfd);
         epoll_del(r, job->child.stderr_fd);
         if (ferry__child_reap(&job->child, &st) < 0)
                 st = (struct ferry__exit){.code = -1};
+        ferry__keeper_remove(&r->keeper, pgid); /* reaping killed what was left of the group */
         job_finish(job, &st, NULL);
         kill_orphans(r);
 }
@@ -1119,15 +1136,14 @@ int ferry_runner_fd(struct ferry_runner *r)
         return r ? r->epoll_fd : -EINVAL;
 }
 
-void ferry_runner_stop(struct ferry_runner *r, int64_t grace_ns)
+static void stop(struct ferry_runner *r, int64_t grace_ns, bool say)
 {
-        if (!r)
-                return;
         if (!r->stopping) {
                 r->stopping = true;
                 r->stop_at = ferry__now() + (grace_ns > 0 ? grace_ns : 0);
-                LOG(r, FERRY_LOG_INFO, NULL, NULL, "stopping: no new claims; handlers get %.3gs to finish",
-                    (double)grace_ns / FERRY__NSEC_PER_SEC);
+                if (say)
+                        LOG(r, FERRY_LOG_INFO, NULL, NULL, "stopping: no new claims; handlers get %.3gs to finish",
+                            (double)grace_ns / FERRY__NSEC_PER_SEC);
         } else {
                 int64_t now = ferry__now();
 
@@ -1148,13 +1164,19 @@ void ferry_runner_stop(struct ferry_runner *r, int64_t grace_ns)
         }
 }
 
+void ferry_runner_stop(struct ferry_runner *r, int64_t grace_ns)
+{
+        if (r)
+                stop(r, grace_ns, true);
+}
+
 void ferry_runner_free(struct ferry_runner *r)
 {
         if (!r)
                 return;
         if (r->started) {
                 /* Whatever still runs is killed; its claims go back to the queue. */
-                ferry_runner_stop(r, 0);
+                stop(r, 0, false);
                 for (struct job *job = r->jobs; job; job = job->next)
                         if (job->running) {
                                 job->stopped = true;
@@ -1192,6 +1214,7 @@ void ferry_runner_free(struct ferry_runner *r)
                 r->rules = rule->next;
                 ferry_rule_free(rule);
         }
+        ferry__keeper_stop(&r->keeper);
         for (size_t i = 0; i < r->env_count; i++)
                 free(r->env_base[i]);
         free(r->env_base);

@@ -151,7 +151,10 @@ static void log_text(void *userdata, const struct ferry_log_record *rec)
                 fputc(' ', stderr);
                 output_escaped(stderr, rec->path, rec->path_len);
         }
-        fprintf(stderr, ": %s\n", rec->message);
+        /* Messages quote paths (a destination, a folder): escaped too, one record a line. */
+        fputs(": ", stderr);
+        output_escaped(stderr, rec->message, strlen(rec->message));
+        fputc('\n', stderr);
 }
 
 static void log_json(void *userdata, const struct ferry_log_record *rec)
@@ -189,19 +192,21 @@ struct source {
         bool grace_given, json_given;
 };
 
-/* Builds a runner with the rules of the source; returns it, or NULL after printing why. */
-static struct ferry_runner *build(struct source *src, bool check)
+/* Builds a runner with the rules of the source into *ret_runner. Returns -1
+ * on success, or the exit code after printing why: 2 for what the user must
+ * change in the options or the file, 1 for a folder that is missing. */
+static int build(struct source *src, struct ferry_runner **ret_runner)
 {
         struct ferry_runner *runner = NULL;
         struct ferry_rule *rule = NULL;
         struct config config = src->config;
         char error[2048];
-        int r;
+        int r, status = EXIT_USAGE;
 
         r = ferry_runner_new(&runner);
         if (r < 0) {
                 cli_error("cannot start: %s", strerror(-r));
-                return NULL;
+                return EXIT_FAILURE_RUNTIME;
         }
         if (src->config_path) {
                 if (config_load(src->config_path, runner, &config, error, sizeof(error)) < 0) {
@@ -223,8 +228,12 @@ static struct ferry_runner *build(struct source *src, bool check)
                                 goto bad_rule;
                 if (ferry_rule_set_command(rule, src->command) < 0)
                         goto bad_rule;
-                if (check && ferry_rule_check(rule) < 0)
+                r = ferry_rule_check(rule);
+                if (r < 0) {
+                        if (r == -ENOENT)
+                                status = EXIT_FAILURE_RUNTIME;
                         goto bad_rule;
+                }
                 r = ferry_runner_add_rule(runner, rule);
                 rule = NULL;
                 if (r < 0) {
@@ -233,13 +242,14 @@ static struct ferry_runner *build(struct source *src, bool check)
                 }
         }
         ferry_runner_set_log(runner, src->config.json ? log_json : log_text, NULL);
-        return runner;
+        *ret_runner = runner;
+        return -1;
 bad_rule:
         cli_error("%s", ferry_rule_explain(rule));
 fail:
         ferry_rule_free(rule);
         ferry_runner_free(runner);
-        return NULL;
+        return status;
 }
 
 /* Stops runner gracefully and waits until it is drained. */
@@ -307,9 +317,9 @@ static int serve(struct source *src, struct ferry_runner *runner)
                         cli_error("SIGHUP: no config file to reload (rules from the command line)");
                         continue;
                 }
-                struct ferry_runner *next = build(src, true);
+                struct ferry_runner *next = NULL;
 
-                if (!next) {
+                if (build(src, &next) >= 0) {
                         cli_error("%s: the new config is rejected; the rules in force keep running",
                                   src->config_path);
                         continue;
@@ -398,8 +408,8 @@ int cmd_run(int argc, char **argv)
                 }
                 src.command = argv + optind;
         }
-        runner = build(&src, check);
-        if (!runner)
+        status = build(&src, &runner);
+        if (status >= 0)
                 goto out;
         if (check) {
                 printf("ferry: %s is valid\n", src.config_path ? src.config_path : "the rule");
