@@ -104,7 +104,9 @@ int ferry_watch_set_poll_interval(struct ferry_watch *w, int64_t interval_ns);
 int ferry_watch_describe_root(struct ferry_watch *w, const char *path, char *buf, size_t size);
 
 /* Only events of these types are handed out (FERRY_EVENT_* mask). ERROR,
- * RESCAN, ROOT_GONE and ROOT_BACK are always handed out. Default: all. */
+ * RESCAN, ROOT_GONE and ROOT_BACK are always handed out. Default: all. The
+ * kernel is asked only for what the mask and the ready policy need, so call
+ * it before the first ferry_watch_add() (else -EINVAL). */
 int ferry_watch_set_events(struct ferry_watch *w, unsigned mask);
 
 /* Adds a glob (fnmatch(3)) that file names must match (include) or must not

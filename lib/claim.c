@@ -4,16 +4,17 @@
  * move is an atomic rename):
  *
  *   DIR/.ferry/work/RULE@WORKER/        one worker's claims; WORKER = host.pid.start
- *   DIR/.ferry/work/RULE@WORKER/.lease  "host pid start" ; its mtime is the heartbeat
+ *   DIR/.ferry/work/RULE@WORKER/.lease  "HOST MACHINE-ID BOOT-ID PID START LEASE-NS"; its mtime is the heartbeat
  *   DIR/.ferry/work/RULE@WORKER/N/NAME  a claimed file
  *   DIR/.ferry/work/RULE@WORKER/N/.origin  its folder relative to DIR, when not DIR itself
  *   DIR/.ferry/done/, DIR/.ferry/failed/ default outcome folders
  *
  * A claim is one rename(2) of DIR/PATH into the worker's folder: when several
  * workers (processes or machines sharing DIR) race for a file, exactly one
- * rename succeeds and the others see ENOENT. A worker is dead when, on the
- * same host, its pid is gone or belongs to a younger process; on another
- * host, when its lease file's mtime is older than the lease compared with a
+ * rename succeeds and the others see ENOENT. A worker is dead when, in the
+ * same boot of the same machine, its pid is gone or belongs to a younger
+ * process; on the same machine after a reboot, at once; on another machine,
+ * when its lease file's mtime is older than its own lease compared with a
  * file touched now, both stamped by the same file server, so that clocks of
  * different machines never meet. A live worker adopts a dead one's claims by
  * renaming each claim folder into its own: again, exactly one wins.
@@ -105,11 +106,33 @@ static int write_file_at(int dirfd, const char *name, const char *text, size_t l
         return r;
 }
 
+/* The first word of a one-line file, or "-". */
+static void read_id(const char *path, char *id, size_t size)
+{
+        FILE *f = fopen(path, "re");
+
+        snprintf(id, size, "-");
+        if (!f)
+                return;
+        if (fscanf(f, "%63s", id) != 1)
+                snprintf(id, size, "-");
+        fclose(f);
+}
+
+static int write_lease(struct ferry__workarea *wa, int fd, int pid)
+{
+        char lease[512];
+        int n = snprintf(lease, sizeof(lease), "%s %s %s %d %llu %lld\n", wa->host, wa->machine, wa->boot, pid,
+                         pid ? process_start(pid) : 0ULL, (long long)wa->lease_ns);
+
+        return write_file_at(fd, LEASE_FILE, lease, (size_t)n);
+}
+
 int ferry__workarea_open(struct ferry__workarea *wa, const char *dir, const char *rule, int64_t lease_ns)
 {
-        char host[256] = "localhost", lease[512], *path = NULL;
+        char host[256] = "localhost", *path = NULL;
         unsigned long long start = process_start(getpid());
-        int r, n;
+        int r;
 
         *wa = (struct ferry__workarea){.work_fd = -1, .lease_ns = lease_ns};
         (void)gethostname(host, sizeof(host) - 1);
@@ -134,11 +157,12 @@ int ferry__workarea_open(struct ferry__workarea *wa, const char *dir, const char
                 r = -errno;
                 goto fail;
         }
-        n = snprintf(lease, sizeof(lease), "%s %d %llu\n", host, (int)getpid(), start);
-        r = write_file_at(wa->work_fd, LEASE_FILE, lease, (size_t)n);
+        snprintf(wa->host, sizeof(wa->host), "%s", host);
+        read_id("/etc/machine-id", wa->machine, sizeof(wa->machine));
+        read_id("/proc/sys/kernel/random/boot_id", wa->boot, sizeof(wa->boot));
+        r = write_lease(wa, wa->work_fd, (int)getpid());
         if (r < 0)
                 goto fail;
-        snprintf(wa->host, sizeof(wa->host), "%s", host);
         free(path);
         return 0;
 fail:
@@ -163,7 +187,7 @@ void ferry__workarea_close(struct ferry__workarea *wa)
                                         int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
                                         if (fd >= 0) {
-                                                (void)write_file_at(fd, LEASE_FILE, "gone 0 0\n", 9);
+                                                (void)write_lease(wa, fd, 0); /* pid 0: dead at once */
                                                 close(fd);
                                         }
                                 }
@@ -330,8 +354,13 @@ static int move_out(struct ferry__workarea *wa, struct ferry__claim *c, const ch
                 if (n)
                         snprintf(suffix, sizeof(suffix), ".%u", n);
                 free(target);
-                if (asprintf(&target, "%s/%s%s%s%s", folder, c->origin ? c->origin : "", c->origin ? "/" : "",
-                             c->name, suffix) < 0)
+                /* A name near NAME_MAX gives way to its suffix. */
+                int keep = (int)strlen(c->name);
+
+                if (keep + (int)strlen(suffix) > NAME_MAX)
+                        keep = NAME_MAX - (int)strlen(suffix);
+                if (asprintf(&target, "%s/%s%s%.*s%s", folder, c->origin ? c->origin : "", c->origin ? "/" : "",
+                             keep, c->name, suffix) < 0)
                         return -ENOMEM;
                 if (n == 0) {
                         char *slash = strrchr(target, '/');
@@ -355,6 +384,8 @@ static int move_out(struct ferry__workarea *wa, struct ferry__claim *c, const ch
                         break;
         }
         free(target);
+        if (r == -ENOENT && access(c->claimed_path, F_OK) < 0)
+                claim_folder_remove(wa, c); /* the handler removed or moved the file itself */
         return r;
 }
 
@@ -364,7 +395,7 @@ int ferry__claim_finish(struct ferry__workarea *wa, struct ferry__claim *c, cons
         if (!folder) {
                 int r = unlink(c->claimed_path) < 0 ? -errno : 0;
 
-                if (r == 0)
+                if (r == 0 || r == -ENOENT)
                         claim_folder_remove(wa, c);
                 return r;
         }
@@ -405,9 +436,10 @@ enum worker_state { WORKER_ALIVE, WORKER_DEAD, WORKER_NO_LEASE };
 /* Whether the worker that owns folder (fd) is alive. */
 static enum worker_state worker_state(struct ferry__workarea *wa, int base_fd, int fd)
 {
-        char text[512], host[256];
+        char text[512], host[256], machine[64], boot[64];
         struct stat lease, now;
         unsigned long long start;
+        long long lease_ns;
         int pid, lease_fd;
         ssize_t n;
 
@@ -423,10 +455,14 @@ static enum worker_state worker_state(struct ferry__workarea *wa, int base_fd, i
         }
         close(lease_fd);
         text[n] = '\0';
-        if (sscanf(text, "%255s %d %llu", host, &pid, &start) != 3)
+        if (sscanf(text, "%255s %63s %63s %d %llu %lld", host, machine, boot, &pid, &start, &lease_ns) != 6)
                 return WORKER_DEAD;
-        if (strcmp(host, wa->host) == 0)
+        if (strcmp(machine, "-") != 0 && strcmp(machine, wa->machine) == 0) {
+                /* This machine: its processes can be asked. After a reboot, all of them are gone. */
+                if (strcmp(boot, wa->boot) != 0)
+                        return WORKER_DEAD;
                 return pid > 0 && process_start(pid) == start ? WORKER_ALIVE : WORKER_DEAD;
+        }
         /* Another host: compare its heartbeat with the file server's clock,
          * read from a file touched now in the same folder. */
         fd = openat(base_fd, ".clock", O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
@@ -440,7 +476,9 @@ static enum worker_state worker_state(struct ferry__workarea *wa, int base_fd, i
         close(fd);
         int64_t age = ((int64_t)now.st_mtim.tv_sec - lease.st_mtim.tv_sec) * FERRY__NSEC_PER_SEC +
                       (now.st_mtim.tv_nsec - lease.st_mtim.tv_nsec);
-        return age < wa->lease_ns ? WORKER_ALIVE : WORKER_DEAD;
+        /* Judged by the owner's own lease, so that workers with different
+         * leases never take each other's live claims. */
+        return age < (int64_t)lease_ns ? WORKER_ALIVE : WORKER_DEAD;
 }
 
 /* Reads a claim folder N of another worker, now renamed into ours as seq. */
@@ -492,6 +530,57 @@ static struct ferry__claim *adopted_claim(struct ferry__workarea *wa, uint64_t s
 fail:
         ferry__claim_free(c);
         return NULL;
+}
+
+int ferry__recover_own(struct ferry__workarea *wa, ferry__adopt_cb adopt, void *userdata)
+{
+        uint64_t *found = NULL;
+        size_t count = 0, capacity = 0;
+        struct dirent *de;
+        DIR *listing = fdopendir(dup(wa->work_fd));
+        int adopted = 0;
+
+        if (!listing)
+                return -errno;
+        /* Claims left by an earlier runner of this process (a reload, or a
+         * return that found its name taken): ours to run again. */
+        while ((de = readdir(listing))) {
+                unsigned long long seq;
+                char *end;
+
+                if (de->d_name[0] < '0' || de->d_name[0] > '9')
+                        continue;
+                seq = strtoull(de->d_name, &end, 10);
+                if (*end)
+                        continue;
+                if (seq > wa->seq)
+                        wa->seq = seq; /* new claims never reuse a number */
+                if (count == capacity) {
+                        size_t bigger_capacity = capacity ? capacity * 2 : 16;
+                        uint64_t *bigger = realloc(found, bigger_capacity * sizeof(*found));
+
+                        if (!bigger)
+                                break;
+                        found = bigger;
+                        capacity = bigger_capacity;
+                }
+                found[count++] = seq;
+        }
+        closedir(listing);
+        for (size_t i = 0; i < count; i++) {
+                struct ferry__claim *c = adopted_claim(wa, found[i]);
+
+                if (!c) {
+                        struct ferry__claim empty = {.seq = found[i]};
+
+                        claim_folder_remove(wa, &empty);
+                        continue;
+                }
+                adopted++;
+                adopt(userdata, c);
+        }
+        free(found);
+        return adopted;
 }
 
 int ferry__recover(struct ferry__workarea *wa, ferry__adopt_cb adopt, void *userdata)

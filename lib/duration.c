@@ -2,6 +2,7 @@
 #include "internal.h"
 
 #include <stdbool.h>
+#include <stdio.h>
 
 #include <errno.h>
 #include <string.h>
@@ -40,4 +41,20 @@ int ferry_duration_parse(const char *text, int64_t *ret_ns)
                 }
         }
         return -EINVAL;
+}
+
+int ferry__format_duration(int64_t ns, char *buf, size_t size)
+{
+        double s = (double)ns / 1e9;
+        int n;
+
+        if (ns < FERRY__NSEC_PER_SEC)
+                n = snprintf(buf, size, "%lldms", (long long)(ns / FERRY__NSEC_PER_MSEC));
+        else if (s < 60)
+                n = snprintf(buf, size, "%.3gs", s);
+        else if (s < 3600)
+                n = snprintf(buf, size, "%dm%02ds", (int)(s / 60), (int)s % 60);
+        else
+                n = snprintf(buf, size, "%dh%02dm", (int)(s / 3600), (int)s / 60 % 60);
+        return n < 0 ? -EIO : 0;
 }

@@ -19,9 +19,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define WATCH_MASK                                                                                         \
-        (IN_CREATE | IN_MODIFY | IN_ATTRIB | IN_CLOSE_WRITE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO |   \
-         IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR | IN_EXCL_UNLINK | IN_MASK_CREATE)
+/* Always: what keeps the mirror true (names going away, renames, the
+ * watched folder itself) and what fails a duplicate watch. */
+#define BASE_MASK                                                                                          \
+        (IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR | IN_EXCL_UNLINK | \
+         IN_MASK_CREATE)
 
 /* Buffers read per call before events are handed out, so a flood cannot
  * delay the first events indefinitely. */
@@ -29,6 +31,7 @@
 
 struct ferry__inotify {
         int fd;
+        uint32_t mask; /* what the watches ask for: only what the watcher needs wakes it */
         /* A MOVED_FROM waiting for its MOVED_TO. */
         bool move_pending;
         bool move_is_dir;
@@ -45,6 +48,7 @@ int ferry__inotify_new(struct ferry__inotify **ret, int *ret_fd)
 
         if (!in)
                 return -ENOMEM;
+        in->mask = BASE_MASK | IN_CREATE | IN_MODIFY | IN_ATTRIB | IN_CLOSE_WRITE;
         in->fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
         if (in->fd < 0) {
                 int r = -errno;
@@ -65,9 +69,22 @@ void ferry__inotify_free(struct ferry__inotify *in)
         free(in);
 }
 
+void ferry__inotify_set_needs(struct ferry__inotify *in, unsigned needs)
+{
+        in->mask = BASE_MASK;
+        if (needs & FERRY__NEED_CREATE)
+                in->mask |= IN_CREATE;
+        if (needs & FERRY__NEED_MODIFY)
+                in->mask |= IN_MODIFY;
+        if (needs & FERRY__NEED_ATTRIB)
+                in->mask |= IN_ATTRIB;
+        if (needs & FERRY__NEED_CLOSE_WRITE)
+                in->mask |= IN_CLOSE_WRITE;
+}
+
 int ferry__inotify_add(struct ferry__inotify *in, const char *path, bool top)
 {
-        int wd = inotify_add_watch(in->fd, path, WATCH_MASK | (top ? 0 : IN_DONT_FOLLOW));
+        int wd = inotify_add_watch(in->fd, path, in->mask | (top ? 0 : IN_DONT_FOLLOW));
 
         return wd < 0 ? -errno : wd;
 }

@@ -214,6 +214,7 @@ struct ferry_watch {
         struct ferry__inotify *inotify;
         int epoll_fd;
         int timer_fd;
+        int64_t timer_armed; /* the deadline timer_fd is armed for; FOREVER: disarmed */
         bool rescan_needed;
         int64_t retry_at; /* next retry of folders with unwatched subfolders */
         int last_error_detail; /* watch limit: the limit seen when ENOSPC came */
@@ -221,6 +222,8 @@ struct ferry_watch {
 };
 
 int64_t ferry__now(void);
+/* "250ms", "1.5s", "2m30s", "1h05m". */
+int ferry__format_duration(int64_t ns, char *buf, size_t size);
 
 /* ---- tree.c ---------------------------------------------------------------- */
 
@@ -292,6 +295,15 @@ int ferry__inotify_new(struct ferry__inotify **ret, int *ret_fd);
 void ferry__inotify_free(struct ferry__inotify *in);
 /* Watches path; top: a root given by the user (symlinks followed). Returns the wd or -errno. */
 int ferry__inotify_add(struct ferry__inotify *in, const char *path, bool top);
+/* Which kernel events the watcher needs (FERRY__NEED_*): each one asked for
+ * without need is a wake-up per write or per file. */
+enum {
+        FERRY__NEED_CREATE = 1u << 0,
+        FERRY__NEED_MODIFY = 1u << 1,
+        FERRY__NEED_ATTRIB = 1u << 2,
+        FERRY__NEED_CLOSE_WRITE = 1u << 3,
+};
+void ferry__inotify_set_needs(struct ferry__inotify *in, unsigned needs);
 void ferry__inotify_remove(struct ferry__inotify *in, int wd);
 /* Reads what is pending without blocking and applies it; returns > 0 when
  * something was read, 0 when nothing was pending, -errno. */
@@ -322,6 +334,8 @@ struct ferry__workarea {
         char *worker;       /* RULE@HOST.PID.START */
         char *rule_prefix;  /* RULE@ */
         char host[256];
+        char machine[64];   /* /etc/machine-id, or "-" */
+        char boot[64];      /* this boot's id */
         int work_fd;        /* our work folder */
         uint64_t seq;       /* last claim number */
         int64_t lease_ns;
@@ -363,6 +377,9 @@ typedef void (*ferry__adopt_cb)(void *userdata, struct ferry__claim *claim);
 /* Adopts the claims of dead workers of the same rule into ours; calls adopt
  * for each, which takes ownership. Returns how many, or -errno. */
 int ferry__recover(struct ferry__workarea *wa, ferry__adopt_cb adopt, void *userdata);
+/* Takes up claims left in our own work folder by an earlier runner of this
+ * process, and numbers new claims after them. */
+int ferry__recover_own(struct ferry__workarea *wa, ferry__adopt_cb adopt, void *userdata);
 
 /* ---- store.c: what was handled, for files left in place ------------------ */
 

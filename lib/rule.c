@@ -11,6 +11,7 @@
 #include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -40,7 +41,12 @@ int ferry_rule_new(struct ferry_rule **ret_rule, const char *name, const char *d
         if (!rule)
                 return -ENOMEM;
         rule->name = strdup(name);
-        rule->dir = strdup(dir);
+        /* "in/" and "in" are one folder: claims compare paths by this prefix. */
+        size_t dir_len = strlen(dir);
+
+        while (dir_len > 1 && dir[dir_len - 1] == '/')
+                dir_len--;
+        rule->dir = strndup(dir, dir_len);
         rule->ready = strdup("auto");
         if (!rule->name || !rule->dir || !rule->ready) {
                 ferry_rule_free(rule);
@@ -256,6 +262,70 @@ const char *ferry_rule_explain(const struct ferry_rule *rule)
         return rule && rule->explanation[0] ? rule->explanation : "no error";
 }
 
+/* The folder rule->dir would watch the files put into folder: they would come
+ * back as new work, for ever. Hidden and temporary folders are never watched. */
+static bool watched_by(const struct ferry_rule *rule, const char *real_dir, const char *real_folder)
+{
+        size_t len = strlen(real_dir);
+        const char *rest;
+
+        if (strcmp(real_dir, real_folder) == 0)
+                return true;
+        if (strncmp(real_folder, real_dir, len) != 0 || (real_folder[len] != '/' && len != 1))
+                return false;
+        if (!rule->recursive)
+                return false;
+        rest = real_folder + len + (len != 1);
+        for (const char *part = rest; *part; part = strchr(part, '/') ? strchr(part, '/') + 1 : part + strlen(part)) {
+                size_t n = strcspn(part, "/");
+
+                if (ferry__is_temp_name(part, n))
+                        return false;
+        }
+        return true;
+}
+
+/* An outcome or output folder must not be watched by the rule, and done and
+ * failed folders must be on the rule's file system: files get there by rename. */
+static int check_placement(struct ferry_rule *rule, const char *folder, const char *what, bool output)
+{
+        char real_dir[PATH_MAX], real_folder[PATH_MAX];
+        struct stat dir_st, folder_st;
+
+        if (!folder || !realpath(rule->dir, real_dir) || stat(real_dir, &dir_st) < 0)
+                return 0;
+        if (!realpath(folder, real_folder)) {
+                /* Not made yet: it will be, inside its parent; check the parent. */
+                char *parent = strdup(folder), *slash;
+
+                if (!parent)
+                        return 0;
+                slash = strrchr(parent, '/');
+                if (slash && slash != parent)
+                        *slash = '\0';
+                else if (slash)
+                        slash[1] = '\0';
+                else
+                        strcpy(parent, ".");
+                if (!realpath(parent, real_folder)) {
+                        free(parent);
+                        return 0;
+                }
+                free(parent);
+        }
+        if (watched_by(rule, real_dir, real_folder))
+                return fail(rule, -EINVAL,
+                            "rule %s: the %s folder %s is watched by the rule itself: its files would come back as "
+                            "new work (use a folder outside %s%s)",
+                            rule->name, what, folder, rule->dir, rule->recursive ? ", or a hidden one" : "");
+        if (!output && stat(real_folder, &folder_st) == 0 && folder_st.st_dev != dir_st.st_dev)
+                return fail(rule, -EXDEV,
+                            "rule %s: the %s folder %s is on another file system than %s: files move there by "
+                            "rename (choose a folder on the same file system)",
+                            rule->name, what, folder, rule->dir);
+        return 0;
+}
+
 int ferry_rule_check(struct ferry_rule *rule)
 {
         struct stat st;
@@ -266,13 +336,15 @@ int ferry_rule_check(struct ferry_rule *rule)
         r = ferry__argv_check(rule->command, rule->batch > 1);
         if (r < 0)
                 return fail(rule, r,
-                            "rule %s: the command has an unknown placeholder (use {}, {path}, {name}, {dir}, "
-                            "{stem}, {ext}%s; {{ and }} for braces)",
-                            rule->name, rule->batch > 1 ? ", {paths}" : "");
+                            rule->batch > 1 ? "rule %s: with batch, the command takes the files as {paths}, a "
+                                              "whole argument ({} and the like name one file)"
+                                            : "rule %s: {paths} is for batch mode; one file is {} (or {path}, "
+                                              "{name}, {dir}, {stem}, {ext})",
+                            rule->name);
         if (rule->use_stdin && rule->batch > 1)
                 return fail(rule, -EINVAL, "rule %s: stdin and batch exclude each other", rule->name);
-        if (rule->on_success == FERRY__ON_SUCCESS_KEEP && rule->done_dir)
-                return fail(rule, -EINVAL, "rule %s: keep leaves files in place: no done folder", rule->name);
+        if (rule->on_success != FERRY__ON_SUCCESS_DONE && rule->done_dir)
+                return fail(rule, -EINVAL, "rule %s: done DIR, delete and keep exclude each other", rule->name);
         if (rule->output_dir && rule->batch > 1)
                 return fail(rule, -EINVAL, "rule %s: output and batch exclude each other", rule->name);
         if (rule->user && geteuid() != 0)
@@ -282,5 +354,10 @@ int ferry_rule_check(struct ferry_rule *rule)
         if (rule->output_dir && (stat(rule->output_dir, &st) < 0 || !S_ISDIR(st.st_mode)))
                 return fail(rule, -ENOENT, "rule %s: output folder %s does not exist (create it first)",
                             rule->name, rule->output_dir);
-        return 0;
+        r = check_placement(rule, rule->output_dir, "output", true);
+        if (r == 0)
+                r = check_placement(rule, rule->done_dir, "done", false);
+        if (r == 0)
+                r = check_placement(rule, rule->failed_dir, "failed", false);
+        return r;
 }

@@ -54,6 +54,7 @@ struct job {
         bool running;
         bool timed_out;
         bool stopped;     /* killed because the runner stops: not a failure */
+        pid_t pid;        /* the last handler's, for the records after it was reaped */
         struct ferry__child child;
         struct source pid_source, err_source;
         int64_t started;
@@ -94,6 +95,7 @@ struct ferry_runner {
         char **env_base;          /* NULL-terminated, owned */
         size_t env_count;
         struct ferry__keeper keeper; /* kills handlers' groups if we die */
+        mode_t umask;                /* for output files, which mkostemp makes 0600 */
 };
 
 /* ---- logging ----------------------------------------------------------------- */
@@ -205,6 +207,22 @@ static int build_env_base(struct ferry_runner *r)
                 r->env_count++;
         }
         return 0;
+}
+
+/* The process's umask, read without changing it (umask(2) would, for a moment). */
+static mode_t read_umask(void)
+{
+        char line[128];
+        unsigned mask = 022;
+        FILE *f = fopen("/proc/self/status", "re");
+
+        if (!f)
+                return 022;
+        while (fgets(line, sizeof(line), f))
+                if (sscanf(line, "Umask: %o", &mask) == 1)
+                        break;
+        fclose(f);
+        return (mode_t)mask;
 }
 
 static int epoll_add(struct ferry_runner *r, int fd, struct source *source)
@@ -329,9 +347,14 @@ static int rule_start(struct ferry_runner *r, struct ferry_rule *rule)
                             "cannot create the work area in %s/.ferry: %s", rule->dir, strerror(-e));
                         return e;
                 }
+                e = ferry__recover_own(&rs->wa, adopt, rs);
+                if (e > 0)
+                        LOG(r, FERRY_LOG_INFO, rule->name, NULL, "took up %d claim%s left from before", e,
+                            e == 1 ? "" : "s");
                 e = ferry__recover(&rs->wa, adopt, rs);
                 if (e > 0)
-                        LOG(r, FERRY_LOG_INFO, rule->name, NULL, "recovered %d claims of workers that died", e);
+                        LOG(r, FERRY_LOG_INFO, rule->name, NULL, "recovered %d claim%s of workers that died", e,
+                            e == 1 ? "" : "s");
         }
         e = ferry_watch_new(&rs->watch, flags);
         if (e < 0)
@@ -358,8 +381,9 @@ static int rule_start(struct ferry_runner *r, struct ferry_rule *rule)
                 return e;
         (void)ferry_watch_describe_ready(rs->watch, description, sizeof(description));
         (void)ferry_watch_describe_root(rs->watch, rule->dir, backend, sizeof(backend));
-        LOG(r, FERRY_LOG_INFO, rule->name, rule->dir, "watching %s%s with %s; %s; %u jobs", rule->dir,
-            rule->recursive ? " and its subfolders" : "", backend, description, rule->jobs);
+        LOG(r, FERRY_LOG_INFO, rule->name, rule->dir, "watching %s%s with %s; %s; %u job%s at once", rule->dir,
+            rule->recursive ? " and its subfolders" : "", backend, description, rule->jobs,
+            rule->jobs == 1 ? "" : "s");
         return 0;
 }
 
@@ -380,6 +404,7 @@ int ferry_runner_start(struct ferry_runner *r)
         e = build_env_base(r);
         if (e < 0)
                 return e;
+        r->umask = read_umask();
         while (r->rules) {
                 struct ferry_rule *rule = r->rules;
 
@@ -445,7 +470,8 @@ static void job_start(struct job *job)
                 if (!envp[i])
                         goto nomem;
         if (rule->use_stdin) {
-                stdin_fd = open(job->claims[0]->claimed_path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+                stdin_fd = open(job->claims[0]->claimed_path,
+                                O_RDONLY | O_CLOEXEC | (rule->follow_symlinks ? 0 : O_NOFOLLOW));
                 if (stdin_fd < 0) {
                         e = -errno;
                         goto cannot;
@@ -464,6 +490,11 @@ static void job_start(struct job *job)
                         job->output_temp = NULL;
                         goto cannot;
                 }
+                /* As the handler would have made it itself. */
+                (void)fchmod(job->output_fd, 0666 & ~r->umask);
+                if (rule->user && fchown(job->output_fd, rule->uid, rule->gid) < 0)
+                        LOG(r, FERRY_LOG_WARNING, rule->name, job->output_temp,
+                            "cannot give the output to user %s: %s", rule->user, strerror(errno));
                 req.stdout_fd = job->output_fd;
         }
         req.argv = argv;
@@ -475,6 +506,7 @@ static void job_start(struct job *job)
         if (e < 0)
                 goto cannot;
         ferry__keeper_add(&r->keeper, job->child.pid);
+        job->pid = job->child.pid;
         job->started = ferry__now();
         job->term_at = rule->timeout_ns ? job->started + rule->timeout_ns : 0;
         job->kill_at = 0;
@@ -547,8 +579,8 @@ static int64_t backoff(const struct ferry_rule *rule, unsigned attempt)
 }
 
 /* Writes NAME.ferry-error beside a failed file. */
-static void write_failure(struct job *job, const char *failed_path, const char *why, const struct ferry__exit *st,
-                          int64_t duration)
+static void write_failure(struct job *job, const struct ferry__claim *c, const char *failed_path, const char *why,
+                          const struct ferry__exit *st, int64_t duration)
 {
         size_t tail_len = 0;
         const char *tail = job->child.tail_len ? ferry__child_stderr_lines(&job->child, 20, &tail_len) : NULL;
@@ -558,12 +590,19 @@ static void write_failure(struct job *job, const char *failed_path, const char *
         n = asprintf(&text,
                      "path: %s\nrule: %s\nreason: %s\nexit-status: %d\nsignal: %d\ntimed-out: %s\n"
                      "attempts: %u\nduration: %.3fs\nfailed-at: %lld\nstderr:\n%.*s%s",
-                     job->claims[0]->original_path, job->rs->rule->name, why, st->code, st->signal,
+                     c->original_path, job->rs->rule->name, why, st->code, st->signal,
                      job->timed_out ? "yes" : "no", job->attempt, (double)duration / FERRY__NSEC_PER_SEC,
                      (long long)time(NULL), (int)tail_len, tail ? tail : "",
                      tail_len && tail[tail_len - 1] != '\n' ? "\n" : "");
-        if (n >= 0 && asprintf(&sidecar, "%s.ferry-error", failed_path) >= 0)
-                (void)ferry__write_sidecar(sidecar, text, (size_t)n);
+        /* NAME.ferry-error, with NAME cut when the whole would pass NAME_MAX. */
+        const char *base = strrchr(failed_path, '/') ? strrchr(failed_path, '/') + 1 : failed_path;
+        int keep = (int)strlen(failed_path) - (int)strlen(base) +
+                   ((int)strlen(base) + 12 > NAME_MAX ? NAME_MAX - 12 : (int)strlen(base));
+
+        if (n >= 0 && asprintf(&sidecar, "%.*s.ferry-error", keep, failed_path) >= 0 &&
+            ferry__write_sidecar(sidecar, text, (size_t)n) < 0)
+                LOG(job->rs->runner, FERRY_LOG_WARNING, job->rs->rule->name, c->original_path,
+                    "cannot write the failure note %s: %s", sidecar, strerror(errno));
         free(text);
         free(sidecar);
 }
@@ -601,9 +640,12 @@ static void job_finish(struct job *job, const struct ferry__exit *st, const char
                 }
         }
         if (!why && !success) {
-                if (job->timed_out)
-                        snprintf(reason, sizeof(reason), "timed out after %.3gs",
-                                 (double)rule->timeout_ns / FERRY__NSEC_PER_SEC);
+                if (job->timed_out) {
+                        char took[32];
+
+                        (void)ferry__format_duration(rule->timeout_ns, took, sizeof(took));
+                        snprintf(reason, sizeof(reason), "timed out after %s", took);
+                }
                 else if (st->signal)
                         snprintf(reason, sizeof(reason), "killed by signal %d (%s)", st->signal,
                                  strsignal(st->signal));
@@ -625,7 +667,7 @@ static void job_finish(struct job *job, const struct ferry__exit *st, const char
         for (size_t i = 0; i < job->count && (success || (job->stopped && r->stopping)); i++) {
                 struct ferry__claim *c = job->claims[i];
                 struct ferry_log_record rec = {.rule = rule->name, .path = c->original_path, .duration_ns = duration,
-                                               .pid = job->child.pid, .attempt = (int)job->attempt,
+                                               .pid = job->pid, .attempt = (int)job->attempt,
                                                .exit_code = st->code, .signal = st->signal};
                 char *final = NULL;
                 int e;
@@ -656,8 +698,11 @@ static void job_finish(struct job *job, const struct ferry__exit *st, const char
                         continue;
                 }
                 e = ferry__claim_finish(&rs->wa, c, rs->done_dir, &final);
-                rec.kind = e < 0 ? FERRY_LOG_ERROR : FERRY_LOG_DONE;
-                if (e < 0)
+                rec.kind = e < 0 && e != -ENOENT ? FERRY_LOG_ERROR : FERRY_LOG_DONE;
+                if (e == -ENOENT)
+                        logf_record(r, &rec, "done in %.3fs; the handler removed or moved the file itself",
+                                    (double)duration / FERRY__NSEC_PER_SEC);
+                else if (e < 0)
                         logf_record(r, &rec, "handled, but cannot move it to %s (%s): it stays in %s",
                                     rs->done_dir ? rs->done_dir : "(delete)", strerror(-e), c->claimed_path);
                 else
@@ -670,16 +715,19 @@ static void job_finish(struct job *job, const struct ferry__exit *st, const char
                 return;
         }
         if (job->attempt <= rule->retries && !r->stopping) {
+                char delay[32];
+
+                (void)ferry__format_duration(backoff(rule, job->attempt), delay, sizeof(delay));
                 job->retry_at = ferry__now() + backoff(rule, job->attempt);
                 for (size_t i = 0; i < job->count; i++)
                         logf_record(r,
                                     &(struct ferry_log_record){.kind = FERRY_LOG_RETRY, .rule = rule->name,
                                                                .path = job->claims[i]->original_path,
-                                                               .duration_ns = duration, .pid = job->child.pid,
+                                                               .duration_ns = duration, .pid = job->pid,
                                                                .attempt = (int)job->attempt,
                                                                .exit_code = st->code, .signal = st->signal},
-                                    "failed (%s); retry %u of %u in %.3gs", why, job->attempt, rule->retries,
-                                    (double)backoff(rule, job->attempt) / FERRY__NSEC_PER_SEC);
+                                    "failed (%s); retry %u of %u in %s", why, job->attempt, rule->retries,
+                                    delay);
                 memset(&job->child, 0, sizeof(job->child));
                 job->child.pidfd = job->child.stderr_fd = -1;
                 return;
@@ -709,10 +757,10 @@ static void job_finish(struct job *job, const struct ferry__exit *st, const char
                 }
 
                 if (final)
-                        write_failure(job, final, why, st, duration);
+                        write_failure(job, c, final, why, st, duration);
                 struct ferry_log_record rec = {.kind = e < 0 ? FERRY_LOG_ERROR : FERRY_LOG_FAILED,
                                                .rule = rule->name, .path = c->original_path,
-                                               .duration_ns = duration, .pid = job->child.pid,
+                                               .duration_ns = duration, .pid = job->pid,
                                                .attempt = (int)job->attempt, .exit_code = st->code,
                                                .signal = st->signal};
 
@@ -865,7 +913,7 @@ static bool claimable(struct rule_state *rs, const char *path)
         if (S_ISLNK(st.st_mode) && rs->rule->follow_symlinks)
                 return true;
         LOG(rs->runner, FERRY_LOG_WARNING, rs->rule->name, path, "skipped: %s",
-            S_ISLNK(st.st_mode) ? "a symlink (set symlinks = yes to hand symlinks to the handler)"
+            S_ISLNK(st.st_mode) ? "a symlink (--symlinks, or symlinks = yes, hands symlinks to the handler)"
                                 : "not a regular file");
         return false;
 }
@@ -1141,9 +1189,12 @@ static void stop(struct ferry_runner *r, int64_t grace_ns, bool say)
         if (!r->stopping) {
                 r->stopping = true;
                 r->stop_at = ferry__now() + (grace_ns > 0 ? grace_ns : 0);
+                char grace[32];
+
+                (void)ferry__format_duration(grace_ns, grace, sizeof(grace));
                 if (say)
-                        LOG(r, FERRY_LOG_INFO, NULL, NULL, "stopping: no new claims; handlers get %.3gs to finish",
-                            (double)grace_ns / FERRY__NSEC_PER_SEC);
+                        LOG(r, FERRY_LOG_INFO, NULL, NULL, "stopping: no new claims; handlers get %s to finish",
+                            grace);
         } else {
                 int64_t now = ferry__now();
 

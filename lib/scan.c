@@ -49,6 +49,25 @@ static bool differs(const struct ferry__file *f, const struct ferry__version *v)
                f->known.mtime_ns != v->mtime_ns;
 }
 
+/* A new or changed file that a scan found (after lost events, or in a new
+ * subfolder) had its close happen unseen: a consumer of close_write events
+ * gets one, flagged found, once no writer holds the file open. */
+static void found_closed(struct ferry_watch *w, struct ferry__dir *dir, const char *name, size_t len)
+{
+        struct ferry__version v;
+        ssize_t n;
+        int r;
+
+        if (!(w->event_mask & FERRY_EVENT_CLOSE_WRITE))
+                return;
+        n = ferry__dir_path(w, dir, name, len, NULL);
+        if (n < 0)
+                return;
+        r = ferry__writers_check(w->path, &v);
+        if (r != FERRY__WRITER_OPEN && r != -ENOENT)
+                ferry__emit(w, FERRY_EVENT_CLOSE_WRITE, FERRY_EVENT_FOUND, dir, name, len);
+}
+
 /* One file found by the listing of dir. */
 static void found_file(struct ferry_watch *w, struct ferry__dir *dir, const char *name, size_t len,
                        const struct ferry__version *v, enum ferry__scan_mode mode)
@@ -73,6 +92,8 @@ static void found_file(struct ferry_watch *w, struct ferry__dir *dir, const char
                 ferry__file_set_known(f, v);
         if (f)
                 f->entry.seen = 1;
+        if (f && type)
+                found_closed(w, dir, name, len);
 }
 
 /* One subdirectory found by the listing of dir. */

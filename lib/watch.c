@@ -46,6 +46,7 @@ int ferry_watch_new(struct ferry_watch **ret_watch, unsigned flags)
         w->event_mask = FERRY_EVENT_ALL;
         w->epoll_fd = w->timer_fd = -1;
         w->retry_at = FERRY__FOREVER;
+        w->timer_armed = FERRY__FOREVER;
         w->poll_interval_ns = 2 * FERRY__NSEC_PER_SEC;
         w->timers[FERRY__TIMER_POLL_SETTLE].delay_ns = 2 * w->poll_interval_ns;
         if (getrandom(&w->hash_seed, sizeof(w->hash_seed), GRND_NONBLOCK) != sizeof(w->hash_seed))
@@ -123,7 +124,7 @@ int ferry_watch_set_ready(struct ferry_watch *w, const char *policy)
 
 int ferry_watch_set_events(struct ferry_watch *w, unsigned mask)
 {
-        if (!w || (mask & ~FERRY_EVENT_ALL))
+        if (!w || (mask & ~FERRY_EVENT_ALL) || w->roots)
                 return -EINVAL;
         w->event_mask = mask | FERRY_EVENT_RESCAN | FERRY_EVENT_ROOT_GONE | FERRY_EVENT_ROOT_BACK |
                         FERRY_EVENT_ERROR;
@@ -166,6 +167,25 @@ static char *strip_slashes(const char *path, size_t len)
         while (len > 1 && path[len - 1] == '/')
                 len--;
         return strndup(path, len);
+}
+
+/* The kernel events this watcher's configuration needs. Ready policies judge
+ * a file by the last close and by stat, so writes themselves (IN_MODIFY, one
+ * event per write) are needed only when asked for, or to settle. */
+static unsigned kernel_needs(const struct ferry_watch *w)
+{
+        unsigned needs = 0, events = w->event_mask;
+        enum ferry__policy_kind policy = w->policy.kind;
+
+        if ((events & FERRY_EVENT_CREATE) || (w->flags & FERRY_WATCH_RECURSIVE))
+                needs |= FERRY__NEED_CREATE; /* new subfolders come this way */
+        if ((events & FERRY_EVENT_MODIFY) || policy == FERRY__POLICY_SETTLE)
+                needs |= FERRY__NEED_MODIFY;
+        if ((events & FERRY_EVENT_ATTRIB) || policy == FERRY__POLICY_SETTLE)
+                needs |= FERRY__NEED_ATTRIB;
+        if ((events & FERRY_EVENT_CLOSE_WRITE) || policy != FERRY__POLICY_NONE)
+                needs |= FERRY__NEED_CLOSE_WRITE;
+        return needs;
 }
 
 static int root_add(struct ferry_watch *w, const char *path, bool is_file)
@@ -212,6 +232,8 @@ static int root_add(struct ferry_watch *w, const char *path, bool is_file)
                 r = -ENOTDIR;
                 goto fail;
         }
+        if (!w->roots)
+                ferry__inotify_set_needs(w->inotify, kernel_needs(w));
         for (tail = &w->roots; *tail; tail = &(*tail)->next)
                 ;
         *tail = root;
@@ -282,11 +304,15 @@ static int64_t next_deadline(const struct ferry_watch *w)
         return next;
 }
 
-/* Arms the timerfd for the caller's poll loop (0 disarms). */
+/* Arms the timerfd for the caller's poll loop (FOREVER disarms); a syscall
+ * only when the deadline changes. */
 static void arm_timer(struct ferry_watch *w, int64_t deadline)
 {
         struct itimerspec its = {0};
 
+        if (deadline == w->timer_armed)
+                return;
+        w->timer_armed = deadline;
         if (deadline != FERRY__FOREVER) {
                 if (deadline <= 0)
                         deadline = 1;
@@ -303,9 +329,12 @@ static int work(struct ferry_watch *w)
         uint64_t expirations;
         int r;
 
-        /* Deadlines are recomputed below; a fired timer must not keep the
-         * epoll set readable. */
-        (void)read(w->timer_fd, &expirations, sizeof(expirations));
+        /* A fired timer must not keep the epoll set readable; deadlines are
+         * recomputed when the caller waits again. */
+        if (w->timer_armed != FERRY__FOREVER && now >= w->timer_armed) {
+                (void)read(w->timer_fd, &expirations, sizeof(expirations));
+                w->timer_armed = FERRY__FOREVER;
+        }
 
         ferry__ready_expire(w, now);
         retry_roots(w, now);

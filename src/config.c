@@ -173,11 +173,13 @@ struct section {
 static int close_rule(struct parser *p, struct section *sec, struct ferry_runner *runner)
 {
         struct ferry_rule *rule = sec->rule;
+        unsigned line = p->line;
         int r;
 
         if (!rule)
                 return 0;
         sec->rule = NULL;
+        /* Errors about the rule as a whole point at its section header. */
         p->line = sec->line;
         r = ferry_rule_check(rule);
         if (r < 0) {
@@ -188,7 +190,10 @@ static int close_rule(struct parser *p, struct section *sec, struct ferry_runner
         r = ferry_runner_add_rule(runner, rule);
         if (r == -EEXIST)
                 return failure(p, "a rule of that name is already defined");
-        return r < 0 ? failure(p, "cannot add the rule: %s", strerror(-r)) : 0;
+        if (r < 0)
+                return failure(p, "cannot add the rule: %s", strerror(-r));
+        p->line = line;
+        return 0;
 }
 
 static int section_start(struct parser *p, struct section *sec, char *line, struct ferry_runner *runner)

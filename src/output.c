@@ -202,8 +202,6 @@ void output_event(const struct output *o, const struct ferry_event *ev)
                 fputc('\0', out);
                 return;
         case OUTPUT_FORMAT:
-                if (special)
-                        return;
                 format_event(out, o->format, ev);
                 return;
         case OUTPUT_TEXT:

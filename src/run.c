@@ -14,14 +14,15 @@
 
 static const char usage[] =
         "Usage: ferry run [OPTION]... DIR -- PROGRAM [ARG]...\n"
-        "   or: ferry run -c FILE [--check] [--log-format FMT]\n"
+        "   or: ferry run -c FILE [--check] [--grace DUR] [--log-format FMT]\n"
         "Hand every file completely written into DIR to PROGRAM, exactly once; move it\n"
         "to a done folder on success, to a failed folder (with a .ferry-error note) on\n"
         "failure. No shell: {} {path} {name} {dir} {stem} {ext} ({paths} with --batch)\n"
         "in ARGs become one argument each.\n"
         "\n"
-        "  -m, --match GLOB       only files whose name matches GLOB (repeatable)\n"
-        "      --exclude GLOB     never files whose name matches GLOB (repeatable)\n"
+        "  -m, --match GLOB       only files whose name matches GLOB (repeatable; a GLOB\n"
+        "                         with '/' matches the path relative to DIR)\n"
+        "      --exclude GLOB     never files that match GLOB (repeatable)\n"
         "  -r, --recursive        also files in subdirectories\n"
         "      --ready POLICY     when a file is complete (default auto); see ferry-watch(1)\n"
         "  -j, --jobs N           handlers at once (default: number of CPUs)\n"
@@ -31,6 +32,8 @@ static const char usage[] =
         "      --retry-delay DUR  first back-off, doubled each time (default 1s)\n"
         "      --done DIR         where handled files go (default DIR/.ferry/done)\n"
         "      --delete           delete handled files instead\n"
+        "      --keep             leave handled files in place; DIR/.ferry/state.db\n"
+        "                         records them, so a restart repeats nothing\n"
         "      --failed DIR       where failed files go (default DIR/.ferry/failed)\n"
         "      --output DIR       the handler's stdout becomes DIR/NAME, moved into\n"
         "                         place only on success\n"
@@ -130,6 +133,8 @@ static const char *rule_key(int c)
         default: return NULL;
         }
 }
+
+#define DEFAULT_GRACE_NS (30 * INT64_C(1000000000))
 
 struct setting {
         const char *key, *value;
@@ -252,11 +257,14 @@ fail:
         return status;
 }
 
-/* Stops runner gracefully and waits until it is drained. */
+/* Stops runner gracefully and waits until it is drained. Returns 1 when a
+ * stop signal came meanwhile (the caller must then stop, not go on), 0, or
+ * -errno. */
 static int drain(struct ferry_runner *runner, int64_t grace_ns, int signal_fd)
 {
         struct pollfd fds[2] = {{.fd = ferry_runner_fd(runner), .events = POLLIN},
                                 {.fd = signal_fd, .events = POLLIN}};
+        bool stop_signal = false;
         int r;
 
         ferry_runner_stop(runner, grace_ns);
@@ -266,13 +274,16 @@ static int drain(struct ferry_runner *runner, int64_t grace_ns, int signal_fd)
                 if (signal_fd >= 0 && (fds[1].revents & POLLIN)) {
                         struct signalfd_siginfo info;
 
-                        /* Another stop signal: do not wait for the grace period. */
+                        /* A stop signal while draining: stop for good, without
+                         * waiting for the rest of the grace period. */
                         while (read(signal_fd, &info, sizeof(info)) == sizeof(info))
-                                if (info.ssi_signo != SIGHUP)
+                                if (info.ssi_signo != SIGHUP) {
+                                        stop_signal = true;
                                         ferry_runner_stop(runner, 0);
+                                }
                 }
         }
-        return r;
+        return r < 0 ? r : stop_signal;
 }
 
 /* Runs until SIGTERM or SIGINT, then stops gracefully (a second signal: at
@@ -318,16 +329,27 @@ static int serve(struct source *src, struct ferry_runner *runner)
                         continue;
                 }
                 struct ferry_runner *next = NULL;
+                struct config old = src->config;
 
+                /* Settings the file no longer sets go back to their defaults,
+                 * unless the command line gave them. */
+                if (!src->grace_given)
+                        src->config.grace_ns = DEFAULT_GRACE_NS;
+                if (!src->json_given)
+                        src->config.json = false;
                 if (build(src, &next) >= 0) {
+                        src->config = old;
                         cli_error("%s: the new config is rejected; the rules in force keep running",
                                   src->config_path);
                         continue;
                 }
-                if (drain(runner, src->config.grace_ns, signal_fd) < 0)
-                        status = EXIT_FAILURE_RUNTIME;
+                r = drain(runner, old.grace_ns, signal_fd);
                 ferry_runner_free(runner);
                 runner = next;
+                if (r != 0) {
+                        status = r < 0 ? EXIT_FAILURE_RUNTIME : EXIT_OK;
+                        break;
+                }
                 if (ferry_runner_start(runner) < 0) {
                         status = EXIT_FAILURE_RUNTIME;
                         break;
@@ -342,7 +364,7 @@ static int serve(struct source *src, struct ferry_runner *runner)
 
 int cmd_run(int argc, char **argv)
 {
-        struct source src = {.name = "run", .config = {.grace_ns = 30 * INT64_C(1000000000)}};
+        struct source src = {.config = {.grace_ns = DEFAULT_GRACE_NS}};
         struct ferry_runner *runner = NULL;
         bool check = false;
         int c, status = EXIT_USAGE;
@@ -366,7 +388,7 @@ int cmd_run(int argc, char **argv)
                 case OPT_KEEP: src.settings[src.count++] = (struct setting){"on-success", "keep"}; break;
                 case OPT_STDIN: src.settings[src.count++] = (struct setting){"stdin", "yes"}; break;
                 case OPT_SYMLINKS: src.settings[src.count++] = (struct setting){"symlinks", "yes"}; break;
-                case OPT_NAME: src.name = optarg; break;
+                case OPT_NAME: src.name = optarg; break; /* the default, "run", is set below */
                 case 'c': src.config_path = optarg; break;
                 case OPT_GRACE:
                         if (!cli_parse_duration("run", "--grace", optarg, &src.config.grace_ns))
@@ -390,12 +412,14 @@ int cmd_run(int argc, char **argv)
                 }
         }
         if (src.config_path) {
-                if (optind < argc || src.count) {
-                        cli_usage_error("run", "-c FILE takes the rules from FILE: no DIR, rule options or "
-                                               "handler on the command line");
+                if (optind < argc || src.count || src.name) {
+                        cli_usage_error("run", "-c FILE takes the rules from FILE: no DIR, rule options, "
+                                               "--name or handler on the command line");
                         goto out;
                 }
         } else {
+                if (!src.name)
+                        src.name = "run";
                 /* getopt_long() stops at "--" and leaves DIR first, then the handler. */
                 if (optind >= argc) {
                         cli_usage_error("run", "missing DIR and -- PROGRAM (or -c FILE)");

@@ -64,3 +64,19 @@ expected_paths() {
         expected_paths "$D" "$T/want"
         assert_same_nul_set "$T/want" "$T/got"
 }
+
+@test "overflow: --events close_write loses nothing either (rescan reports complete files as close_write)" {
+        # A stopped watcher cannot read: 20,000 files overflow the default queue (16,384).
+        mkdir "$T/in"
+        start_ferry "$T/out" watch --events close_write --format '%e %p\0' "$T/in"
+        wait_watches "$FERRY_PID" 1 30
+        kill -STOP "$FERRY_PID"
+        (cd "$T/in" && seq -f 'f%05g' 1 20000 | xargs touch)
+        kill -CONT "$FERRY_PID"
+        wait_for has_nul_records "$T/out" 20001 120
+        stop_ferry "$T/out"
+        grep -zc '^rescan' "$T/out" >/dev/null || { echo "no rescan event: the queue did not overflow" >&2; return 1; }
+        grep -z '^close_write ' "$T/out" | sed -z 's/^close_write //' >"$T/got"
+        (cd "$T/in" && seq -f "$T/in/f%05g" 1 20000 | tr '\n' '\0') >"$T/want"
+        assert_same_nul_set "$T/want" "$T/got"
+}
