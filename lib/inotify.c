@@ -32,6 +32,7 @@
 struct ferry__inotify {
         int fd;
         uint32_t mask; /* what the watches ask for: only what the watcher needs wakes it */
+        bool drained;  /* the last read was short: the queue was empty then */
         /* A MOVED_FROM waiting for its MOVED_TO. */
         bool move_pending;
         bool move_is_dir;
@@ -296,6 +297,12 @@ int ferry__inotify_read(struct ferry_watch *w)
         struct ferry__inotify *in = w->inotify;
         int reads = 0;
 
+        /* The queue was empty at the last read: skip the read that would say
+         * EAGAIN once; the caller's wait on the fd tells when more came. */
+        if (in->drained && !in->move_pending) {
+                in->drained = false;
+                return 0;
+        }
         while (reads < READS_PER_CALL) {
                 ssize_t n = read(in->fd, in->buffer, sizeof(in->buffer));
 
@@ -314,6 +321,12 @@ int ferry__inotify_read(struct ferry_watch *w)
 
                         handle(w, ev);
                         p += sizeof(*ev) + ev->len;
+                }
+                /* Room was left for another event: the queue is empty now. */
+                if ((size_t)n + sizeof(struct inotify_event) + NAME_MAX + 1 <= sizeof(in->buffer) &&
+                    !in->move_pending) {
+                        in->drained = true;
+                        break;
                 }
         }
         return reads > 0;
