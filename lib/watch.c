@@ -281,7 +281,9 @@ static void retry_roots(struct ferry_watch *w, int64_t now)
         for (struct ferry__root *root = w->roots; root; root = root->next) {
                 if (root->dir || root->retry_at > now)
                         continue;
-                if (ferry__root_attach(w, root, FERRY__SCAN_RESCAN) == 0)
+                /* As at start: what is there is the baseline, or reported
+                 * with FERRY_WATCH_EXISTING (which ferry run uses). */
+                if (ferry__root_attach(w, root, FERRY__SCAN_START) == 0)
                         (void)ferry__queue_push(w, FERRY_EVENT_ROOT_BACK, FERRY_EVENT_IS_DIR, root, root->given,
                                                 strlen(root->given), NULL, 0, 0, -1);
                 else
