@@ -194,8 +194,8 @@ void ferry_rule_free(struct ferry_rule *rule);
  *   retry-delay DURATION, on-success done|delete|keep, done DIR, failed DIR,
  *   output DIR, stdin BOOL, batch N, lease DURATION, user NAME, symlinks BOOL,
  *   backend auto|inotify|poll, poll-interval DURATION.
- * Returns -EINVAL (bad value), -ENOENT (unknown key), -EEXIST (given twice
- * where only one is allowed). ferry_rule_explain() says why. */
+ * Returns -EINVAL (bad value), -ENOENT (unknown key), -ENOMEM.
+ * ferry_rule_explain() says why. */
 int ferry_rule_set(struct ferry_rule *rule, const char *key, const char *value);
 
 /* The handler: argv[0] and its arguments, copied. Placeholders {} {path}
