@@ -217,6 +217,9 @@ struct ferry_watch {
         int64_t timer_armed; /* the deadline timer_fd is armed for; FOREVER: disarmed */
         bool rescan_needed;
         int64_t retry_at; /* next retry of folders with unwatched subfolders */
+        bool retrying;    /* in that retry: failures were reported already */
+        int64_t limits_at; /* when limit and in_use were read (explaining ENOSPC) */
+        long limit, in_use;
         int last_error_detail; /* watch limit: the limit seen when ENOSPC came */
         char path[2 * PATH_MAX]; /* scratch for building paths */
 };

@@ -1160,13 +1160,15 @@ int ferry_runner_dispatch(struct ferry_runner *r, int timeout_ms)
                         }
                         return 0;
                 }
-                if (n > 0)
-                        continue; /* something happened: look again before waiting */
                 next = next_deadline(r);
                 if (now >= until) {
+                        /* Back to the caller (signals, its own fds), busy or not:
+                         * pending events keep the fd readable. */
                         arm_timer(r, next);
                         return 1;
                 }
+                if (n > 0)
+                        continue; /* something happened: look again before waiting */
                 if (next > until)
                         next = until;
                 n = epoll_wait(r->epoll_fd, events, 16,

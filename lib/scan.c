@@ -264,11 +264,13 @@ void ferry__retry_unwatched(struct ferry_watch *w)
                                 wds[count++] = d->wd;
                         }
                 }
+        w->retrying = true;
         for (size_t i = 0; i < count; i++) {
                 struct ferry__dir *d = ferry__dir_find_wd(w, wds[i]);
 
                 if (d)
                         (void)ferry__scan(w, d, FERRY__SCAN_RESCAN);
         }
+        w->retrying = false;
         free(wds);
 }

@@ -406,7 +406,8 @@ void ferry__dir_unwatched(struct ferry_watch *w, struct ferry__dir *dir, const c
 {
         ssize_t n = ferry__dir_path(w, dir, name, len, NULL);
 
-        if (n >= 0)
+        /* Said once: the retries every few seconds are silent. */
+        if (n >= 0 && !w->retrying)
                 (void)ferry__queue_push(w, FERRY_EVENT_ERROR, FERRY_EVENT_IS_DIR, dir->root, w->path, (size_t)n,
                                         NULL, 0, error, -1);
         dir->incomplete = true;

@@ -395,9 +395,15 @@ int ferry_watch_explain(struct ferry_watch *w, int error, const char *path, char
         if (!path)
                 path = "";
         if (error == -ENOSPC) {
-                long limit, in_use;
+                int64_t now = ferry__now();
 
-                ferry__inotify_limits(&limit, &in_use);
+                /* Counting the watches in use reads every process's fdinfo:
+                 * once a second at most, however many folders failed. */
+                if (!w->limits_at || now - w->limits_at > FERRY__NSEC_PER_SEC) {
+                        ferry__inotify_limits(&w->limit, &w->in_use);
+                        w->limits_at = now;
+                }
+                long limit = w->limit, in_use = w->in_use;
                 n = snprintf(buf, size,
                              "cannot watch %s: %s (inotify watch limit %ld reached, %ld in use by this user; "
                              "raise fs.inotify.max_user_watches, e.g. sysctl fs.inotify.max_user_watches=%ld)",
