@@ -75,9 +75,11 @@ struct ferry__dir {
  *   WRITING        written to; waiting for the last close    close, marker
  *   GUARD          closed, no writer; quiet guard running    ready, or WRITING
  *   SETTLE         waiting for size and mtime to settle      ready, or SETTLE
+ *   QUIET          auto: written, no close yet; if it stays  ready (writers are servers),
+ *                  unchanged, a server's cache may hold it   or WRITING (a local writer)
  *   WAIT_MARKER    complete, waiting for its done-marker     ready
  */
-enum ferry__state { FERRY__IDLE, FERRY__WRITING, FERRY__GUARD, FERRY__SETTLE, FERRY__WAIT_MARKER };
+enum ferry__state { FERRY__IDLE, FERRY__WRITING, FERRY__GUARD, FERRY__SETTLE, FERRY__WAIT_MARKER, FERRY__QUIET };
 
 /* Identity of one version of a file's content, as far as stat tells. */
 struct ferry__version {
@@ -139,7 +141,7 @@ enum ferry__policy_kind {
 struct ferry__policy {
         enum ferry__policy_kind kind;
         int64_t guard_ns;  /* CLOSE, AUTO: quiet time after the last close */
-        int64_t settle_ns; /* SETTLE */
+        int64_t settle_ns; /* SETTLE; AUTO: quiet time for files written and never closed */
         bool marker_is_suffix;
         char marker[NAME_MAX + 1]; /* DONE_FILE: ".done" suffix, or a folder-wide marker name */
 };
@@ -150,6 +152,7 @@ enum {
         FERRY__TIMER_BLIND_GUARD, /* close without the lease check */
         FERRY__TIMER_SETTLE,      /* settle=DURATION */
         FERRY__TIMER_POLL_SETTLE, /* auto on a polled root: two poll intervals */
+        FERRY__TIMER_QUIET,       /* auto: written, no close seen (server fd caches) */
         FERRY__TIMER_COUNT
 };
 
@@ -218,6 +221,7 @@ struct ferry_watch {
         bool rescan_needed;
         int64_t retry_at; /* next retry of folders with unwatched subfolders */
         bool retrying;    /* in that retry: failures were reported already */
+        uint64_t found_at_start; /* files the scans of ferry_watch_add*() found */
         int64_t limits_at; /* when limit and in_use were read (explaining ENOSPC) */
         long limit, in_use;
         int last_error_detail; /* watch limit: the limit seen when ENOSPC came */
@@ -324,6 +328,10 @@ enum { FERRY__NO_WRITER = 0, FERRY__WRITER_OPEN = 1 };
  * the owner, no lease support, not a regular file). Except for -ENOENT,
  * *ret_version is filled. */
 int ferry__writers_check(const char *path, struct ferry__version *ret_version);
+/* 1 when every process that has path open for writing is a file server
+ * (nfs-ganesha, smbd, sftp-server, ...) or none shows (a kernel server such
+ * as nfsd), 0 when a local program writes it; -errno. Reads /proc: slow. */
+int ferry__writers_are_servers(const char *path);
 struct stat;
 void ferry__version_from_stat(const struct stat *st, struct ferry__version *ret_version);
 /* lstat of path as a version; *ret_is_dir (may be NULL) says whether it is a directory. */

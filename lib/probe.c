@@ -11,7 +11,10 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <dirent.h>
 #include <signal.h>
+#include <stdio.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -69,4 +72,83 @@ int ferry__stat_version(const char *path, struct ferry__version *ret_version, bo
         if (ret_is_dir)
                 *ret_is_dir = S_ISDIR(st.st_mode);
         return 0;
+}
+
+/* Processes that hold files open on behalf of remote writers, and keep them
+ * open after the remote writer is done (fd caches): FINDINGS.md, E1. */
+static bool is_file_server(const char *comm)
+{
+        static const char *const servers[] = {"ganesha.nfsd", "smbd", "sftp-server", "sshd", "nfsd", "ksmbd",
+                                              "proftpd", "vsftpd", "pure-ftpd", "in.tftpd"};
+
+        for (size_t i = 0; i < sizeof(servers) / sizeof(servers[0]); i++)
+                if (strcmp(comm, servers[i]) == 0)
+                        return true;
+        return false;
+}
+
+int ferry__writers_are_servers(const char *path)
+{
+        struct stat target;
+        struct dirent *pe;
+        DIR *proc;
+        int verdict = 1;
+
+        if (stat(path, &target) < 0)
+                return -errno;
+        proc = opendir("/proc");
+        if (!proc)
+                return -errno;
+        /* Who has it open for writing? A holder that no process shows is in
+         * the kernel (nfsd, ksmbd): a server too. */
+        while (verdict == 1 && (pe = readdir(proc))) {
+                char dir[300], comm[64] = "";
+                struct dirent *fe;
+                DIR *fds;
+                int fd;
+
+                if (pe->d_name[0] < '0' || pe->d_name[0] > '9')
+                        continue;
+                snprintf(dir, sizeof(dir), "/proc/%s/fd", pe->d_name);
+                fds = opendir(dir);
+                if (!fds)
+                        continue;
+                while ((fe = readdir(fds))) {
+                        char link[600], info[600], line[128];
+                        struct stat st;
+                        unsigned flags = 0;
+                        FILE *f;
+
+                        if (fe->d_name[0] < '0' || fe->d_name[0] > '9')
+                                continue;
+                        snprintf(link, sizeof(link), "%s/%s", dir, fe->d_name);
+                        if (stat(link, &st) < 0 || st.st_dev != target.st_dev || st.st_ino != target.st_ino)
+                                continue;
+                        snprintf(info, sizeof(info), "/proc/%s/fdinfo/%s", pe->d_name, fe->d_name);
+                        f = fopen(info, "re");
+                        while (f && fgets(line, sizeof(line), f))
+                                if (sscanf(line, "flags: %o", &flags) == 1)
+                                        break;
+                        if (f)
+                                fclose(f);
+                        if ((flags & O_ACCMODE) == O_RDONLY)
+                                continue;
+                        snprintf(info, sizeof(info), "/proc/%s/comm", pe->d_name);
+                        fd = open(info, O_RDONLY | O_CLOEXEC);
+                        if (fd >= 0) {
+                                ssize_t n = read(fd, comm, sizeof(comm) - 1);
+
+                                comm[n > 0 ? n : 0] = '\0';
+                                comm[strcspn(comm, "\n")] = '\0';
+                                close(fd);
+                        }
+                        if (!is_file_server(comm)) {
+                                verdict = 0;
+                                break;
+                        }
+                }
+                closedir(fds);
+        }
+        closedir(proc);
+        return verdict;
 }

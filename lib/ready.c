@@ -21,6 +21,9 @@
 #define DEFAULT_GUARD_NS (100 * FERRY__NSEC_PER_MSEC)
 /* Without the lease check a close proves nothing about other writers: wait longer. */
 #define BLIND_GUARD_NS (1 * FERRY__NSEC_PER_SEC)
+/* auto: how long a file written and never closed must stay unchanged before
+ * a server's fd cache is taken to hold it (nfs-ganesha NFSv3 never closes). */
+#define DEFAULT_QUIET_NS (10 * FERRY__NSEC_PER_SEC)
 
 int ferry__policy_parse(const char *text, struct ferry__policy *ret_policy)
 {
@@ -31,8 +34,14 @@ int ferry__policy_parse(const char *text, struct ferry__policy *ret_policy)
         int r;
 
 #define IS(word) (name_len == strlen(word) && strncmp(text, word, name_len) == 0)
-        if (IS("auto") && !value) {
+        if (IS("auto")) {
                 p.kind = FERRY__POLICY_AUTO;
+                p.settle_ns = DEFAULT_QUIET_NS;
+                if (value) {
+                        r = ferry_duration_parse(value, &p.settle_ns);
+                        if (r < 0)
+                                return r;
+                }
         } else if (IS("close")) {
                 p.kind = FERRY__POLICY_CLOSE;
                 if (value) {
@@ -98,9 +107,10 @@ int ferry_watch_describe_ready(struct ferry_watch *w, char *buf, size_t size)
         case FERRY__POLICY_AUTO:
                 n = snprintf(buf, size,
                              "auto: renamed into place: ready at once; closed after writing: ready when the last "
-                             "writer closed and it stayed quiet for %.3gs; on polled folders: ready when size "
-                             "and mtime stayed unchanged for two poll intervals",
-                             (double)p->guard_ns / FERRY__NSEC_PER_SEC);
+                             "writer closed and it stayed quiet for %.3gs; written and never closed: ready after "
+                             "%.3gs unchanged when only file servers hold it open; on polled folders: ready "
+                             "when size and mtime stayed unchanged for two poll intervals",
+                             (double)p->guard_ns / FERRY__NSEC_PER_SEC, (double)p->settle_ns / FERRY__NSEC_PER_SEC);
                 break;
         }
         return n < 0 ? -EIO : 0;
@@ -139,7 +149,7 @@ static void timer_unlink(struct ferry_watch *w, struct ferry__file *f)
 {
         struct ferry__timer_queue *q;
 
-        if (f->state != FERRY__GUARD && f->state != FERRY__SETTLE)
+        if (f->state != FERRY__GUARD && f->state != FERRY__SETTLE && f->state != FERRY__QUIET)
                 return;
         q = &w->timers[f->timer];
         if (f->timer_prev)
@@ -301,10 +311,10 @@ static void consider_marked(struct ferry_watch *w, struct ferry__file *f)
         report(w, f, &v);
 }
 
-static void consider_settling(struct ferry_watch *w, struct ferry__file *f, int timer)
+static void consider_settling(struct ferry_watch *w, struct ferry__file *f, enum ferry__state state, int timer)
 {
         /* The version at the start of the wait; compared when it ends. */
-        if (f->state != FERRY__SETTLE || !f->stat_known) {
+        if (f->state != state || !f->stat_known) {
                 struct ferry__version v;
                 ssize_t n = file_path(w, f);
 
@@ -314,7 +324,7 @@ static void consider_settling(struct ferry_watch *w, struct ferry__file *f, int 
                 if (!is_new_version(f, &v))
                         return set_state(w, f, FERRY__IDLE);
         }
-        schedule(w, f, FERRY__SETTLE, timer);
+        schedule(w, f, state, timer);
 }
 
 void ferry__ready_change(struct ferry_watch *w, struct ferry__file *f, enum ferry__change change)
@@ -324,7 +334,7 @@ void ferry__ready_change(struct ferry_watch *w, struct ferry__file *f, enum ferr
         if (w->policy.kind == FERRY__POLICY_AUTO && f->entry.parent->root->poll) {
                 if (change == FERRY__CHANGE_FOUND && f->state == FERRY__SETTLE)
                         return;
-                return consider_settling(w, f, FERRY__TIMER_POLL_SETTLE);
+                return consider_settling(w, f, FERRY__SETTLE, FERRY__TIMER_POLL_SETTLE);
         }
         switch (w->policy.kind) {
         case FERRY__POLICY_NONE:
@@ -334,6 +344,10 @@ void ferry__ready_change(struct ferry_watch *w, struct ferry__file *f, enum ferr
                 switch (change) {
                 case FERRY__CHANGE_CREATE:
                 case FERRY__CHANGE_MODIFY:
+                        /* auto: a close may never come (a server's fd cache); a
+                         * local writer's will, and cancels the quiet wait. */
+                        if (w->policy.kind == FERRY__POLICY_AUTO && f->state != FERRY__GUARD)
+                                return consider_settling(w, f, FERRY__QUIET, FERRY__TIMER_QUIET);
                         return set_state(w, f, FERRY__WRITING);
                 case FERRY__CHANGE_ATTRIB:
                         return;
@@ -372,7 +386,7 @@ void ferry__ready_change(struct ferry_watch *w, struct ferry__file *f, enum ferr
         case FERRY__POLICY_SETTLE:
                 if (change == FERRY__CHANGE_FOUND && f->state == FERRY__SETTLE)
                         return;
-                return consider_settling(w, f, FERRY__TIMER_SETTLE);
+                return consider_settling(w, f, FERRY__SETTLE, FERRY__TIMER_SETTLE);
         }
 }
 
@@ -424,7 +438,17 @@ void ferry__ready_expire(struct ferry_watch *w, int64_t now)
                                 set_state(w, f, FERRY__IDLE);
                                 continue;
                         }
-                        if (i == FERRY__TIMER_SETTLE || i == FERRY__TIMER_POLL_SETTLE) {
+                        if (i == FERRY__TIMER_QUIET) {
+                                r = ferry__stat_version(w->path, &v, NULL);
+                                if (r == 0 && same_version(&v, &f->known)) {
+                                        /* Quiet long enough: ready unless a local program still writes. */
+                                        if (ferry__writers_check(w->path, &v) == FERRY__WRITER_OPEN &&
+                                            ferry__writers_are_servers(w->path) == 0) {
+                                                set_state(w, f, FERRY__WRITING);
+                                                continue;
+                                        }
+                                }
+                        } else if (i == FERRY__TIMER_SETTLE || i == FERRY__TIMER_POLL_SETTLE) {
                                 r = ferry__stat_version(w->path, &v, NULL);
                         } else {
                                 r = ferry__writers_check(w->path, &v);

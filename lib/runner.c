@@ -96,7 +96,21 @@ struct ferry_runner {
         size_t env_count;
         struct ferry__keeper keeper; /* kills handlers' groups if we die */
         mode_t umask;                /* for output files, which mkostemp makes 0600 */
+        struct ferry_runner_stats stats; /* the counters; the "now" fields are filled when asked */
 };
+
+const double FERRY_DURATION_BOUNDS[FERRY_DURATION_BUCKETS] = {0.01, 0.05, 0.1, 0.5, 1, 5, 10, 60, 300, 1e300};
+
+static void count_run(struct ferry_runner *r, int64_t duration_ns)
+{
+        double seconds = (double)duration_ns / 1e9;
+
+        for (int i = 0; i < FERRY_DURATION_BUCKETS; i++)
+                if (seconds <= FERRY_DURATION_BOUNDS[i])
+                        r->stats.duration_count[i]++;
+        r->stats.duration_runs++;
+        r->stats.duration_sum += seconds;
+}
 
 /* ---- logging ----------------------------------------------------------------- */
 
@@ -108,6 +122,16 @@ static void logf_record(struct ferry_runner *r, struct ferry_log_record *rec, co
         char message[1024];
         va_list ap;
 
+        /* Every outcome is logged once, so the counters are kept here. */
+        switch (rec->kind) {
+        case FERRY_LOG_CLAIMED: r->stats.claimed++; break;
+        case FERRY_LOG_DONE: r->stats.done++; break;
+        case FERRY_LOG_FAILED: r->stats.failed++; break;
+        case FERRY_LOG_RETRY: r->stats.retried++; break;
+        case FERRY_LOG_RETURNED: r->stats.returned++; break;
+        case FERRY_LOG_ERROR: r->stats.errors++; break;
+        default: break;
+        }
         if (!r->log)
                 return;
         va_start(ap, format);
@@ -375,6 +399,7 @@ static int rule_start(struct ferry_runner *r, struct ferry_rule *rule)
                 LOG(r, FERRY_LOG_ERROR, rule->name, rule->dir, "%s", message);
                 return e;
         }
+        r->stats.found_at_start += rs->watch->found_at_start;
         rs->watch_source = (struct source){SOURCE_WATCH, rs};
         e = epoll_add(r, ferry_watch_fd(rs->watch), &rs->watch_source);
         if (e < 0)
@@ -629,6 +654,8 @@ static void job_finish(struct job *job, const struct ferry__exit *st, const char
 
         job->running = false;
         rs->running--;
+        if (!why && !job->stopped)
+                count_run(r, duration);
         if (success) {
                 int e = deliver_output(job);
 
@@ -873,6 +900,7 @@ static void drain_watch(struct rule_state *rs)
 
                 switch (ev->type) {
                 case FERRY_EVENT_READY:
+                        r->stats.ready++;
                         if (!push_pending(rs, ev->path, ev->path_len))
                                 LOG(r, FERRY_LOG_ERROR, rs->rule->name, ev->path,
                                     "out of memory: file left in place, handled after a restart");
@@ -882,6 +910,7 @@ static void drain_watch(struct rule_state *rs)
                         LOG(r, FERRY_LOG_ERROR, rs->rule->name, ev->path, "%s", message);
                         break;
                 case FERRY_EVENT_RESCAN:
+                        r->stats.rescans++;
                         LOG(r, FERRY_LOG_WARNING, rs->rule->name, NULL,
                             "the kernel event queue overflowed; rescanned (raise fs.inotify.max_queued_events)");
                         break;
@@ -1179,6 +1208,28 @@ int ferry_runner_dispatch(struct ferry_runner *r, int timeout_ms)
                 if (n > 0)
                         handle(r, events, n);
         }
+}
+
+int ferry_runner_stats(struct ferry_runner *r, struct ferry_runner_stats *ret_stats)
+{
+        struct ferry_runner_stats st;
+
+        if (!r || !ret_stats)
+                return -EINVAL;
+        st = r->stats;
+        st.queued = st.running = st.waiting = st.watches = 0;
+        for (const struct rule_state *rs = r->states; rs; rs = rs->next) {
+                st.queued += rs->pending_count;
+                st.watches += ferry_watch_count(rs->watch);
+        }
+        for (const struct job *job = r->jobs; job; job = job->next) {
+                if (job->running)
+                        st.running += job->count;
+                else
+                        st.waiting += job->count;
+        }
+        *ret_stats = st;
+        return 0;
 }
 
 int ferry_runner_fd(struct ferry_runner *r)

@@ -76,6 +76,8 @@ static void found_file(struct ferry_watch *w, struct ferry__dir *dir, const char
         struct ferry__file *f = e && e->kind == FERRY__FILE ? (struct ferry__file *)e : NULL;
         unsigned type = 0;
 
+        if (mode == FERRY__SCAN_START)
+                w->found_at_start++;
         if (mode == FERRY__SCAN_START && !(w->flags & FERRY_WATCH_EXISTING)) {
                 if (ferry__file_wanted(w, dir, name, len) && !ferry__ready_is_marker(w, name, len))
                         ferry__file_baseline(w, dir, name, len, v);

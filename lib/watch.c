@@ -119,6 +119,7 @@ int ferry_watch_set_ready(struct ferry_watch *w, const char *policy)
         w->timers[FERRY__TIMER_BLIND_GUARD].delay_ns =
                 p.guard_ns > FERRY__NSEC_PER_SEC ? p.guard_ns : FERRY__NSEC_PER_SEC;
         w->timers[FERRY__TIMER_SETTLE].delay_ns = p.settle_ns;
+        w->timers[FERRY__TIMER_QUIET].delay_ns = p.settle_ns;
         return 0;
 }
 
@@ -171,7 +172,8 @@ static char *strip_slashes(const char *path, size_t len)
 
 /* The kernel events this watcher's configuration needs. Ready policies judge
  * a file by the last close and by stat, so writes themselves (IN_MODIFY, one
- * event per write) are needed only when asked for, or to settle. */
+ * event per write) are needed only when asked for, to settle, or for auto's
+ * writers that never close. */
 static unsigned kernel_needs(const struct ferry_watch *w)
 {
         unsigned needs = 0, events = w->event_mask;
@@ -179,8 +181,8 @@ static unsigned kernel_needs(const struct ferry_watch *w)
 
         if ((events & FERRY_EVENT_CREATE) || (w->flags & FERRY_WATCH_RECURSIVE))
                 needs |= FERRY__NEED_CREATE; /* new subfolders come this way */
-        if ((events & FERRY_EVENT_MODIFY) || policy == FERRY__POLICY_SETTLE)
-                needs |= FERRY__NEED_MODIFY;
+        if ((events & FERRY_EVENT_MODIFY) || policy == FERRY__POLICY_SETTLE || policy == FERRY__POLICY_AUTO)
+                needs |= FERRY__NEED_MODIFY; /* auto: writes that never see a close */
         if ((events & FERRY_EVENT_ATTRIB) || policy == FERRY__POLICY_SETTLE)
                 needs |= FERRY__NEED_ATTRIB;
         if ((events & FERRY_EVENT_CLOSE_WRITE) || policy != FERRY__POLICY_NONE)

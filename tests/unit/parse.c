@@ -70,7 +70,7 @@ Test(policy, rejects_bad_text)
 {
         struct ferry__policy p;
         const char *bad[] = {"", "bogus", "settle", "settle=", "settle=abc", "close=x", "rename=1",
-                             "auto=1", "done-file=", "done-file=a/b", "done-file=."};
+                             "auto=x", "done-file=", "done-file=a/b", "done-file=."};
 
         for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
                 cr_assert_lt(ferry__policy_parse(bad[i], &p), 0, "accepted '%s'", bad[i]);
