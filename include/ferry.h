@@ -207,6 +207,10 @@ int ferry_rule_set_command(struct ferry_rule *rule, char *const *argv);
  * options fit together); -EINVAL and an explanation otherwise. */
 int ferry_rule_check(struct ferry_rule *rule);
 
+/* The rule's name and folder; borrowed from the rule. */
+const char *ferry_rule_name(const struct ferry_rule *rule);
+const char *ferry_rule_dir(const struct ferry_rule *rule);
+
 /* One line saying what was wrong with the last failing ferry_rule_set*() or
  * ferry_runner_add_rule() call on this rule. */
 const char *ferry_rule_explain(const struct ferry_rule *rule);
@@ -254,6 +258,80 @@ int ferry_runner_fd(struct ferry_runner *runner);
 /* Does the work that is due, waiting at most timeout_ms (< 0: until there is
  * some). Returns 1 while running, 0 once stopped and drained, -errno. */
 int ferry_runner_dispatch(struct ferry_runner *runner, int timeout_ms);
+/* Counters of a runner since it started, over all its rules. */
+#define FERRY_DURATION_BUCKETS 10
+struct ferry_runner_stats {
+        uint64_t ready;      /* files reported ready by the watchers */
+        uint64_t claimed;    /* claims made (adopted ones included) */
+        uint64_t done;       /* files handled successfully */
+        uint64_t failed;     /* files that failed for good */
+        uint64_t retried;    /* handler runs that failed and will run again */
+        uint64_t returned;   /* claims given back to the queue */
+        uint64_t rescans;    /* kernel queue overflows recovered by rescanning */
+        uint64_t errors;     /* ERROR events and failures to claim or move */
+        uint64_t queued;     /* now: ready files waiting for a handler slot */
+        uint64_t running;    /* now: handlers running */
+        uint64_t waiting;    /* now: claims waiting for a retry */
+        uint64_t watches;    /* now: kernel watches held */
+        uint64_t found_at_start; /* files present when the runner started */
+        /* Handler run times: runs that took at most FERRY_DURATION_BOUNDS[i]
+         * seconds, cumulative as Prometheus histograms count, and their sum. */
+        uint64_t duration_count[FERRY_DURATION_BUCKETS];
+        uint64_t duration_runs;
+        double duration_sum;
+};
+/* Upper bounds (seconds) of the duration buckets; the last one is +Inf. */
+extern const double FERRY_DURATION_BOUNDS[FERRY_DURATION_BUCKETS];
+
+/* Fills *ret_stats. */
+int ferry_runner_stats(struct ferry_runner *runner, struct ferry_runner_stats *ret_stats);
+
+/* ---- Inspection: a rule's folder as it is, ferry running or not ---------- */
+
+struct ferry_rule_status {
+        uint64_t queued;    /* files in the folder the rule would take, not claimed yet */
+        uint64_t in_flight; /* claims whose handler runs now */
+        uint64_t waiting;   /* claims of live workers with no handler running: retries pending */
+        uint64_t orphaned;  /* claims of dead workers: the next worker takes them over */
+        uint64_t done;      /* in the done folder, or recorded as done (keep) */
+        uint64_t failed;    /* in the failed folder, or recorded as failed (keep) */
+        char backend[256];  /* how the folder is watched, and why */
+};
+
+struct ferry_claim_info {
+        const char *path;   /* where the file came from */
+        const char *worker; /* RULE@HOST.PID.START */
+        int pid;            /* its running handler, 0 when none runs */
+        int64_t since;      /* CLOCK_REALTIME ns: claimed, or its handler started */
+        int worker_alive;   /* 0: the worker died; its claims wait to be taken over */
+};
+
+struct ferry_failure_info {
+        const char *path;   /* the file in the failed folder */
+        const char *reason; /* from its note: exit status, signal, timeout, ... */
+        int64_t when;       /* unix time of the failure, 0 when unknown */
+};
+
+typedef void (*ferry_claim_cb)(void *userdata, const struct ferry_claim_info *claim);
+typedef void (*ferry_failure_cb)(void *userdata, const struct ferry_failure_info *failure);
+
+/* Reads the rule's folder, work area, done and failed folders (and, for
+ * keep, its record): counts into *ret_status; calls on_claim for each claim
+ * and on_failure for each failed file (either may be NULL). */
+int ferry_rule_status(struct ferry_rule *rule, struct ferry_rule_status *ret_status, ferry_claim_cb on_claim,
+                      ferry_failure_cb on_failure, void *userdata);
+
+/* Why path was, or was not, handled under rule, as lines of text in buf:
+ * outside the folder, a temporary or hidden name, a glob, a symlink, a
+ * writer still open, waiting for a marker or mismatching it, claimed by
+ * which worker since when, done, failed and why. */
+int ferry_rule_explain_path(struct ferry_rule *rule, const char *path, char *buf, size_t size);
+
+/* Calls callback for each rule of the runner (before or after start); stops
+ * at the first non-zero return, which it returns. */
+int ferry_runner_each_rule(struct ferry_runner *runner, int (*callback)(void *userdata, struct ferry_rule *rule),
+                           void *userdata);
+
 /* Stops claiming; handlers get grace_ns to finish, then SIGTERM, then
  * SIGKILL; unfinished claims return to the queue. Dispatch until it returns 0. */
 void ferry_runner_stop(struct ferry_runner *runner, int64_t grace_ns);

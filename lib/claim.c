@@ -33,6 +33,7 @@
 #define WORK_DIR ".ferry/work"
 #define ORIGIN_FILE ".origin"
 #define LEASE_FILE ".lease"
+#define HANDLER_FILE ".handler" /* "PID": the claim's running handler, for ferry status; its mtime: since when */
 
 /* Start time of a process in clock ticks since boot, or 0 when it is gone. */
 static unsigned long long process_start(pid_t pid)
@@ -242,6 +243,7 @@ static void claim_folder_remove(struct ferry__workarea *wa, const struct ferry__
         fd = openat(wa->work_fd, seq, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (fd >= 0) {
                 (void)unlinkat(fd, ORIGIN_FILE, 0);
+                (void)unlinkat(fd, HANDLER_FILE, 0);
                 close(fd);
         }
         (void)unlinkat(wa->work_fd, seq, AT_REMOVEDIR);
@@ -410,6 +412,28 @@ int ferry__claim_return(struct ferry__workarea *wa, struct ferry__claim *c)
         return 0;
 }
 
+void ferry__claim_note_handler(struct ferry__workarea *wa, const struct ferry__claim *c, pid_t pid)
+{
+        char name[64], text[32];
+        int fd, n;
+
+        if (c->in_place)
+                return;
+        snprintf(name, sizeof(name), "%llu/" HANDLER_FILE, (unsigned long long)c->seq);
+        if (pid <= 0) {
+                (void)unlinkat(wa->work_fd, name, 0);
+                return;
+        }
+        n = snprintf(text, sizeof(text), "%d\n", (int)pid);
+        fd = openat(wa->work_fd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (fd < 0)
+                return;
+        /* Only for ferry status: a claim stands without it. */
+        if (write(fd, text, (size_t)n) != n)
+                (void)unlinkat(wa->work_fd, name, 0);
+        close(fd);
+}
+
 int ferry__write_sidecar(const char *path, const char *text, size_t len)
 {
         char *dir = strdup(path), *slash;
@@ -518,8 +542,8 @@ static struct ferry__claim *adopted_claim(struct ferry__workarea *wa, uint64_t s
                         }
                         continue;
                 }
-                if (strncmp(de->d_name, ".ferry-tmp.", 11) == 0)
-                        continue;
+                if (de->d_name[0] == '.')
+                        continue; /* ours (.handler, temporary files); claimed names are never hidden */
                 free(c->name);
                 c->name = strdup(de->d_name);
         }
@@ -658,4 +682,117 @@ int ferry__recover(struct ferry__workarea *wa, ferry__adopt_cb adopt, void *user
         closedir(workers);
         close(base_fd);
         return adopted;
+}
+
+/* ---- listing claims, for ferry status and ferry explain ------------------- */
+
+/* The pid in a claim's .handler note when that process still runs, else 0. */
+static int running_handler(int claim_fd, int64_t *ret_since)
+{
+        char text[32];
+        struct stat st;
+        ssize_t n;
+        int pid = 0, fd = openat(claim_fd, HANDLER_FILE, O_RDONLY | O_CLOEXEC);
+
+        if (fd < 0)
+                return 0;
+        n = read(fd, text, sizeof(text) - 1);
+        if (n > 0 && fstat(fd, &st) == 0) {
+                text[n] = '\0';
+                pid = atoi(text);
+                *ret_since = (int64_t)st.st_mtim.tv_sec * FERRY__NSEC_PER_SEC + st.st_mtim.tv_nsec;
+        }
+        close(fd);
+        return pid > 0 && process_start(pid) ? pid : 0;
+}
+
+int ferry__claims_list(const char *dir, const char *rule, ferry__claim_list_cb callback, void *userdata)
+{
+        struct ferry__workarea me = {.work_fd = -1};
+        char *path, prefix[300];
+        struct dirent *de;
+        DIR *workers;
+        int base_fd, count = 0;
+
+        /* To judge liveness, we are a worker on this host with no claims. */
+        (void)gethostname(me.host, sizeof(me.host) - 1);
+        read_id("/etc/machine-id", me.machine, sizeof(me.machine));
+        read_id("/proc/sys/kernel/random/boot_id", me.boot, sizeof(me.boot));
+        snprintf(prefix, sizeof(prefix), "%s@", rule);
+        if (asprintf(&path, "%s/" WORK_DIR, dir) < 0)
+                return -ENOMEM;
+        base_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        free(path);
+        if (base_fd < 0)
+                return errno == ENOENT ? 0 : -errno;
+        workers = fdopendir(dup(base_fd));
+        if (!workers) {
+                close(base_fd);
+                return -errno;
+        }
+        while ((de = readdir(workers))) {
+                struct dirent *ce;
+                DIR *claims;
+                bool alive;
+                int fd;
+
+                if (strncmp(de->d_name, prefix, strlen(prefix)) != 0)
+                        continue;
+                fd = openat(base_fd, de->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                if (fd < 0)
+                        continue;
+                alive = worker_state(&me, base_fd, fd) == WORKER_ALIVE;
+                claims = fdopendir(fd);
+                if (!claims) {
+                        close(fd);
+                        continue;
+                }
+                while ((ce = readdir(claims))) {
+                        struct ferry__claim_info info = {.worker = de->d_name, .worker_alive = alive};
+                        char origin[PATH_MAX] = "", name[NAME_MAX + 1] = "";
+                        struct dirent *fe;
+                        struct stat st;
+                        DIR *files;
+                        int claim_fd;
+
+                        if (ce->d_name[0] < '0' || ce->d_name[0] > '9')
+                                continue;
+                        claim_fd = openat(dirfd(claims), ce->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                        if (claim_fd < 0)
+                                continue;
+                        if (fstat(claim_fd, &st) == 0)
+                                info.since = (int64_t)st.st_mtim.tv_sec * FERRY__NSEC_PER_SEC + st.st_mtim.tv_nsec;
+                        info.pid = alive ? running_handler(claim_fd, &info.since) : 0;
+                        files = fdopendir(claim_fd);
+                        if (!files) {
+                                close(claim_fd);
+                                continue;
+                        }
+                        while ((fe = readdir(files))) {
+                                if (strcmp(fe->d_name, ORIGIN_FILE) == 0) {
+                                        int ofd = openat(dirfd(files), ORIGIN_FILE, O_RDONLY | O_CLOEXEC);
+                                        ssize_t n = ofd < 0 ? -1 : read(ofd, origin, sizeof(origin) - 1);
+
+                                        if (ofd >= 0)
+                                                close(ofd);
+                                        origin[n > 0 ? n : 0] = '\0';
+                                } else if (fe->d_name[0] != '.') {
+                                        snprintf(name, sizeof(name), "%s", fe->d_name);
+                                }
+                        }
+                        closedir(files);
+                        if (!name[0])
+                                continue;
+                        if (asprintf(&path, "%s/%s%s%s", dir, origin, origin[0] ? "/" : "", name) < 0)
+                                continue;
+                        info.path = path;
+                        callback(userdata, &info);
+                        free(path);
+                        count++;
+                }
+                closedir(claims);
+        }
+        closedir(workers);
+        close(base_fd);
+        return count;
 }

@@ -244,6 +244,8 @@ bool ferry__file_wanted(struct ferry_watch *w, struct ferry__dir *dir, const cha
 /* Whether a subdirectory of that name is watched (recursion, temp names in ready mode). */
 bool ferry__dir_wanted(const struct ferry_watch *w, const struct ferry__dir *parent, const char *name, size_t len);
 bool ferry__is_temp_name(const char *name, size_t len);
+/* A glob against a file: its name, or with '/' in the glob its path relative to the root. */
+bool ferry__glob_match(const char *pattern, const char *name, const char *relative);
 
 /* What backends and scans call. */
 /* A file changed: keeps the mirror, emits emit_type (0: nothing) and feeds the policy. */
@@ -373,6 +375,8 @@ int ferry__claim(struct ferry__workarea *wa, const char *path, struct ferry__cla
  * or deletes it when folder is NULL; removes the claim's folder. The final
  * path goes to *ret_path (may be NULL; caller frees). */
 int ferry__claim_finish(struct ferry__workarea *wa, struct ferry__claim *c, const char *folder, char **ret_path);
+/* Notes the pid of the claim's running handler (0: none runs), for ferry status. */
+void ferry__claim_note_handler(struct ferry__workarea *wa, const struct ferry__claim *c, pid_t pid);
 /* Puts the claimed file back where it was; -EEXIST when a new file took its name. */
 int ferry__claim_return(struct ferry__workarea *wa, struct ferry__claim *c);
 void ferry__claim_free(struct ferry__claim *c);
@@ -391,6 +395,18 @@ int ferry__recover(struct ferry__workarea *wa, ferry__adopt_cb adopt, void *user
 /* Takes up claims left in our own work folder by an earlier runner of this
  * process, and numbers new claims after them. */
 int ferry__recover_own(struct ferry__workarea *wa, ferry__adopt_cb adopt, void *userdata);
+
+/* A claim as ferry status sees it. */
+struct ferry__claim_info {
+        const char *path;   /* where it came from: DIR/[ORIGIN/]NAME */
+        const char *worker; /* RULE@HOST.PID.START */
+        int pid;            /* its running handler, 0 when none runs */
+        int64_t since;      /* realtime ns: claimed, or its handler started */
+        bool worker_alive;
+};
+typedef void (*ferry__claim_list_cb)(void *userdata, const struct ferry__claim_info *claim);
+/* Calls callback for every claim of rule in dir's work area; returns how many, or -errno. */
+int ferry__claims_list(const char *dir, const char *rule, ferry__claim_list_cb callback, void *userdata);
 
 /* ---- store.c: what was handled, for files left in place ------------------ */
 
@@ -431,6 +447,18 @@ void ferry__keeper_add(struct ferry__keeper *k, pid_t pgid);
 void ferry__keeper_remove(struct ferry__keeper *k, pid_t pgid);
 /* Says goodbye (nothing is killed) and reaps the keeper. */
 void ferry__keeper_stop(struct ferry__keeper *k);
+
+/* Read-only, without the lock: for ferry status and explain. -ENOENT: no record. */
+int ferry__store_open_readonly(const char *dir, struct ferry__store **ret_store);
+int ferry__store_count(struct ferry__store *s, const char *outcome, uint64_t *ret_count);
+struct ferry__record {
+        struct ferry__version version;
+        char outcome[16];
+        char reason[512];
+        int64_t at; /* unix time */
+};
+/* 1 and *ret_record when path has a record, 0 when not, -EIO. Read-only stores only. */
+int ferry__store_get(struct ferry__store *s, const char *path, struct ferry__record *ret_record);
 
 /* ---- rule.c ---------------------------------------------------------------- */
 

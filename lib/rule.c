@@ -257,6 +257,16 @@ int ferry_rule_set_command(struct ferry_rule *rule, char *const *argv)
         return 0;
 }
 
+const char *ferry_rule_name(const struct ferry_rule *rule)
+{
+        return rule ? rule->name : NULL;
+}
+
+const char *ferry_rule_dir(const struct ferry_rule *rule)
+{
+        return rule ? rule->dir : NULL;
+}
+
 const char *ferry_rule_explain(const struct ferry_rule *rule)
 {
         return rule && rule->explanation[0] ? rule->explanation : "no error";

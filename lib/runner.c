@@ -532,6 +532,8 @@ static void job_start(struct job *job)
                 goto cannot;
         ferry__keeper_add(&r->keeper, job->child.pid);
         job->pid = job->child.pid;
+        for (size_t i = 0; i < job->count; i++)
+                ferry__claim_note_handler(&rs->wa, job->claims[i], job->pid);
         job->started = ferry__now();
         job->term_at = rule->timeout_ns ? job->started + rule->timeout_ns : 0;
         job->kill_at = 0;
@@ -757,6 +759,8 @@ static void job_finish(struct job *job, const struct ferry__exit *st, const char
                                     delay);
                 memset(&job->child, 0, sizeof(job->child));
                 job->child.pidfd = job->child.stderr_fd = -1;
+                for (size_t i = 0; i < job->count; i++)
+                        ferry__claim_note_handler(&rs->wa, job->claims[i], 0);
                 return;
         }
         for (size_t i = 0; i < job->count; i++) {
@@ -1229,6 +1233,22 @@ int ferry_runner_stats(struct ferry_runner *r, struct ferry_runner_stats *ret_st
                         st.waiting += job->count;
         }
         *ret_stats = st;
+        return 0;
+}
+
+int ferry_runner_each_rule(struct ferry_runner *r, int (*callback)(void *userdata, struct ferry_rule *rule),
+                           void *userdata)
+{
+        int e;
+
+        if (!r || !callback)
+                return -EINVAL;
+        for (struct ferry_rule *rule = r->rules; rule; rule = rule->next)
+                if ((e = callback(userdata, rule)) != 0)
+                        return e;
+        for (struct rule_state *rs = r->states; rs; rs = rs->next)
+                if ((e = callback(userdata, rs->rule)) != 0)
+                        return e;
         return 0;
 }
 

@@ -146,3 +146,67 @@ int ferry__store_record(struct ferry__store *s, const char *path, const struct f
         sqlite3_reset(s->record);
         return r == SQLITE_DONE ? 0 : -EIO;
 }
+
+int ferry__store_open_readonly(const char *dir, struct ferry__store **ret_store)
+{
+        struct ferry__store *s = calloc(1, sizeof(*s));
+        char *path = NULL;
+
+        if (!s)
+                return -ENOMEM;
+        s->lock_fd = -1;
+        if (asprintf(&path, "file:%s/.ferry/state.db?mode=ro", dir) < 0) {
+                free(s);
+                return -ENOMEM;
+        }
+        /* No lock: reading while a worker runs is what ferry status does. */
+        if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX, NULL) !=
+                    SQLITE_OK ||
+            sqlite3_prepare_v2(s->db, "SELECT ino, size, mtime_ns, outcome, reason, at FROM handled WHERE path = ?1",
+                               -1, &s->lookup, NULL) != SQLITE_OK) {
+                free(path);
+                ferry__store_close(s);
+                return -ENOENT;
+        }
+        free(path);
+        *ret_store = s;
+        return 0;
+}
+
+int ferry__store_count(struct ferry__store *s, const char *outcome, uint64_t *ret_count)
+{
+        sqlite3_stmt *st;
+        int r = -EIO;
+
+        if (sqlite3_prepare_v2(s->db, "SELECT count(*) FROM handled WHERE outcome = ?1", -1, &st, NULL) != SQLITE_OK)
+                return -EIO;
+        sqlite3_bind_text(st, 1, outcome, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) == SQLITE_ROW) {
+                *ret_count = (uint64_t)sqlite3_column_int64(st, 0);
+                r = 0;
+        }
+        sqlite3_finalize(st);
+        return r;
+}
+
+int ferry__store_get(struct ferry__store *s, const char *path, struct ferry__record *ret_record)
+{
+        int r;
+
+        sqlite3_reset(s->lookup);
+        sqlite3_bind_blob(s->lookup, 1, path, (int)strlen(path), SQLITE_TRANSIENT);
+        r = sqlite3_step(s->lookup);
+        if (r == SQLITE_ROW) {
+                const unsigned char *outcome = sqlite3_column_text(s->lookup, 3);
+                const unsigned char *reason = sqlite3_column_text(s->lookup, 4);
+
+                ret_record->version.ino = (uint64_t)sqlite3_column_int64(s->lookup, 0);
+                ret_record->version.size = sqlite3_column_int64(s->lookup, 1);
+                ret_record->version.mtime_ns = sqlite3_column_int64(s->lookup, 2);
+                snprintf(ret_record->outcome, sizeof(ret_record->outcome), "%s", outcome ? (const char *)outcome : "");
+                snprintf(ret_record->reason, sizeof(ret_record->reason), "%s", reason ? (const char *)reason : "");
+                ret_record->at = sqlite3_column_int64(s->lookup, 5);
+        }
+        sqlite3_reset(s->lookup);
+        return r == SQLITE_ROW ? 1 : r == SQLITE_DONE ? 0 : -EIO;
+}

@@ -145,6 +145,14 @@ bool ferry__is_temp_name(const char *name, size_t len)
         return false;
 }
 
+bool ferry__glob_match(const char *pattern, const char *name, const char *relative)
+{
+        /* Without '/', the name; with '/', the path relative to the root, where '*' also matches '/'. */
+        if (!strchr(pattern, '/'))
+                return fnmatch(pattern, name, FNM_PERIOD) == 0;
+        return fnmatch(pattern, relative, 0) == 0;
+}
+
 static bool glob_matches(struct ferry_watch *w, const struct ferry__globs *globs, struct ferry__dir *dir,
                          const char *name)
 {
@@ -155,7 +163,7 @@ static bool glob_matches(struct ferry_watch *w, const struct ferry__globs *globs
                 const struct ferry__glob *g = &globs->items[i];
 
                 if (!g->has_slash) {
-                        if (fnmatch(g->pattern, name, FNM_PERIOD) == 0)
+                        if (ferry__glob_match(g->pattern, name, NULL))
                                 return true;
                         continue;
                 }
@@ -168,7 +176,7 @@ static bool glob_matches(struct ferry_watch *w, const struct ferry__globs *globs
                         skip += prefix_needs_separator(dir->root->prefix, skip);
                         rel = relative + ((size_t)len >= skip ? skip : 0);
                 }
-                if (fnmatch(g->pattern, rel, 0) == 0)
+                if (ferry__glob_match(g->pattern, name, rel))
                         return true;
         }
         return false;

@@ -8,6 +8,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/un.h>
 
 /* Exit codes, documented in ferry(1). */
 enum {
@@ -57,9 +60,53 @@ void output_escaped(FILE *out, const char *s, size_t n);
 /* ,"key":"value" and, when value is not UTF-8, ,"key_base64":"exact bytes". */
 void output_json_field(FILE *out, const char *key, const char *s, size_t n);
 
+/* notify.c: systemd's notification protocol (sd_notify(3)), without libsystemd. */
+struct notifier {
+        int fd;                     /* -1: no $NOTIFY_SOCKET, every send does nothing */
+        struct sockaddr_un address; /* where to send */
+        socklen_t address_len;
+        int64_t watchdog_ns;        /* $WATCHDOG_USEC meant for us, in ns; 0: no watchdog */
+        bool failed;                /* the last send failed (and was reported) */
+};
+
+/* Reads $NOTIFY_SOCKET, $WATCHDOG_USEC and $WATCHDOG_PID (and unsets them, so
+ * that handlers do not inherit them). Returns 1 when notifications go out, 0
+ * when the variable is not set, -errno (after saying why) when it is unusable:
+ * ferry then runs without notifying. */
+int notify_open(struct notifier *n);
+void notify_close(struct notifier *n);
+/* Sends one datagram of newline-separated VARIABLE=VALUE lines. Returns 1,
+ * 0 without a socket, or -errno (reported once until a send works again). */
+int notify_send(struct notifier *n, const char *format, ...) __attribute__((format(printf, 2, 3)));
+/* CLOCK_MONOTONIC in microseconds, for MONOTONIC_USEC= with RELOADING=1. */
+uint64_t notify_monotonic_usec(void);
+
+/* metrics.c: the runner's counters in the Prometheus text format, written
+ * atomically for node_exporter's textfile collector. */
+struct metrics {
+        char *path;                        /* owned; NULL: no metrics file */
+        mode_t mode;                       /* of the file: 0666 less the umask */
+        int64_t written_at;                /* CLOCK_MONOTONIC ns of the last write; 0: never */
+        struct ferry_runner_stats written; /* what the last write held */
+        bool failing;                      /* the last write failed (and was reported) */
+};
+
+/* The file can be made: its folder exists. Says why not, on stderr. */
+bool metrics_path_usable(const char *path);
+/* Sets the file (copied; NULL: none). The next update writes it. */
+int metrics_set_path(struct metrics *m, const char *path);
+void metrics_free(struct metrics *m);
+/* Replaces the file with st now. 0, or -errno (reported once until a write works again). */
+int metrics_write(struct metrics *m, const struct ferry_runner_stats *st, int64_t now);
+/* Writes st when it differs from the file's and the last write is 5 s old.
+ * Returns when to call again (a later write is due), or INT64_MAX. */
+int64_t metrics_update(struct metrics *m, const struct ferry_runner_stats *st, int64_t now);
+
 int cmd_watch(int argc, char **argv);
 int cmd_wait(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_put(int argc, char **argv);
+int cmd_status(int argc, char **argv);
+int cmd_explain(int argc, char **argv);
 
 #endif

@@ -14,12 +14,14 @@ static const char usage[] =
         "  wait DIR --match GLOB wait until N matching files are completely written\n"
         "  run DIR -- PROGRAM    hand each completed file to PROGRAM, exactly once\n"
         "  put SOURCE... DEST    deliver files atomically (temp name, sync, rename)\n"
+        "  status -c FILE        what each rule is doing: queued, in flight, done, failed\n"
+        "  explain -c FILE PATH  why PATH was or was not handled\n"
         "  help COMMAND          show the help of COMMAND\n"
         "\n"
         "  -h, --help            show this help\n"
         "      --version         show the version\n"
         "\n"
-        "See ferry(1), ferry-watch(1), ferry-wait(1), ferry-run(1), ferry-put(1).\n";
+        "See ferry(1), ferry-watch(1), ferry-wait(1), ferry-run(1), ferry-put(1), ferry-status(1).\n";
 
 static const struct {
         const char *name;
@@ -29,6 +31,8 @@ static const struct {
         {"wait", cmd_wait},
         {"run", cmd_run},
         {"put", cmd_put},
+        {"status", cmd_status},
+        {"explain", cmd_explain},
 };
 
 int main(int argc, char **argv)

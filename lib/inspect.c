@@ -1,0 +1,513 @@
+/* inspect.c: a rule's folder as it is, for ferry status and ferry explain.
+ *
+ * Everything here is read from the folders and the record, not asked of a
+ * running ferry: it works the same whether workers run, died or never ran,
+ * and on any machine that shares the folder.
+ */
+#include "internal.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static char *join(const char *a, const char *b)
+{
+        char *s;
+
+        return asprintf(&s, "%s/%s", a, b) < 0 ? NULL : s;
+}
+
+static char *outcome_folder(const struct ferry_rule *rule, bool failed)
+{
+        if (failed)
+                return rule->failed_dir ? strdup(rule->failed_dir) : join(rule->dir, ".ferry/failed");
+        return rule->done_dir ? strdup(rule->done_dir) : join(rule->dir, ".ferry/done");
+}
+
+/* Whether the rule takes a file of that name (relative: its path below the rule's folder). */
+static bool rule_wants(const struct ferry_rule *rule, const char *name, const char *relative, const char **ret_why)
+{
+        struct ferry__policy policy;
+
+        if (ferry__is_temp_name(name, strlen(name))) {
+                *ret_why = "a temporary or hidden name (.*, *.tmp, *.part, *.swp, *.crdownload, *~): never taken; "
+                           "the writer renames it to its final name when done";
+                return false;
+        }
+        if (ferry__policy_parse(rule->ready, &policy) == 0 && policy.kind == FERRY__POLICY_DONE_FILE) {
+                size_t len = strlen(name), mlen = strlen(policy.marker);
+
+                if ((policy.marker_is_suffix && len > mlen && strcmp(name + len - mlen, policy.marker) == 0) ||
+                    (!policy.marker_is_suffix && strcmp(name, policy.marker) == 0)) {
+                        *ret_why = "a done-marker: it says its file is complete, and is never handed out itself";
+                        return false;
+                }
+        }
+        if (rule->match_count) {
+                bool any = false;
+
+                for (size_t i = 0; i < rule->match_count && !any; i++)
+                        any = ferry__glob_match(rule->match[i], name, relative);
+                if (!any) {
+                        *ret_why = "its name matches none of the rule's match globs";
+                        return false;
+                }
+        }
+        for (size_t i = 0; i < rule->exclude_count; i++)
+                if (ferry__glob_match(rule->exclude[i], name, relative)) {
+                        *ret_why = "an exclude glob of the rule matches it";
+                        return false;
+                }
+        return true;
+}
+
+/* Counts the files the rule would take in folder (and below it when recursive). */
+static uint64_t count_queued(const struct ferry_rule *rule, const char *folder, const char *relative_dir)
+{
+        DIR *listing = opendir(folder);
+        struct dirent *de;
+        uint64_t count = 0;
+
+        if (!listing)
+                return 0;
+        while ((de = readdir(listing))) {
+                char *path, *relative;
+                const char *why;
+                struct stat st;
+
+                if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+                        continue;
+                path = join(folder, de->d_name);
+                relative = *relative_dir ? join(relative_dir, de->d_name) : strdup(de->d_name);
+                if (path && relative && lstat(path, &st) == 0) {
+                        if (S_ISDIR(st.st_mode)) {
+                                if (rule->recursive && !ferry__is_temp_name(de->d_name, strlen(de->d_name)))
+                                        count += count_queued(rule, path, relative);
+                        } else if ((S_ISREG(st.st_mode) || (S_ISLNK(st.st_mode) && rule->follow_symlinks)) &&
+                                   rule_wants(rule, de->d_name, relative, &why)) {
+                                count++;
+                        }
+                }
+                free(path);
+                free(relative);
+        }
+        closedir(listing);
+        return count;
+}
+
+/* Reads "key: value" from a .ferry-error note. */
+static void note_field(const char *text, const char *key, char *value, size_t size)
+{
+        size_t len = strlen(key);
+
+        value[0] = '\0';
+        for (const char *line = text; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL)
+                if (strncmp(line, key, len) == 0 && line[len] == ':' && line[len + 1] == ' ') {
+                        snprintf(value, size, "%.*s", (int)strcspn(line + len + 2, "\n"), line + len + 2);
+                        return;
+                }
+}
+
+static bool read_note(const char *path, char *text, size_t size)
+{
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        ssize_t n;
+
+        if (fd < 0)
+                return false;
+        n = read(fd, text, size - 1);
+        close(fd);
+        text[n > 0 ? n : 0] = '\0';
+        return n > 0;
+}
+
+/* Counts the files of an outcome folder; reports each failure. */
+static uint64_t count_outcomes(const char *folder, bool failed, ferry_failure_cb on_failure, void *userdata)
+{
+        DIR *listing = opendir(folder);
+        struct dirent *de;
+        uint64_t count = 0;
+        size_t suffix = strlen(".ferry-error");
+
+        if (!listing)
+                return 0;
+        while ((de = readdir(listing))) {
+                size_t len = strlen(de->d_name);
+                char *path;
+                struct stat st;
+
+                if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+                        continue;
+                if (len > suffix && strcmp(de->d_name + len - suffix, ".ferry-error") == 0)
+                        continue;
+                path = join(folder, de->d_name);
+                if (!path || lstat(path, &st) < 0) {
+                        free(path);
+                        continue;
+                }
+                if (S_ISDIR(st.st_mode)) {
+                        count += count_outcomes(path, failed, on_failure, userdata);
+                } else {
+                        count++;
+                        if (failed && on_failure) {
+                                char note_path[PATH_MAX * 2], text[8192], reason[512], at[32];
+                                struct ferry_failure_info info = {.path = path, .reason = "no note"};
+
+                                snprintf(note_path, sizeof(note_path), "%s.ferry-error", path);
+                                if (read_note(note_path, text, sizeof(text))) {
+                                        note_field(text, "reason", reason, sizeof(reason));
+                                        note_field(text, "failed-at", at, sizeof(at));
+                                        info.reason = reason;
+                                        info.when = atoll(at);
+                                }
+                                on_failure(userdata, &info);
+                        }
+                }
+                free(path);
+        }
+        closedir(listing);
+        return count;
+}
+
+struct claim_count {
+        struct ferry_rule_status *status;
+        ferry_claim_cb on_claim;
+        void *userdata;
+};
+
+static void count_claim(void *userdata, const struct ferry__claim_info *claim)
+{
+        struct claim_count *cc = userdata;
+        struct ferry_claim_info info = {claim->path, claim->worker, claim->pid, claim->since, claim->worker_alive};
+
+        if (!claim->worker_alive)
+                cc->status->orphaned++;
+        else if (claim->pid)
+                cc->status->in_flight++;
+        else
+                cc->status->waiting++;
+        if (cc->on_claim)
+                cc->on_claim(cc->userdata, &info);
+}
+
+static void describe_backend(const struct ferry_rule *rule, char *buf, size_t size)
+{
+        char fs[64];
+        bool remote = ferry__fs_is_remote(rule->dir, fs, sizeof(fs));
+        const char *backend = rule->backend ? rule->backend : "auto";
+
+        if (strcmp(backend, "poll") == 0 || (strcmp(backend, "auto") == 0 && remote))
+                snprintf(buf, size, "poll every %.3gs and inotify (%s%s)",
+                         (double)rule->poll_interval_ns / FERRY__NSEC_PER_SEC, fs,
+                         remote && strcmp(backend, "auto") == 0 ? ": inotify sees only this machine's own writes there"
+                                                                : " file system; backend poll");
+        else
+                snprintf(buf, size, "inotify (%s file system)", fs);
+}
+
+int ferry_rule_status(struct ferry_rule *rule, struct ferry_rule_status *ret_status, ferry_claim_cb on_claim,
+                      ferry_failure_cb on_failure, void *userdata)
+{
+        struct ferry_rule_status st = {0};
+        struct claim_count cc = {&st, on_claim, userdata};
+        struct stat dir_st;
+
+        if (!rule || !ret_status)
+                return -EINVAL;
+        if (stat(rule->dir, &dir_st) < 0)
+                return -errno;
+        describe_backend(rule, st.backend, sizeof(st.backend));
+        st.queued = count_queued(rule, rule->dir, "");
+        if (rule->on_success == FERRY__ON_SUCCESS_KEEP) {
+                struct ferry__store *store;
+                uint64_t done = 0;
+
+                /* Kept files stay in the folder: those handled in their current version are not queued. */
+                if (ferry__store_open_readonly(rule->dir, &store) == 0) {
+                        (void)ferry__store_count(store, "done", &done);
+                        (void)ferry__store_count(store, "failed", &st.failed);
+                        ferry__store_close(store);
+                }
+                st.done = done;
+                st.queued = st.queued > st.done + st.failed ? st.queued - st.done - st.failed : 0;
+        } else {
+                char *done = outcome_folder(rule, false);
+
+                if (done && rule->on_success == FERRY__ON_SUCCESS_DONE)
+                        st.done = count_outcomes(done, false, NULL, NULL);
+                free(done);
+                (void)ferry__claims_list(rule->dir, rule->name, count_claim, &cc);
+        }
+        char *failed = outcome_folder(rule, true);
+
+        if (failed)
+                st.failed += count_outcomes(failed, true, on_failure, userdata);
+        free(failed);
+        *ret_status = st;
+        return 0;
+}
+
+/* ---- explain --------------------------------------------------------------- */
+
+struct out {
+        char *buf;
+        size_t size, len;
+};
+
+static void say(struct out *o, const char *format, ...) __attribute__((format(printf, 2, 3)));
+
+static void say(struct out *o, const char *format, ...)
+{
+        va_list ap;
+        int n;
+
+        if (o->len >= o->size)
+                return;
+        va_start(ap, format);
+        n = vsnprintf(o->buf + o->len, o->size - o->len, format, ap);
+        va_end(ap);
+        if (n > 0)
+                o->len = o->len + (size_t)n < o->size ? o->len + (size_t)n : o->size - 1;
+}
+
+static void say_time(struct out *o, const char *what, int64_t unix_seconds)
+{
+        char text[64];
+        time_t t = (time_t)unix_seconds;
+        struct tm tm;
+
+        if (localtime_r(&t, &tm) && strftime(text, sizeof(text), "%Y-%m-%d %H:%M:%S", &tm))
+                say(o, "%s %s", what, text);
+}
+
+struct find_claim {
+        const char *path;
+        struct out *out;
+        bool found;
+};
+
+static void find_claim(void *userdata, const struct ferry__claim_info *claim)
+{
+        struct find_claim *fc = userdata;
+
+        if (strcmp(claim->path, fc->path) != 0)
+                return;
+        fc->found = true;
+        say_time(fc->out, "claimed by worker", claim->since / FERRY__NSEC_PER_SEC);
+        say(fc->out, " (%s): ", claim->worker);
+        if (!claim->worker_alive)
+                say(fc->out, "that worker died; the next worker takes the claim over and runs it again\n");
+        else if (claim->pid)
+                say(fc->out, "its handler runs, pid %d\n", claim->pid);
+        else
+                say(fc->out, "no handler runs now: it waits for a retry\n");
+}
+
+/* Its place in an outcome folder, when it has one there. */
+static bool explain_outcome(const struct ferry_rule *rule, const char *relative, struct out *o)
+{
+        for (int failed = 0; failed <= 1; failed++) {
+                char *folder = outcome_folder(rule, failed), *path = folder ? join(folder, relative) : NULL;
+                struct stat st;
+
+                if (path && lstat(path, &st) == 0) {
+                        char note_path[PATH_MAX * 2], text[8192], value[512];
+
+                        if (!failed) {
+                                say_time(o, "handled:", st.st_mtim.tv_sec);
+                                say(o, "; it is in the done folder as %s (a later file of the same name gets .1, "
+                                       ".2, ...)\n",
+                                    path);
+                        } else {
+                                say(o, "failed for good: it is in the failed folder as %s\n", path);
+                                snprintf(note_path, sizeof(note_path), "%s.ferry-error", path);
+                                if (read_note(note_path, text, sizeof(text))) {
+                                        note_field(text, "reason", value, sizeof(value));
+                                        say(o, "  reason: %s\n", value);
+                                        note_field(text, "attempts", value, sizeof(value));
+                                        say(o, "  attempts: %s\n", value);
+                                        say(o, "  the whole note, with the last lines of stderr: %s\n", note_path);
+                                }
+                        }
+                        free(path);
+                        free(folder);
+                        return true;
+                }
+                free(path);
+                free(folder);
+        }
+        return false;
+}
+
+/* The ready policy's view of a file that is in the folder. */
+static void explain_ready(const struct ferry_rule *rule, const char *path, const struct stat *st, struct out *o)
+{
+        struct ferry__policy policy;
+        struct ferry__version v;
+        int64_t age_ns;
+        struct timespec now;
+        int r;
+
+        clock_gettime(CLOCK_REALTIME, &now);
+        age_ns = ((int64_t)now.tv_sec - st->st_mtim.tv_sec) * FERRY__NSEC_PER_SEC + (now.tv_nsec - st->st_mtim.tv_nsec);
+        if (ferry__policy_parse(rule->ready, &policy) < 0)
+                return;
+        r = ferry__writers_check(path, &v);
+        if (policy.kind == FERRY__POLICY_DONE_FILE) {
+                char marker[PATH_MAX * 2];
+
+                if (policy.marker_is_suffix)
+                        snprintf(marker, sizeof(marker), "%s%s", path, policy.marker);
+                else
+                        snprintf(marker, sizeof(marker), "%.*s/%s", (int)(strrchr(path, '/') - path), path,
+                                 policy.marker);
+                if (access(marker, F_OK) < 0) {
+                        say(o, "not ready: waiting for its marker %s (policy done-file)\n", marker);
+                        return;
+                }
+                r = ferry__marker_check(marker, path);
+                if (r == -EBADMSG) {
+                        say(o, "not handed out: it does not match its marker %s (size or SHA-256): its writer "
+                               "did not finish, or it changed after the marker was written\n",
+                            marker);
+                        return;
+                }
+                say(o, "ready: its marker %s is there%s\n", marker, r == 0 ? " and matches it" : "");
+                return;
+        }
+        if (r == FERRY__WRITER_OPEN && policy.kind != FERRY__POLICY_SETTLE && policy.kind != FERRY__POLICY_RENAME) {
+                if (policy.kind == FERRY__POLICY_AUTO && ferry__writers_are_servers(path) == 1)
+                        say(o, "not ready yet: only file servers hold it open for writing (their fd caches); under "
+                               "auto it is ready after %.3gs unchanged (it has been unchanged for %.3gs)\n",
+                            (double)policy.settle_ns / FERRY__NSEC_PER_SEC, (double)age_ns / FERRY__NSEC_PER_SEC);
+                else
+                        say(o, "not ready: a process still has it open for writing (policy %s waits for the last "
+                               "close)\n",
+                            rule->ready);
+                return;
+        }
+        if (policy.kind == FERRY__POLICY_SETTLE && age_ns < policy.settle_ns) {
+                say(o, "settling: unchanged for %.3gs of the %.3gs it needs (policy %s)\n",
+                    (double)age_ns / FERRY__NSEC_PER_SEC, (double)policy.settle_ns / FERRY__NSEC_PER_SEC, rule->ready);
+                return;
+        }
+        if (policy.kind == FERRY__POLICY_RENAME)
+                say(o, "ready if it arrived by rename (policy rename); a file written in place under its final "
+                       "name is never taken\n");
+        else
+                say(o, "complete (no writer holds it open): a running ferry takes it as soon as a handler slot is "
+                       "free\n");
+}
+
+int ferry_rule_explain_path(struct ferry_rule *rule, const char *path, char *buf, size_t size)
+{
+        char real_dir[PATH_MAX], real_parent[PATH_MAX * 2], *copy, *slash, *relative;
+        struct out o = {buf, size, 0};
+        const char *name, *why;
+        struct stat st;
+        size_t dir_len;
+
+        if (!rule || !path || !buf || size == 0)
+                return -EINVAL;
+        buf[0] = '\0';
+        if (!realpath(rule->dir, real_dir))
+                return -errno;
+        /* The file itself may be gone (claimed, done): resolve its folder. */
+        copy = strdup(path);
+        if (!copy)
+                return -ENOMEM;
+        slash = strrchr(copy, '/');
+        name = slash ? slash + 1 : copy;
+        if (slash)
+                *slash = '\0';
+        if (!realpath(slash ? (*copy ? copy : "/") : ".", real_parent)) {
+                say(&o, "%s: its folder does not exist\n", path);
+                free(copy);
+                return 0;
+        }
+        dir_len = strlen(real_dir);
+        if (strncmp(real_parent, real_dir, dir_len) != 0 || (real_parent[dir_len] && real_parent[dir_len] != '/')) {
+                say(&o, "not handled by rule %s: it is not in %s\n", rule->name, rule->dir);
+                free(copy);
+                return 0;
+        }
+        relative = real_parent[dir_len] ? join(real_parent + dir_len + 1, name) : strdup(name);
+        if (!relative) {
+                free(copy);
+                return -ENOMEM;
+        }
+        if (real_parent[dir_len] && !rule->recursive) {
+                say(&o, "not handled by rule %s: it is in a subfolder, and the rule is not recursive\n", rule->name);
+                goto out;
+        }
+        for (char *part = relative; strchr(part, '/'); part = strchr(part, '/') + 1)
+                if (ferry__is_temp_name(part, strcspn(part, "/"))) {
+                        say(&o, "not handled by rule %s: it is in a hidden or temporary folder, never watched\n",
+                            rule->name);
+                        goto out;
+                }
+        if (!rule_wants(rule, name, relative, &why)) {
+                say(&o, "not handled by rule %s: %s\n", rule->name, why);
+                goto out;
+        }
+        say(&o, "rule %s (%s) takes this name\n", rule->name, rule->dir);
+        /* Claimed, done or failed: it left the folder. */
+        {
+                char *full = join(rule->dir, relative);
+                struct find_claim fc = {full, &o, false};
+
+                if (full)
+                        (void)ferry__claims_list(rule->dir, rule->name, find_claim, &fc);
+                free(full);
+                if (fc.found)
+                        goto out;
+        }
+        if (lstat(path, &st) < 0) {
+                if (!explain_outcome(rule, relative, &o))
+                        say(&o, "it is not in the folder, not claimed, not in the done or failed folder\n");
+                goto out;
+        }
+        if (S_ISLNK(st.st_mode) && !rule->follow_symlinks) {
+                say(&o, "skipped: a symlink (--symlinks, or symlinks = yes, hands symlinks to the handler)\n");
+                goto out;
+        }
+        if (!S_ISREG(st.st_mode) && !S_ISLNK(st.st_mode)) {
+                say(&o, "skipped: not a regular file\n");
+                goto out;
+        }
+        if (rule->on_success == FERRY__ON_SUCCESS_KEEP) {
+                struct ferry__store *store;
+                struct ferry__record rec;
+
+                if (ferry__store_open_readonly(rule->dir, &store) == 0) {
+                        struct ferry__version v;
+
+                        if (ferry__store_get(store, relative, &rec) == 1 && ferry__stat_version(path, &v, NULL) == 0) {
+                                bool same = v.ino == rec.version.ino && v.size == rec.version.size &&
+                                            v.mtime_ns == rec.version.mtime_ns;
+
+                                say_time(&o, same ? "handled in this version:" : "handled in an earlier version:",
+                                         rec.at);
+                                say(&o, " (%s%s%s)%s\n", rec.outcome, rec.reason[0] ? ": " : "", rec.reason,
+                                    same ? "" : "; it changed since, and is handled again");
+                                ferry__store_close(store);
+                                if (same)
+                                        goto out;
+                        } else {
+                                ferry__store_close(store);
+                        }
+                }
+        }
+        explain_ready(rule, path, &st, &o);
+out:
+        free(relative);
+        free(copy);
+        return 0;
+}

@@ -1,0 +1,308 @@
+/* inspect.c: `ferry status` and `ferry explain`: what a rule's folder holds,
+ * and why a file was or was not handled, read from the folders themselves, so
+ * they work whether ferry run is running, stopped, or on another machine. */
+#include "cli.h"
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static const char status_usage[] =
+        "Usage: ferry status [-c FILE | --dir DIR [--name NAME]] [--json]\n"
+        "Show, per rule: files queued, in flight (file, handler pid, for how long),\n"
+        "retries pending, claims of dead workers, done, failed with their reasons, and\n"
+        "how the folder is watched and why. Reads the folders: works whether ferry run\n"
+        "runs or not.\n"
+        "\n"
+        "  -c, --config FILE      the rules of FILE (see ferry.conf(5))\n"
+        "      --dir DIR          the folder of a rule given on the command line\n"
+        "      --name NAME        that rule's name (default run, as ferry run)\n"
+        "      --match, --exclude, -r, --ready, --done, --failed, --keep, --delete:\n"
+        "                         as given to ferry run, so the same files count\n"
+        "      --json             one JSON object per rule\n"
+        "  -h, --help             show this help\n";
+
+static const char explain_usage[] =
+        "Usage: ferry explain [-c FILE | --dir DIR [RULE OPTIONS]] PATH\n"
+        "Say why PATH was or was not handled: which rule takes it or why none does\n"
+        "(not in its folder, temporary name, glob, symlink), whether it is ready (a\n"
+        "writer still has it open, settling, waiting for or mismatching its marker),\n"
+        "claimed by which worker since when, done, or failed and why.\n"
+        "\n"
+        "  -c, --config FILE      the rules of FILE\n"
+        "      --dir DIR          one rule given as for ferry run (--match, --ready, ...)\n"
+        "  -h, --help             show this help\n";
+
+enum { OPT_DIR = 256, OPT_NAME, OPT_JSON, OPT_EXCLUDE, OPT_READY, OPT_DONE, OPT_FAILED, OPT_KEEP, OPT_DELETE };
+
+static const struct option options[] = {
+        {"config", required_argument, NULL, 'c'}, {"dir", required_argument, NULL, OPT_DIR},
+        {"name", required_argument, NULL, OPT_NAME}, {"json", no_argument, NULL, OPT_JSON},
+        {"match", required_argument, NULL, 'm'}, {"exclude", required_argument, NULL, OPT_EXCLUDE},
+        {"recursive", no_argument, NULL, 'r'}, {"ready", required_argument, NULL, OPT_READY},
+        {"done", required_argument, NULL, OPT_DONE}, {"failed", required_argument, NULL, OPT_FAILED},
+        {"keep", no_argument, NULL, OPT_KEEP}, {"delete", no_argument, NULL, OPT_DELETE},
+        {"help", no_argument, NULL, 'h'}, {0},
+};
+
+struct args {
+        const char *command;
+        const char *config, *dir, *name;
+        bool json;
+        struct ferry_rule *rule; /* the command line's rule, before it goes to the runner */
+};
+
+/* Parses the options both commands share into a runner of rules; returns -1 or an exit code. */
+static int load(int argc, char **argv, struct args *a, struct ferry_runner **ret_runner)
+{
+        struct { const char *key, *value; } *settings = calloc((size_t)argc + 1, sizeof(*settings));
+        struct config config = {0};
+        struct ferry_runner *runner = NULL;
+        size_t count = 0;
+        char error[2048];
+        int c, status = EXIT_USAGE;
+
+        if (!settings)
+                return EXIT_FAILURE_RUNTIME;
+        opterr = 0;
+        while ((c = getopt_long(argc, argv, ":c:m:rh", options, NULL)) != -1) {
+                switch (c) {
+                case 'c': a->config = optarg; break;
+                case OPT_DIR: a->dir = optarg; break;
+                case OPT_NAME: a->name = optarg; break;
+                case OPT_JSON: a->json = true; break;
+                case 'm': settings[count].key = "match", settings[count++].value = optarg; break;
+                case OPT_EXCLUDE: settings[count].key = "exclude", settings[count++].value = optarg; break;
+                case 'r': settings[count].key = "recursive", settings[count++].value = "yes"; break;
+                case OPT_READY: settings[count].key = "ready", settings[count++].value = optarg; break;
+                case OPT_DONE: settings[count].key = "done", settings[count++].value = optarg; break;
+                case OPT_FAILED: settings[count].key = "failed", settings[count++].value = optarg; break;
+                case OPT_KEEP: settings[count].key = "on-success", settings[count++].value = "keep"; break;
+                case OPT_DELETE: settings[count].key = "on-success", settings[count++].value = "delete"; break;
+                case 'h':
+                        fputs(strcmp(a->command, "status") == 0 ? status_usage : explain_usage, stdout);
+                        status = EXIT_OK;
+                        goto out;
+                default: cli_bad_option(a->command, c, argv); goto out;
+                }
+        }
+        if (!a->config == !a->dir) {
+                cli_usage_error(a->command, "give -c FILE or --dir DIR");
+                goto out;
+        }
+        if (a->config && (count || a->name)) {
+                cli_usage_error(a->command, "-c FILE takes the rules from FILE: no rule options");
+                goto out;
+        }
+        if (ferry_runner_new(&runner) < 0) {
+                status = EXIT_FAILURE_RUNTIME;
+                goto out;
+        }
+        if (a->config) {
+                if (config_load(a->config, runner, &config, error, sizeof(error)) < 0) {
+                        cli_error("%s", error);
+                        goto out;
+                }
+        } else {
+                struct ferry_rule *rule;
+                char *const no_command[] = {"true", NULL};
+
+                if (ferry_rule_new(&rule, a->name ? a->name : "run", a->dir) < 0) {
+                        cli_usage_error(a->command, "invalid rule name or folder");
+                        goto out;
+                }
+                for (size_t i = 0; i < count; i++)
+                        if (ferry_rule_set(rule, settings[i].key, settings[i].value) < 0) {
+                                cli_usage_error(a->command, "%s", ferry_rule_explain(rule));
+                                ferry_rule_free(rule);
+                                goto out;
+                        }
+                (void)ferry_rule_set_command(rule, no_command);
+                (void)ferry_runner_add_rule(runner, rule);
+        }
+        *ret_runner = runner;
+        runner = NULL;
+        status = -1;
+out:
+        ferry_runner_free(runner);
+        free(settings);
+        return status;
+}
+
+static void print_time(FILE *out, int64_t unix_seconds)
+{
+        char text[64];
+        time_t t = (time_t)unix_seconds;
+        struct tm tm;
+
+        if (unix_seconds && localtime_r(&t, &tm) && strftime(text, sizeof(text), "%Y-%m-%d %H:%M:%S", &tm))
+                fputs(text, out);
+        else
+                fputs("unknown time", out);
+}
+
+struct printer {
+        bool json;
+        bool first;
+        int64_t now_ns;
+};
+
+static void print_claim(void *userdata, const struct ferry_claim_info *c)
+{
+        struct printer *p = userdata;
+        double for_s = (double)(p->now_ns - c->since) / 1e9;
+
+        if (p->json) {
+                fputs(p->first ? "" : ",", stdout);
+                p->first = false;
+                printf("{\"worker\":\"%s\",\"pid\":%d,\"for\":%.3f,\"worker_alive\":%s", c->worker, c->pid, for_s,
+                       c->worker_alive ? "true" : "false");
+                output_json_field(stdout, "path", c->path, strlen(c->path));
+                fputs("}", stdout);
+                return;
+        }
+        fputs("  ", stdout);
+        fputs(!c->worker_alive ? "orphaned " : c->pid ? "in flight " : "retry pending ", stdout);
+        output_escaped(stdout, c->path, strlen(c->path));
+        if (c->pid)
+                printf("  pid %d, running for %.1fs", c->pid, for_s);
+        else
+                printf("  claimed %.1fs ago", for_s);
+        printf("  (worker %s%s)\n", c->worker, c->worker_alive ? "" : ", dead: its claims are taken over");
+}
+
+static void print_failure(void *userdata, const struct ferry_failure_info *f)
+{
+        struct printer *p = userdata;
+
+        if (p->json) {
+                fputs(p->first ? "" : ",", stdout);
+                p->first = false;
+                printf("{\"when\":%lld", (long long)f->when);
+                output_json_field(stdout, "path", f->path, strlen(f->path));
+                output_json_field(stdout, "reason", f->reason, strlen(f->reason));
+                fputs("}", stdout);
+                return;
+        }
+        fputs("  failed ", stdout);
+        output_escaped(stdout, f->path, strlen(f->path));
+        fputs(": ", stdout);
+        output_escaped(stdout, f->reason, strlen(f->reason));
+        fputs(" (", stdout);
+        print_time(stdout, f->when);
+        fputs(")\n", stdout);
+}
+
+static int status_of_rule(void *userdata, struct ferry_rule *rule)
+{
+        struct printer *p = userdata;
+        struct ferry_rule_status st;
+        struct timespec now;
+        const char *name, *dir;
+        int r;
+
+        clock_gettime(CLOCK_REALTIME, &now);
+        p->now_ns = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
+        name = ferry_rule_name(rule);
+        dir = ferry_rule_dir(rule);
+        if (!p->json) {
+                printf("rule %s: ", name);
+                output_escaped(stdout, dir, strlen(dir));
+                fputc('\n', stdout);
+        }
+        if (p->json) {
+                printf("{\"rule\":\"%s\"", name);
+                output_json_field(stdout, "dir", dir, strlen(dir));
+                fputs(",\"claims\":[", stdout);
+                p->first = true;
+        }
+        r = ferry_rule_status(rule, &st, print_claim, NULL, p);
+        if (r < 0) {
+                if (p->json)
+                        fputs("]}\n", stdout);
+                cli_error("cannot read %s: %s", dir, strerror(-r));
+                return 0;
+        }
+        if (p->json) {
+                fputs("],\"failures\":[", stdout);
+                p->first = true;
+                (void)ferry_rule_status(rule, &st, NULL, print_failure, p);
+                printf("],\"queued\":%llu,\"in_flight\":%llu,\"retries_pending\":%llu,\"orphaned\":%llu,"
+                       "\"done\":%llu,\"failed\":%llu",
+                       (unsigned long long)st.queued, (unsigned long long)st.in_flight,
+                       (unsigned long long)st.waiting, (unsigned long long)st.orphaned,
+                       (unsigned long long)st.done, (unsigned long long)st.failed);
+                output_json_field(stdout, "backend", st.backend, strlen(st.backend));
+                fputs("}\n", stdout);
+                return 0;
+        }
+        (void)ferry_rule_status(rule, &st, NULL, print_failure, p);
+        printf("  queued %llu, in flight %llu, retries pending %llu, orphaned %llu, done %llu, failed %llu\n",
+               (unsigned long long)st.queued, (unsigned long long)st.in_flight, (unsigned long long)st.waiting,
+               (unsigned long long)st.orphaned, (unsigned long long)st.done, (unsigned long long)st.failed);
+        printf("  watched with %s\n", st.backend);
+        return 0;
+}
+
+int cmd_status(int argc, char **argv)
+{
+        struct args a = {.command = "status"};
+        struct ferry_runner *runner = NULL;
+        struct printer p = {0};
+        int status = load(argc, argv, &a, &runner);
+
+        if (status >= 0)
+                return status;
+        if (optind < argc) {
+                ferry_runner_free(runner);
+                return cli_usage_error("status", "unexpected argument '%s'", argv[optind]);
+        }
+        p.json = a.json;
+        (void)ferry_runner_each_rule(runner, status_of_rule, &p);
+        ferry_runner_free(runner);
+        return EXIT_OK;
+}
+
+struct explaining {
+        const char *path;
+        bool any;
+};
+
+static int explain_rule(void *userdata, struct ferry_rule *rule)
+{
+        struct explaining *e = userdata;
+        char text[8192];
+
+        if (ferry_rule_explain_path(rule, e->path, text, sizeof(text)) == 0) {
+                /* One line each; names inside escaped, as everywhere in text output. */
+                for (char *line = text, *end; *line; line = *end ? end + 1 : end) {
+                        end = line + strcspn(line, "\n");
+                        output_escaped(stdout, line, (size_t)(end - line));
+                        fputc('\n', stdout);
+                }
+                e->any = true;
+        }
+        return 0;
+}
+
+int cmd_explain(int argc, char **argv)
+{
+        struct args a = {.command = "explain"};
+        struct ferry_runner *runner = NULL;
+        struct explaining e = {0};
+        int status = load(argc, argv, &a, &runner);
+
+        if (status >= 0)
+                return status;
+        if (optind + 1 != argc) {
+                ferry_runner_free(runner);
+                return cli_usage_error("explain", "give one PATH");
+        }
+        e.path = argv[optind];
+        (void)ferry_runner_each_rule(runner, explain_rule, &e);
+        ferry_runner_free(runner);
+        return e.any ? EXIT_OK : EXIT_FAILURE_RUNTIME;
+}

@@ -1,0 +1,68 @@
+#!/usr/bin/env bats
+# status_explain.bats: ferry status shows a file in flight with its handler's pid and a failed
+# file with its reason; ferry explain says why a file was or was not handled.
+
+load helpers
+
+@test "status: a file in flight with its pid, a failed one with its reason, counts, backend; --json" {
+        mkdir "$T/in"
+        make_handler "$T/h.sh" 'case "$1" in *bad.csv) echo "row 7 is broken" >&2; exit 4;; *slow.csv) echo $$ >"'"$T"'/slow.pid"; sleep 30;; esac'
+        printf 'x\n' >"$T/in/ok.csv"
+        printf 'x\n' >"$T/in/bad.csv"
+        printf 'x\n' >"$T/in/slow.csv"
+        start_ferry "$T/run" run --retries 0 -j 3 --grace 0.5s "$T/in" -- "$T/h.sh" {}
+        wait_for file_exists "$T/slow.pid" 30
+        wait_for file_exists "$T/in/.ferry/failed/bad.csv.ferry-error" 30
+        wait_for file_exists "$T/in/.ferry/done/ok.csv" 30
+        pid=$(cat "$T/slow.pid")
+
+        run --separate-stderr "$FERRY" status --dir "$T/in"
+        assert_status 0
+        echo "$output" >&3
+        [[ $output == *"in flight $T/in/slow.csv  pid $pid, running for"* ]]
+        [[ $output == *"failed $T/in/.ferry/failed/bad.csv: exit status 4"* ]]
+        [[ $output == *"queued 0, in flight 1, retries pending 0, orphaned 0, done 1, failed 1"* ]]
+        [[ $output == *"watched with inotify (local file system)"* ]]
+
+        run --separate-stderr "$FERRY" status --dir "$T/in" --json
+        assert_status 0
+        python3 -c '
+import json, sys
+o = json.loads(sys.argv[1])
+assert o["in_flight"] == 1 and o["done"] == 1 and o["failed"] == 1, o
+assert o["claims"][0]["pid"] == int(sys.argv[2]) and o["claims"][0]["path"].endswith("/slow.csv"), o
+assert o["failures"][0]["reason"] == "exit status 4", o
+' "$output" "$pid"
+        stop_ferry "$T/run"
+
+        # Stopped: the slow file went back to the queue, and status says so.
+        run --separate-stderr "$FERRY" status --dir "$T/in"
+        [[ $output == *"queued 1, in flight 0"* ]]
+}
+
+@test "explain: excluded by a glob, a temporary name, a writer still open, a failed file, a claimed one" {
+        mkdir "$T/in"
+        printf 'x' >"$T/in/notes.txt"
+        printf 'x' >"$T/in/upload.csv.part"
+        run --separate-stderr "$FERRY" explain --dir "$T/in" --match '*.csv' "$T/in/notes.txt"
+        [[ $output == *"matches none of the rule's match globs"* ]] || { echo "$output" >&2; return 1; }
+        run --separate-stderr "$FERRY" explain --dir "$T/in" --match '*.csv' "$T/in/upload.csv.part"
+        [[ $output == *"a temporary or hidden name"* ]] || { echo "$output" >&2; return 1; }
+
+        # A writer that keeps the file open.
+        bg bash -c 'exec 3>"$1"; printf partial >&3; sleep 30' writer "$T/in/growing.csv"
+        wait_for file_exists "$T/in/growing.csv" 10
+        run --separate-stderr "$FERRY" explain --dir "$T/in" --ready close "$T/in/growing.csv"
+        [[ $output == *"a process still has it open for writing"* ]] || { echo "$output" >&2; return 1; }
+        run --separate-stderr "$FERRY" explain --dir "$T/in" "$T/outside.csv"
+        [[ $output == *"it is not in $T/in"* ]] || { echo "$output" >&2; return 1; }
+
+        # A failed file: its reason, from its note.
+        make_handler "$T/fail.sh" 'echo "cannot parse" >&2; exit 3'
+        printf 'x' >"$T/in/broken.csv"
+        start_ferry "$T/run" run --retries 0 --match broken.csv "$T/in" -- "$T/fail.sh" {}
+        wait_for file_exists "$T/in/.ferry/failed/broken.csv.ferry-error" 30
+        stop_ferry "$T/run"
+        run --separate-stderr "$FERRY" explain --dir "$T/in" "$T/in/broken.csv"
+        [[ $output == *"failed for good"* && $output == *"reason: exit status 3"* ]] || { echo "$output" >&2; return 1; }
+}
