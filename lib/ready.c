@@ -239,18 +239,25 @@ static bool marker_path(struct ferry_watch *w, struct ferry__file *f, char *buf)
         return ferry__dir_path(w, f->entry.parent, name, total, buf) >= 0;
 }
 
+/* Asks the kernel about the file's writers and version (ferry__writers_check);
+ * a file that is gone, or whose path cannot be built, is set IDLE: -ENOENT. */
+static int probe(struct ferry_watch *w, struct ferry__file *f, struct ferry__version *ret_version)
+{
+        int r = file_path(w, f) < 0 ? -ENOENT : ferry__writers_check(w->path, ret_version);
+
+        if (r == -ENOENT)
+                set_state(w, f, FERRY__IDLE);
+        return r;
+}
+
 /* The file may be complete: ask the kernel about writers, then guard. */
 static void consider_closed(struct ferry_watch *w, struct ferry__file *f)
 {
         struct ferry__version v;
-        ssize_t n = file_path(w, f);
-        int r;
+        int r = probe(w, f, &v);
 
-        if (n < 0)
-                return;
-        r = ferry__writers_check(w->path, &v);
         if (r == -ENOENT)
-                return set_state(w, f, FERRY__IDLE);
+                return;
         ferry__file_set_known(f, &v);
         if (r == FERRY__WRITER_OPEN) {
                 /* The kernel queues IN_CLOSE_WRITE before it drops the
@@ -269,16 +276,12 @@ static void consider_closed(struct ferry_watch *w, struct ferry__file *f)
 static void consider_arrived(struct ferry_watch *w, struct ferry__file *f)
 {
         struct ferry__version v;
-        ssize_t n = file_path(w, f);
-        int r;
+        int r = probe(w, f, &v);
 
-        if (n < 0)
+        if (r == -ENOENT)
                 return;
-        r = ferry__writers_check(w->path, &v);
         if (r == FERRY__WRITER_OPEN)
                 return set_state(w, f, FERRY__WRITING);
-        if (r == -ENOENT)
-                return set_state(w, f, FERRY__IDLE);
         if (is_new_version(f, &v))
                 report(w, f, &v);
         else

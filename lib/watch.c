@@ -75,6 +75,17 @@ static void globs_done(struct ferry__globs *globs)
         free(globs->items);
 }
 
+static void root_free(struct ferry_watch *w, struct ferry__root *root)
+{
+        if (root->dir)
+                ferry__dir_detach(w, root->dir);
+        free(root->given);
+        free(root->prefix);
+        free(root->watch_path);
+        free(root->only_name);
+        free(root);
+}
+
 void ferry_watch_free(struct ferry_watch *w)
 {
         if (!w)
@@ -83,13 +94,7 @@ void ferry_watch_free(struct ferry_watch *w)
                 struct ferry__root *root = w->roots;
 
                 w->roots = root->next;
-                if (root->dir)
-                        ferry__dir_detach(w, root->dir);
-                free(root->given);
-                free(root->prefix);
-                free(root->watch_path);
-                free(root->only_name);
-                free(root);
+                root_free(w, root);
         }
         ferry__queue_done(&w->queue);
         ferry__hash_done(&w->by_name);
@@ -247,13 +252,7 @@ static int root_add(struct ferry_watch *w, const char *path, bool is_file)
         }
         return 0;
 fail:
-        if (root->dir)
-                ferry__dir_detach(w, root->dir);
-        free(root->given);
-        free(root->prefix);
-        free(root->watch_path);
-        free(root->only_name);
-        free(root);
+        root_free(w, root);
         return r;
 }
 

@@ -169,3 +169,22 @@ int cli_wait(struct ferry_watch *w, int signal_fd, int64_t deadline_ns)
                         return 1;
         }
 }
+
+int cli_next_event(struct ferry_watch *w, int signal_fd, int64_t deadline_ns, const struct ferry_event **ret_event)
+{
+        for (;;) {
+                int r = ferry_watch_next(w, ret_event, 0);
+
+                if (r < 0) {
+                        cli_error("cannot read events: %s", strerror(-r));
+                        return CLI_NEXT_ERROR;
+                }
+                if (r == 1)
+                        return CLI_NEXT_EVENT;
+                r = cli_wait(w, signal_fd, deadline_ns);
+                if (r == 0)
+                        return CLI_NEXT_DEADLINE;
+                if (r < 0)
+                        return CLI_NEXT_SIGNAL;
+        }
+}

@@ -45,6 +45,10 @@ int cli_signal_fd(bool hangup);
 int cli_wait(struct ferry_watch *w, int signal_fd, int64_t deadline_ns);
 int64_t cli_now(void);
 
+/* The next event of w, waiting until deadline_ns; what ended the wait. */
+enum { CLI_NEXT_EVENT, CLI_NEXT_DEADLINE, CLI_NEXT_SIGNAL, CLI_NEXT_ERROR /* said on stderr */ };
+int cli_next_event(struct ferry_watch *w, int signal_fd, int64_t deadline_ns, const struct ferry_event **ret_event);
+
 /* Output of events: text, JSON lines, NUL-terminated paths, or a format. */
 enum output_mode { OUTPUT_TEXT, OUTPUT_JSON, OUTPUT_NULL, OUTPUT_FORMAT };
 

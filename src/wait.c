@@ -185,24 +185,12 @@ int cmd_wait(int argc, char **argv)
         signal_fd = cli_signal_fd(false);
         for (;;) {
                 const struct ferry_event *ev;
-                int r = ferry_watch_next(w, &ev, 0);
+                int r = cli_next_event(w, signal_fd, deadline, &ev);
 
-                if (r < 0) {
-                        cli_error("cannot read events: %s", strerror(-r));
-                        status = EXIT_FAILURE_RUNTIME;
+                if (r != CLI_NEXT_EVENT) {
+                        /* A stop signal while waiting: the file was not ready. */
+                        status = r == CLI_NEXT_DEADLINE ? EXIT_TIMED_OUT : EXIT_FAILURE_RUNTIME;
                         break;
-                }
-                if (r == 0) {
-                        r = cli_wait(w, signal_fd, deadline);
-                        if (r == 0) {
-                                status = EXIT_TIMED_OUT;
-                                break;
-                        }
-                        if (r < 0) {
-                                status = EXIT_FAILURE_RUNTIME;
-                                break;
-                        }
-                        continue;
                 }
                 if (ev->type == FERRY_EVENT_ERROR) {
                         cli_watch_error(w, ev->error, ev->path);

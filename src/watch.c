@@ -138,23 +138,14 @@ static int run(struct ferry_watch *w, const struct watch_args *a, size_t root_co
 
         for (;;) {
                 const struct ferry_event *ev;
-                int r = ferry_watch_next(w, &ev, 0);
+                int r = cli_next_event(w, signal_fd, deadline, &ev);
 
-                if (r < 0) {
-                        cli_error("cannot read events: %s", strerror(-r));
+                if (r == CLI_NEXT_ERROR)
                         status = EXIT_FAILURE_RUNTIME;
-                        break;
-                }
-                if (r == 0) {
-                        r = cli_wait(w, signal_fd, deadline);
-                        if (r < 0)
-                                break;
-                        if (r == 0) {
-                                status = a->count ? EXIT_TIMED_OUT : EXIT_OK;
-                                break;
-                        }
-                        continue;
-                }
+                if (r == CLI_NEXT_DEADLINE)
+                        status = a->count ? EXIT_TIMED_OUT : EXIT_OK;
+                if (r != CLI_NEXT_EVENT)
+                        break; /* a stop signal ends the stream: exit 0 */
                 output_event(&a->output, ev);
                 if (ev->type == FERRY_EVENT_ERROR) {
                         /* Reported, not fatal: the library lists that folder again
