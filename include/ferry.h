@@ -165,8 +165,9 @@ typedef void (*ferry_progress_cb)(void *userdata, const char *source, uint64_t d
  * target's folder, synced, renamed into place, folder synced. With marker
  * (a suffix such as ".done"), then writes target+marker the same way, holding
  * the size and SHA-256 of the data, which the done-file policy verifies.
- * progress may be NULL. Returns 0 or -errno; on failure no temporary file is
- * left and target is untouched. */
+ * progress may be NULL. Returns 0 or -errno; no temporary file is left. A
+ * failure before the rename leaves target untouched; one after it (syncing
+ * the folder, the marker) leaves target complete but maybe unmarked. */
 int ferry_put(const char *source, const char *target, const char *marker, ferry_progress_cb progress,
               void *userdata);
 

@@ -343,6 +343,26 @@ char *ferry__claim_relative(const struct ferry__claim *c)
         return s;
 }
 
+/* rename(2) that never replaces: RENAME_NOREPLACE where the file system has
+ * it; NFS, SMB and FUSE often refuse the flag (EINVAL), and there a hard link
+ * (which fails with EEXIST) and an unlink do the same; where even links are
+ * refused, a look before a plain rename, which only another worker racing
+ * for the same new name could defeat. */
+static int rename_noreplace(const char *from, const char *to)
+{
+        if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) == 0)
+                return 0;
+        if (errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP)
+                return -errno;
+        if (link(from, to) == 0)
+                return unlink(from) < 0 && errno != ENOENT ? -errno : 0;
+        if (errno == EEXIST || errno == ENOENT)
+                return -errno;
+        if (access(to, F_OK) == 0)
+                return -EEXIST;
+        return rename(from, to) < 0 ? -errno : 0;
+}
+
 /* Moves the claimed file to folder/ORIGIN/NAME without replacing anything: a
  * name already there gets ".1", ".2", ... Returns the final path in *ret_path. */
 static int move_out(struct ferry__workarea *wa, struct ferry__claim *c, const char *folder, char **ret_path)
@@ -373,7 +393,8 @@ static int move_out(struct ferry__workarea *wa, struct ferry__claim *c, const ch
                         if (r < 0)
                                 break;
                 }
-                if (renameat2(AT_FDCWD, c->claimed_path, AT_FDCWD, target, RENAME_NOREPLACE) == 0) {
+                r = rename_noreplace(c->claimed_path, target);
+                if (r == 0) {
                         claim_folder_remove(wa, c);
                         if (ret_path)
                                 *ret_path = target;
@@ -381,7 +402,6 @@ static int move_out(struct ferry__workarea *wa, struct ferry__claim *c, const ch
                                 free(target);
                         return 0;
                 }
-                r = -errno;
                 if (r != -EEXIST)
                         break;
         }
@@ -406,8 +426,10 @@ int ferry__claim_finish(struct ferry__workarea *wa, struct ferry__claim *c, cons
 
 int ferry__claim_return(struct ferry__workarea *wa, struct ferry__claim *c)
 {
-        if (renameat2(AT_FDCWD, c->claimed_path, AT_FDCWD, c->original_path, RENAME_NOREPLACE) < 0)
-                return -errno; /* EEXIST: a new file took the name; the claim stays for recovery */
+        int r = rename_noreplace(c->claimed_path, c->original_path);
+
+        if (r < 0)
+                return r; /* EEXIST: a new file took the name; the claim stays for recovery */
         claim_folder_remove(wa, c);
         return 0;
 }

@@ -106,10 +106,14 @@ int ferry_put(const char *source, const char *target, const char *marker, ferry_
         in = open(source, O_RDONLY | O_CLOEXEC);
         if (in < 0)
                 return -errno;
-        if (fstat(in, &st) < 0 || !S_ISREG(st.st_mode)) {
-                r = S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
+        if (fstat(in, &st) < 0) {
+                r = -errno;
                 close(in);
                 return r;
+        }
+        if (!S_ISREG(st.st_mode)) {
+                close(in);
+                return S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
         }
         total = (uint64_t)st.st_size;
         out = open_temp(target, &temp);

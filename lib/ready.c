@@ -311,6 +311,8 @@ static void consider_marked(struct ferry_watch *w, struct ferry__file *f)
                                         0, r, v.size);
                 return set_state(w, f, FERRY__WAIT_MARKER);
         }
+        if (r < 0) /* the marker could not be read: not verified, so not ready; its next change retries */
+                return set_state(w, f, FERRY__WAIT_MARKER);
         report(w, f, &v);
 }
 
@@ -444,8 +446,9 @@ void ferry__ready_expire(struct ferry_watch *w, int64_t now)
                         if (i == FERRY__TIMER_QUIET) {
                                 r = ferry__stat_version(w->path, &v, NULL);
                                 if (r == 0 && same_version(&v, &f->known)) {
-                                        /* Quiet long enough: ready unless a local program still writes. */
-                                        if (ferry__writers_check(w->path, &v) == FERRY__WRITER_OPEN &&
+                                        /* Quiet long enough: ready unless a local program still
+                                         * writes. Without lease rights, /proc alone can tell. */
+                                        if (ferry__writers_check(w->path, &v) != FERRY__NO_WRITER &&
                                             ferry__writers_are_servers(w->path) == 0) {
                                                 set_state(w, f, FERRY__WRITING);
                                                 continue;

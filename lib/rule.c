@@ -220,10 +220,8 @@ int ferry_rule_set(struct ferry_rule *rule, const char *key, const char *value)
                         return fail(rule, -EINVAL, "on-success: '%s' is not done, delete or keep", value);
                 return 0;
         }
-        if (strcmp(key, "done") == 0) {
-                rule->on_success = FERRY__ON_SUCCESS_DONE;
+        if (strcmp(key, "done") == 0) /* with delete or keep: refused by ferry_rule_check(), in any order */
                 return set_string(rule, &rule->done_dir, key, value);
-        }
         if (strcmp(key, "failed") == 0)
                 return set_string(rule, &rule->failed_dir, key, value);
         if (strcmp(key, "output") == 0)
@@ -305,19 +303,24 @@ static int check_placement(struct ferry_rule *rule, const char *folder, const ch
         if (!folder || !realpath(rule->dir, real_dir) || stat(real_dir, &dir_st) < 0)
                 return 0;
         if (!realpath(folder, real_folder)) {
-                /* Not made yet: it will be, inside its parent; check the parent. */
-                char *parent = strdup(folder), *slash;
+                /* Not made yet: it will be, inside its parent: the parent's real
+                 * path and the folder's own name. */
+                char *parent = strdup(folder), *slash, real_parent[PATH_MAX];
+                const char *name;
 
                 if (!parent)
                         return 0;
                 slash = strrchr(parent, '/');
+                name = slash ? slash + 1 : folder;
                 if (slash && slash != parent)
                         *slash = '\0';
                 else if (slash)
                         slash[1] = '\0';
                 else
                         strcpy(parent, ".");
-                if (!realpath(parent, real_folder)) {
+                if (!realpath(parent, real_parent) ||
+                    snprintf(real_folder, sizeof(real_folder), "%s/%s", strcmp(real_parent, "/") ? real_parent : "",
+                             slash && slash != parent ? name : slash ? folder + 1 : folder) >= (int)sizeof(real_folder)) {
                         free(parent);
                         return 0;
                 }

@@ -333,7 +333,8 @@ static char *join(const char *a, const char *b)
 static int rule_start(struct ferry_runner *r, struct ferry_rule *rule)
 {
         struct rule_state *rs = calloc(1, sizeof(*rs));
-        unsigned flags = FERRY_WATCH_EXISTING | (rule->recursive ? FERRY_WATCH_RECURSIVE : 0);
+        /* A folder that goes away (unmounted, moved) is waited for and taken up again. */
+        unsigned flags = FERRY_WATCH_EXISTING | FERRY_WATCH_FOLLOW | (rule->recursive ? FERRY_WATCH_RECURSIVE : 0);
         char description[512], backend[256];
         int e;
 

@@ -184,8 +184,9 @@ static unsigned kernel_needs(const struct ferry_watch *w)
         unsigned needs = 0, events = w->event_mask;
         enum ferry__policy_kind policy = w->policy.kind;
 
-        if ((events & FERRY_EVENT_CREATE) || (w->flags & FERRY_WATCH_RECURSIVE))
-                needs |= FERRY__NEED_CREATE; /* new subfolders come this way */
+        /* New subfolders come this way; settle counts names that appear by link(2) too. */
+        if ((events & FERRY_EVENT_CREATE) || (w->flags & FERRY_WATCH_RECURSIVE) || policy == FERRY__POLICY_SETTLE)
+                needs |= FERRY__NEED_CREATE;
         if ((events & FERRY_EVENT_MODIFY) || policy == FERRY__POLICY_SETTLE || policy == FERRY__POLICY_AUTO)
                 needs |= FERRY__NEED_MODIFY; /* auto: writes that never see a close */
         if ((events & FERRY_EVENT_ATTRIB) || policy == FERRY__POLICY_SETTLE)

@@ -76,10 +76,8 @@ int cmd_put(int argc, char **argv)
                 return cli_usage_error("put", "give SOURCE... DEST");
         dest = argv[argc - 1];
         dest_is_dir = stat(dest, &st) == 0 && S_ISDIR(st.st_mode);
-        if (!dest_is_dir && argc - optind > 2) {
-                cli_error("%s is not a folder: with several sources, DEST must be one", dest);
-                return EXIT_FAILURE_RUNTIME;
-        }
+        if (!dest_is_dir && argc - optind > 2)
+                return cli_usage_error("put", "%s is not a folder: with several sources, DEST must be one", dest);
         for (int i = optind; i < argc - 1; i++) {
                 struct progress progress = {0};
                 char *copy = strdup(argv[i]), *target = NULL;

@@ -57,3 +57,16 @@ teardown() {
         stop_ferry "$T/out"
         ! grep -q unseen "$T/out"
 }
+
+@test "run on a FUSE mount: handled files reach the done folder (no RENAME_NOREPLACE there)" {
+        mount_fuse
+        make_handler "$T/h.sh" 'printf "%s\n" "$1" >>"'"$T"'/handled"'
+        printf 'a' >"$T/server/one.csv"
+        printf 'b' >"$T/server/two.csv"
+        start_ferry "$T/run" run --poll-interval 200ms "$T/mnt" -- "$T/h.sh" {name}
+        wait_files "$T/mnt/.ferry/done" 2 30
+        stop_ferry "$T/run"
+        [[ $(sort "$T/handled") == $'one.csv\ntwo.csv' ]]
+        [[ -f $T/server/.ferry/done/one.csv && -f $T/server/.ferry/done/two.csv ]]
+        assert_no_claims "$T/mnt"
+}

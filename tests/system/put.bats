@@ -40,7 +40,7 @@ load helpers
         [[ $stderr == "ferry: cannot put $T/missing into $T/in/missing: No such file or directory" ]]
         printf x >"$T/a"
         run --separate-stderr "$FERRY" put "$T/a" "$T/a" "$T/not-a-folder"
-        assert_status 1
+        assert_status 2
         [[ -z $(ls -A "$T/in") ]]
 }
 
