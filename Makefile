@@ -9,6 +9,8 @@ BINDIR ?= $(PREFIX)/bin
 LIBDIR ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
 MANDIR ?= $(PREFIX)/share/man
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
+BASHCOMPLETIONDIR ?= $(PREFIX)/share/bash-completion/completions
 
 VERSION := 0.1.0
 SOVERSION := 0
@@ -79,7 +81,8 @@ demo: all
 
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(MANDIR)/man1 \
-		$(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(LIBDIR)/pkgconfig
+		$(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(LIBDIR)/pkgconfig \
+		$(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(BASHCOMPLETIONDIR)
 	install -m 755 $(BUILD)/ferry $(DESTDIR)$(BINDIR)/ferry
 	install -m 644 $(BUILD)/libferry.a $(DESTDIR)$(LIBDIR)/libferry.a
 	install -m 755 $(BUILD)/libferry.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libferry.so.$(VERSION)
@@ -90,10 +93,14 @@ install: all
 		install -m 644 $$page $(DESTDIR)$(MANDIR)/man$${page##*.}/$$(basename $$page); done
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
 		-e 's|@VERSION@|$(VERSION)|' lib/ferry.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/ferry.pc
+	sed -e 's|@BINDIR@|$(BINDIR)|g' 'systemd/ferry@.service' > '$(DESTDIR)$(SYSTEMDUNITDIR)/ferry@.service'
+	chmod 644 '$(DESTDIR)$(SYSTEMDUNITDIR)/ferry@.service'
+	install -m 644 completion/ferry $(DESTDIR)$(BASHCOMPLETIONDIR)/ferry
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/ferry $(DESTDIR)$(LIBDIR)/libferry.a $(DESTDIR)$(LIBDIR)/libferry.so* \
-		$(DESTDIR)$(INCLUDEDIR)/ferry.h $(DESTDIR)$(LIBDIR)/pkgconfig/ferry.pc
+		$(DESTDIR)$(INCLUDEDIR)/ferry.h $(DESTDIR)$(LIBDIR)/pkgconfig/ferry.pc \
+		'$(DESTDIR)$(SYSTEMDUNITDIR)/ferry@.service' $(DESTDIR)$(BASHCOMPLETIONDIR)/ferry
 	for page in $(MAN_PAGES); do rm -f $(DESTDIR)$(MANDIR)/man$${page##*.}/$$(basename $$page); done
 
 format:

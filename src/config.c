@@ -1,7 +1,7 @@
 /* config.c: ferry.conf: rules for `ferry run -c FILE`, in an INI-like grammar.
  *
  *   # comment (also ;), only at the start of a line
- *   [ferry]                 settings of the daemon: grace, log-format
+ *   [ferry]                 settings of the daemon: grace, log-format, metrics-file
  *   [rule NAME]             one rule; NAME: letters, digits, - _ .
  *   dir = /srv/in           key = value; the value runs to the end of the line
  *   command = enrich --in {} "two words"
@@ -232,7 +232,20 @@ static int set_global(struct parser *p, struct config *config, const char *key, 
                 config->json = strcmp(value, "json") == 0;
                 return 0;
         }
-        return failure(p, "unknown setting '%s' in [ferry] (grace, log-format)", key);
+        if (strcmp(key, "metrics-file") == 0) {
+                char *copy;
+
+                if (!*value)
+                        return failure(p, "metrics-file needs a path, such as %s",
+                                       "/var/lib/prometheus/node-exporter/ferry.prom");
+                copy = strdup(value);
+                if (!copy)
+                        return failure(p, "out of memory");
+                free(config->metrics_file);
+                config->metrics_file = copy;
+                return 0;
+        }
+        return failure(p, "unknown setting '%s' in [ferry] (grace, log-format, metrics-file)", key);
 }
 
 static int set_key(struct parser *p, struct section *sec, struct config *config, const char *key, const char *value)
@@ -283,6 +296,7 @@ int config_load(const char *path, struct ferry_runner *runner, struct config *co
         int r = 0;
         FILE *f = fopen(path, "re");
 
+        config->metrics_file = NULL; /* the caller owns the old value */
         if (!f) {
                 snprintf(error, size, "cannot read %s: %s", path, strerror(errno));
                 return -1;
@@ -316,6 +330,10 @@ int config_load(const char *path, struct ferry_runner *runner, struct config *co
                 r = close_rule(&p, &sec, runner);
         if (r == 0 && !any_rule)
                 r = failure(&p, "no [rule NAME] section: nothing to run");
+        if (r < 0) {
+                free(config->metrics_file);
+                config->metrics_file = NULL;
+        }
         ferry_rule_free(sec.rule);
         free(sec.dir);
         free(line);

@@ -1,9 +1,12 @@
-/* run.c: `ferry run`: the hot-folder daemon, one rule from the command line. */
+/* run.c: `ferry run`: the hot-folder daemon, one rule from the command line
+ * or the rules of a config file; what it tells systemd and the metrics file. */
 #include "cli.h"
 #include "config.h"
 
 #include <errno.h>
 #include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -15,6 +18,7 @@
 static const char usage[] =
         "Usage: ferry run [OPTION]... DIR -- PROGRAM [ARG]...\n"
         "   or: ferry run -c FILE [--check] [--grace DUR] [--log-format FMT]\n"
+        "                 [--metrics-file PATH]\n"
         "Hand every file completely written into DIR to PROGRAM, exactly once; move it\n"
         "to a done folder on success, to a failed folder (with a .ferry-error note) on\n"
         "failure. No shell: {} {path} {name} {dir} {stem} {ext} ({paths} with --batch)\n"
@@ -48,6 +52,8 @@ static const char usage[] =
         "      --name NAME        the rule's name in logs and work areas (default run)\n"
         "      --grace DUR        on SIGTERM, how long handlers may finish (default 30s)\n"
         "      --log-format FMT   text (default) or json, on stderr\n"
+        "      --metrics-file PATH  write counters to PATH in the Prometheus text\n"
+        "                         format, atomically, at most every 5s and at stop\n"
         "  -c, --config FILE      the rules of FILE (see ferry.conf(5)); SIGHUP reloads it\n"
         "      --check            check the options (or FILE) and exit\n"
         "  -h, --help             show this help\n"
@@ -76,6 +82,7 @@ enum {
         OPT_NAME,
         OPT_GRACE,
         OPT_LOG_FORMAT,
+        OPT_METRICS_FILE,
         OPT_CHECK,
 };
 
@@ -104,6 +111,7 @@ static const struct option options[] = {
         {"name", required_argument, NULL, OPT_NAME},
         {"grace", required_argument, NULL, OPT_GRACE},
         {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
+        {"metrics-file", required_argument, NULL, OPT_METRICS_FILE},
         {"check", no_argument, NULL, OPT_CHECK},
         {"config", required_argument, NULL, 'c'},
         {"help", no_argument, NULL, 'h'},
@@ -193,13 +201,22 @@ struct source {
         size_t count;
         const char *name, *dir;
         char **command;
-        struct config config;        /* grace and log format; the command line wins */
+        struct config config;        /* grace, log format, metrics file; the command line wins */
         bool grace_given, json_given;
+        const char *metrics_option;  /* --metrics-file, or NULL */
 };
+
+/* The metrics file in force: the command line's, else the config file's. */
+static const char *metrics_path(const struct source *src)
+{
+        return src->metrics_option ? src->metrics_option : src->config.metrics_file;
+}
 
 /* Builds a runner with the rules of the source into *ret_runner. Returns -1
  * on success, or the exit code after printing why: 2 for what the user must
- * change in the options or the file, 1 for a folder that is missing. */
+ * change in the options or the file, 1 for a folder that is missing. On
+ * success with a config file, src->config holds its settings; the metrics
+ * file it held before is not freed: the caller owns it. */
 static int build(struct source *src, struct ferry_runner **ret_runner)
 {
         struct ferry_runner *runner = NULL;
@@ -208,6 +225,8 @@ static int build(struct source *src, struct ferry_runner **ret_runner)
         char error[2048];
         int r, status = EXIT_USAGE;
 
+        if (src->metrics_option && !metrics_path_usable(src->metrics_option))
+                return EXIT_FAILURE_RUNTIME;
         r = ferry_runner_new(&runner);
         if (r < 0) {
                 cli_error("cannot start: %s", strerror(-r));
@@ -218,10 +237,16 @@ static int build(struct source *src, struct ferry_runner **ret_runner)
                         cli_error("%s", error);
                         goto fail;
                 }
+                if (!src->metrics_option && config.metrics_file && !metrics_path_usable(config.metrics_file)) {
+                        free(config.metrics_file);
+                        status = EXIT_FAILURE_RUNTIME;
+                        goto fail;
+                }
                 if (!src->grace_given)
                         src->config.grace_ns = config.grace_ns;
                 if (!src->json_given)
                         src->config.json = config.json;
+                src->config.metrics_file = config.metrics_file;
         } else {
                 r = ferry_rule_new(&rule, src->name, src->dir);
                 if (r < 0) {
@@ -257,10 +282,158 @@ fail:
         return status;
 }
 
-/* Stops runner gracefully and waits until it is drained. Returns 1 when a
- * stop signal came meanwhile (the caller must then stop, not go on), 0, or
- * -errno. */
-static int drain(struct ferry_runner *runner, int64_t grace_ns, int signal_fd)
+/* ---- what systemd and the metrics file are told -------------------------------
+ *
+ * Under systemd (Type=notify), ferry says READY=1 once its rules run: the
+ * folders are watched and the files already in them are known to the runner,
+ * which hands them out without further events. STATUS= lines carry the
+ * counts, at most once a second. A reload is bracketed by RELOADING=1 and
+ * READY=1, a stop announced by STOPPING=1. With WatchdogSec= set, the loop
+ * says WATCHDOG=1 every half period, so a loop that hangs gets restarted.
+ */
+
+#define SECOND_NS INT64_C(1000000000)
+
+struct service {
+        struct notifier notifier;
+        struct metrics metrics;
+        struct ferry_runner_stats before; /* counters of the runners that reloads replaced */
+        uint64_t shown[5];                /* queued, running, waiting, done, failed last sent */
+        int64_t shown_at;                 /* when that STATUS= went out */
+        int64_t watchdog_at;              /* when the next WATCHDOG=1 is due */
+        bool stopping;                    /* STOPPING=1 was sent */
+};
+
+/* The runner's counters, with those of the runners it replaced added, so
+ * that counters never go back at a reload. */
+static void service_stats(const struct service *s, struct ferry_runner *runner, struct ferry_runner_stats *ret)
+{
+        const struct ferry_runner_stats *b = &s->before;
+
+        if (ferry_runner_stats(runner, ret) < 0)
+                *ret = (struct ferry_runner_stats){0};
+        ret->ready += b->ready;
+        ret->claimed += b->claimed;
+        ret->done += b->done;
+        ret->failed += b->failed;
+        ret->retried += b->retried;
+        ret->returned += b->returned;
+        ret->rescans += b->rescans;
+        ret->errors += b->errors;
+        for (int i = 0; i < FERRY_DURATION_BUCKETS; i++)
+                ret->duration_count[i] += b->duration_count[i];
+        ret->duration_runs += b->duration_runs;
+        ret->duration_sum += b->duration_sum;
+}
+
+/* Keeps the counters of a runner a reload replaces (its "now" fields end with it). */
+static void service_retire(struct service *s, struct ferry_runner *runner)
+{
+        struct ferry_runner_stats st;
+
+        service_stats(s, runner, &st);
+        st.queued = st.running = st.waiting = st.watches = st.found_at_start = 0;
+        s->before = st;
+}
+
+/* "Q queued, R running, D done, F failed", as STATUS= and the log say it. */
+static void status_text(char *buf, size_t size, const struct ferry_runner_stats *st)
+{
+        int n = snprintf(buf, size, "%" PRIu64 " queued, %" PRIu64 " running, ", st->queued, st->running);
+
+        if (n >= 0 && (size_t)n < size && st->waiting)
+                n += snprintf(buf + n, size - (size_t)n, "%" PRIu64 " waiting to retry, ", st->waiting);
+        if (n >= 0 && (size_t)n < size)
+                snprintf(buf + n, size - (size_t)n, "%" PRIu64 " done, %" PRIu64 " failed", st->done, st->failed);
+}
+
+static void status_remember(struct service *s, const struct ferry_runner_stats *st)
+{
+        s->shown[0] = st->queued;
+        s->shown[1] = st->running;
+        s->shown[2] = st->waiting;
+        s->shown[3] = st->done;
+        s->shown[4] = st->failed;
+        s->shown_at = cli_now();
+}
+
+/* READY=1, with what the runner found: after the start and after a reload. */
+static void service_ready(struct service *s, struct ferry_runner *runner, const char *what)
+{
+        struct ferry_runner_stats st;
+        char counts[256];
+
+        service_stats(s, runner, &st);
+        status_text(counts, sizeof(counts), &st);
+        notify_send(&s->notifier, "READY=1\nSTATUS=%s: %" PRIu64 " file%s present at start; %s", what,
+                    st.found_at_start, st.found_at_start == 1 ? "" : "s", counts);
+        status_remember(s, &st);
+        (void)metrics_write(&s->metrics, &st, cli_now());
+}
+
+static void service_stopping(struct service *s, int64_t grace_ns)
+{
+        if (s->stopping)
+                return;
+        s->stopping = true;
+        notify_send(&s->notifier, "STOPPING=1\nSTATUS=stopping: running handlers may finish within %.3gs",
+                    (double)grace_ns / 1e9);
+}
+
+/* Sends what is due (WATCHDOG=1, STATUS= when the counts changed, the
+ * metrics file); returns when something will be due next, or INT64_MAX. */
+static int64_t service_tick(struct service *s, struct ferry_runner *runner)
+{
+        struct ferry_runner_stats st;
+        int64_t now = cli_now(), next = INT64_MAX;
+
+        if (s->notifier.watchdog_ns > 0) {
+                if (now >= s->watchdog_at) {
+                        notify_send(&s->notifier, "WATCHDOG=1");
+                        s->watchdog_at = now + s->notifier.watchdog_ns / 2;
+                }
+                next = s->watchdog_at;
+        }
+        if (s->notifier.fd < 0 && !s->metrics.path)
+                return next;
+        service_stats(s, runner, &st);
+        if (s->notifier.fd >= 0 && !s->stopping &&
+            (st.queued != s->shown[0] || st.running != s->shown[1] || st.waiting != s->shown[2] ||
+             st.done != s->shown[3] || st.failed != s->shown[4])) {
+                int64_t due = s->shown_at + SECOND_NS;
+
+                if (now >= due) {
+                        char counts[256];
+
+                        status_text(counts, sizeof(counts), &st);
+                        notify_send(&s->notifier, "STATUS=%s", counts);
+                        status_remember(s, &st);
+                } else if (due < next) {
+                        next = due;
+                }
+        }
+        int64_t metrics_due = metrics_update(&s->metrics, &st, now);
+
+        return metrics_due < next ? metrics_due : next;
+}
+
+/* poll(2)'s timeout until deadline (CLOCK_MONOTONIC ns; INT64_MAX: none). */
+static int timeout_until(int64_t deadline)
+{
+        int64_t left;
+
+        if (deadline == INT64_MAX)
+                return -1;
+        left = deadline - cli_now();
+        if (left <= 0)
+                return 0;
+        return left / 1000000 >= INT_MAX ? INT_MAX : (int)((left + 999999) / 1000000);
+}
+
+/* Stops runner gracefully and waits until it is drained, still telling
+ * systemd and the metrics file how it goes. Returns 1 when a stop signal came
+ * meanwhile (the caller must then stop, not go on), 0, or -errno. */
+static int drain(struct ferry_runner *runner, int64_t grace_ns, int signal_fd, struct service *svc)
 {
         struct pollfd fds[2] = {{.fd = ferry_runner_fd(runner), .events = POLLIN},
                                 {.fd = signal_fd, .events = POLLIN}};
@@ -269,7 +442,8 @@ static int drain(struct ferry_runner *runner, int64_t grace_ns, int signal_fd)
 
         ferry_runner_stop(runner, grace_ns);
         while ((r = ferry_runner_dispatch(runner, 0)) > 0) {
-                if (poll(fds, signal_fd >= 0 ? 2 : 1, -1) < 0 && errno != EINTR)
+                if (poll(fds, signal_fd >= 0 ? 2 : 1, timeout_until(service_tick(svc, runner))) < 0 &&
+                    errno != EINTR)
                         return -errno;
                 if (signal_fd >= 0 && (fds[1].revents & POLLIN)) {
                         struct signalfd_siginfo info;
@@ -279,6 +453,7 @@ static int drain(struct ferry_runner *runner, int64_t grace_ns, int signal_fd)
                         while (read(signal_fd, &info, sizeof(info)) == sizeof(info))
                                 if (info.ssi_signo != SIGHUP) {
                                         stop_signal = true;
+                                        service_stopping(svc, 0);
                                         ferry_runner_stop(runner, 0);
                                 }
                 }
@@ -290,11 +465,13 @@ static int drain(struct ferry_runner *runner, int64_t grace_ns, int signal_fd)
  * once). SIGHUP reloads the config file: a bad one is rejected and the rules
  * in force keep running; a good one replaces them after the running handlers
  * finished, so that nothing is lost or handled twice. */
-static int serve(struct source *src, struct ferry_runner *runner)
+static int serve(struct source *src, struct ferry_runner *runner, struct service *svc)
 {
         int signal_fd = cli_signal_fd(true);
         int status = EXIT_OK;
+        struct ferry_runner_stats st;
 
+        service_ready(svc, runner, "watching");
         for (;;) {
                 struct pollfd fds[2] = {{.fd = ferry_runner_fd(runner), .events = POLLIN},
                                         {.fd = signal_fd, .events = POLLIN}};
@@ -307,7 +484,8 @@ static int serve(struct source *src, struct ferry_runner *runner)
                         status = EXIT_FAILURE_RUNTIME;
                         break;
                 }
-                if (poll(fds, signal_fd >= 0 ? 2 : 1, -1) < 0 && errno != EINTR)
+                if (poll(fds, signal_fd >= 0 ? 2 : 1, timeout_until(service_tick(svc, runner))) < 0 &&
+                    errno != EINTR)
                         break;
                 if (signal_fd < 0 || !(fds[1].revents & POLLIN))
                         continue;
@@ -318,7 +496,8 @@ static int serve(struct source *src, struct ferry_runner *runner)
                                 stop = true;
                 }
                 if (stop) {
-                        if (drain(runner, src->config.grace_ns, signal_fd) < 0)
+                        service_stopping(svc, src->config.grace_ns);
+                        if (drain(runner, src->config.grace_ns, signal_fd, svc) < 0)
                                 status = EXIT_FAILURE_RUNTIME;
                         break;
                 }
@@ -331,21 +510,29 @@ static int serve(struct source *src, struct ferry_runner *runner)
                 struct ferry_runner *next = NULL;
                 struct config old = src->config;
 
+                notify_send(&svc->notifier, "RELOADING=1\nMONOTONIC_USEC=%" PRIu64 "\nSTATUS=reloading %s",
+                            notify_monotonic_usec(), src->config_path);
                 /* Settings the file no longer sets go back to their defaults,
                  * unless the command line gave them. */
                 if (!src->grace_given)
                         src->config.grace_ns = DEFAULT_GRACE_NS;
                 if (!src->json_given)
                         src->config.json = false;
+                src->config.metrics_file = NULL;
                 if (build(src, &next) >= 0) {
                         src->config = old;
                         cli_error("%s: the new config is rejected; the rules in force keep running",
                                   src->config_path);
+                        service_ready(svc, runner, "new config rejected, the rules in force keep running");
                         continue;
                 }
-                r = drain(runner, old.grace_ns, signal_fd);
+                r = drain(runner, old.grace_ns, signal_fd, svc);
+                service_retire(svc, runner);
                 ferry_runner_free(runner);
                 runner = next;
+                free(old.metrics_file);
+                if (metrics_set_path(&svc->metrics, metrics_path(src)) < 0)
+                        cli_error("metrics: out of memory; no metrics file until the next reload");
                 if (r != 0) {
                         status = r < 0 ? EXIT_FAILURE_RUNTIME : EXIT_OK;
                         break;
@@ -355,7 +542,11 @@ static int serve(struct source *src, struct ferry_runner *runner)
                         break;
                 }
                 cli_error("%s: reloaded", src->config_path);
+                service_ready(svc, runner, "reloaded");
         }
+        /* The last word of the metrics file: what this process did. */
+        service_stats(svc, runner, &st);
+        (void)metrics_write(&svc->metrics, &st, cli_now());
         ferry_runner_free(runner);
         if (signal_fd >= 0)
                 close(signal_fd);
@@ -365,9 +556,10 @@ static int serve(struct source *src, struct ferry_runner *runner)
 int cmd_run(int argc, char **argv)
 {
         struct source src = {.config = {.grace_ns = DEFAULT_GRACE_NS}};
+        struct service svc = {.notifier = {.fd = -1}};
         struct ferry_runner *runner = NULL;
         bool check = false;
-        int c, status = EXIT_USAGE;
+        int c, r, status = EXIT_USAGE;
 
         src.settings = calloc((size_t)argc + 1, sizeof(*src.settings));
         if (!src.settings) {
@@ -403,6 +595,7 @@ int cmd_run(int argc, char **argv)
                         src.config.json = strcmp(optarg, "json") == 0;
                         src.json_given = true;
                         break;
+                case OPT_METRICS_FILE: src.metrics_option = optarg; break;
                 case OPT_CHECK: check = true; break;
                 case 'h':
                         fputs(usage, stdout);
@@ -440,14 +633,27 @@ int cmd_run(int argc, char **argv)
                 status = EXIT_OK;
                 goto out;
         }
-        if (ferry_runner_start(runner) < 0) {
+        /* Before the start, which may take a while on a large tree. */
+        (void)notify_open(&svc.notifier);
+        notify_send(&svc.notifier, "STATUS=starting: scanning the folders");
+        if (metrics_set_path(&svc.metrics, metrics_path(&src)) < 0) {
+                cli_error("out of memory");
+                status = EXIT_FAILURE_RUNTIME;
+                goto out;
+        }
+        r = ferry_runner_start(runner);
+        if (r < 0) {
+                notify_send(&svc.notifier, "STATUS=cannot start: %s\nERRNO=%d", strerror(-r), -r);
                 status = EXIT_FAILURE_RUNTIME; /* the runner logged why */
                 goto out;
         }
-        status = serve(&src, runner);
+        status = serve(&src, runner, &svc);
         runner = NULL;
 out:
         ferry_runner_free(runner);
+        notify_close(&svc.notifier);
+        metrics_free(&svc.metrics);
+        free(src.config.metrics_file);
         free(src.settings);
         return status;
 }
