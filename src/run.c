@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -154,9 +155,37 @@ static const char *const kind_names[] = {
         [FERRY_LOG_RETURNED] = "returned", [FERRY_LOG_WARNING] = "warning", [FERRY_LOG_ERROR] = "error",
 };
 
+/* Under systemd, stderr may be the journal: then each line starts with its
+ * syslog priority, "<3>" and so on, which journald takes off and keeps. It
+ * is, when $JOURNAL_STREAM names the device and inode of our stderr. */
+static void journal_priority(const struct ferry_log_record *rec)
+{
+        static int to_journal = -1;
+
+        if (to_journal < 0) {
+                const char *stream = getenv("JOURNAL_STREAM");
+                unsigned long long dev, ino;
+                struct stat st;
+
+                to_journal = stream && sscanf(stream, "%llu:%llu", &dev, &ino) == 2 && fstat(STDERR_FILENO, &st) == 0 &&
+                             st.st_dev == (dev_t)dev && st.st_ino == (ino_t)ino;
+        }
+        if (!to_journal)
+                return;
+        switch (rec->kind) {
+        case FERRY_LOG_ERROR: fputs("<3>", stderr); break;
+        case FERRY_LOG_WARNING:
+        case FERRY_LOG_FAILED: fputs("<4>", stderr); break;
+        case FERRY_LOG_RETRY:
+        case FERRY_LOG_RETURNED: fputs("<5>", stderr); break;
+        default: fputs("<6>", stderr); break;
+        }
+}
+
 static void log_text(void *userdata, const struct ferry_log_record *rec)
 {
         (void)userdata;
+        journal_priority(rec);
         fprintf(stderr, "ferry: %s", kind_names[rec->kind]);
         if (rec->rule)
                 fprintf(stderr, " [%s]", rec->rule);
@@ -175,6 +204,7 @@ static void log_json(void *userdata, const struct ferry_log_record *rec)
         struct timespec ts;
 
         (void)userdata;
+        journal_priority(rec);
         clock_gettime(CLOCK_REALTIME, &ts);
         fprintf(stderr, "{\"time\":%lld.%03ld,\"event\":\"%s\"", (long long)ts.tv_sec, ts.tv_nsec / 1000000,
                 kind_names[rec->kind]);
