@@ -511,7 +511,8 @@ void ferry__moved(struct ferry_watch *w, struct ferry__dir *from_dir, const char
         if (!to_wanted || ferry__ready_is_marker(w, to_name, to_len)) {
                 if (e)
                         ferry__file_remove(w, (struct ferry__file *)e);
-                if (to_wanted)
+                /* A marker counts whatever the globs say (ferry put renames it into place). */
+                if (to_wanted || ferry__ready_is_marker(w, to_name, to_len))
                         ferry__file_changed(w, to_dir, to_name, to_len, FERRY__CHANGE_ARRIVED, 0, 0);
                 return;
         }

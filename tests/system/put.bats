@@ -79,3 +79,23 @@ load helpers
         [[ $(cat "$T/sizes") == 200000 ]]
         [[ -f $T/in/x.bin ]]   # the truncated one stays where it is
 }
+
+@test "done-file with --match: a marker renamed into place counts though no glob matches it" {
+        mkdir "$T/in"
+        printf 'a,b\n' >"$T/data.csv"
+        make_handler "$T/h.sh" 'printf "%s\n" "$1" >>"'"$T"'/handled"'
+        start_ferry "$T/run" run --ready done-file --match '*.csv' "$T/in" -- "$T/h.sh" {name}
+        wait_run_started "$T/run"
+        "$FERRY" put --marker "$T/data.csv" "$T/in"
+        wait_lines "$T/handled" 1 30
+        stop_ferry "$T/run"
+        [[ $(cat "$T/handled") == data.csv ]]
+        # ferry wait on one file, marker by rename too.
+        mkdir "$T/in2"
+        "$FERRY" wait --ready done-file --timeout 30s "$T/in2/y.csv" >"$T/waited" &
+        waiter=$!
+        wait_for has_watches "$waiter" 1 30
+        "$FERRY" put --marker "$T/data.csv" "$T/in2/y.csv"
+        wait "$waiter"
+        [[ $(cat "$T/waited") == "$T/in2/y.csv" ]]
+}
