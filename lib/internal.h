@@ -176,7 +176,6 @@ struct ferry__queued;
 struct ferry__event_queue {
         struct ferry__queued *head, *tail;
         struct ferry__queued *current; /* handed out; freed on the next call */
-        size_t count;
 };
 
 /* Queues an event about path (len bytes), copying the strings. Returns -ENOMEM. */
@@ -224,7 +223,6 @@ struct ferry_watch {
         uint64_t found_at_start; /* files the scans of ferry_watch_add*() found */
         int64_t limits_at; /* when limit and in_use were read (explaining ENOSPC) */
         long limit, in_use;
-        int last_error_detail; /* watch limit: the limit seen when ENOSPC came */
         char path[2 * PATH_MAX]; /* scratch for building paths */
 };
 

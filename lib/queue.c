@@ -51,7 +51,6 @@ int ferry__queue_push(struct ferry_watch *w, unsigned type, unsigned flags, cons
         else
                 q->head = item;
         q->tail = item;
-        q->count++;
         return 0;
 }
 
@@ -66,7 +65,6 @@ bool ferry__queue_pop(struct ferry__event_queue *q, const struct ferry_event **r
         q->head = item->next;
         if (!q->head)
                 q->tail = NULL;
-        q->count--;
         q->current = item;
         *ret_event = &item->event;
         return true;
