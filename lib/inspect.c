@@ -34,18 +34,18 @@ static char *outcome_folder(const struct ferry_rule *rule, bool failed)
 /* Whether the rule takes a file of that name (relative: its path below the rule's folder). */
 static bool rule_wants(const struct ferry_rule *rule, const char *name, const char *relative, const char **ret_why)
 {
-        struct ferry__policy policy;
+        const struct ferry__policy *policy = &rule->policy;
 
         if (ferry__is_temp_name(name, strlen(name))) {
                 *ret_why = "a temporary or hidden name (.*, *.tmp, *.part, *.swp, *.crdownload, *~): never taken; "
                            "the writer renames it to its final name when done";
                 return false;
         }
-        if (ferry__policy_parse(rule->ready, &policy) == 0 && policy.kind == FERRY__POLICY_DONE_FILE) {
-                size_t len = strlen(name), mlen = strlen(policy.marker);
+        if (policy->kind == FERRY__POLICY_DONE_FILE) {
+                size_t len = strlen(name), mlen = strlen(policy->marker);
 
-                if ((policy.marker_is_suffix && len > mlen && strcmp(name + len - mlen, policy.marker) == 0) ||
-                    (!policy.marker_is_suffix && strcmp(name, policy.marker) == 0)) {
+                if ((policy->marker_is_suffix && len > mlen && strcmp(name + len - mlen, policy->marker) == 0) ||
+                    (!policy->marker_is_suffix && strcmp(name, policy->marker) == 0)) {
                         *ret_why = "a done-marker: it says its file is complete, and is never handed out itself";
                         return false;
                 }
@@ -349,7 +349,7 @@ static bool explain_outcome(const struct ferry_rule *rule, const char *relative,
 /* The ready policy's view of a file that is in the folder. */
 static void explain_ready(const struct ferry_rule *rule, const char *path, const struct stat *st, struct out *o)
 {
-        struct ferry__policy policy;
+        struct ferry__policy policy = rule->policy;
         struct ferry__version v;
         int64_t age_ns;
         struct timespec now;
@@ -357,8 +357,6 @@ static void explain_ready(const struct ferry_rule *rule, const char *path, const
 
         clock_gettime(CLOCK_REALTIME, &now);
         age_ns = ((int64_t)now.tv_sec - st->st_mtim.tv_sec) * FERRY__NSEC_PER_SEC + (now.tv_nsec - st->st_mtim.tv_nsec);
-        if (ferry__policy_parse(rule->ready, &policy) < 0)
-                return;
         r = ferry__writers_check(path, &v);
         if (policy.kind == FERRY__POLICY_DONE_FILE) {
                 char marker[PATH_MAX * 2];

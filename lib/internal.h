@@ -472,6 +472,7 @@ struct ferry_rule {
         bool use_stdin;
         bool follow_symlinks;  /* hand symlinks to the handler; default: skip them */
         char *ready;           /* policy text, checked */
+        struct ferry__policy policy; /* the same, parsed */
         unsigned jobs;         /* handlers at once */
         unsigned retries;      /* attempts after the first */
         unsigned batch;        /* files per handler run; 1: no batching */

@@ -48,6 +48,7 @@ int ferry_rule_new(struct ferry_rule **ret_rule, const char *name, const char *d
                 dir_len--;
         rule->dir = strndup(dir, dir_len);
         rule->ready = strdup("auto");
+        (void)ferry__policy_parse("auto", &rule->policy);
         if (!rule->name || !rule->dir || !rule->ready) {
                 ferry_rule_free(rule);
                 return -ENOMEM;
@@ -167,12 +168,17 @@ int ferry_rule_set(struct ferry_rule *rule, const char *key, const char *value)
         if (strcmp(key, "ready") == 0) {
                 struct ferry__policy p;
 
+                int r;
+
                 if (ferry__policy_parse(value, &p) < 0)
                         return fail(rule, -EINVAL,
                                     "ready: '%s' is not a policy (use auto, close[=GUARD], rename, "
                                     "done-file[=.SUFFIX|=MARKER] or settle=DURATION)",
                                     value);
-                return set_string(rule, &rule->ready, key, value);
+                r = set_string(rule, &rule->ready, key, value);
+                if (r == 0)
+                        rule->policy = p;
+                return r;
         }
         if (strcmp(key, "jobs") == 0)
                 return set_count(rule, &rule->jobs, key, value, 1, 4096);

@@ -146,9 +146,20 @@ static void print_time(FILE *out, int64_t unix_seconds)
 
 struct printer {
         bool json;
-        bool first;
+        bool first;       /* JSON: no element in the current array yet */
+        bool in_failures; /* JSON: the claims array is closed, the failures one open */
         int64_t now_ns;
 };
+
+/* JSON: closes the claims array and opens the failures one, once. */
+static void start_failures(struct printer *p)
+{
+        if (!p->json || p->in_failures)
+                return;
+        fputs("],\"failures\":[", stdout);
+        p->first = true;
+        p->in_failures = true;
+}
 
 static void print_claim(void *userdata, const struct ferry_claim_info *c)
 {
@@ -178,6 +189,7 @@ static void print_failure(void *userdata, const struct ferry_failure_info *f)
 {
         struct printer *p = userdata;
 
+        start_failures(p);
         if (p->json) {
                 fputs(p->first ? "" : ",", stdout);
                 p->first = false;
@@ -219,7 +231,9 @@ static int status_of_rule(void *userdata, struct ferry_rule *rule)
                 fputs(",\"claims\":[", stdout);
                 p->first = true;
         }
-        r = ferry_rule_status(rule, &st, print_claim, NULL, p);
+        /* One pass over the folders: claims come first, then failures. */
+        p->in_failures = false;
+        r = ferry_rule_status(rule, &st, print_claim, print_failure, p);
         if (r < 0) {
                 if (p->json)
                         fputs("]}\n", stdout);
@@ -227,9 +241,7 @@ static int status_of_rule(void *userdata, struct ferry_rule *rule)
                 return 0;
         }
         if (p->json) {
-                fputs("],\"failures\":[", stdout);
-                p->first = true;
-                (void)ferry_rule_status(rule, &st, NULL, print_failure, p);
+                start_failures(p);
                 printf("],\"queued\":%llu,\"in_flight\":%llu,\"retries_pending\":%llu,\"orphaned\":%llu,"
                        "\"done\":%llu,\"failed\":%llu",
                        (unsigned long long)st.queued, (unsigned long long)st.in_flight,
@@ -239,7 +251,6 @@ static int status_of_rule(void *userdata, struct ferry_rule *rule)
                 fputs("}\n", stdout);
                 return 0;
         }
-        (void)ferry_rule_status(rule, &st, NULL, print_failure, p);
         printf("  queued %llu, in flight %llu, retries pending %llu, orphaned %llu, done %llu, failed %llu\n",
                (unsigned long long)st.queued, (unsigned long long)st.in_flight, (unsigned long long)st.waiting,
                (unsigned long long)st.orphaned, (unsigned long long)st.done, (unsigned long long)st.failed);
