@@ -6,14 +6,10 @@
  * deadline (timeouts, kill-after, retries, heartbeats, recovery).
  *
  * A ready file is claimed only when a handler slot is free, so that workers
- * sharing a folder share its files instead of one hoarding a burst.
- *
- * Job states:
- *   waiting   claimed, not running: new, adopted from a dead worker, or
- *             backing off before a retry (retry_at)
- *   running   its handler runs (child valid)
+ * sharing a folder share its files instead of one hoarding a burst. A job
+ * (one handler run and its outcome) is job.c's.
  */
-#include "internal.h"
+#include "runner.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -31,93 +27,11 @@
 
 extern char **environ;
 
-enum source_kind { SOURCE_WATCH, SOURCE_PIDFD, SOURCE_STDERR, SOURCE_TIMER };
-
-struct source {
-        enum source_kind kind;
-        void *owner;
-};
-
-struct pending {
-        struct pending *next;
-        char path[];
-};
-
-struct rule_state;
-
-struct job {
-        struct job *prev, *next;
-        struct rule_state *rs;
-        struct ferry__claim **claims;
-        size_t count;
-        unsigned attempt; /* runs started so far */
-        bool running;
-        bool timed_out;
-        bool stopped;     /* killed because the runner stops: not a failure */
-        pid_t pid;        /* the last handler's, for the records after it was reaped */
-        struct ferry__child child;
-        struct source pid_source, err_source;
-        int64_t started;
-        int64_t retry_at; /* waiting: when to start; 0: at once */
-        int64_t term_at;  /* running: when --timeout sends SIGTERM; 0: never */
-        int64_t kill_at;  /* running: when SIGKILL follows; 0: not yet */
-        int output_fd;
-        char *output_temp;
-};
-
-struct rule_state {
-        struct rule_state *next;
-        struct ferry_runner *runner;
-        struct ferry_rule *rule;
-        struct ferry_watch *watch;
-        struct source watch_source;
-        struct ferry__workarea wa;  /* work_fd -1 when files stay in place */
-        struct ferry__store *store; /* on-success = keep */
-        char *done_dir;   /* NULL: delete (or keep) on success */
-        char *failed_dir;
-        struct pending *pending_head, *pending_tail;
-        size_t pending_count;
-        unsigned running;
-};
-
-struct ferry_runner {
-        struct ferry_rule *rules; /* until started */
-        struct rule_state *states;
-        struct job *jobs;
-        int epoll_fd, timer_fd;
-        struct source timer_source;
-        ferry_log_cb log;
-        void *log_data;
-        bool started, stopping;
-        int64_t stop_at;          /* stopping: when running handlers get SIGTERM */
-        int64_t next_heartbeat;
-        int64_t next_recover;
-        char **env_base;          /* NULL-terminated, owned */
-        size_t env_count;
-        struct ferry__keeper keeper; /* kills handlers' groups if we die */
-        mode_t umask;                /* for output files, which mkostemp makes 0600 */
-        struct ferry_runner_stats stats; /* the counters; the "now" fields are filled when asked */
-};
-
 const double FERRY_DURATION_BOUNDS[FERRY_DURATION_BUCKETS] = {0.01, 0.05, 0.1, 0.5, 1, 5, 10, 60, 300, 1e300};
-
-static void count_run(struct ferry_runner *r, int64_t duration_ns)
-{
-        double seconds = (double)duration_ns / 1e9;
-
-        for (int i = 0; i < FERRY_DURATION_BUCKETS; i++)
-                if (seconds <= FERRY_DURATION_BOUNDS[i])
-                        r->stats.duration_count[i]++;
-        r->stats.duration_runs++;
-        r->stats.duration_sum += seconds;
-}
 
 /* ---- logging ----------------------------------------------------------------- */
 
-static void logf_record(struct ferry_runner *r, struct ferry_log_record *rec, const char *format, ...)
-        __attribute__((format(printf, 3, 4)));
-
-static void logf_record(struct ferry_runner *r, struct ferry_log_record *rec, const char *format, ...)
+void ferry__runner_log(struct ferry_runner *r, struct ferry_log_record *rec, const char *format, ...)
 {
         char message[1024];
         va_list ap;
@@ -142,12 +56,6 @@ static void logf_record(struct ferry_runner *r, struct ferry_log_record *rec, co
                 rec->path_len = strlen(rec->path);
         r->log(r->log_data, rec);
 }
-
-#define LOG(r, kind_, rule_, path_, ...)                                                                          \
-        logf_record((r),                                                                                      \
-                    &(struct ferry_log_record){.kind = (kind_), .rule = (rule_), .path = (path_),             \
-                                               .duration_ns = -1},                                            \
-                    __VA_ARGS__)
 
 /* ---- set-up ------------------------------------------------------------------ */
 
@@ -249,69 +157,26 @@ static mode_t read_umask(void)
         return (mode_t)mask;
 }
 
-static int epoll_add(struct ferry_runner *r, int fd, struct source *source)
+int ferry__runner_epoll_add(struct ferry_runner *r, int fd, struct source *source)
 {
         struct epoll_event ev = {.events = EPOLLIN, .data.ptr = source};
 
         return epoll_ctl(r->epoll_fd, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
 }
 
-static void epoll_del(struct ferry_runner *r, int fd)
+void ferry__runner_epoll_del(struct ferry_runner *r, int fd)
 {
         if (fd >= 0)
                 (void)epoll_ctl(r->epoll_fd, EPOLL_CTL_DEL, fd, NULL);
 }
 
-static struct job *job_new(struct rule_state *rs, struct ferry__claim **claims, size_t count)
-{
-        struct job *job = calloc(1, sizeof(*job));
-
-        if (!job)
-                return NULL;
-        job->rs = rs;
-        job->claims = claims;
-        job->count = count;
-        job->output_fd = -1;
-        job->child.pidfd = job->child.stderr_fd = -1;
-        job->pid_source = (struct source){SOURCE_PIDFD, job};
-        job->err_source = (struct source){SOURCE_STDERR, job};
-        job->next = rs->runner->jobs;
-        if (job->next)
-                job->next->prev = job;
-        rs->runner->jobs = job;
-        return job;
-}
-
-static void job_free(struct job *job)
-{
-        struct ferry_runner *r = job->rs->runner;
-
-        if (job->prev)
-                job->prev->next = job->next;
-        else
-                r->jobs = job->next;
-        if (job->next)
-                job->next->prev = job->prev;
-        for (size_t i = 0; i < job->count; i++)
-                ferry__claim_free(job->claims[i]);
-        free(job->claims);
-        if (job->output_fd >= 0)
-                close(job->output_fd);
-        if (job->output_temp) {
-                (void)unlink(job->output_temp);
-                free(job->output_temp);
-        }
-        free(job);
-}
-
-/* A claim of a dead worker, adopted by recovery: run it like a new one. */
 static void adopt(void *userdata, struct ferry__claim *claim)
 {
         struct rule_state *rs = userdata;
         struct ferry__claim **claims = malloc(sizeof(*claims));
         struct job *job;
 
-        if (!claims || !(job = job_new(rs, claims, 1))) {
+        if (!claims || !(job = ferry__job_new(rs, claims, 1))) {
                 free(claims);
                 LOG(rs->runner, FERRY_LOG_ERROR, rs->rule->name, claim->claimed_path,
                     "out of memory: the recovered claim stays in the work area");
@@ -402,7 +267,7 @@ static int rule_start(struct ferry_runner *r, struct ferry_rule *rule)
         }
         r->stats.found_at_start += rs->watch->found_at_start;
         rs->watch_source = (struct source){SOURCE_WATCH, rs};
-        e = epoll_add(r, ferry_watch_fd(rs->watch), &rs->watch_source);
+        e = ferry__runner_epoll_add(r, ferry_watch_fd(rs->watch), &rs->watch_source);
         if (e < 0)
                 return e;
         (void)ferry_watch_describe_ready(rs->watch, description, sizeof(description));
@@ -441,425 +306,6 @@ int ferry_runner_start(struct ferry_runner *r)
         }
         r->next_heartbeat = r->next_recover = ferry__now();
         return 0;
-}
-
-/* ---- running handlers --------------------------------------------------------- */
-
-static char *env_pair(const char *key, const char *value)
-{
-        char *s;
-
-        return asprintf(&s, "%s=%s", key, value) < 0 ? NULL : s;
-}
-
-/* Starts the job's handler; on failure to start, the job ends as a failed run. */
-static void job_finish(struct job *job, const struct ferry__exit *exit_status, const char *why);
-
-static void job_start(struct job *job)
-{
-        struct rule_state *rs = job->rs;
-        struct ferry_runner *r = rs->runner;
-        struct ferry_rule *rule = rs->rule;
-        const char **paths = calloc(job->count + 1, sizeof(char *));
-        char **argv = NULL, **envp = NULL, attempt[16];
-        struct ferry__placeholders values = {0};
-        struct ferry__spawn_request req = {.stdin_fd = -1, .stdout_fd = STDOUT_FILENO};
-        struct ferry__exit none = {.code = -1};
-        size_t n = r->env_count;
-        int e, stdin_fd = -1;
-
-        job->attempt++;
-        job->running = true;
-        job->timed_out = false;
-        rs->running++;
-        if (!paths)
-                goto nomem;
-        for (size_t i = 0; i < job->count; i++)
-                paths[i] = job->claims[i]->claimed_path;
-        values.path = rule->batch > 1 ? NULL : paths[0];
-        values.paths = rule->batch > 1 ? paths : NULL;
-        e = ferry__argv_expand(rule->command, &values, &argv);
-        if (e < 0)
-                goto nomem;
-        envp = calloc(n + 8, sizeof(char *));
-        if (!envp)
-                goto nomem;
-        for (size_t i = 0; i < n; i++)
-                envp[i] = r->env_base[i]; /* borrowed: only the added ones are freed */
-        snprintf(attempt, sizeof(attempt), "%u", job->attempt);
-        envp[n++] = env_pair("FERRY_PATH", job->claims[0]->claimed_path);
-        envp[n++] = env_pair("FERRY_NAME", job->claims[0]->name);
-        envp[n++] = env_pair("FERRY_ORIGINAL_PATH", job->claims[0]->original_path);
-        envp[n++] = env_pair("FERRY_RULE", rule->name);
-        envp[n++] = env_pair("FERRY_ATTEMPT", attempt);
-        for (size_t i = r->env_count; i < n; i++)
-                if (!envp[i])
-                        goto nomem;
-        if (rule->use_stdin) {
-                stdin_fd = open(job->claims[0]->claimed_path,
-                                O_RDONLY | O_CLOEXEC | (rule->follow_symlinks ? 0 : O_NOFOLLOW));
-                if (stdin_fd < 0) {
-                        e = -errno;
-                        goto cannot;
-                }
-                req.stdin_fd = stdin_fd;
-        }
-        if (rule->output_dir) {
-                if (asprintf(&job->output_temp, "%s/.ferry-out.XXXXXX", rule->output_dir) < 0) {
-                        job->output_temp = NULL;
-                        goto nomem;
-                }
-                job->output_fd = mkostemp(job->output_temp, O_CLOEXEC);
-                if (job->output_fd < 0) {
-                        e = -errno;
-                        free(job->output_temp);
-                        job->output_temp = NULL;
-                        goto cannot;
-                }
-                /* As the handler would have made it itself. */
-                (void)fchmod(job->output_fd, 0666 & ~r->umask);
-                if (rule->user && fchown(job->output_fd, rule->uid, rule->gid) < 0)
-                        LOG(r, FERRY_LOG_WARNING, rule->name, job->output_temp,
-                            "cannot give the output to user %s: %s", rule->user, strerror(errno));
-                req.stdout_fd = job->output_fd;
-        }
-        req.argv = argv;
-        req.envp = envp;
-        req.switch_user = rule->user != NULL;
-        req.uid = rule->uid;
-        req.gid = rule->gid;
-        e = ferry__spawn(&req, &job->child);
-        if (e < 0)
-                goto cannot;
-        ferry__keeper_add(&r->keeper, job->child.pid);
-        job->pid = job->child.pid;
-        for (size_t i = 0; i < job->count; i++)
-                ferry__claim_note_handler(&rs->wa, job->claims[i], job->pid);
-        job->started = ferry__now();
-        job->term_at = rule->timeout_ns ? job->started + rule->timeout_ns : 0;
-        job->kill_at = 0;
-        (void)epoll_add(r, job->child.pidfd, &job->pid_source);
-        if (job->child.stderr_fd >= 0)
-                (void)epoll_add(r, job->child.stderr_fd, &job->err_source);
-        for (size_t i = 0; i < job->count; i++)
-                logf_record(r,
-                            &(struct ferry_log_record){.kind = FERRY_LOG_STARTED, .rule = rule->name,
-                                                       .path = job->claims[i]->original_path, .duration_ns = -1,
-                                                       .pid = job->child.pid, .attempt = (int)job->attempt},
-                            "started %s (pid %d, attempt %u)", argv[0], (int)job->child.pid, job->attempt);
-        goto out;
-nomem:
-        e = -ENOMEM;
-cannot:
-        {
-                char why[512];
-
-                snprintf(why, sizeof(why), "cannot run %s: %s", rule->command[0], strerror(-e));
-                job->started = ferry__now();
-                job_finish(job, &none, why);
-        }
-out:
-        if (stdin_fd >= 0)
-                close(stdin_fd);
-        if (envp)
-                for (size_t i = r->env_count; i < n; i++)
-                        free(envp[i]);
-        free(envp);
-        ferry__argv_free(argv);
-        free(paths);
-}
-
-/* Moves the handler's output into place: the seed's enrichment as a filter. */
-static int deliver_output(struct job *job)
-{
-        struct ferry_rule *rule = job->rs->rule;
-        char *target;
-        int e = 0;
-
-        if (job->output_fd < 0)
-                return 0;
-        if (fsync(job->output_fd) < 0)
-                e = -errno;
-        close(job->output_fd);
-        job->output_fd = -1;
-        if (e < 0)
-                return e;
-        target = join(rule->output_dir, job->claims[0]->name);
-        if (!target)
-                return -ENOMEM;
-        if (rename(job->output_temp, target) < 0)
-                e = -errno;
-        free(target);
-        if (e == 0) {
-                free(job->output_temp);
-                job->output_temp = NULL;
-        }
-        return e;
-}
-
-static int64_t backoff(const struct ferry_rule *rule, unsigned attempt)
-{
-        int64_t delay = rule->retry_delay_ns;
-
-        for (unsigned i = 1; i < attempt && delay < 3600 * FERRY__NSEC_PER_SEC; i++)
-                delay *= 2;
-        return delay;
-}
-
-/* Writes NAME.ferry-error beside a failed file. */
-static void write_failure(struct job *job, const struct ferry__claim *c, const char *failed_path, const char *why,
-                          const struct ferry__exit *st, int64_t duration)
-{
-        size_t tail_len = 0;
-        const char *tail = job->child.tail_len ? ferry__child_stderr_lines(&job->child, 20, &tail_len) : NULL;
-        char *text = NULL, *sidecar = NULL;
-        int n;
-
-        n = asprintf(&text,
-                     "path: %s\nrule: %s\nreason: %s\nexit-status: %d\nsignal: %d\ntimed-out: %s\n"
-                     "attempts: %u\nduration: %.3fs\nfailed-at: %lld\nstderr:\n%.*s%s",
-                     c->original_path, job->rs->rule->name, why, st->code, st->signal,
-                     job->timed_out ? "yes" : "no", job->attempt, (double)duration / FERRY__NSEC_PER_SEC,
-                     (long long)time(NULL), (int)tail_len, tail ? tail : "",
-                     tail_len && tail[tail_len - 1] != '\n' ? "\n" : "");
-        /* NAME.ferry-error, with NAME cut when the whole would pass NAME_MAX. */
-        const char *base = strrchr(failed_path, '/') ? strrchr(failed_path, '/') + 1 : failed_path;
-        int keep = (int)strlen(failed_path) - (int)strlen(base) +
-                   ((int)strlen(base) + 12 > NAME_MAX ? NAME_MAX - 12 : (int)strlen(base));
-
-        if (n >= 0 && asprintf(&sidecar, "%.*s.ferry-error", keep, failed_path) >= 0 &&
-            ferry__write_sidecar(sidecar, text, (size_t)n) < 0)
-                LOG(job->rs->runner, FERRY_LOG_WARNING, job->rs->rule->name, c->original_path,
-                    "cannot write the failure note %s: %s", sidecar, strerror(errno));
-        free(text);
-        free(sidecar);
-}
-
-static int record(struct rule_state *rs, struct ferry__claim *c, const char *outcome, const char *why)
-{
-        char *relative = ferry__claim_relative(c);
-        int e = relative ? ferry__store_record(rs->store, relative, &c->version, outcome, why) : -ENOMEM;
-
-        free(relative);
-        return e;
-}
-
-/* The handler ended (or never started): done, retry, failed, or back to the
- * queue when the runner stopped it. Frees the job unless it retries. */
-static void job_finish(struct job *job, const struct ferry__exit *st, const char *why)
-{
-        struct rule_state *rs = job->rs;
-        struct ferry_runner *r = rs->runner;
-        struct ferry_rule *rule = rs->rule;
-        int64_t duration = ferry__now() - job->started;
-        bool success = !why && st->code == 0 && !job->timed_out;
-        char reason[512];
-
-        job->running = false;
-        rs->running--;
-        if (!why && !job->stopped)
-                count_run(r, duration);
-        if (success) {
-                int e = deliver_output(job);
-
-                if (e < 0) {
-                        snprintf(reason, sizeof(reason), "cannot deliver the output to %s: %s", rule->output_dir,
-                                 strerror(-e));
-                        success = false;
-                        why = reason;
-                }
-        }
-        if (!why && !success) {
-                if (job->timed_out) {
-                        char took[32];
-
-                        (void)ferry__format_duration(rule->timeout_ns, took, sizeof(took));
-                        snprintf(reason, sizeof(reason), "timed out after %s", took);
-                }
-                else if (st->signal)
-                        snprintf(reason, sizeof(reason), "killed by signal %d (%s)", st->signal,
-                                 strsignal(st->signal));
-                else
-                        snprintf(reason, sizeof(reason), "exit status %d", st->code);
-                why = reason;
-        }
-        /* A failure while stopping that has retries left is the next run's business. */
-        if (!success && r->stopping && job->attempt <= rule->retries)
-                job->stopped = true;
-        if (job->output_temp) {
-                if (job->output_fd >= 0)
-                        close(job->output_fd);
-                job->output_fd = -1;
-                (void)unlink(job->output_temp);
-                free(job->output_temp);
-                job->output_temp = NULL;
-        }
-        for (size_t i = 0; i < job->count && (success || (job->stopped && r->stopping)); i++) {
-                struct ferry__claim *c = job->claims[i];
-                struct ferry_log_record rec = {.rule = rule->name, .path = c->original_path, .duration_ns = duration,
-                                               .pid = job->pid, .attempt = (int)job->attempt,
-                                               .exit_code = st->code, .signal = st->signal};
-                char *final = NULL;
-                int e;
-
-                if (c->in_place && !success) {
-                        rec.kind = FERRY_LOG_RETURNED;
-                        logf_record(r, &rec, "stopped; left in place");
-                        continue;
-                }
-                if (c->in_place) {
-                        e = record(rs, c, "done", NULL);
-                        rec.kind = e < 0 ? FERRY_LOG_ERROR : FERRY_LOG_DONE;
-                        if (e < 0)
-                                logf_record(r, &rec, "handled, but cannot record it (%s): it will be handled again",
-                                            strerror(-e));
-                        else
-                                logf_record(r, &rec, "done in %.3fs; kept in place",
-                                            (double)duration / FERRY__NSEC_PER_SEC);
-                        continue;
-                }
-                if (!success) {
-                        /* Stopped by us: back to the queue for the next run. */
-                        e = ferry__claim_return(&rs->wa, c);
-                        rec.kind = e < 0 ? FERRY_LOG_WARNING : FERRY_LOG_RETURNED;
-                        logf_record(r, &rec, e < 0 ? "stopped; cannot return it to the queue (%s): it stays in %s"
-                                                   : "stopped; returned to the queue%s%s",
-                                    e < 0 ? strerror(-e) : "", e < 0 ? c->claimed_path : "");
-                        continue;
-                }
-                e = ferry__claim_finish(&rs->wa, c, rs->done_dir, &final);
-                rec.kind = e < 0 && e != -ENOENT ? FERRY_LOG_ERROR : FERRY_LOG_DONE;
-                if (e == -ENOENT)
-                        logf_record(r, &rec, "done in %.3fs; the handler removed or moved the file itself",
-                                    (double)duration / FERRY__NSEC_PER_SEC);
-                else if (e < 0)
-                        logf_record(r, &rec, "handled, but cannot move it to %s (%s): it stays in %s",
-                                    rs->done_dir ? rs->done_dir : "(delete)", strerror(-e), c->claimed_path);
-                else
-                        logf_record(r, &rec, "done in %.3fs%s%s", (double)duration / FERRY__NSEC_PER_SEC,
-                                    final ? ": " : "; deleted", final ? final : "");
-                free(final);
-        }
-        if (success || (job->stopped && r->stopping)) {
-                job_free(job);
-                return;
-        }
-        if (job->attempt <= rule->retries && !r->stopping) {
-                char delay[32];
-
-                (void)ferry__format_duration(backoff(rule, job->attempt), delay, sizeof(delay));
-                job->retry_at = ferry__now() + backoff(rule, job->attempt);
-                for (size_t i = 0; i < job->count; i++)
-                        logf_record(r,
-                                    &(struct ferry_log_record){.kind = FERRY_LOG_RETRY, .rule = rule->name,
-                                                               .path = job->claims[i]->original_path,
-                                                               .duration_ns = duration, .pid = job->pid,
-                                                               .attempt = (int)job->attempt,
-                                                               .exit_code = st->code, .signal = st->signal},
-                                    "failed (%s); retry %u of %u in %s", why, job->attempt, rule->retries,
-                                    delay);
-                memset(&job->child, 0, sizeof(job->child));
-                job->child.pidfd = job->child.stderr_fd = -1;
-                for (size_t i = 0; i < job->count; i++)
-                        ferry__claim_note_handler(&rs->wa, job->claims[i], 0);
-                return;
-        }
-        for (size_t i = 0; i < job->count; i++) {
-                struct ferry__claim *c = job->claims[i];
-                char *final = NULL;
-                int e;
-
-                if (c->in_place) {
-                        /* Left where it is; the note goes to the failed folder. */
-                        char *relative = ferry__claim_relative(c);
-
-                        e = record(rs, c, "failed", why);
-                        if (relative && asprintf(&final, "%s/%s", rs->failed_dir, relative) >= 0) {
-                                char *slash = strrchr(final, '/');
-
-                                *slash = '\0';
-                                (void)ferry__mkdir_p(final, 0755);
-                                *slash = '/';
-                        } else {
-                                final = NULL;
-                        }
-                        free(relative);
-                } else {
-                        e = ferry__claim_finish(&rs->wa, c, rs->failed_dir, &final);
-                }
-
-                if (final)
-                        write_failure(job, c, final, why, st, duration);
-                struct ferry_log_record rec = {.kind = e < 0 ? FERRY_LOG_ERROR : FERRY_LOG_FAILED,
-                                               .rule = rule->name, .path = c->original_path,
-                                               .duration_ns = duration, .pid = job->pid,
-                                               .attempt = (int)job->attempt, .exit_code = st->code,
-                                               .signal = st->signal};
-
-                if (e < 0)
-                        logf_record(r, &rec, "failed (%s); cannot %s (%s): it stays in %s", why,
-                                    c->in_place ? "record it" : "move it to the failed folder", strerror(-e),
-                                    c->claimed_path);
-                else if (c->in_place)
-                        logf_record(r, &rec, "failed (%s) after %u attempt%s; left in place, note in %s.ferry-error",
-                                    why, job->attempt, job->attempt == 1 ? "" : "s", final ? final : "?");
-                else
-                        logf_record(r, &rec, "failed (%s) after %u attempt%s: %s", why, job->attempt,
-                                    job->attempt == 1 ? "" : "s", final);
-                free(final);
-        }
-        job_free(job);
-}
-
-/* Handlers' descendants that left their process group (setsid, daemons) and
- * outlived their parents were re-parented to us, the subreaper: kill and reap
- * them, so that no orphan survives its handler. Children that are running
- * handlers are left alone. */
-static void kill_orphans(struct ferry_runner *r)
-{
-        char path[64], buffer[4096];
-        ssize_t n;
-        int fd;
-
-        snprintf(path, sizeof(path), "/proc/self/task/%d/children", (int)getpid());
-        fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-                return;
-        n = read(fd, buffer, sizeof(buffer) - 1);
-        close(fd);
-        if (n <= 0)
-                return;
-        buffer[n] = '\0';
-        for (char *p = buffer, *end; *p; p = end) {
-                long pid = strtol(p, &end, 10);
-                bool handler = false;
-
-                if (end == p)
-                        break;
-                handler = pid == r->keeper.pid;
-                for (struct job *job = r->jobs; job && !handler; job = job->next)
-                        handler = job->running && job->child.pid == pid;
-                if (pid > 0 && !handler) {
-                        (void)kill((pid_t)pid, SIGKILL);
-                        (void)waitpid((pid_t)pid, NULL, 0);
-                }
-        }
-}
-
-static void job_exited(struct job *job)
-{
-        struct ferry_runner *r = job->rs->runner;
-        struct ferry__exit st = {.code = -1};
-
-        pid_t pgid = job->child.pid;
-
-        epoll_del(r, job->child.pidfd);
-        epoll_del(r, job->child.stderr_fd);
-        if (ferry__child_reap(&job->child, &st) < 0)
-                st = (struct ferry__exit){.code = -1};
-        ferry__keeper_remove(&r->keeper, pgid); /* reaping killed what was left of the group */
-        job_finish(job, &st, NULL);
-        kill_orphans(r);
 }
 
 /* ---- the loop ---------------------------------------------------------------- */
@@ -1023,7 +469,7 @@ static void claim_and_start(struct rule_state *rs)
                 free(claims);
                 return;
         }
-        struct job *job = job_new(rs, claims, count);
+        struct job *job = ferry__job_new(rs, claims, count);
 
         if (!job) {
                 for (size_t i = 0; i < count; i++) {
@@ -1033,7 +479,7 @@ static void claim_and_start(struct rule_state *rs)
                 free(claims);
                 return;
         }
-        job_start(job);
+        ferry__job_start(job);
 }
 
 static void start_work(struct ferry_runner *r, int64_t now)
@@ -1042,7 +488,7 @@ static void start_work(struct ferry_runner *r, int64_t now)
         for (struct job *job = r->jobs, *next; job; job = next) {
                 next = job->next;
                 if (!job->running && job->retry_at <= now && job->rs->running < job->rs->rule->jobs)
-                        job_start(job);
+                        ferry__job_start(job);
         }
         for (struct rule_state *rs = r->states; rs; rs = rs->next)
                 while (rs->pending_head && rs->running < rs->rule->jobs)
@@ -1141,11 +587,11 @@ static void handle(struct ferry_runner *r, const struct epoll_event *events, int
                 case SOURCE_STDERR:
                         /* At hang-up, leave the set first: reading to the end closes the fd. */
                         if (events[i].events & (EPOLLHUP | EPOLLERR))
-                                epoll_del(r, ((struct job *)s->owner)->child.stderr_fd);
+                                ferry__runner_epoll_del(r, ((struct job *)s->owner)->child.stderr_fd);
                         ferry__child_read_stderr(&((struct job *)s->owner)->child);
                         break;
                 case SOURCE_PIDFD:
-                        job_exited(s->owner);
+                        ferry__job_exited(s->owner);
                         /* The job may be gone: later events of this batch may
                          * point to it; they are handled on the next round. */
                         return;
@@ -1190,7 +636,7 @@ int ferry_runner_dispatch(struct ferry_runner *r, int timeout_ms)
                                 job->stopped = true;
                                 job->running = true;
                                 job->rs->running++;
-                                job_finish(job, &(struct ferry__exit){.code = -1}, "stopped");
+                                ferry__job_finish(job, &(struct ferry__exit){.code = -1}, "stopped");
                         }
                         return 0;
                 }
@@ -1282,7 +728,7 @@ static void stop(struct ferry_runner *r, int64_t grace_ns, bool say)
                 while ((p = pop_pending(rs)))
                         free(p);
                 if (rs->watch) {
-                        epoll_del(r, ferry_watch_fd(rs->watch));
+                        ferry__runner_epoll_del(r, ferry_watch_fd(rs->watch));
                         ferry_watch_free(rs->watch);
                         rs->watch = NULL;
                 }
@@ -1315,7 +761,7 @@ void ferry_runner_free(struct ferry_runner *r)
                                 job->running = true;
                                 job->rs->running++;
                         }
-                        job_finish(job, &(struct ferry__exit){.code = -1}, "stopped");
+                        ferry__job_finish(job, &(struct ferry__exit){.code = -1}, "stopped");
                 }
         }
         while (r->states) {

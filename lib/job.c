@@ -1,0 +1,489 @@
+/* job.c: one handler run, from its start to its outcome: the handler's argv,
+ * environment, stdin and output file; then done, retry with back-off, or
+ * failed with a NAME.ferry-error note; returned to the queue when the runner
+ * stops. The loop that starts and reaps jobs is runner.c's.
+ *
+ * Job states:
+ *   waiting   claimed, not running: new, adopted from a dead worker, or
+ *             backing off before a retry (retry_at)
+ *   running   its handler runs (child valid)
+ */
+#include "runner.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static void count_run(struct ferry_runner *r, int64_t duration_ns)
+{
+        double seconds = (double)duration_ns / 1e9;
+
+        for (int i = 0; i < FERRY_DURATION_BUCKETS; i++)
+                if (seconds <= FERRY_DURATION_BOUNDS[i])
+                        r->stats.duration_count[i]++;
+        r->stats.duration_runs++;
+        r->stats.duration_sum += seconds;
+}
+
+struct job *ferry__job_new(struct rule_state *rs, struct ferry__claim **claims, size_t count)
+{
+        struct job *job = calloc(1, sizeof(*job));
+
+        if (!job)
+                return NULL;
+        job->rs = rs;
+        job->claims = claims;
+        job->count = count;
+        job->output_fd = -1;
+        job->child.pidfd = job->child.stderr_fd = -1;
+        job->pid_source = (struct source){SOURCE_PIDFD, job};
+        job->err_source = (struct source){SOURCE_STDERR, job};
+        job->next = rs->runner->jobs;
+        if (job->next)
+                job->next->prev = job;
+        rs->runner->jobs = job;
+        return job;
+}
+
+void ferry__job_free(struct job *job)
+{
+        struct ferry_runner *r = job->rs->runner;
+
+        if (job->prev)
+                job->prev->next = job->next;
+        else
+                r->jobs = job->next;
+        if (job->next)
+                job->next->prev = job->prev;
+        for (size_t i = 0; i < job->count; i++)
+                ferry__claim_free(job->claims[i]);
+        free(job->claims);
+        if (job->output_fd >= 0)
+                close(job->output_fd);
+        if (job->output_temp) {
+                (void)unlink(job->output_temp);
+                free(job->output_temp);
+        }
+        free(job);
+}
+
+/* A claim of a dead worker, adopted by recovery: run it like a new one. */
+static char *env_pair(const char *key, const char *value)
+{
+        char *s;
+
+        return asprintf(&s, "%s=%s", key, value) < 0 ? NULL : s;
+}
+
+void ferry__job_start(struct job *job)
+{
+        struct rule_state *rs = job->rs;
+        struct ferry_runner *r = rs->runner;
+        struct ferry_rule *rule = rs->rule;
+        const char **paths = calloc(job->count + 1, sizeof(char *));
+        char **argv = NULL, **envp = NULL, attempt[16];
+        struct ferry__placeholders values = {0};
+        struct ferry__spawn_request req = {.stdin_fd = -1, .stdout_fd = STDOUT_FILENO};
+        struct ferry__exit none = {.code = -1};
+        size_t n = r->env_count;
+        int e, stdin_fd = -1;
+
+        job->attempt++;
+        job->running = true;
+        job->timed_out = false;
+        rs->running++;
+        if (!paths)
+                goto nomem;
+        for (size_t i = 0; i < job->count; i++)
+                paths[i] = job->claims[i]->claimed_path;
+        values.path = rule->batch > 1 ? NULL : paths[0];
+        values.paths = rule->batch > 1 ? paths : NULL;
+        e = ferry__argv_expand(rule->command, &values, &argv);
+        if (e < 0)
+                goto nomem;
+        envp = calloc(n + 8, sizeof(char *));
+        if (!envp)
+                goto nomem;
+        for (size_t i = 0; i < n; i++)
+                envp[i] = r->env_base[i]; /* borrowed: only the added ones are freed */
+        snprintf(attempt, sizeof(attempt), "%u", job->attempt);
+        envp[n++] = env_pair("FERRY_PATH", job->claims[0]->claimed_path);
+        envp[n++] = env_pair("FERRY_NAME", job->claims[0]->name);
+        envp[n++] = env_pair("FERRY_ORIGINAL_PATH", job->claims[0]->original_path);
+        envp[n++] = env_pair("FERRY_RULE", rule->name);
+        envp[n++] = env_pair("FERRY_ATTEMPT", attempt);
+        for (size_t i = r->env_count; i < n; i++)
+                if (!envp[i])
+                        goto nomem;
+        if (rule->use_stdin) {
+                stdin_fd = open(job->claims[0]->claimed_path,
+                                O_RDONLY | O_CLOEXEC | (rule->follow_symlinks ? 0 : O_NOFOLLOW));
+                if (stdin_fd < 0) {
+                        e = -errno;
+                        goto cannot;
+                }
+                req.stdin_fd = stdin_fd;
+        }
+        if (rule->output_dir) {
+                if (asprintf(&job->output_temp, "%s/.ferry-out.XXXXXX", rule->output_dir) < 0) {
+                        job->output_temp = NULL;
+                        goto nomem;
+                }
+                job->output_fd = mkostemp(job->output_temp, O_CLOEXEC);
+                if (job->output_fd < 0) {
+                        e = -errno;
+                        free(job->output_temp);
+                        job->output_temp = NULL;
+                        goto cannot;
+                }
+                /* As the handler would have made it itself. */
+                (void)fchmod(job->output_fd, 0666 & ~r->umask);
+                if (rule->user && fchown(job->output_fd, rule->uid, rule->gid) < 0)
+                        LOG(r, FERRY_LOG_WARNING, rule->name, job->output_temp,
+                            "cannot give the output to user %s: %s", rule->user, strerror(errno));
+                req.stdout_fd = job->output_fd;
+        }
+        req.argv = argv;
+        req.envp = envp;
+        req.switch_user = rule->user != NULL;
+        req.uid = rule->uid;
+        req.gid = rule->gid;
+        e = ferry__spawn(&req, &job->child);
+        if (e < 0)
+                goto cannot;
+        ferry__keeper_add(&r->keeper, job->child.pid);
+        job->pid = job->child.pid;
+        for (size_t i = 0; i < job->count; i++)
+                ferry__claim_note_handler(&rs->wa, job->claims[i], job->pid);
+        job->started = ferry__now();
+        job->term_at = rule->timeout_ns ? job->started + rule->timeout_ns : 0;
+        job->kill_at = 0;
+        (void)ferry__runner_epoll_add(r, job->child.pidfd, &job->pid_source);
+        if (job->child.stderr_fd >= 0)
+                (void)ferry__runner_epoll_add(r, job->child.stderr_fd, &job->err_source);
+        for (size_t i = 0; i < job->count; i++)
+                ferry__runner_log(r,
+                            &(struct ferry_log_record){.kind = FERRY_LOG_STARTED, .rule = rule->name,
+                                                       .path = job->claims[i]->original_path, .duration_ns = -1,
+                                                       .pid = job->child.pid, .attempt = (int)job->attempt},
+                            "started %s (pid %d, attempt %u)", argv[0], (int)job->child.pid, job->attempt);
+        goto out;
+nomem:
+        e = -ENOMEM;
+cannot:
+        {
+                char why[512];
+
+                snprintf(why, sizeof(why), "cannot run %s: %s", rule->command[0], strerror(-e));
+                job->started = ferry__now();
+                ferry__job_finish(job, &none, why);
+        }
+out:
+        if (stdin_fd >= 0)
+                close(stdin_fd);
+        if (envp)
+                for (size_t i = r->env_count; i < n; i++)
+                        free(envp[i]);
+        free(envp);
+        ferry__argv_free(argv);
+        free(paths);
+}
+
+/* Moves the handler's output into place: the seed's enrichment as a filter. */
+static int deliver_output(struct job *job)
+{
+        struct ferry_rule *rule = job->rs->rule;
+        char *target;
+        int e = 0;
+
+        if (job->output_fd < 0)
+                return 0;
+        if (fsync(job->output_fd) < 0)
+                e = -errno;
+        close(job->output_fd);
+        job->output_fd = -1;
+        if (e < 0)
+                return e;
+        if (asprintf(&target, "%s/%s", rule->output_dir, job->claims[0]->name) < 0)
+                return -ENOMEM;
+        if (rename(job->output_temp, target) < 0)
+                e = -errno;
+        free(target);
+        if (e == 0) {
+                free(job->output_temp);
+                job->output_temp = NULL;
+        }
+        return e;
+}
+
+static int64_t backoff(const struct ferry_rule *rule, unsigned attempt)
+{
+        int64_t delay = rule->retry_delay_ns;
+
+        for (unsigned i = 1; i < attempt && delay < 3600 * FERRY__NSEC_PER_SEC; i++)
+                delay *= 2;
+        return delay;
+}
+
+/* Writes NAME.ferry-error beside a failed file. */
+static void write_failure(struct job *job, const struct ferry__claim *c, const char *failed_path, const char *why,
+                          const struct ferry__exit *st, int64_t duration)
+{
+        size_t tail_len = 0;
+        const char *tail = job->child.tail_len ? ferry__child_stderr_lines(&job->child, 20, &tail_len) : NULL;
+        char *text = NULL, *sidecar = NULL;
+        int n;
+
+        n = asprintf(&text,
+                     "path: %s\nrule: %s\nreason: %s\nexit-status: %d\nsignal: %d\ntimed-out: %s\n"
+                     "attempts: %u\nduration: %.3fs\nfailed-at: %lld\nstderr:\n%.*s%s",
+                     c->original_path, job->rs->rule->name, why, st->code, st->signal,
+                     job->timed_out ? "yes" : "no", job->attempt, (double)duration / FERRY__NSEC_PER_SEC,
+                     (long long)time(NULL), (int)tail_len, tail ? tail : "",
+                     tail_len && tail[tail_len - 1] != '\n' ? "\n" : "");
+        /* NAME.ferry-error, with NAME cut when the whole would pass NAME_MAX. */
+        const char *base = strrchr(failed_path, '/') ? strrchr(failed_path, '/') + 1 : failed_path;
+        int keep = (int)strlen(failed_path) - (int)strlen(base) +
+                   ((int)strlen(base) + 12 > NAME_MAX ? NAME_MAX - 12 : (int)strlen(base));
+
+        if (n >= 0 && asprintf(&sidecar, "%.*s.ferry-error", keep, failed_path) >= 0 &&
+            ferry__write_sidecar(sidecar, text, (size_t)n) < 0)
+                LOG(job->rs->runner, FERRY_LOG_WARNING, job->rs->rule->name, c->original_path,
+                    "cannot write the failure note %s: %s", sidecar, strerror(errno));
+        free(text);
+        free(sidecar);
+}
+
+static int record(struct rule_state *rs, struct ferry__claim *c, const char *outcome, const char *why)
+{
+        char *relative = ferry__claim_relative(c);
+        int e = relative ? ferry__store_record(rs->store, relative, &c->version, outcome, why) : -ENOMEM;
+
+        free(relative);
+        return e;
+}
+
+void ferry__job_finish(struct job *job, const struct ferry__exit *st, const char *why)
+{
+        struct rule_state *rs = job->rs;
+        struct ferry_runner *r = rs->runner;
+        struct ferry_rule *rule = rs->rule;
+        int64_t duration = ferry__now() - job->started;
+        bool success = !why && st->code == 0 && !job->timed_out;
+        char reason[512];
+
+        job->running = false;
+        rs->running--;
+        if (!why && !job->stopped)
+                count_run(r, duration);
+        if (success) {
+                int e = deliver_output(job);
+
+                if (e < 0) {
+                        snprintf(reason, sizeof(reason), "cannot deliver the output to %s: %s", rule->output_dir,
+                                 strerror(-e));
+                        success = false;
+                        why = reason;
+                }
+        }
+        if (!why && !success) {
+                if (job->timed_out) {
+                        char took[32];
+
+                        (void)ferry__format_duration(rule->timeout_ns, took, sizeof(took));
+                        snprintf(reason, sizeof(reason), "timed out after %s", took);
+                }
+                else if (st->signal)
+                        snprintf(reason, sizeof(reason), "killed by signal %d (%s)", st->signal,
+                                 strsignal(st->signal));
+                else
+                        snprintf(reason, sizeof(reason), "exit status %d", st->code);
+                why = reason;
+        }
+        /* A failure while stopping that has retries left is the next run's business. */
+        if (!success && r->stopping && job->attempt <= rule->retries)
+                job->stopped = true;
+        if (job->output_temp) {
+                if (job->output_fd >= 0)
+                        close(job->output_fd);
+                job->output_fd = -1;
+                (void)unlink(job->output_temp);
+                free(job->output_temp);
+                job->output_temp = NULL;
+        }
+        for (size_t i = 0; i < job->count && (success || (job->stopped && r->stopping)); i++) {
+                struct ferry__claim *c = job->claims[i];
+                struct ferry_log_record rec = {.rule = rule->name, .path = c->original_path, .duration_ns = duration,
+                                               .pid = job->pid, .attempt = (int)job->attempt,
+                                               .exit_code = st->code, .signal = st->signal};
+                char *final = NULL;
+                int e;
+
+                if (c->in_place && !success) {
+                        rec.kind = FERRY_LOG_RETURNED;
+                        ferry__runner_log(r, &rec, "stopped; left in place");
+                        continue;
+                }
+                if (c->in_place) {
+                        e = record(rs, c, "done", NULL);
+                        rec.kind = e < 0 ? FERRY_LOG_ERROR : FERRY_LOG_DONE;
+                        if (e < 0)
+                                ferry__runner_log(r, &rec, "handled, but cannot record it (%s): it will be handled again",
+                                            strerror(-e));
+                        else
+                                ferry__runner_log(r, &rec, "done in %.3fs; kept in place",
+                                            (double)duration / FERRY__NSEC_PER_SEC);
+                        continue;
+                }
+                if (!success) {
+                        /* Stopped by us: back to the queue for the next run. */
+                        e = ferry__claim_return(&rs->wa, c);
+                        rec.kind = e < 0 ? FERRY_LOG_WARNING : FERRY_LOG_RETURNED;
+                        ferry__runner_log(r, &rec, e < 0 ? "stopped; cannot return it to the queue (%s): it stays in %s"
+                                                   : "stopped; returned to the queue%s%s",
+                                    e < 0 ? strerror(-e) : "", e < 0 ? c->claimed_path : "");
+                        continue;
+                }
+                e = ferry__claim_finish(&rs->wa, c, rs->done_dir, &final);
+                rec.kind = e < 0 && e != -ENOENT ? FERRY_LOG_ERROR : FERRY_LOG_DONE;
+                if (e == -ENOENT)
+                        ferry__runner_log(r, &rec, "done in %.3fs; the handler removed or moved the file itself",
+                                    (double)duration / FERRY__NSEC_PER_SEC);
+                else if (e < 0)
+                        ferry__runner_log(r, &rec, "handled, but cannot move it to %s (%s): it stays in %s",
+                                    rs->done_dir ? rs->done_dir : "(delete)", strerror(-e), c->claimed_path);
+                else
+                        ferry__runner_log(r, &rec, "done in %.3fs%s%s", (double)duration / FERRY__NSEC_PER_SEC,
+                                    final ? ": " : "; deleted", final ? final : "");
+                free(final);
+        }
+        if (success || (job->stopped && r->stopping)) {
+                ferry__job_free(job);
+                return;
+        }
+        if (job->attempt <= rule->retries && !r->stopping) {
+                char delay[32];
+
+                (void)ferry__format_duration(backoff(rule, job->attempt), delay, sizeof(delay));
+                job->retry_at = ferry__now() + backoff(rule, job->attempt);
+                for (size_t i = 0; i < job->count; i++)
+                        ferry__runner_log(r,
+                                    &(struct ferry_log_record){.kind = FERRY_LOG_RETRY, .rule = rule->name,
+                                                               .path = job->claims[i]->original_path,
+                                                               .duration_ns = duration, .pid = job->pid,
+                                                               .attempt = (int)job->attempt,
+                                                               .exit_code = st->code, .signal = st->signal},
+                                    "failed (%s); retry %u of %u in %s", why, job->attempt, rule->retries,
+                                    delay);
+                memset(&job->child, 0, sizeof(job->child));
+                job->child.pidfd = job->child.stderr_fd = -1;
+                for (size_t i = 0; i < job->count; i++)
+                        ferry__claim_note_handler(&rs->wa, job->claims[i], 0);
+                return;
+        }
+        for (size_t i = 0; i < job->count; i++) {
+                struct ferry__claim *c = job->claims[i];
+                char *final = NULL;
+                int e;
+
+                if (c->in_place) {
+                        /* Left where it is; the note goes to the failed folder. */
+                        char *relative = ferry__claim_relative(c);
+
+                        e = record(rs, c, "failed", why);
+                        if (relative && asprintf(&final, "%s/%s", rs->failed_dir, relative) >= 0) {
+                                char *slash = strrchr(final, '/');
+
+                                *slash = '\0';
+                                (void)ferry__mkdir_p(final, 0755);
+                                *slash = '/';
+                        } else {
+                                final = NULL;
+                        }
+                        free(relative);
+                } else {
+                        e = ferry__claim_finish(&rs->wa, c, rs->failed_dir, &final);
+                }
+
+                if (final)
+                        write_failure(job, c, final, why, st, duration);
+                struct ferry_log_record rec = {.kind = e < 0 ? FERRY_LOG_ERROR : FERRY_LOG_FAILED,
+                                               .rule = rule->name, .path = c->original_path,
+                                               .duration_ns = duration, .pid = job->pid,
+                                               .attempt = (int)job->attempt, .exit_code = st->code,
+                                               .signal = st->signal};
+
+                if (e < 0)
+                        ferry__runner_log(r, &rec, "failed (%s); cannot %s (%s): it stays in %s", why,
+                                    c->in_place ? "record it" : "move it to the failed folder", strerror(-e),
+                                    c->claimed_path);
+                else if (c->in_place)
+                        ferry__runner_log(r, &rec, "failed (%s) after %u attempt%s; left in place, note in %s.ferry-error",
+                                    why, job->attempt, job->attempt == 1 ? "" : "s", final ? final : "?");
+                else
+                        ferry__runner_log(r, &rec, "failed (%s) after %u attempt%s: %s", why, job->attempt,
+                                    job->attempt == 1 ? "" : "s", final);
+                free(final);
+        }
+        ferry__job_free(job);
+}
+
+/* Handlers' descendants that left their process group (setsid, daemons) and
+ * outlived their parents were re-parented to us, the subreaper: kill and reap
+ * them, so that no orphan survives its handler. Children that are running
+ * handlers are left alone. */
+static void kill_orphans(struct ferry_runner *r)
+{
+        char path[64], buffer[4096];
+        ssize_t n;
+        int fd;
+
+        snprintf(path, sizeof(path), "/proc/self/task/%d/children", (int)getpid());
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return;
+        n = read(fd, buffer, sizeof(buffer) - 1);
+        close(fd);
+        if (n <= 0)
+                return;
+        buffer[n] = '\0';
+        for (char *p = buffer, *end; *p; p = end) {
+                long pid = strtol(p, &end, 10);
+                bool handler = false;
+
+                if (end == p)
+                        break;
+                handler = pid == r->keeper.pid;
+                for (struct job *job = r->jobs; job && !handler; job = job->next)
+                        handler = job->running && job->child.pid == pid;
+                if (pid > 0 && !handler) {
+                        (void)kill((pid_t)pid, SIGKILL);
+                        (void)waitpid((pid_t)pid, NULL, 0);
+                }
+        }
+}
+
+void ferry__job_exited(struct job *job)
+{
+        struct ferry_runner *r = job->rs->runner;
+        struct ferry__exit st = {.code = -1};
+
+        pid_t pgid = job->child.pid;
+
+        ferry__runner_epoll_del(r, job->child.pidfd);
+        ferry__runner_epoll_del(r, job->child.stderr_fd);
+        if (ferry__child_reap(&job->child, &st) < 0)
+                st = (struct ferry__exit){.code = -1};
+        ferry__keeper_remove(&r->keeper, pgid); /* reaping killed what was left of the group */
+        ferry__job_finish(job, &st, NULL);
+        kill_orphans(r);
+}
+

@@ -1,0 +1,102 @@
+/* runner.h: what runner.c (the loop, the rules, stopping) and job.c (one
+ * handler run, from start to its outcome) share. Private to those two. */
+#ifndef FERRY_RUNNER_H
+#define FERRY_RUNNER_H
+
+#include "internal.h"
+
+#include <stdarg.h>
+#include <sys/types.h>
+
+enum source_kind { SOURCE_WATCH, SOURCE_PIDFD, SOURCE_STDERR, SOURCE_TIMER };
+
+struct source {
+        enum source_kind kind;
+        void *owner;
+};
+
+struct pending {
+        struct pending *next;
+        char path[];
+};
+
+struct rule_state;
+
+struct job {
+        struct job *prev, *next;
+        struct rule_state *rs;
+        struct ferry__claim **claims;
+        size_t count;
+        unsigned attempt; /* runs started so far */
+        bool running;
+        bool timed_out;
+        bool stopped;     /* killed because the runner stops: not a failure */
+        pid_t pid;        /* the last handler's, for the records after it was reaped */
+        struct ferry__child child;
+        struct source pid_source, err_source;
+        int64_t started;
+        int64_t retry_at; /* waiting: when to start; 0: at once */
+        int64_t term_at;  /* running: when --timeout sends SIGTERM; 0: never */
+        int64_t kill_at;  /* running: when SIGKILL follows; 0: not yet */
+        int output_fd;
+        char *output_temp;
+};
+
+struct rule_state {
+        struct rule_state *next;
+        struct ferry_runner *runner;
+        struct ferry_rule *rule;
+        struct ferry_watch *watch;
+        struct source watch_source;
+        struct ferry__workarea wa;  /* work_fd -1 when files stay in place */
+        struct ferry__store *store; /* on-success = keep */
+        char *done_dir;   /* NULL: delete (or keep) on success */
+        char *failed_dir;
+        struct pending *pending_head, *pending_tail;
+        size_t pending_count;
+        unsigned running;
+};
+
+struct ferry_runner {
+        struct ferry_rule *rules; /* until started */
+        struct rule_state *states;
+        struct job *jobs;
+        int epoll_fd, timer_fd;
+        struct source timer_source;
+        ferry_log_cb log;
+        void *log_data;
+        bool started, stopping;
+        int64_t stop_at;          /* stopping: when running handlers get SIGTERM */
+        int64_t next_heartbeat;
+        int64_t next_recover;
+        char **env_base;          /* NULL-terminated, owned */
+        size_t env_count;
+        struct ferry__keeper keeper; /* kills handlers' groups if we die */
+        mode_t umask;                /* for output files, which mkostemp makes 0600 */
+        struct ferry_runner_stats stats; /* the counters; the "now" fields are filled when asked */
+};
+
+void ferry__runner_log(struct ferry_runner *r, struct ferry_log_record *rec, const char *format, ...)
+        __attribute__((format(printf, 3, 4)));
+/* Logs one outcome of a rule's file; the counters follow the kinds logged. */
+#define LOG(r, kind_, rule_, path_, ...)                                                                          \
+        ferry__runner_log((r),                                                                                \
+                          &(struct ferry_log_record){.kind = (kind_), .rule = (rule_), .path = (path_),       \
+                                                     .duration_ns = -1},                                      \
+                          __VA_ARGS__)
+
+int ferry__runner_epoll_add(struct ferry_runner *r, int fd, struct source *source);
+void ferry__runner_epoll_del(struct ferry_runner *r, int fd);
+
+/* job.c */
+struct job *ferry__job_new(struct rule_state *rs, struct ferry__claim **claims, size_t count);
+void ferry__job_free(struct job *job);
+/* Starts the job's handler; on failure to start, the job ends as a failed run. */
+void ferry__job_start(struct job *job);
+/* The handler ended (or never started): done, retry, failed, or back to the
+ * queue when the runner stopped it. Frees the job unless it retries. */
+void ferry__job_finish(struct job *job, const struct ferry__exit *st, const char *why);
+/* Its pidfd said the handler exited: reap it and finish the job. */
+void ferry__job_exited(struct job *job);
+
+#endif
