@@ -23,6 +23,20 @@
  *   latency idle -d DIR -t SEC -- TOOL...
  *       After the tool has shown it watches DIR, CPU time and voluntary
  *       context switches (wake-ups) of all its threads over SEC seconds.
+ *   latency mkdirs -d DIR -n N [-q SEC] -- TOOL...
+ *       As burst, but each file is DIR/dK/fK, written right after its
+ *       directory DIR/dK was made: for recursive tools, files missed because
+ *       their directory was not watched yet count as lost.
+ *
+ * Options for every mode:
+ *   -o FIFO  the tool's records come from FIFO (made by bench/run, written
+ *            by the tool's handlers, e.g. build/bench/note), not its stdout;
+ *            stdout then goes to the log like stderr.
+ *   -J       stdout is watchman's JSON (one object a line): the records are
+ *            the strings of each "files" array.
+ *   -W       the tool is a wrapper script: CPU, memory and watches are those
+ *            of its descendants (the daemon and its client), not its own.
+ *            Without -W they are those of the tool and its descendants.
  *
  * Every mode but setup first proves the tool is watching: it writes a probe
  * file DIR/wK every 20 ms until the tool prints one, then waits until the
@@ -45,6 +59,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -75,6 +90,9 @@ static struct {
         int64_t last_output_ns;   /* any record at all */
         int64_t last_new_ns;      /* a file printed for the first time */
         char first_other[128];    /* the first record that was not understood */
+        struct stream fifo;       /* -o: where the records come from; fd -1 if none */
+        bool json;                /* -J */
+        bool wrapper;             /* -W */
 } tool;
 
 static _Noreturn void fail(const char *format, ...)
@@ -128,9 +146,12 @@ static long numbered(const char *name, char prefix)
         return *end == '\0' ? n : -1;
 }
 
+static void handle_name(char *record, int64_t t);
+static void handle_json(char *record, int64_t t);
+
 static void handle_record(struct stream *s, char *record, int64_t t)
 {
-        if (s == &tool.err) {
+        if (s == &tool.err || (s == &tool.out && tool.fifo.fd >= 0 && !tool.json)) {
                 if (tool.message && !tool.message_ns && strstr(record, tool.message))
                         tool.message_ns = t;
                 else
@@ -141,6 +162,41 @@ static void handle_record(struct stream *s, char *record, int64_t t)
                 tool.message_ns = t;
                 return;
         }
+        if (s == &tool.out && tool.json)
+                handle_json(record, t);
+        else
+                handle_name(record, t);
+}
+
+/* Takes the strings of the "files" arrays of a line of watchman's JSON. File
+ * names here are plain ASCII, so escapes are only skipped over. */
+static void handle_json(char *record, int64_t t)
+{
+        char *p = strstr(record, "\"files\":");
+        if (!p) {
+                tool.last_output_ns = t;
+                return;
+        }
+        p = strchr(p, '[');
+        while (p && *p && *p != ']') {
+                char *open = strchr(p, '"');
+                if (!open)
+                        break;
+                char *close = open + 1;
+                while (*close && *close != '"')
+                        close += close[0] == '\\' && close[1] ? 2 : 1;
+                if (!*close)
+                        break;
+                *close = '\0';
+                handle_name(open + 1, t);
+                p = close + 1;
+                while (*p == ',' || *p == ' ')
+                        p++;
+        }
+}
+
+static void handle_name(char *record, int64_t t)
+{
         tool.last_output_ns = t;
         const char *slash = strrchr(record, '/');
         const char *name = slash ? slash + 1 : record;
@@ -203,14 +259,15 @@ static void drain(struct stream *s, int64_t t)
  * it. Returns at the deadline or after the first batch of output. */
 static void pump(int64_t deadline)
 {
-        struct pollfd fds[2] = {{.fd = tool.out.fd, .events = POLLIN}, {.fd = tool.err.fd, .events = POLLIN}};
+        struct pollfd fds[3] = {{.fd = tool.out.fd, .events = POLLIN}, {.fd = tool.err.fd, .events = POLLIN},
+                                {.fd = tool.fifo.fd, .events = POLLIN}};
         if (tool.out.fd < 0)
                 fail("the tool closed its output (it exited?)");
         int64_t left = deadline - now_ns();
         struct timespec ts = {0, 0};
         if (left > 0)
                 ts = (struct timespec){.tv_sec = left / 1000000000LL, .tv_nsec = left % 1000000000LL};
-        int n = ppoll(fds, tool.err.fd >= 0 ? 2 : 1, &ts, NULL);
+        int n = ppoll(fds, 3, &ts, NULL);
         if (n < 0 && errno != EINTR)
                 fail("poll: %s", strerror(errno));
         if (n <= 0)
@@ -220,6 +277,8 @@ static void pump(int64_t deadline)
                 drain(&tool.out, t);
         if (tool.err.fd >= 0 && fds[1].revents)
                 drain(&tool.err, t);
+        if (tool.fifo.fd >= 0 && fds[2].revents)
+                drain(&tool.fifo, t);
 }
 
 static void spawn(char **argv)
@@ -349,7 +408,7 @@ static int run_latency(const char *dir, long n, double timeout_s)
         return 0;
 }
 
-static int run_burst(const char *dir, long n, double quiet_s)
+static int run_burst(const char *dir, long n, double quiet_s, bool nested)
 {
         warm_up(dir);
         /* The writer sends the time it finished through a pipe, so that the
@@ -365,7 +424,15 @@ static int run_burst(const char *dir, long n, double quiet_s)
                 for (long i = 0; i < n; i++) {
                         char name[32];
                         snprintf(name, sizeof name, "f%07ld", i);
-                        write_file(dir, name);
+                        if (nested) {
+                                char sub[4096];
+                                snprintf(sub, sizeof sub, "%s/d%07ld", dir, i);
+                                if (mkdir(sub, 0755) < 0)
+                                        fail("cannot make %s: %s", sub, strerror(errno));
+                                write_file(sub, name);
+                        } else {
+                                write_file(dir, name);
+                        }
                 }
                 int64_t t = now_ns();
                 _exit(write(done[1], &t, sizeof t) == sizeof t ? 0 : 1);
@@ -413,6 +480,63 @@ static long status_field(pid_t pid, const char *task, const char *key)
         return value;
 }
 
+#define TREE_MAX 256
+
+/* The processes measured: the tool and its descendants, or with -W only its
+ * descendants. Found from the parent pids in /proc/PID/stat. Returns the count. */
+static int tree(pid_t *out)
+{
+        static pid_t pid[32768], parent[32768];
+        int all = 0;
+        DIR *d = opendir("/proc");
+        struct dirent *e;
+        while (d && (e = readdir(d)) && all < 32768) {
+                if (!isdigit((unsigned char)e->d_name[0]))
+                        continue;
+                char path[300], buf[1024];
+                snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
+                FILE *f = fopen(path, "re");
+                if (!f)
+                        continue;
+                size_t n = fread(buf, 1, sizeof buf - 1, f);
+                fclose(f);
+                buf[n] = '\0';
+                char *p = strrchr(buf, ')');
+                int ppid;
+                if (p && sscanf(p + 2, "%*c %d", &ppid) == 1) {
+                        pid[all] = atoi(e->d_name);
+                        parent[all++] = ppid;
+                }
+        }
+        if (d)
+                closedir(d);
+        int count = 0;
+        out[count++] = tool.pid;
+        for (int k = 0; k < count && count < TREE_MAX; k++)
+                for (int j = 0; j < all && count < TREE_MAX; j++)
+                        if (parent[j] == out[k])
+                                out[count++] = pid[j];
+        if (tool.wrapper) {
+                memmove(out, out + 1, (count - 1) * sizeof *out);
+                count--;
+        }
+        return count;
+}
+
+/* Sums status_field over the measured processes. */
+static long tree_status(const char *key)
+{
+        pid_t pids[TREE_MAX];
+        int n = tree(pids);
+        long sum = 0;
+        for (int k = 0; k < n; k++) {
+                long v = status_field(pids[k], NULL, key);
+                if (v > 0)
+                        sum += v;
+        }
+        return sum;
+}
+
 /* Counts the inotify watches held by all the tool's fds. */
 static long count_watches(pid_t pid)
 {
@@ -441,6 +565,19 @@ static long count_watches(pid_t pid)
         return count;
 }
 
+static long tree_watches(void)
+{
+        pid_t pids[TREE_MAX];
+        int n = tree(pids);
+        long sum = 0;
+        for (int k = 0; k < n; k++) {
+                long v = count_watches(pids[k]);
+                if (v > 0)
+                        sum += v;
+        }
+        return sum;
+}
+
 static int run_setup(char **argv, const char *probe_dir, const char *message, bool probe, long watches)
 {
         tool.message = message;
@@ -460,10 +597,10 @@ static int run_setup(char **argv, const char *probe_dir, const char *message, bo
                 pump(probe ? next : deadline);
         }
         int64_t ready = now_ns();
-        long at_ready = count_watches(tool.pid), now_count = at_ready;
+        long at_ready = tree_watches(), now_count = at_ready;
         while (watches > 0 && now_count < watches && now_ns() < deadline) {
                 sleep_ns(10 * 1000000LL);
-                now_count = count_watches(tool.pid);
+                now_count = tree_watches();
         }
         int64_t complete = at_ready < watches ? now_ns() : ready;
         sleep_ns(200 * 1000000LL);
@@ -471,7 +608,7 @@ static int run_setup(char **argv, const char *probe_dir, const char *message, bo
                tool.message_ns ? (tool.message_ns - start) / 1e6 : -1.0,
                tool.probe_seen ? (tool.probe_ns - start) / 1e6 : -1.0, at_ready, now_count,
                (complete - start) / 1e6,
-               status_field(tool.pid, NULL, "VmRSS"), status_field(tool.pid, NULL, "VmHWM"));
+               tree_status("VmRSS"), tree_status("VmHWM"));
         return 0;
 }
 
@@ -518,24 +655,37 @@ static void thread_totals(pid_t pid, long *ret_switches, long long *ret_cpu_ns, 
         }
         if (d)
                 closedir(d);
-        *ret_switches = switches;
-        *ret_cpu_ns = cpu;
-        *ret_threads = threads;
+        *ret_switches += switches;
+        *ret_cpu_ns += cpu;
+        *ret_threads += threads;
+}
+
+/* cpu_ticks and thread_totals summed over the measured processes. */
+static void tree_totals(long *ticks, long *switches, long long *cpu_ns, long *threads)
+{
+        pid_t pids[TREE_MAX];
+        int n = tree(pids);
+        *ticks = *switches = *cpu_ns = *threads = 0;
+        for (int k = 0; k < n; k++) {
+                long t = cpu_ticks(pids[k]);
+                if (t > 0)
+                        *ticks += t;
+                thread_totals(pids[k], switches, cpu_ns, threads);
+        }
 }
 
 static int run_idle(const char *dir, double seconds)
 {
         warm_up(dir);
         sleep_ns(1000000000LL);
-        long ticks0 = cpu_ticks(tool.pid), switches0, switches1, threads;
+        long ticks0, ticks1, switches0, switches1, threads;
         long long ns0, ns1;
-        thread_totals(tool.pid, &switches0, &ns0, &threads);
+        tree_totals(&ticks0, &switches0, &ns0, &threads);
         /* The tool's pipes are only read if it prints: it should not. */
         int64_t end = now_ns() + (int64_t)(seconds * 1e9);
         while (now_ns() < end)
                 pump(end);
-        long ticks1 = cpu_ticks(tool.pid);
-        thread_totals(tool.pid, &switches1, &ns1, &threads);
+        tree_totals(&ticks1, &switches1, &ns1, &threads);
         long hz = sysconf(_SC_CLK_TCK);
         printf("seconds=%.0f cpu_ms=%.0f sched_cpu_us=%.0f wakeups=%ld threads=%ld output_lines=%ld\n", seconds,
                (ticks1 - ticks0) * 1000.0 / hz, (ns1 - ns0) / 1000.0, switches1 - switches0, threads,
@@ -548,7 +698,9 @@ static _Noreturn void usage(void)
         fputs("usage: latency latency -d DIR -n N [-T SEC] -- TOOL...\n"
               "       latency burst -d DIR -n N [-q SEC] -- TOOL...\n"
               "       latency setup -p PROBE_DIR [-m MESSAGE] [-P] [-w WATCHES] -- TOOL...\n"
-              "       latency idle -d DIR -t SEC -- TOOL...\n",
+              "       latency idle -d DIR -t SEC -- TOOL...\n"
+              "       latency mkdirs -d DIR -n N [-q SEC] -- TOOL...\n"
+              "options for all: -o FIFO (records from FIFO), -J (watchman JSON), -W (measure descendants)\n",
               stderr);
         exit(2);
 }
@@ -563,8 +715,18 @@ int main(int argc, char **argv)
         bool probe = false;
         int opt;
         optind = 2;
-        while ((opt = getopt(argc, argv, "+d:n:T:q:p:m:Pw:t:")) != -1) {
+        const char *fifo = NULL;
+        while ((opt = getopt(argc, argv, "+d:n:T:q:p:m:Pw:t:o:JW")) != -1) {
                 switch (opt) {
+                case 'o':
+                        fifo = optarg;
+                        break;
+                case 'J':
+                        tool.json = true;
+                        break;
+                case 'W':
+                        tool.wrapper = true;
+                        break;
                 case 'd':
                 case 'p':
                         dir = optarg;
@@ -598,6 +760,14 @@ int main(int argc, char **argv)
         if (!dir || !tool_argv[0])
                 usage();
         signal(SIGPIPE, SIG_IGN);
+        tool.fifo.fd = -1;
+        if (fifo) {
+                /* Read and write: the FIFO never reads as closed when the
+                 * handlers that write it come and go. */
+                tool.fifo.fd = open(fifo, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+                if (tool.fifo.fd < 0)
+                        fail("cannot open %s: %s", fifo, strerror(errno));
+        }
         tool.count = n;
         tool.seen_ns = calloc(n > 0 ? n : 1, sizeof *tool.seen_ns);
         if (!tool.seen_ns)
@@ -612,7 +782,9 @@ int main(int argc, char **argv)
                 if (strcmp(mode, "latency") == 0 && n > 0)
                         r = run_latency(dir, n, timeout_s);
                 else if (strcmp(mode, "burst") == 0 && n > 0)
-                        r = run_burst(dir, n, quiet_s);
+                        r = run_burst(dir, n, quiet_s, false);
+                else if (strcmp(mode, "mkdirs") == 0 && n > 0)
+                        r = run_burst(dir, n, quiet_s, true);
                 else if (strcmp(mode, "idle") == 0)
                         r = run_idle(dir, seconds);
                 else
