@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define DEFAULT_GUARD_NS (100 * FERRY__NSEC_PER_MSEC)
@@ -272,6 +273,8 @@ static void consider_closed(struct ferry_watch *w, struct ferry__file *f)
         schedule(w, f, FERRY__GUARD, r == FERRY__NO_WRITER ? FERRY__TIMER_GUARD : FERRY__TIMER_BLIND_GUARD);
 }
 
+static void consider_settling(struct ferry_watch *w, struct ferry__file *f, enum ferry__state state, int timer);
+
 /* Arrived by rename under a final name: ready at once unless a writer still holds it. */
 static void consider_arrived(struct ferry_watch *w, struct ferry__file *f)
 {
@@ -280,8 +283,16 @@ static void consider_arrived(struct ferry_watch *w, struct ferry__file *f)
 
         if (r == -ENOENT)
                 return;
-        if (r == FERRY__WRITER_OPEN)
+        if (r == FERRY__WRITER_OPEN) {
+                /* Still held open: by a local writer, which will close it,
+                 * or by a file server that keeps its descriptor (nfs-ganesha
+                 * keeps NFSv3 and v4 files open long after a rename), which
+                 * will not. The quiet wait tells them apart (auto: quiet;
+                 * rename: at its expiry). */
+                if (w->policy.kind == FERRY__POLICY_AUTO || w->policy.kind == FERRY__POLICY_RENAME)
+                        return consider_settling(w, f, FERRY__QUIET, FERRY__TIMER_QUIET);
                 return set_state(w, f, FERRY__WRITING);
+        }
         if (is_new_version(f, &v))
                 report(w, f, &v);
         else
@@ -295,11 +306,18 @@ static void consider_marked(struct ferry_watch *w, struct ferry__file *f)
 {
         char marker[2 * PATH_MAX];
         struct ferry__version v;
+        struct stat marker_st;
         ssize_t n;
         int r;
 
-        if (!marker_path(w, f, marker) || access(marker, F_OK) < 0)
+        if (!marker_path(w, f, marker) || stat(marker, &marker_st) < 0)
                 return set_state(w, f, FERRY__WAIT_MARKER);
+        /* An empty marker checks nothing, but a marker being written is empty
+         * at first, and some clients close it empty before they write it
+         * (smbnetfs creates, closes and reopens every file): only a marker
+         * still empty after a guard is taken as empty. */
+        if (w->policy.marker_is_suffix && marker_st.st_size == 0 && f->state != FERRY__GUARD)
+                return schedule(w, f, FERRY__GUARD, FERRY__TIMER_BLIND_GUARD);
         n = file_path(w, f);
         if (n < 0 || ferry__stat_version(w->path, &v, NULL) < 0)
                 return set_state(w, f, FERRY__IDLE);
@@ -443,6 +461,11 @@ void ferry__ready_expire(struct ferry_watch *w, int64_t now)
                                 set_state(w, f, FERRY__IDLE);
                                 continue;
                         }
+                        if (w->policy.kind == FERRY__POLICY_DONE_FILE) {
+                                /* the guard of an empty marker: look again */
+                                consider_marked(w, f);
+                                continue;
+                        }
                         if (i == FERRY__TIMER_QUIET) {
                                 r = ferry__stat_version(w->path, &v, NULL);
                                 if (r == 0 && same_version(&v, &f->known)) {
@@ -464,6 +487,11 @@ void ferry__ready_expire(struct ferry_watch *w, int64_t now)
                                         if (f->rechecks++ < 2) {
                                                 f->known = v;
                                                 schedule(w, f, FERRY__GUARD, FERRY__TIMER_BLIND_GUARD);
+                                        } else if (w->policy.kind == FERRY__POLICY_AUTO) {
+                                                /* auto: a file server may keep its
+                                                 * descriptor (nfs-ganesha after an
+                                                 * NFSv4 CLOSE): the quiet wait. */
+                                                consider_settling(w, f, FERRY__QUIET, FERRY__TIMER_QUIET);
                                         } else {
                                                 set_state(w, f, FERRY__WRITING);
                                         }
