@@ -1,0 +1,369 @@
+#!/usr/bin/env bats
+# share_matrix.bats: the shared-folder matrix of issue 4, on real file servers. Host srv
+# serves its folder with Samba, sshd and nfs-ganesha (NFSv3 and v4); host cli writes into it
+# through each client: libsmbclient (smb), smbnetfs and sshfs (FUSE mounts), libnfs over
+# NFSv3 and NFSv4. Each writer case goes into four folders of the share, each drained on srv
+# by its own `ferry run` with one ready policy: auto, close, done-file, settle=3s. The
+# handler records the name, size and SHA-256 of what it was handed; the outcome of every
+# case x policy is compared with what the writer meant to write, and must be what the table
+# below says (the lab's findings, ../shared/lab/FINDINGS.md, and ferry-watch(1)).
+#
+# Writer cases (5 chunks of 64 KiB, 0.3 s apart, unless said):
+#   single   one open, chunks with pauses, one close
+#   chunks   open / write one chunk at its offset / close, per chunk (a reopening writer)
+#   killed   one open, SIGKILLed after 2 chunks; then a script writes NAME.done in place,
+#            with the size and SHA-256 of the whole file (a marker written anyway)
+#   rename   written as NAME.part with pauses, then renamed to NAME
+#   marker   ferry put --marker through the mount; for the userspace clients the same by
+#            hand: NAME.part, rename, then NAME.done with the same content ferry put writes
+# Outcomes:
+#   ok        handed out once, complete             partial   a partial file was handed out
+#   twice     handed out complete more than once    reported  not handed out, logged as
+#   held      never handed out (no marker, or the             not matching its marker
+#             writer died: correct)                 late      complete, not handed out
+#                                                             within the test (no close yet)
+# SHARE_MATRIX_TABLE=FILE writes the markdown table to FILE; SHARE_MATRIX_DISCOVER=1 prints
+# the outcomes without comparing (to refresh the table after a change).
+
+load helpers
+
+HOSTS=$BATS_TEST_DIRNAME/../../scripts/hosts
+TOOLS_SRC=$BATS_TEST_DIRNAME/../tools
+CLIENTS=(smb smbnetfs sshfs nfs3 nfs4)
+CASES=(single chunks killed rename marker)
+POLICIES=(auto close rename done-file settle=3s)
+CHUNK=65536
+CHUNKS=5
+PAUSE_MS=300
+
+# The expected outcome of each client, case and policy (in the order of POLICIES).
+EXPECTED='
+smb      single  ok       ok       held     held     ok
+smb      chunks  partial  partial  held     held     ok
+smb      killed  partial  partial  held     reported partial
+smb      rename  ok       ok       ok       held     ok
+smb      marker  ok       ok       ok       ok       ok
+smbnetfs single  ok       ok       held     held     ok
+smbnetfs chunks  partial  partial  held     held     ok
+smbnetfs killed  partial  partial  held     reported partial
+smbnetfs rename  ok       ok       ok       held     ok
+smbnetfs marker  ok       ok       ok       ok       ok
+sshfs    single  ok       ok       held     held     ok
+sshfs    chunks  partial  partial  held     held     ok
+sshfs    killed  partial  partial  held     reported partial
+sshfs    rename  ok       ok       ok       held     ok
+sshfs    marker  ok       ok       ok       ok       ok
+nfs3     single  ok       late     held     held     ok
+nfs3     chunks  ok       late     held     held     ok
+nfs3     killed  partial  held     held     held     partial
+nfs3     rename  ok       late     ok       held     ok
+nfs3     marker  ok       late     ok       ok       ok
+nfs4     single  ok       late     held     held     ok
+nfs4     chunks  ok       late     held     held     ok
+nfs4     killed  partial  held     held     reported partial
+nfs4     rename  ok       late     ok       held     ok
+nfs4     marker  ok       late     ok       ok       ok
+'
+
+matrix_skip() {
+        local c
+        [[ $EUID -eq 0 ]] || { echo "needs root (network namespaces, FUSE)"; return; }
+        [[ -c /dev/fuse ]] || { echo "no /dev/fuse"; return; }
+        for c in ip nsenter unshare sshfs smbnetfs ssh-keygen smbpasswd cc pkg-config python3 /usr/sbin/sshd \
+                /usr/sbin/smbd /usr/bin/ganesha.nfsd /usr/sbin/rpcbind; do
+                command -v "$c" >/dev/null || { echo "$c is missing (scripts/install-deps test)"; return; }
+        done
+        pkg-config --exists smbclient libnfs || { echo "libsmbclient-dev or libnfs-dev is missing"; return; }
+        ip netns list >/dev/null 2>&1 || echo "network namespaces do not work here"
+}
+
+setup_file() {
+        local why out tool
+        local -a flags
+        why=$(matrix_skip)
+        [[ -z $why ]] || return 0
+        export TOOLS=$BATS_FILE_TMPDIR/tools
+        mkdir -p "$TOOLS"
+        for tool in smb-write:smbclient nfs-write:libnfs; do
+                read -r -a flags <<<"$(pkg-config --cflags --libs "${tool#*:}")"
+                cc -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -O2 -o "$TOOLS/${tool%:*}" \
+                        "$TOOLS_SRC/${tool%:*}.c" "${flags[@]}"
+        done
+        out=$("$HOSTS" up --serve ssh,smb,nfs srv cli 2>"$BATS_FILE_TMPDIR/up.log") ||
+                { cat "$BATS_FILE_TMPDIR/up.log" >&2; return 1; }
+        export FERRY_HOSTS=${out#FERRY_HOSTS=}
+        export MNT_SSHFS MNT_SMBNETFS
+        MNT_SSHFS=$("$HOSTS" mount "$FERRY_HOSTS" cli srv sshfs)
+        MNT_SMBNETFS=$("$HOSTS" mount "$FERRY_HOSTS" cli srv smbnetfs)
+}
+
+teardown_file() {
+        [[ -z ${FERRY_HOSTS:-} ]] || "$HOSTS" down "$FERRY_HOSTS"
+}
+
+setup() {
+        local why
+        why=$(matrix_skip)
+        [[ -z $why ]] || skip "$why"
+        ferry_setup
+}
+
+teardown() {
+        local p
+        # ferry runs on srv: stopped by the test; this is for a failed one
+        for p in "${RUN_PIDS[@]}"; do
+                kill -TERM "$p" 2>/dev/null || true
+        done
+        ferry_teardown
+}
+
+folder_of() { echo "${1%%=*}"; }
+
+# marker_text FILE: what ferry put --marker writes for FILE
+marker_text() {
+        printf 'ferry-marker 1\nsize %s\nsha256 %s\n' "$(stat -c %s "$1")" "$(sha256sum <"$1" | cut -c1-64)"
+}
+
+# slow_cat SRC [KILL_AFTER]: SRC's chunks on stdout with pauses; with KILL_AFTER, SIGKILL
+# itself after that many chunks (stdout, the file, still open).
+slow_cat() {
+        local i
+        for ((i = 0; i < CHUNKS; i++)); do
+                ((i == 0)) || sleep "0.$PAUSE_MS"
+                dd if="$1" bs=$CHUNK skip=$i count=1 status=none
+                if [[ -n ${2:-} ]] && ((i + 1 == $2)); then
+                        kill -KILL "$BASHPID"
+                fi
+        done
+}
+
+# write_fuse MOUNT CASE SRC NAME: the case through a FUSE mount, by local programs
+write_fuse() {
+        local dir=$1 case=$2 src=$3 name=$4 i
+        case $case in
+        single) slow_cat "$src" >"$dir/$name" ;;
+        chunks)
+                for ((i = 0; i < CHUNKS; i++)); do
+                        ((i == 0)) || sleep "0.$PAUSE_MS"
+                        dd if="$src" of="$dir/$name" bs=$CHUNK skip=$i seek=$i count=1 conv=notrunc status=none
+                done
+                ;;
+        killed)
+                (slow_cat "$src" 2 >"$dir/$name") || true
+                marker_text "$src" >"$dir/$name.done"
+                ;;
+        rename)
+                slow_cat "$src" >"$dir/$name.part"
+                mv -- "$dir/$name.part" "$dir/$name"
+                ;;
+        marker) "$FERRY" put --marker --quiet "$src" "$dir/" ;;
+        esac
+}
+
+# write_lib CLIENT CASE SRC FOLDER NAME: the case through a userspace client, run on cli
+write_lib() {
+        local client=$1 case=$2 src=$3 folder=$4 name=$5 srv
+        local -a opts=(-p "$PAUSE_MS" -c "$CHUNK")
+        srv=$("$HOSTS" ip "$FERRY_HOSTS" srv)
+        # tool OPTION... LOCAL PATH: PATH relative to the share
+        case $client in
+        smb)
+                tool() {
+                        local -a o=("${@:1:$#-2}")
+                        local i
+                        for i in "${!o[@]}"; do
+                                [[ ${o[i]} != -R ]] || o[i + 1]=smb://$srv/share/${o[i + 1]}
+                        done
+                        "$HOSTS" exec "$FERRY_HOSTS" cli env SMB_PASSWORD="$(cat "$FERRY_HOSTS/smbpass")" \
+                                "$TOOLS/smb-write" "${o[@]}" "${@: -2:1}" "smb://$srv/share/${*: -1}"
+                }
+                ;;
+        nfs3)
+                tool() {
+                        "$HOSTS" exec "$FERRY_HOSTS" cli "$TOOLS/nfs-write" "${@:1:$#-2}" 3 "$srv" \
+                                "$FERRY_HOSTS/srv/share" "${@: -2:1}" "${@: -1}"
+                }
+                ;;
+        nfs4)
+                tool() {
+                        "$HOSTS" exec "$FERRY_HOSTS" cli "$TOOLS/nfs-write" -w 2048 "${@:1:$#-2}" 4 "$srv" /share \
+                                "${@: -2:1}" "${@: -1}"
+                }
+                ;;
+        esac
+        [[ $client == smb ]] || folder=/$folder
+        case $case in
+        single) tool "${opts[@]}" "$src" "$folder/$name" ;;
+        chunks) tool -r "${opts[@]}" "$src" "$folder/$name" ;;
+        killed)
+                tool -k 2 "${opts[@]}" "$src" "$folder/$name" || true
+                marker_text "$src" >"$T/$name.${folder#/}.done"
+                tool "$T/$name.${folder#/}.done" "$folder/$name.done"
+                ;;
+        rename) tool "${opts[@]}" -R "$folder/$name" "$src" "$folder/$name.part" ;;
+        marker)
+                tool -R "$folder/$name" "$src" "$folder/$name.part"
+                marker_text "$src" >"$T/$name.${folder#/}.done"
+                tool -R "$folder/$name.done" "$T/$name.${folder#/}.done" "$folder/$name.done.part"
+                ;;
+        esac
+}
+
+# outcomes T: from $T/sources (NAME CLIENT CASE SIZE SHA256), $T/handled (FOLDER NAME SIZE
+# SHA256, one line per handler run) and $T/run-FOLDER.err, prints "CLIENT CASE OUTCOME..."
+# per line, the policies in the order of POLICIES; writes the markdown table to $T/table.md.
+outcomes() {
+        python3 - "$T" "${POLICIES[@]}" <<'PY'
+import collections, os, sys
+t, policies = sys.argv[1], sys.argv[2:]
+folders = [p.split('=')[0] for p in policies]
+sources = [l.split() for l in open(os.path.join(t, 'sources'))]
+handled = collections.defaultdict(list)
+if os.path.exists(os.path.join(t, 'handled')):
+    for line in open(os.path.join(t, 'handled')):
+        f, name, size, sha = line.split()
+        handled[f, name].append((int(size), sha))
+errors = {f: open(os.path.join(t, f'run-{f}.err'), errors='replace').read() for f in folders}
+rows = []
+for name, client, case, size, sha in sources:
+    row = [client, case]
+    for f in folders:
+        got = handled[f, name]
+        if any(h != (int(size), sha) for h in got):
+            out = 'partial'
+        elif len(got) == 1:
+            out = 'ok'
+        elif got:
+            out = 'twice'
+        elif f'/{name} does not match its done-marker' in errors[f]:
+            out = 'reported'
+        elif case == 'killed' or (f == 'done-file' and case != 'marker') or \
+                (f == 'rename' and case in ('single', 'chunks')):
+            out = 'held'
+        else:
+            out = 'late'
+        row.append(out)
+    rows.append(row)
+for row in rows:
+    print(' '.join(row))
+with open(os.path.join(t, 'table.md'), 'w') as md:
+    md.write('| client | case | ' + ' | '.join(policies) + ' |\n')
+    md.write('| --- | --- |' + ' --- |' * len(policies) + '\n')
+    for row in rows:
+        md.write('| ' + ' | '.join(row) + ' |\n')
+PY
+}
+
+# expectations_met: every cell expected to be handed out was, at least once, and every
+# expected report was logged
+expectations_met() {
+        local client case outs i name
+        while read -r client case outs; do
+                [[ -n $client ]] || continue
+                read -r -a outs <<<"$outs"
+                name=$client-$case
+                for i in "${!POLICIES[@]}"; do
+                        case ${outs[i]} in
+                        ok | partial | twice)
+                                grep -q "^$(folder_of "${POLICIES[i]}") $name " "$T/handled" 2>/dev/null || return 1
+                                ;;
+                        reported)
+                                grep -qF "/$name does not match its done-marker" \
+                                        "$T/run-$(folder_of "${POLICIES[i]}").err" || return 1
+                                ;;
+                        esac
+                done
+        done <<<"$EXPECTED"
+}
+
+# quiet_for S: $T/handled did not change for S seconds
+handled_quiet() {
+        local now sum
+        sum=$(cksum <"$T/handled" 2>/dev/null || true)
+        now=$(now_us)
+        if [[ $sum != "${QUIET_SUM:-}" ]]; then
+                QUIET_SUM=$sum QUIET_SINCE=$now
+                return 1
+        fi
+        ((now - QUIET_SINCE >= $1 * 1000000))
+}
+
+@test "share matrix: every client x writer case x ready policy, on Samba, sshd and nfs-ganesha" {
+        local share=$FERRY_HOSTS/srv/share p f client case name w
+        RUN_PIDS=()
+        make_handler "$T/handler" \
+                "printf '%s %s %s %s\\n' \"\$1\" \"\$2\" \"\$(stat -c %s \"\$3\")\" \"\$(sha256sum <\"\$3\" | cut -c1-64)\" >>$T/handled"
+        for p in "${POLICIES[@]}"; do
+                f=$(folder_of "$p")
+                mkdir "$share/$f"
+                "$HOSTS" exec "$FERRY_HOSTS" srv "$FERRY" run --ready "$p" --name "$f" --jobs 2 "$share/$f" \
+                        -- "$T/handler" "$f" '{name}' '{}' </dev/null >"$T/run-$f.out" 2>"$T/run-$f.err" 3>&- &
+                RUN_PIDS+=("$!")
+        done
+        for p in "${POLICIES[@]}"; do
+                wait_run_started "$T/run-$(folder_of "$p")"
+        done
+
+        mkdir "$T/src" "$T/w"
+        for client in "${CLIENTS[@]}"; do
+                for case in "${CASES[@]}"; do
+                        name=$client-$case
+                        head -c $((CHUNK * CHUNKS)) /dev/urandom >"$T/src/$name"
+                        printf '%s %s %s %s %s\n' "$name" "$client" "$case" $((CHUNK * CHUNKS)) \
+                                "$(sha256sum <"$T/src/$name" | cut -c1-64)" >>"$T/sources"
+                done
+        done
+        local -a writers=()
+        for client in "${CLIENTS[@]}"; do
+                for case in "${CASES[@]}"; do
+                        name=$client-$case
+                        for p in "${POLICIES[@]}"; do
+                                f=$(folder_of "$p")
+                                case $client in
+                                sshfs) write_fuse "$MNT_SSHFS/$f" "$case" "$T/src/$name" "$name" ;;
+                                smbnetfs) write_fuse "$MNT_SMBNETFS/$f" "$case" "$T/src/$name" "$name" ;;
+                                *) write_lib "$client" "$case" "$T/src/$name" "$f" "$name" ;;
+                                esac </dev/null >"$T/w/$name-$f.log" 2>&1 3>&- &
+                                writers+=("$!:$name-$f:$case")
+                        done
+                done
+        done
+        local failed=()
+        for w in "${writers[@]}"; do
+                IFS=: read -r p name case <<<"$w"
+                if ! wait "$p" && [[ $case != killed && $case != chunks ]]; then
+                        failed+=("$name")
+                fi
+        done
+        if ((${#failed[@]})); then
+                for name in "${failed[@]}"; do
+                        echo "writer $name failed:" >&2
+                        cat "$T/w/$name.log" >&2
+                done
+                return 1
+        fi
+
+        if [[ -n ${SHARE_MATRIX_DISCOVER:-} ]]; then
+                wait_for handled_quiet 13 120
+        else
+                wait_for expectations_met 60 || true
+                wait_for handled_quiet 3 60
+        fi
+        for p in "${RUN_PIDS[@]}"; do
+                kill -TERM "$p"
+                wait_exit "$p" 30
+        done
+        RUN_PIDS=()
+
+        outcomes >"$T/outcomes"
+        sed 's/^/# /' "$T/table.md" >&3
+        [[ -z ${SHARE_MATRIX_TABLE:-} ]] || cp "$T/table.md" "$SHARE_MATRIX_TABLE"
+        [[ -z ${SHARE_MATRIX_DISCOVER:-} ]] || return 0
+        awk 'NF { $1 = $1; print }' <<<"$EXPECTED" >"$T/expected"
+        if ! diff "$T/expected" "$T/outcomes" >"$T/diff"; then
+                echo "outcomes differ from the table (< expected, > seen):" >&2
+                cat "$T/diff" >&2
+                grep -h . "$T"/run-*.err | grep -v ': watching ' | head -40 >&2
+                return 1
+        fi
+}
