@@ -56,9 +56,11 @@ live_pids() { [[ ! -e /run/netns/$1 ]] || ip netns pids "$1"; }
         # its own address, and the other host over the switch
         run "$HOSTS" exec "$FERRY_HOSTS" a ip -brief -4 addr show eth0
         [[ $output == *"$("$HOSTS" ip "$FERRY_HOSTS" a)/24"* ]]
+        # shellcheck disable=SC2016 # expanded by that bash
         run "$HOSTS" exec "$FERRY_HOSTS" a bash -c 'exec 3<>"/dev/tcp/$0/22"' "$("$HOSTS" ip "$FERRY_HOSTS" b)"
         assert_status 0
         # argv untouched (no shell), stdin passed, exit status passed back
+        # shellcheck disable=SC2016 # literal on purpose
         run "$HOSTS" exec "$FERRY_HOSTS" a printf '[%s]' 'two words' '$HOME' '*' $'new\nline'
         [[ $output == "[two words][\$HOME][*][new"$'\n'"line]" ]]
         [[ $(printf 'in\n' | "$HOSTS" exec "$FERRY_HOSTS" b cat) == in ]]
@@ -112,10 +114,11 @@ live_pids() { [[ ! -e /run/netns/$1 ]] || ip netns pids "$1"; }
         [[ -z $(live_pids "$ns_a") ]]
         wait_for proc_gone "$sleeper" 5
         # its sshfs died with it: the mount no longer answers
-        ! ls "$FERRY_HOSTS/a/mnt/b-sshfs" >/dev/null 2>&1
+        run ! ls "$FERRY_HOSTS/a/mnt/b-sshfs"
         for p in "${b_servers[@]}"; do
                 proc_alive "$p"
         done
+        # shellcheck disable=SC2016 # expanded by that bash
         "$HOSTS" exec "$FERRY_HOSTS" b bash -c 'exec 3<>"/dev/tcp/$0/445"' "$b"
 }
 
@@ -142,7 +145,7 @@ live_pids() { [[ ! -e /run/netns/$1 ]] || ip netns pids "$1"; }
         for n in "${namespaces[@]}"; do
                 [[ ! -e /run/netns/$n ]]
         done
-        ! grep -qF " $state/" /proc/self/mountinfo
+        run ! grep -qF " $state/" /proc/self/mountinfo
         for p in "${pids[@]}"; do
                 wait_for proc_gone "$p" 5
         done
