@@ -75,6 +75,12 @@ live_pids() { [[ ! -e /run/netns/$1 ]] || ip netns pids "$1"; }
         b=$("$HOSTS" ip "$FERRY_HOSTS" b)
         share=$FERRY_HOSTS/b/share
         head -c 3000 /dev/urandom >"$T/data"
+        # a process of a started before the mount sees it appear
+        # shellcheck disable=SC2016 # expanded by that bash
+        bg "$HOSTS" exec "$FERRY_HOSTS" a bash -c \
+                'for _ in $(seq 300); do [[ -e $0 ]] && exec cp "$0" "$1"; sleep 0.1; done; exit 1' \
+                "$FERRY_HOSTS/a/mnt/b-sshfs/via-sshfs" "$T/seen-from-a"
+        early=$BG_PID
         run "$HOSTS" mount "$FERRY_HOSTS" a b sshfs
         assert_status 0
         [[ $output == "$FERRY_HOSTS/a/mnt/b-sshfs" ]]
@@ -93,6 +99,9 @@ live_pids() { [[ ! -e /run/netns/$1 ]] || ip netns pids "$1"; }
                 cmp "$T/data" "$share/$f"
         done
         cmp "$T/data" "$T/via-ssh"
+        wait_exit "$early" 30
+        ((EXIT_RC == 0))
+        cmp "$T/data" "$T/seen-from-a"
         # and a's share through b's mount of it
         mnt=$("$HOSTS" mount "$FERRY_HOSTS" b a sshfs)
         printf 'back\n' >"$mnt/back"
