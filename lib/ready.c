@@ -52,6 +52,10 @@ int ferry__policy_parse(const char *text, struct ferry__policy *ret_policy)
                 }
         } else if (IS("rename") && !value) {
                 p.kind = FERRY__POLICY_RENAME;
+                /* A renamed file that only a file server still holds open
+                 * (nfs-ganesha keeps its descriptor) is ready once unchanged
+                 * this long: never a busy wait on one still being written. */
+                p.settle_ns = BLIND_GUARD_NS;
         } else if (IS("settle") && value) {
                 p.kind = FERRY__POLICY_SETTLE;
                 r = ferry_duration_parse(value, &p.settle_ns);
@@ -287,8 +291,8 @@ static void consider_arrived(struct ferry_watch *w, struct ferry__file *f)
                 /* Still held open: by a local writer, which will close it,
                  * or by a file server that keeps its descriptor (nfs-ganesha
                  * keeps NFSv3 and v4 files open long after a rename), which
-                 * will not. The quiet wait tells them apart (auto: quiet;
-                 * rename: at its expiry). */
+                 * will not. The quiet wait tells them apart (auto: its quiet
+                 * time; rename: 1 s). */
                 if (w->policy.kind == FERRY__POLICY_AUTO || w->policy.kind == FERRY__POLICY_RENAME)
                         return consider_settling(w, f, FERRY__QUIET, FERRY__TIMER_QUIET);
                 return set_state(w, f, FERRY__WRITING);
