@@ -114,8 +114,9 @@ void ferry__poll_due(struct ferry_watch *w, int64_t now)
         for (struct ferry__root *root = w->roots; root; root = root->next) {
                 if (!root->poll || now < root->next_poll)
                         continue;
+                root->polls++;
                 if (root->dir)
-                        (void)ferry__scan(w, root->dir, FERRY__SCAN_RESCAN);
+                        (void)ferry__scan(w, root->dir, FERRY__SCAN_POLL);
                 /* From the end of this cycle: a slow listing never piles up. */
                 root->next_poll = ferry__now() + w->poll_interval_ns;
         }

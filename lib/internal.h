@@ -66,6 +66,9 @@ struct ferry__dir {
         struct ferry__root *root;
         int wd;
         bool incomplete; /* a subfolder could not be watched: list this one again later */
+        uint32_t file_count;   /* polled roots: files seen by the last poll of this folder */
+        uint64_t listed_stamp; /* polled roots: the folder's inode, mtime and ctime, mixed, at the last listing */
+        int64_t list_until;    /* polled roots: list at every poll until then (CLOCK_MONOTONIC ns) */
 };
 
 /* Ready-tracking state of a file.
@@ -98,6 +101,7 @@ struct ferry__file {
         uint8_t state;                               /* enum ferry__state */
         uint8_t timer;                               /* which timer queue, while in one */
         uint8_t rechecks;                            /* GUARD: looks at a writer seen after a close */
+        uint8_t quiet_polls;                         /* polls in a row that found it unchanged (saturates) */
         bool stat_known : 1;
         bool dirty : 1;        /* written to since the last stat */
         bool was_reported : 1;
@@ -114,6 +118,7 @@ struct ferry__root {
         int64_t retry_at;     /* FOLLOW: next check for its return, while gone */
         bool poll;            /* also listed every poll interval (network, FUSE, or asked) */
         int64_t next_poll;
+        uint32_t polls;       /* poll cycles so far: which slice of the quiet files is checked */
         char fs_name[64];     /* "local", "nfs", "fuse.sshfs", ... */
 };
 
@@ -279,6 +284,8 @@ enum ferry__scan_mode {
         FERRY__SCAN_START,  /* root added: files are the baseline (or reported with FERRY_WATCH_EXISTING) */
         FERRY__SCAN_NEW,    /* directory new to the watcher: everything in it is new */
         FERRY__SCAN_RESCAN, /* events were lost: report the difference */
+        FERRY__SCAN_POLL,   /* a poll cycle: RESCAN, but a folder that did not change is not listed again,
+                             * and files quiet for long are looked at in slices (scan.c) */
 };
 
 /* Lists dir and, when recursive, its subdirectories; returns 0 or the first
