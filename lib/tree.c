@@ -256,6 +256,9 @@ void ferry__file_baseline(struct ferry_watch *w, struct ferry__dir *dir, const c
         ferry__file_set_known(f, v);
         f->reported = *v;
         f->was_reported = true;
+        /* Nothing is known to be writing it: a poll looks at it as at a file
+         * long quiet (scan.c), not at every cycle. */
+        f->quiet_polls = UINT8_MAX;
 }
 
 static void refresh_stat(struct ferry_watch *w, struct ferry__file *f)
