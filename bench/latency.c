@@ -14,7 +14,8 @@
  *       A writer process creates N files as fast as it can while this
  *       process reads the pipe. Reports the time until the last file was
  *       printed, files lost (not printed SEC seconds after the last output),
- *       duplicates and rescans.
+ *       duplicates and rescans. -D GIVE_UP: stop waiting GIVE_UP seconds
+ *       after the writer ended even if the tool is still busy (gave_up=1).
  *   latency setup -p PROBE_DIR [-m MESSAGE] [-P] [-w WATCHES] -- TOOL...
  *       Time from spawning the tool until it says MESSAGE (on stdout or
  *       stderr), and/or (-P) until it prints a probe file that is created in
@@ -34,6 +35,9 @@
  *            stdout then goes to the log like stderr.
  *   -J       stdout is watchman's JSON (one object a line): the records are
  *            the strings of each "files" array.
+ *   -i MS    write the probe files (warm-up, setup) every MS milliseconds,
+ *            not every 20 (warm-up) or 10 (setup): for tools such as watchman
+ *            that report only after a quiet spell.
  *   -W       the tool is a wrapper script: CPU, memory and watches are those
  *            of its descendants (the daemon and its client), not its own.
  *            Without -W they are those of the tool and its descendants.
@@ -64,11 +68,15 @@
 #include <time.h>
 #include <unistd.h>
 
-#define RECORD_MAX 8192
+#define RECORD_MAX (4 << 20) /* watchman puts a whole burst on one line */
 #define WARM_INTERVAL_NS (20 * 1000000LL)
 #define WARM_QUIET_NS (500 * 1000000LL)
 #define WARM_DEADLINE_NS (60 * 1000000000LL)
 #define PROBE_INTERVAL_NS (10 * 1000000LL)
+
+/* -i MS: the interval of the probe files, for tools that wait for a quiet
+ * spell before they report (watchman's settle); 0 = the defaults above. */
+static int64_t probe_every_ns;
 
 /* A pipe from the tool and the bytes of its last, unfinished record. */
 struct stream {
@@ -302,8 +310,10 @@ static void spawn(char **argv)
         }
         close(out[1]);
         close(err[1]);
-        tool.out = (struct stream){.fd = out[0]};
-        tool.err = (struct stream){.fd = err[0]};
+        tool.out.fd = out[0];
+        tool.out.length = 0;
+        tool.err.fd = err[0];
+        tool.err.length = 0;
         fcntl(out[0], F_SETFL, O_NONBLOCK);
         fcntl(err[0], F_SETFL, O_NONBLOCK);
 }
@@ -340,7 +350,7 @@ static void warm_up(const char *dir)
                         char name[32];
                         snprintf(name, sizeof name, "w%ld", written++);
                         write_file(dir, name);
-                        next += WARM_INTERVAL_NS;
+                        next += probe_every_ns ? probe_every_ns : WARM_INTERVAL_NS;
                 }
                 pump(next);
         }
@@ -408,7 +418,7 @@ static int run_latency(const char *dir, long n, double timeout_s)
         return 0;
 }
 
-static int run_burst(const char *dir, long n, double quiet_s, bool nested)
+static int run_burst(const char *dir, long n, double quiet_s, bool nested, double give_up_s)
 {
         warm_up(dir);
         /* The writer sends the time it finished through a pipe, so that the
@@ -438,7 +448,8 @@ static int run_burst(const char *dir, long n, double quiet_s, bool nested)
                 _exit(write(done[1], &t, sizeof t) == sizeof t ? 0 : 1);
         }
         close(done[1]);
-        int64_t quiet_ns = (int64_t)(quiet_s * 1e9);
+        int64_t quiet_ns = (int64_t)(quiet_s * 1e9), give_up_ns = (int64_t)(give_up_s * 1e9);
+        bool gave_up = false;
         for (;;) {
                 int64_t t = now_ns();
                 if (!writer_done && read(done[0], &writer_done, sizeof writer_done) != sizeof writer_done)
@@ -448,6 +459,10 @@ static int run_burst(const char *dir, long n, double quiet_s, bool nested)
                 int64_t last = tool.last_output_ns > writer_done ? tool.last_output_ns : writer_done;
                 if (writer_done && t - last >= quiet_ns)
                         break;
+                if (writer_done && give_up_ns > 0 && t - writer_done >= give_up_ns) {
+                        gave_up = true;
+                        break;
+                }
                 pump(t + 20 * 1000000LL);
         }
         int status;
@@ -455,9 +470,9 @@ static int run_burst(const char *dir, long n, double quiet_s, bool nested)
                 fail("the writer failed");
         double all_s = tool.seen ? (tool.last_new_ns - start) / 1e9 : -1;
         printf("n=%ld seen=%ld lost=%ld duplicates=%ld rescans=%ld others=%ld writer_s=%.3f last_s=%.3f "
-               "rate=%.0f first_other=%s\n",
+               "rate=%.0f first_other=%s gave_up=%d\n",
                n, tool.seen, n - tool.seen, tool.duplicates, tool.rescans, tool.others, (writer_done - start) / 1e9,
-               all_s, all_s > 0 ? tool.seen / all_s : 0, tool.others ? tool.first_other : "-");
+               all_s, all_s > 0 ? tool.seen / all_s : 0, tool.others ? tool.first_other : "-", gave_up);
         return 0;
 }
 
@@ -592,7 +607,7 @@ static int run_setup(char **argv, const char *probe_dir, const char *message, bo
                         char name[32];
                         snprintf(name, sizeof name, "p%ld", probes++);
                         write_file(probe_dir, name);
-                        next += PROBE_INTERVAL_NS;
+                        next += probe_every_ns ? probe_every_ns : PROBE_INTERVAL_NS;
                 }
                 pump(probe ? next : deadline);
         }
@@ -696,7 +711,7 @@ static int run_idle(const char *dir, double seconds)
 static _Noreturn void usage(void)
 {
         fputs("usage: latency latency -d DIR -n N [-T SEC] -- TOOL...\n"
-              "       latency burst -d DIR -n N [-q SEC] -- TOOL...\n"
+              "       latency burst -d DIR -n N [-q SEC] [-D SEC] -- TOOL...\n"
               "       latency setup -p PROBE_DIR [-m MESSAGE] [-P] [-w WATCHES] -- TOOL...\n"
               "       latency idle -d DIR -t SEC -- TOOL...\n"
               "       latency mkdirs -d DIR -n N [-q SEC] -- TOOL...\n"
@@ -711,12 +726,12 @@ int main(int argc, char **argv)
                 usage();
         const char *mode = argv[1], *dir = NULL, *message = NULL;
         long n = 0, watches = 0;
-        double timeout_s = 10, quiet_s = 5, seconds = 60;
+        double timeout_s = 10, quiet_s = 5, seconds = 60, give_up_s = 0;
         bool probe = false;
         int opt;
         optind = 2;
         const char *fifo = NULL;
-        while ((opt = getopt(argc, argv, "+d:n:T:q:p:m:Pw:t:o:JW")) != -1) {
+        while ((opt = getopt(argc, argv, "+d:n:T:q:p:m:Pw:t:o:JWD:i:")) != -1) {
                 switch (opt) {
                 case 'o':
                         fifo = optarg;
@@ -726,6 +741,12 @@ int main(int argc, char **argv)
                         break;
                 case 'W':
                         tool.wrapper = true;
+                        break;
+                case 'i':
+                        probe_every_ns = (int64_t)(atof(optarg) * 1e6);
+                        break;
+                case 'D':
+                        give_up_s = atof(optarg);
                         break;
                 case 'd':
                 case 'p':
@@ -782,9 +803,9 @@ int main(int argc, char **argv)
                 if (strcmp(mode, "latency") == 0 && n > 0)
                         r = run_latency(dir, n, timeout_s);
                 else if (strcmp(mode, "burst") == 0 && n > 0)
-                        r = run_burst(dir, n, quiet_s, false);
+                        r = run_burst(dir, n, quiet_s, false, give_up_s);
                 else if (strcmp(mode, "mkdirs") == 0 && n > 0)
-                        r = run_burst(dir, n, quiet_s, true);
+                        r = run_burst(dir, n, quiet_s, true, give_up_s);
                 else if (strcmp(mode, "idle") == 0)
                         r = run_idle(dir, seconds);
                 else
