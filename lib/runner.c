@@ -296,6 +296,7 @@ int ferry_runner_start(struct ferry_runner *r)
         if (e < 0)
                 return e;
         r->umask = read_umask();
+        r->random = (uint64_t)ferry__now() ^ ((uint64_t)getpid() << 32) ^ 0x9e3779b97f4a7c15u;
         while (r->rules) {
                 struct ferry_rule *rule = r->rules;
 
@@ -325,6 +326,33 @@ static bool push_pending(struct rule_state *rs, const char *path, size_t len)
         rs->pending_tail = p;
         rs->pending_count++;
         return true;
+}
+
+/* Another worker won the race for the head of the queue: workers that list
+ * the same folder queue its files in the same order, so the loser would trail
+ * the winner file by file, losing every race (a worker on a mount whose
+ * listing lags behind the server's never catches up). Skip a random stretch
+ * of the queue, moved to its end: the workers spread over the folder. */
+static void skip_ahead(struct rule_state *rs)
+{
+        struct ferry_runner *r = rs->runner;
+        size_t n;
+
+        if (rs->pending_count < 2)
+                return;
+        /* xorshift64: spreading, not secrecy */
+        r->random ^= r->random << 13;
+        r->random ^= r->random >> 7;
+        r->random ^= r->random << 17;
+        n = (size_t)(r->random % (rs->pending_count < 4096 ? rs->pending_count : 4096));
+        while (n--) {
+                struct pending *p = rs->pending_head;
+
+                rs->pending_head = p->next;
+                p->next = NULL;
+                rs->pending_tail->next = p;
+                rs->pending_tail = p;
+        }
 }
 
 static struct pending *pop_pending(struct rule_state *rs)
@@ -386,8 +414,10 @@ static bool claimable(struct rule_state *rs, const char *path)
 {
         struct stat st;
 
-        if (lstat(path, &st) < 0)
-                return false; /* gone: another worker took it */
+        if (lstat(path, &st) < 0) {
+                skip_ahead(rs); /* gone: another worker took it */
+                return false;
+        }
         if (S_ISREG(st.st_mode))
                 return true;
         if (S_ISLNK(st.st_mode) && rs->rule->follow_symlinks)
@@ -459,7 +489,9 @@ static void claim_and_start(struct rule_state *rs)
                 if (e == 0) {
                         claims[count++] = c;
                         LOG(r, FERRY_LOG_CLAIMED, rs->rule->name, c->original_path, "claimed");
-                } else if (e != -ENOENT) {
+                } else if (e == -ENOENT) {
+                        skip_ahead(rs);
+                } else {
                         LOG(r, FERRY_LOG_ERROR, rs->rule->name, p->path, "cannot claim %s: %s", p->path,
                             strerror(-e));
                 }

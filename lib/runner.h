@@ -73,6 +73,7 @@ struct ferry_runner {
         size_t env_count;
         struct ferry__keeper keeper; /* kills handlers' groups if we die */
         mode_t umask;                /* for output files, which mkostemp makes 0600 */
+        uint64_t random;                 /* xorshift state: where to skip to after a lost race */
         struct ferry_runner_stats stats; /* the counters; the "now" fields are filled when asked */
 };
 
