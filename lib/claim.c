@@ -172,6 +172,32 @@ fail:
         return r;
 }
 
+/* Our work folder was removed: another worker judged us dead (our heartbeat
+ * came later than our lease) and took what we held. Make it again, so that
+ * claiming goes on; what we held is the others' now. */
+static int workarea_restore(struct ferry__workarea *wa)
+{
+        char *path;
+        int fd, r;
+
+        if (asprintf(&path, "%s/" WORK_DIR "/%s", wa->dir, wa->worker) < 0)
+                return -ENOMEM;
+        r = ferry__mkdir_p(path, 0755);
+        fd = r < 0 ? -1 : open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        free(path);
+        if (fd < 0)
+                return r < 0 ? r : -errno;
+        r = write_lease(wa, fd, (int)getpid());
+        if (r < 0) {
+                close(fd);
+                return r;
+        }
+        (void)dup3(fd, wa->work_fd, O_CLOEXEC);
+        close(fd);
+        wa->restored++;
+        return 0;
+}
+
 void ferry__workarea_close(struct ferry__workarea *wa)
 {
         if (wa->work_fd >= 0) {
@@ -274,8 +300,12 @@ int ferry__claim(struct ferry__workarea *wa, const char *path, struct ferry__cla
                 goto fail;
         }
         snprintf(seq, sizeof(seq), "%llu", (unsigned long long)c->seq);
-        if (mkdirat(wa->work_fd, seq, 0755) < 0) {
-                r = -errno;
+        r = mkdirat(wa->work_fd, seq, 0755) < 0 ? -errno : 0;
+        if (r == -ENOENT && (r = workarea_restore(wa)) == 0)
+                r = mkdirat(wa->work_fd, seq, 0755) < 0 ? -errno : 0;
+        if (r < 0) {
+                if (r == -ENOENT)
+                        r = -ESTALE; /* not a lost race: our folder is gone */
                 goto fail;
         }
         if (c->origin) {

@@ -357,6 +357,7 @@ struct ferry__workarea {
         int work_fd;        /* our work folder */
         uint64_t seq;       /* last claim number */
         int64_t lease_ns;
+        unsigned restored;  /* times our work folder was found removed and made again */
 };
 
 /* A claimed file. */

@@ -230,21 +230,6 @@ static int rule_start(struct ferry_runner *r, struct ferry_rule *rule)
                             rule->dir, e == -EBUSY ? rule->dir : strerror(-e));
                         return e;
                 }
-        } else {
-                e = ferry__workarea_open(&rs->wa, rule->dir, rule->name, rule->lease_ns);
-                if (e < 0) {
-                        LOG(r, FERRY_LOG_ERROR, rule->name, rule->dir,
-                            "cannot create the work area in %s/.ferry: %s", rule->dir, strerror(-e));
-                        return e;
-                }
-                e = ferry__recover_own(&rs->wa, adopt, rs);
-                if (e > 0)
-                        LOG(r, FERRY_LOG_INFO, rule->name, NULL, "took up %d claim%s left from before", e,
-                            e == 1 ? "" : "s");
-                e = ferry__recover(&rs->wa, adopt, rs);
-                if (e > 0)
-                        LOG(r, FERRY_LOG_INFO, rule->name, NULL, "recovered %d claim%s of workers that died", e,
-                            e == 1 ? "" : "s");
         }
         e = ferry_watch_new(&rs->watch, flags);
         if (e < 0)
@@ -266,6 +251,24 @@ static int rule_start(struct ferry_runner *r, struct ferry_rule *rule)
                 return e;
         }
         r->stats.found_at_start += rs->watch->found_at_start;
+        if (rule->on_success != FERRY__ON_SUCCESS_KEEP) {
+                /* After the start scan, which on a slow mount of a large
+                 * folder can outlast the lease: the lease starts fresh. */
+                e = ferry__workarea_open(&rs->wa, rule->dir, rule->name, rule->lease_ns);
+                if (e < 0) {
+                        LOG(r, FERRY_LOG_ERROR, rule->name, rule->dir,
+                            "cannot create the work area in %s/.ferry: %s", rule->dir, strerror(-e));
+                        return e;
+                }
+                e = ferry__recover_own(&rs->wa, adopt, rs);
+                if (e > 0)
+                        LOG(r, FERRY_LOG_INFO, rule->name, NULL, "took up %d claim%s left from before", e,
+                            e == 1 ? "" : "s");
+                e = ferry__recover(&rs->wa, adopt, rs);
+                if (e > 0)
+                        LOG(r, FERRY_LOG_INFO, rule->name, NULL, "recovered %d claim%s of workers that died", e,
+                            e == 1 ? "" : "s");
+        }
         rs->watch_source = (struct source){SOURCE_WATCH, rs};
         e = ferry__runner_epoll_add(r, ferry_watch_fd(rs->watch), &rs->watch_source);
         if (e < 0)
@@ -310,6 +313,23 @@ int ferry_runner_start(struct ferry_runner *r)
 }
 
 /* ---- the loop ---------------------------------------------------------------- */
+
+/* Touches each work area's lease, every lease/3: other hosts' workers take
+ * a work area whose lease is older than the lease for a dead worker's. */
+static void heartbeat(struct ferry_runner *r, int64_t now)
+{
+        int64_t period = INT64_MAX;
+
+        if (now < r->next_heartbeat)
+                return;
+        for (struct rule_state *rs = r->states; rs; rs = rs->next) {
+                if (rs->wa.work_fd >= 0)
+                        ferry__workarea_heartbeat(&rs->wa);
+                if (rs->rule->lease_ns / 3 < period)
+                        period = rs->rule->lease_ns / 3;
+        }
+        r->next_heartbeat = now + period;
+}
 
 static bool push_pending(struct rule_state *rs, const char *path, size_t len)
 {
@@ -376,6 +396,10 @@ static void drain_watch(struct rule_state *rs)
 
         while (rs->watch && (e = ferry_watch_next(rs->watch, &ev, 0)) == 1) {
                 char message[1024];
+
+                /* Listing a large polled folder on a slow mount takes a while,
+                 * and a burst of events too: the lease must not age meanwhile. */
+                heartbeat(r, ferry__now());
 
                 switch (ev->type) {
                 case FERRY_EVENT_READY:
@@ -486,11 +510,23 @@ static void claim_and_start(struct rule_state *rs)
                 } else {
                         e = ferry__claim(&rs->wa, p->path, &c);
                 }
+                if (rs->wa.restored != rs->restored_seen) {
+                        rs->restored_seen = rs->wa.restored;
+                        LOG(r, FERRY_LOG_WARNING, rs->rule->name, rs->rule->dir,
+                            "another worker took this worker for dead (its lease, %s/.ferry/work/%s/.lease, was "
+                            "not touched within --lease) and took over its claims; the work area is made again. "
+                            "A longer --lease avoids this on slow mounts",
+                            rs->rule->dir, rs->wa.worker);
+                }
                 if (e == 0) {
                         claims[count++] = c;
                         LOG(r, FERRY_LOG_CLAIMED, rs->rule->name, c->original_path, "claimed");
                 } else if (e == -ENOENT) {
                         skip_ahead(rs);
+                } else if (e == -ESTALE) {
+                        LOG(r, FERRY_LOG_ERROR, rs->rule->name, p->path,
+                            "cannot claim %s: the work area %s/.ferry/work/%s is gone and cannot be made again",
+                            p->path, rs->rule->dir, rs->wa.worker);
                 } else {
                         LOG(r, FERRY_LOG_ERROR, rs->rule->name, p->path, "cannot claim %s: %s", p->path,
                             strerror(-e));
@@ -545,17 +581,7 @@ static void check_timers(struct ferry_runner *r, int64_t now)
                         job->kill_at = INT64_MAX;
                 }
         }
-        if (now >= r->next_heartbeat) {
-                int64_t period = INT64_MAX;
-
-                for (struct rule_state *rs = r->states; rs; rs = rs->next) {
-                        if (rs->wa.work_fd >= 0)
-                                ferry__workarea_heartbeat(&rs->wa);
-                        if (rs->rule->lease_ns / 3 < period)
-                                period = rs->rule->lease_ns / 3;
-                }
-                r->next_heartbeat = now + period;
-        }
+        heartbeat(r, now);
         if (now >= r->next_recover && !r->stopping) {
                 int64_t period = INT64_MAX;
 

@@ -54,6 +54,7 @@ struct rule_state {
         char *failed_dir;
         struct pending *pending_head, *pending_tail;
         size_t pending_count;
+        unsigned restored_seen; /* wa.restored already logged */
         unsigned running;
 };
 

@@ -1,0 +1,160 @@
+#!/usr/bin/env bats
+# Several machines, one folder: three hosts (network namespaces with their own hostname and
+# machine id, made by scripts/hosts). Host s owns the folder and serves it with sshd; hosts w1
+# and w2 mount it with sshfs. A `ferry run` worker on each of the three shares the 5,000
+# files. w1's host is killed mid-run (every process in its namespace: ferry, its handlers, its
+# sshfs): the claims it held stay in its work area until its lease ages on the file server's
+# clock, then the others adopt and handle them.
+
+load helpers
+
+HOSTS=$BATS_TEST_DIRNAME/../../scripts/hosts
+N=5000
+LEASE=6
+
+setup() {
+        ferry_setup
+        STATE=
+}
+
+teardown() {
+        kill_background
+        if [[ -n $STATE ]]; then
+                "$HOSTS" down "$STATE" 2>>"$T/hosts.log" || true
+        fi
+        ferry_teardown
+}
+
+need_hosts() {
+        require_root "network namespaces and FUSE mounts"
+        local tool
+        for tool in ip nsenter unshare sshfs /usr/sbin/sshd ssh-keygen; do
+                command -v "$tool" >/dev/null || skip "$tool is missing: scripts/install-deps test"
+        done
+        [[ -c /dev/fuse ]] || skip "no /dev/fuse"
+}
+
+# worker HOST DIR OUT: `ferry run` as a process of HOST on DIR; its handler appends
+# "HOST NAME NANOSECONDS" to $T/handled.
+worker() {
+        "$HOSTS" exec "$STATE" "$1" "$FERRY" run --name share --lease "${LEASE}s" --jobs 4 \
+                --poll-interval 300ms --ready rename "$2" -- "$T/handler" >"$3" 2>"$3.err" </dev/null 3>&- 9>&- &
+        BG_PIDS+=("$!")
+        eval "PID_$1=$!"
+}
+
+handled_lines() { count_lines "$T/handled"; }
+handled_by() { grep -c "^$1 " "$T/handled" 2>/dev/null || true; }
+has_handled_by() { (($(handled_by "$1") + 0 >= $2)); }
+
+# show_workers: the end of each worker's log, for a failure message.
+show_workers() {
+        local h
+        for h in s w1 w2; do
+                echo "--- $h:" >&2
+                tail -5 "$T/$h.out.err" 2>/dev/null | cat -v >&2
+        done
+}
+done_count() { count_files "$SHARE/.ferry/done"; }
+all_done() { (($(done_count) >= N)) && [[ -z $(claims_left "$SHARE") ]]; }
+
+@test "three hosts share one folder through sshfs: 5,000 files once each; a killed host's claims adopted after the lease" {
+        need_hosts
+        STATE=$("$HOSTS" up --serve ssh s w1 w2 2>"$T/hosts.log" | sed -n 's/^FERRY_HOSTS=//p') || true
+        [[ -n $STATE ]] || {
+                cat "$T/hosts.log" >&2
+                false
+        }
+        SHARE=$STATE/s/share
+        local m1 m2
+        m1=$("$HOSTS" mount "$STATE" w1 s sshfs 2>>"$T/hosts.log")
+        m2=$("$HOSTS" mount "$STATE" w2 s sshfs 2>>"$T/hosts.log")
+        [[ $(stat -f -c %T "$m1") == fuseblk || $(stat -f -c %T "$m1") == fuse* ]]
+
+        # The handler takes a little while, so that each worker always has claims in flight.
+        make_handler "$T/handler" "printf '%s %s %s\\n' \"\$(hostname)\" \"\$FERRY_NAME\" \"\$(date +%s%N)\" >>'$T/handled'" \
+                "sleep 0.02"
+
+        # The files arrive complete (renamed into place), on the server's own disk.
+        drop_numbered "$SHARE" f 1 "$N"
+
+        worker s "$SHARE" "$T/s.out"
+        worker w1 "$m1" "$T/w1.out"
+        worker w2 "$m2" "$T/w2.out"
+
+        # Mid-run: w1 has handled some and holds claims. Its host dies.
+        wait_for has_handled_by w1 200 120 || {
+                show_workers
+                false
+        }
+        "$HOSTS" kill "$STATE" w1 2>>"$T/hosts.log"
+        local killed_at
+        killed_at=$(now_us)
+        wait_exit "$PID_w1" 10
+        local -a held
+        mapfile -t held < <(find "$SHARE/.ferry/work" -path '*/share@w1.*/*' -type f ! -name '.*' -printf '%f\n')
+        ((${#held[@]} > 0)) || {
+                echo "w1 held no claims when it was killed" >&2
+                false
+        }
+
+        if ! wait_for all_done 240; then
+                echo "done: $(done_count) of $N; claims left:" >&2
+                claims_left "$SHARE" | head >&2
+                show_workers
+                false
+        fi
+
+        # Every file reached the done folder exactly once (a second arrival would be NAME.1).
+        files_nul "$SHARE/.ferry/done" "$T/done"
+        numbered_names f 1 "$N" >"$T/want"
+        assert_same_nul_set "$T/want" "$T/done"
+        assert_queue_empty "$SHARE"
+        [[ ! -d $SHARE/.ferry/failed ]] || [[ $(count_files "$SHARE/.ferry/failed") -eq 0 ]]
+
+        # All three took part; every name was handled; a name handled twice is one w1 was
+        # running when it died (at-least-once across a crash), and only those.
+        (($(handled_by s) > 0)) && (($(handled_by w1) > 0)) && (($(handled_by w2) > 0))
+        cut -d' ' -f2 "$T/handled" | sort -u >"$T/names"
+        [[ $(wc -l <"$T/names") -eq $N ]]
+        local name twice=0
+        while read -r name; do
+                printf '%s\n' "${held[@]}" | grep -qxF -- "$name" || {
+                        echo "$name was handled twice but w1 did not hold it:" >&2
+                        grep " $name " "$T/handled" >&2
+                        grep -h -e "$name" -e 'dead' -e 'recovered' "$T"/*.out.err | grep -v ': done in' >&2
+                        false
+                }
+                twice=$((twice + 1))
+        done < <(cut -d' ' -f2 "$T/handled" | sort | uniq -d)
+        ((twice <= 4)) # w1 ran at most --jobs handlers at once
+
+        # The claims w1 held were handled by the others, and not before the lease aged.
+        local adopted
+        adopted=$(cat "$T/s.out.err" "$T/w2.out.err" | grep -c 'recovered from a worker that died' || true)
+        ((adopted == ${#held[@]})) || {
+                echo "w1 held ${#held[@]} claims; the others recovered $adopted" >&2
+                false
+        }
+        for name in "${held[@]}"; do
+                [[ -e $SHARE/.ferry/done/$name ]]
+        done
+        # The heartbeat comes every lease/3, so w1's last one was at most that long before the
+        # kill: no other host may start a claim of w1's earlier than the rest of the lease.
+        local host at earliest=$((killed_at * 1000 + LEASE * 1000000000 * 2 / 3 - 500000000))
+        for name in "${held[@]}"; do
+                while read -r host _ at; do
+                        [[ $host == w1 ]] && continue
+                        ((at >= earliest)) || {
+                                echo "$host started $name $(((earliest - at) / 1000000)) ms before w1's lease ran out" >&2
+                                false
+                        }
+                done < <(grep " $name " "$T/handled")
+        done
+
+        kill -TERM "$PID_s" "$PID_w2"
+        wait_exit "$PID_s" 30
+        ((EXIT_RC == 0))
+        wait_exit "$PID_w2" 30
+        ((EXIT_RC == 0))
+}
