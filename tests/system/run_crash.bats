@@ -96,3 +96,24 @@ load helpers
         assert_no_claims "$D"
         assert_log_has "$T/ferry2" "claimed [run] $D/job.txt: recovered from a worker that died"
 }
+
+@test "run: a work area removed under a running worker (taken for dead) is made again, with a warning; files go on being handled" {
+        mkdir "$T/in"
+        make_handler "$T/h.sh" 'printf "%s\n" "$FERRY_NAME" >>"$1"'
+        start_ferry "$T/ferry" run -j 1 "$T/in" -- "$T/h.sh" "$T/handled"
+        wait_run_started "$T/ferry"
+        printf 'a\n' >"$T/in/one"
+        wait_lines "$T/handled" 1 30
+        # What a worker on another host does with a work area whose lease aged.
+        local area
+        area=$(find "$T/in/.ferry/work" -mindepth 1 -maxdepth 1 -type d -name 'run@*')
+        [[ -n $area ]]
+        rm -rf -- "$area"
+        printf 'b\n' >"$T/in/two"
+        wait_lines "$T/handled" 2 30
+        wait_for file_exists "$T/in/.ferry/done/two" 30
+        assert_log_has "$T/ferry" "took this worker for dead"
+        [[ -f $area/.lease ]]
+        stop_ferry "$T/ferry"
+        [[ $(sort "$T/handled" | tr '\n' ' ') == "one two " ]]
+}
