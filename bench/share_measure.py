@@ -194,14 +194,18 @@ while now() - max(last_line, w1) < a.quiet and now() - w1 < a.give_up:
     pump(a.quiet - (now() - max(last_line, w1)))
 
 handled = partial = twice = 0
+by_kind = {}  # partial files per kind: the name up to its first "-"
 last = None
 for name, size in final.items():
+    kind = "partial_" + name.split("-")[0]
+    by_kind.setdefault(kind, 0)
     rs = reports.get(name, [])
     if not rs:
         continue
     handled += 1
     if any(s < size for _t, s in rs):
         partial += 1
+        by_kind[kind] += 1
     if len(rs) > 1:
         twice += 1
     t = max(r[0] for r in rs)
@@ -209,4 +213,4 @@ for name, size in final.items():
 stop(0, files=len(final), handled=handled, partial=partial, never=len(final) - handled,
      reports=sum(len(r) for r in reports.values()), repeated=twice,
      writer_s=f"{w1 - w0:.2f}", writer_status=writer_status, writer_done=len(done_at),
-     last_s="-" if last is None else f"{last - w0:.2f}")
+     last_s="-" if last is None else f"{last - w0:.2f}", **by_kind)
