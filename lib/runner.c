@@ -493,6 +493,10 @@ static void claim_and_start(struct rule_state *rs)
                 struct ferry__claim *c;
                 int e;
 
+                /* Files other workers took first cost a round trip each on a
+                 * mount: a long run of them must not let the lease age. */
+                heartbeat(r, ferry__now());
+
                 if (!claims && !(claims = calloc(batch, sizeof(*claims)))) {
                         free(p);
                         return;

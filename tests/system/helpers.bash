@@ -471,3 +471,42 @@ assert_log_has() {
                 return 1
         fi
 }
+
+# --- test hosts (scripts/hosts) -------------------------------------------------------------
+
+HOSTS=$(realpath -m -- "$BATS_TEST_DIRNAME/../../scripts/hosts")
+
+# hosts_missing TOOL...: why this machine cannot build test hosts that use TOOLs (not root, no
+# FUSE, no network namespaces, a TOOL missing), or nothing when it can.
+hosts_missing() {
+        local c
+        [[ $EUID -eq 0 ]] || { echo "needs root (network namespaces, FUSE)"; return; }
+        [[ -c /dev/fuse ]] || { echo "no /dev/fuse"; return; }
+        for c in ip nsenter unshare "$@"; do
+                command -v "$c" >/dev/null || { echo "$c is missing (scripts/install-deps test)"; return; }
+        done
+        ip netns list >/dev/null 2>&1 || echo "network namespaces do not work here"
+}
+
+# hosts_up_file SERVE HOST...: for setup_file: `scripts/hosts up --serve SERVE HOST...`, its state
+# folder exported as FERRY_HOSTS; its log on failure. hosts_down_file takes them down.
+hosts_up_file() {
+        local out
+        out=$("$HOSTS" up --serve "$1" "${@:2}" 2>"$BATS_FILE_TMPDIR/up.log") ||
+                { cat "$BATS_FILE_TMPDIR/up.log" >&2; return 1; }
+        export FERRY_HOSTS=${out#FERRY_HOSTS=}
+}
+hosts_down_file() { [[ -z ${FERRY_HOSTS:-} ]] || "$HOSTS" down "$FERRY_HOSTS"; }
+
+# file_quiet FILE S: FILE has not changed for S seconds (for wait_for: the first calls start the
+# clock, each change restarts it).
+file_quiet() {
+        local now sum
+        sum=$(cksum <"$1" 2>/dev/null || true)
+        now=$(now_us)
+        if [[ $sum != "${QUIET_SUM:-}" ]]; then
+                QUIET_SUM=$sum QUIET_SINCE=$now
+                return 1
+        fi
+        ((now - QUIET_SINCE >= $2 * 1000000))
+}

@@ -5,32 +5,18 @@
 
 load helpers
 
-HOSTS=$BATS_TEST_DIRNAME/../../scripts/hosts
-
 # hosts_skip: the reason this machine cannot host them, or nothing.
 hosts_skip() {
-        local c
-        [[ $EUID -eq 0 ]] || { echo "needs root (network namespaces, FUSE)"; return; }
-        [[ -c /dev/fuse ]] || { echo "no /dev/fuse"; return; }
-        for c in ip nsenter unshare sshfs smbnetfs smbclient nfs-cp ssh-keygen smbpasswd /usr/sbin/sshd \
-                /usr/sbin/smbd /usr/bin/ganesha.nfsd /usr/sbin/rpcbind; do
-                command -v "$c" >/dev/null || { echo "$c is missing (scripts/install-deps test)"; return; }
-        done
-        ip netns list >/dev/null 2>&1 || echo "network namespaces do not work here"
+        hosts_missing sshfs smbnetfs smbclient nfs-cp ssh-keygen smbpasswd /usr/sbin/sshd /usr/sbin/smbd \
+                /usr/bin/ganesha.nfsd /usr/sbin/rpcbind
 }
 
 setup_file() {
-        local why out
-        why=$(hosts_skip)
-        [[ -z $why ]] || return 0
-        out=$("$HOSTS" up --serve ssh,smb,nfs a b 2>"$BATS_FILE_TMPDIR/up.log") ||
-                { cat "$BATS_FILE_TMPDIR/up.log" >&2; return 1; }
-        export FERRY_HOSTS=${out#FERRY_HOSTS=}
+        [[ -z $(hosts_skip) ]] || return 0
+        hosts_up_file ssh,smb,nfs a b
 }
 
-teardown_file() {
-        [[ -z ${FERRY_HOSTS:-} ]] || "$HOSTS" down "$FERRY_HOSTS"
-}
+teardown_file() { hosts_down_file; }
 
 setup() {
         local why

@@ -27,7 +27,6 @@
 
 load helpers
 
-HOSTS=$BATS_TEST_DIRNAME/../../scripts/hosts
 TOOLS_SRC=$BATS_TEST_DIRNAME/../tools
 CLIENTS=(smb smbnetfs sshfs nfs3 nfs4)
 CASES=(single chunks killed rename marker)
@@ -66,19 +65,15 @@ nfs4     marker  ok       late     ok       ok       ok
 '
 
 matrix_skip() {
-        local c
-        [[ $EUID -eq 0 ]] || { echo "needs root (network namespaces, FUSE)"; return; }
-        [[ -c /dev/fuse ]] || { echo "no /dev/fuse"; return; }
-        for c in ip nsenter unshare sshfs smbnetfs ssh-keygen smbpasswd cc pkg-config python3 /usr/sbin/sshd \
-                /usr/sbin/smbd /usr/bin/ganesha.nfsd /usr/sbin/rpcbind; do
-                command -v "$c" >/dev/null || { echo "$c is missing (scripts/install-deps test)"; return; }
-        done
-        pkg-config --exists smbclient libnfs || { echo "libsmbclient-dev or libnfs-dev is missing"; return; }
-        ip netns list >/dev/null 2>&1 || echo "network namespaces do not work here"
+        local why
+        why=$(hosts_missing sshfs smbnetfs ssh-keygen smbpasswd cc pkg-config python3 /usr/sbin/sshd \
+                /usr/sbin/smbd /usr/bin/ganesha.nfsd /usr/sbin/rpcbind)
+        [[ -z $why ]] || { echo "$why"; return; }
+        pkg-config --exists smbclient libnfs || echo "libsmbclient-dev or libnfs-dev is missing"
 }
 
 setup_file() {
-        local why out tool
+        local why tool
         local -a flags
         why=$(matrix_skip)
         [[ -z $why ]] || return 0
@@ -89,17 +84,13 @@ setup_file() {
                 cc -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -O2 -o "$TOOLS/${tool%:*}" \
                         "$TOOLS_SRC/${tool%:*}.c" "${flags[@]}"
         done
-        out=$("$HOSTS" up --serve ssh,smb,nfs srv cli 2>"$BATS_FILE_TMPDIR/up.log") ||
-                { cat "$BATS_FILE_TMPDIR/up.log" >&2; return 1; }
-        export FERRY_HOSTS=${out#FERRY_HOSTS=}
+        hosts_up_file ssh,smb,nfs srv cli
         export MNT_SSHFS MNT_SMBNETFS
         MNT_SSHFS=$("$HOSTS" mount "$FERRY_HOSTS" cli srv sshfs)
         MNT_SMBNETFS=$("$HOSTS" mount "$FERRY_HOSTS" cli srv smbnetfs)
 }
 
-teardown_file() {
-        [[ -z ${FERRY_HOSTS:-} ]] || "$HOSTS" down "$FERRY_HOSTS"
-}
+teardown_file() { hosts_down_file; }
 
 setup() {
         local why
@@ -276,17 +267,8 @@ expectations_met() {
         done <<<"$EXPECTED"
 }
 
-# quiet_for S: $T/handled did not change for S seconds
-handled_quiet() {
-        local now sum
-        sum=$(cksum <"$T/handled" 2>/dev/null || true)
-        now=$(now_us)
-        if [[ $sum != "${QUIET_SUM:-}" ]]; then
-                QUIET_SUM=$sum QUIET_SINCE=$now
-                return 1
-        fi
-        ((now - QUIET_SINCE >= $1 * 1000000))
-}
+# handled_quiet S: $T/handled did not change for S seconds
+handled_quiet() { file_quiet "$T/handled" "$1"; }
 
 @test "share matrix: every client x writer case x ready policy, on Samba, sshd and nfs-ganesha" {
         local share=$FERRY_HOSTS/srv/share p f client case name w

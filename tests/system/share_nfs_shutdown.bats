@@ -8,7 +8,6 @@
 
 load helpers
 
-HOSTS=$BATS_TEST_DIRNAME/../../scripts/hosts
 TOOLS_SRC=$BATS_TEST_DIRNAME/../tools
 
 nfs_skip() {
@@ -95,13 +94,4 @@ has_handled() { (($(handled_count "$1") >= $2)); }
 }
 
 # handled_quiet S: $T/handled did not change for S seconds
-handled_quiet() {
-        local now sum
-        sum=$(cksum <"$T/handled" 2>/dev/null || true)
-        now=$(now_us)
-        if [[ $sum != "${QUIET_SUM:-}" ]]; then
-                QUIET_SUM=$sum QUIET_SINCE=$now
-                return 1
-        fi
-        ((now - QUIET_SINCE >= $1 * 1000000))
-}
+handled_quiet() { file_quiet "$T/handled" "$1"; }

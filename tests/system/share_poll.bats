@@ -6,30 +6,16 @@
 
 load helpers
 
-HOSTS=$BATS_TEST_DIRNAME/../../scripts/hosts
-
 poll_skip() {
-        local c
-        [[ $EUID -eq 0 ]] || { echo "needs root (network namespaces, FUSE)"; return; }
-        [[ -c /dev/fuse ]] || { echo "no /dev/fuse"; return; }
-        for c in ip nsenter unshare sshfs smbnetfs smbclient ssh-keygen smbpasswd /usr/sbin/sshd /usr/sbin/smbd; do
-                command -v "$c" >/dev/null || { echo "$c is missing (scripts/install-deps test)"; return; }
-        done
-        ip netns list >/dev/null 2>&1 || echo "network namespaces do not work here"
+        hosts_missing sshfs smbnetfs smbclient ssh-keygen smbpasswd /usr/sbin/sshd /usr/sbin/smbd
 }
 
 setup_file() {
-        local why out
-        why=$(poll_skip)
-        [[ -z $why ]] || return 0
-        out=$("$HOSTS" up --serve ssh,smb srv cli other 2>"$BATS_FILE_TMPDIR/up.log") ||
-                { cat "$BATS_FILE_TMPDIR/up.log" >&2; return 1; }
-        export FERRY_HOSTS=${out#FERRY_HOSTS=}
+        [[ -z $(poll_skip) ]] || return 0
+        hosts_up_file ssh,smb srv cli other
 }
 
-teardown_file() {
-        [[ -z ${FERRY_HOSTS:-} ]] || "$HOSTS" down "$FERRY_HOSTS"
-}
+teardown_file() { hosts_down_file; }
 
 setup() {
         local why

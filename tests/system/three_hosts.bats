@@ -8,9 +8,8 @@
 
 load helpers
 
-HOSTS=$BATS_TEST_DIRNAME/../../scripts/hosts
 N=5000
-LEASE=6
+LEASE=10
 
 setup() {
         ferry_setup
@@ -26,12 +25,9 @@ teardown() {
 }
 
 need_hosts() {
-        require_root "network namespaces and FUSE mounts"
-        local tool
-        for tool in ip nsenter unshare sshfs /usr/sbin/sshd ssh-keygen; do
-                command -v "$tool" >/dev/null || skip "$tool is missing: scripts/install-deps test"
-        done
-        [[ -c /dev/fuse ]] || skip "no /dev/fuse"
+        local why
+        why=$(hosts_missing sshfs ssh-keygen /usr/sbin/sshd)
+        [[ -z $why ]] || skip "$why"
 }
 
 # worker HOST DIR OUT: `ferry run` as a process of HOST on DIR; its handler appends
