@@ -205,6 +205,11 @@ struct ferry__globs {
 enum ferry__backend { FERRY__BACKEND_AUTO, FERRY__BACKEND_INOTIFY, FERRY__BACKEND_POLL };
 
 struct ferry_watch {
+        /* Called every so many file system calls of a long scan (a large
+         * folder behind a slow mount): the runner renews its leases there. */
+        void (*busy)(void *data);
+        void *busy_data;
+        unsigned busy_count;
         unsigned flags;         /* FERRY_WATCH_* */
         enum ferry__backend backend;
         int64_t poll_interval_ns;
@@ -230,6 +235,13 @@ struct ferry_watch {
         long limit, in_use;
         char path[2 * PATH_MAX]; /* scratch for building paths */
 };
+
+/* One more file system call of a scan or probe: every 64th calls w->busy. */
+static inline void ferry__watch_busy(struct ferry_watch *w)
+{
+        if (w->busy && ++w->busy_count % 64 == 0)
+                w->busy(w->busy_data);
+}
 
 int64_t ferry__now(void);
 /* "250ms", "1.5s", "2m30s", "1h05m". */

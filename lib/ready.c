@@ -248,8 +248,10 @@ static bool marker_path(struct ferry_watch *w, struct ferry__file *f, char *buf)
  * a file that is gone, or whose path cannot be built, is set IDLE: -ENOENT. */
 static int probe(struct ferry_watch *w, struct ferry__file *f, struct ferry__version *ret_version)
 {
-        int r = file_path(w, f) < 0 ? -ENOENT : ferry__writers_check(w->path, ret_version);
+        int r;
 
+        ferry__watch_busy(w);
+        r = file_path(w, f) < 0 ? -ENOENT : ferry__writers_check(w->path, ret_version);
         if (r == -ENOENT)
                 set_state(w, f, FERRY__IDLE);
         return r;

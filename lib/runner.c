@@ -195,6 +195,14 @@ static char *join(const char *a, const char *b)
         return asprintf(&s, "%s/%s", a, b) < 0 ? NULL : s;
 }
 
+static void heartbeat(struct ferry_runner *r, int64_t now);
+
+/* A watcher's long scan of a folder behind a slow mount: renew the leases. */
+static void watch_busy(void *data)
+{
+        heartbeat(data, ferry__now());
+}
+
 static int rule_start(struct ferry_runner *r, struct ferry_rule *rule)
 {
         struct rule_state *rs = calloc(1, sizeof(*rs));
@@ -234,6 +242,8 @@ static int rule_start(struct ferry_runner *r, struct ferry_rule *rule)
         e = ferry_watch_new(&rs->watch, flags);
         if (e < 0)
                 return e;
+        rs->watch->busy = watch_busy;
+        rs->watch->busy_data = r;
         (void)ferry_watch_set_ready(rs->watch, rule->ready);
         (void)ferry_watch_set_backend(rs->watch, rule->backend ? rule->backend : "auto");
         (void)ferry_watch_set_poll_interval(rs->watch, rule->poll_interval_ns);

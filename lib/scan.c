@@ -316,6 +316,7 @@ static int poll_known(struct ferry_watch *w, struct ferry__dir *dir, int fd, str
                 }
                 count++;
                 if (poll_must_stat(w, (struct ferry__file *)e, slices, poll)) {
+                        ferry__watch_busy(w);
                         if (stat_at(fd, e->name, fresh, &v, &is_dir) < 0 || is_dir) {
                                 stack->count = pushed;
                                 return -EAGAIN;
@@ -415,6 +416,7 @@ static int scan_dir(struct ferry_watch *w, struct ferry__dir *dir, enum ferry__s
                                         }
                                 }
                         }
+                        ferry__watch_busy(w);
                         if (de->d_type != DT_DIR && stat_at(fd, name, fresh, &v, &is_dir) < 0)
                                 continue; /* gone meanwhile */
                         if (is_dir) {
