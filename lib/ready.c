@@ -321,9 +321,17 @@ static void consider_marked(struct ferry_watch *w, struct ferry__file *f)
         /* An empty marker checks nothing, but a marker being written is empty
          * at first, and some clients close it empty before they write it
          * (smbnetfs creates, closes and reopens every file): only a marker
-         * still empty after a guard is taken as empty. */
-        if (w->policy.marker_is_suffix && marker_st.st_size == 0 && f->state != FERRY__GUARD)
-                return schedule(w, f, FERRY__GUARD, FERRY__TIMER_BLIND_GUARD);
+         * still empty after a guard, and that nobody holds open for writing
+         * then (the file server writing its content), is taken as empty. */
+        if (w->policy.marker_is_suffix && marker_st.st_size == 0) {
+                struct ferry__version mv = {0};
+                int held = f->state == FERRY__GUARD ? ferry__writers_check(marker, &mv) : 0;
+
+                if (held == -ENOENT)
+                        return set_state(w, f, FERRY__WAIT_MARKER);
+                if (f->state != FERRY__GUARD || held == FERRY__WRITER_OPEN || mv.size != 0)
+                        return schedule(w, f, FERRY__GUARD, FERRY__TIMER_BLIND_GUARD);
+        }
         n = file_path(w, f);
         if (n < 0 || ferry__stat_version(w->path, &v, NULL) < 0)
                 return set_state(w, f, FERRY__IDLE);
