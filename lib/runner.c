@@ -197,8 +197,7 @@ static char *join(const char *a, const char *b)
 
 static void heartbeat(struct ferry_runner *r, int64_t now);
 
-/* A long run of file system calls (a watcher's scan of a folder behind a
- * slow mount, claims lost to other workers): renew the leases. */
+/* A watcher's long scan of a folder behind a slow mount: renew the leases. */
 static void watch_busy(void *data)
 {
         heartbeat(data, ferry__now());
@@ -408,6 +407,10 @@ static void drain_watch(struct rule_state *rs)
         while (rs->watch && (e = ferry_watch_next(rs->watch, &ev, 0)) == 1) {
                 char message[1024];
 
+                /* Listing a large polled folder on a slow mount takes a while,
+                 * and a burst of events too: the lease must not age meanwhile. */
+                heartbeat(r, ferry__now());
+
                 switch (ev->type) {
                 case FERRY_EVENT_READY:
                         r->stats.ready++;
@@ -501,9 +504,8 @@ static void claim_and_start(struct rule_state *rs)
                 int e;
 
                 /* Files other workers took first cost a round trip each on a
-                 * mount: counted like a scan's, so the lease does not age. */
-                if (rs->watch)
-                        ferry__watch_busy(rs->watch);
+                 * mount: a long run of them must not let the lease age. */
+                heartbeat(r, ferry__now());
 
                 if (!claims && !(claims = calloc(batch, sizeof(*claims)))) {
                         free(p);
