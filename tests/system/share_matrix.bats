@@ -73,7 +73,7 @@ matrix_skip() {
 }
 
 setup_file() {
-        local why tool
+        local why tool p
         local -a flags
         why=$(matrix_skip)
         [[ -z $why ]] || return 0
@@ -85,6 +85,10 @@ setup_file() {
                         "$TOOLS_SRC/${tool%:*}.c" "${flags[@]}"
         done
         hosts_up_file ssh,smb,nfs srv cli
+        # The policies' folders exist before the clients mount the share.
+        for p in "${POLICIES[@]}"; do
+                mkdir "$FERRY_HOSTS/srv/share/$(folder_of "$p")"
+        done
         export MNT_SSHFS MNT_SMBNETFS
         MNT_SSHFS=$("$HOSTS" mount "$FERRY_HOSTS" cli srv sshfs)
         MNT_SMBNETFS=$("$HOSTS" mount "$FERRY_HOSTS" cli srv smbnetfs)
@@ -277,7 +281,9 @@ handled_quiet() { file_quiet "$T/handled" "$1"; }
                 "printf '%s %s %s %s\\n' \"\$1\" \"\$2\" \"\$(stat -c %s \"\$3\")\" \"\$(sha256sum <\"\$3\" | cut -c1-64)\" >>$T/handled"
         for p in "${POLICIES[@]}"; do
                 f=$(folder_of "$p")
-                mkdir "$share/$f"
+                # and every client sees them before it writes
+                wait_for test -d "$MNT_SSHFS/$f" 10
+                wait_for test -d "$MNT_SMBNETFS/$f" 10
                 "$HOSTS" exec "$FERRY_HOSTS" srv "$FERRY" run --ready "$p" --name "$f" --jobs 2 "$share/$f" \
                         -- "$T/handler" "$f" '{name}' '{}' </dev/null >"$T/run-$f.out" 2>"$T/run-$f.err" 3>&- &
                 RUN_PIDS+=("$!")
@@ -310,7 +316,7 @@ handled_quiet() { file_quiet "$T/handled" "$1"; }
                         done
                 done
         done
-        local failed=()
+        local failed=() log
         for w in "${writers[@]}"; do
                 IFS=: read -r p name case <<<"$w"
                 if ! wait "$p" && [[ $case != killed && $case != chunks ]]; then
@@ -321,6 +327,11 @@ handled_quiet() { file_quiet "$T/handled" "$1"; }
                 for name in "${failed[@]}"; do
                         echo "writer $name failed:" >&2
                         cat "$T/w/$name.log" >&2
+                done
+                for log in "$FERRY_HOSTS"/cli/*.log "$FERRY_HOSTS"/srv/samba/log/*; do
+                        [[ -s $log ]] || continue
+                        echo "--- the end of $log:" >&2
+                        tail -n 15 "$log" >&2
                 done
                 return 1
         fi
