@@ -5,15 +5,22 @@
  * always exactly that one argument, whatever bytes the file name holds, so a
  * name like "; rm -rf x" or "$(touch x)" reaches the program as inert bytes.
  *
- * Starting a child is fork, then a short list of async-signal-safe calls, then
- * execve. Everything that allocates or consults the system databases (the PATH
- * candidates, the target user's supplementary groups) is prepared before the
- * fork, because after it only the forking thread exists and any lock another
- * thread held (malloc's, NSS's) stays held forever in the child. The child
- * reports a failure of any step, exec included, as an errno written to a
- * close-on-exec pipe: a successful exec closes the pipe, so the parent reads
- * either nothing (the program runs) or the errno (it never started), and
- * ferry__spawn returns -ENOENT or -EACCES instead of a child that exits 127.
+ * Starting a child is a vfork-style clone (CLONE_VM | CLONE_VFORK) onto a
+ * stack of its own, then a short list of async-signal-safe calls, then execve.
+ * The child shares ferry's memory until the exec, so nothing is copied (a fork
+ * copies the page tables and then pays a fault for every page either side
+ * writes), and ferry waits only until the exec has begun. Because the memory
+ * is shared, the child changes nothing of it but a slot for an errno (and the
+ * thread's errno, which the parent does not read across the clone), calls
+ * the kernel directly where glibc's wrapper would walk the list of ferry's
+ * threads to change their ids too (set*id), and runs with every signal blocked until each disposition is back
+ * to the default, so that no handler of ferry's can run in it. Everything that
+ * allocates or consults the system databases (the PATH candidates, the target
+ * user's supplementary groups) is prepared before. The child reports a failure
+ * of any step, exec included, as an errno in that slot, read once the parent
+ * resumes: so ferry__spawn returns -ENOENT or -EACCES instead of a child that
+ * exits 127. The clone also hands back a pidfd, on which the child is waited
+ * for and signalled.
  *
  * Each child leads its own process group, so its helpers can be signalled and,
  * once it exits, killed together. The leader is kept unreaped until the group
@@ -29,6 +36,8 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -37,15 +46,24 @@
 #if __has_include(<sys/pidfd.h>)
 #include <sys/pidfd.h>
 #else
-static int pidfd_open(pid_t pid, unsigned int flags)
-{
-        return (int)syscall(SYS_pidfd_open, pid, flags);
-}
-
 static int pidfd_send_signal(int pidfd, int sig, siginfo_t *info, unsigned int flags)
 {
         return (int)syscall(SYS_pidfd_send_signal, pidfd, sig, info, flags);
 }
+#endif
+
+#ifndef CLONE_PIDFD
+#define CLONE_PIDFD 0x00001000
+#endif
+
+/* The child's stack until its exec: its frames, libc's calls, and a sanitizer's redzones around them. */
+#define CHILD_STACK (256 * 1024)
+
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#define FERRY__UNPOISON(p, n) __asan_unpoison_memory_region((p), (n))
+#else
+#define FERRY__UNPOISON(p, n) ((void)(p), (void)(n))
 #endif
 
 /* PATH when the handler's environment has none: what glibc's confstr(_CS_PATH) gives, plus /usr/local/bin. */
@@ -412,13 +430,17 @@ out:
 }
 
 /* Child side: reports error to the parent through the exec-report pipe, and ends. */
-static _Noreturn void child_fail(int report_fd, int error)
-{
-        ssize_t n;
+/* What the child is given, and where it leaves the errno of a step that failed (0: the exec went ahead). */
+struct child_args {
+        const struct ferry__spawn_request *req;
+        const struct plan *plan;
+        int stderr_fd;
+        volatile int error;
+};
 
-        do
-                n = write(report_fd, &error, sizeof(error));
-        while (n < 0 && errno == EINTR);
+static _Noreturn void child_fail(struct child_args *a, int error)
+{
+        a->error = error > 0 ? error : EIO;
         _exit(127);
 }
 
@@ -428,40 +450,41 @@ static int child_raise_fd(int fd)
         return fd >= 3 ? fd : fcntl(fd, F_DUPFD_CLOEXEC, 3);
 }
 
-/* Child side, between fork and exec: only async-signal-safe calls, nothing that allocates. */
-static _Noreturn void child_run(const struct ferry__spawn_request *req, const struct plan *p, int stderr_fd,
-                                int report_fd)
+/* Child side, between clone and exec, in ferry's memory: only async-signal-safe calls, nothing that allocates,
+ * no write but to a->error. */
+static int child_run(void *arg)
 {
+        struct child_args *a = arg;
+        const struct ferry__spawn_request *req = a->req;
+        const struct plan *p = a->plan;
         struct sigaction default_action = {.sa_handler = SIG_DFL};
         sigset_t none;
-        int stdin_fd = req->stdin_fd, stdout_fd = req->stdout_fd, error = ENOENT;
+        int stdin_fd = req->stdin_fd, stdout_fd = req->stdout_fd, stderr_fd = a->stderr_fd, error = ENOENT;
         bool denied = false;
 
         if (setpgid(0, 0) < 0)
-                child_fail(report_fd, errno);
+                child_fail(a, errno);
         /* A handler dies with the process that started it: after a crash of ferry, the claim is adopted and
          * run again, and must not race with a handler still running from before. */
         if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
-                child_fail(report_fd, errno);
+                child_fail(a, errno);
         if (getppid() != p->parent)
                 _exit(127); /* the parent died before the line above */
         /* Handlers do not survive exec, but ignored signals do, and the parent's mask (it may block SIGTERM,
          * SIGINT, SIGCHLD for signalfd) would otherwise be the program's. Until here every signal was blocked,
-         * so none of the parent's handlers could run in the child. */
+         * so none of the parent's handlers could run in the child; without CLONE_SIGHAND the dispositions set
+         * here are the child's own. */
         for (int sig = 1; sig < NSIG; sig++)
                 (void)sigaction(sig, &default_action, NULL); /* fails harmlessly for SIGKILL, SIGSTOP, libc's */
         sigemptyset(&none);
         if (sigprocmask(SIG_SETMASK, &none, NULL) < 0)
-                child_fail(report_fd, errno);
+                child_fail(a, errno);
 
-        report_fd = child_raise_fd(report_fd);
-        if (report_fd < 0)
-                _exit(127); /* nowhere to report to: the parent sees exit 127 */
         if (stdin_fd < 0 || stdout_fd < 0) {
                 int null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
 
                 if (null_fd < 0)
-                        child_fail(report_fd, errno);
+                        child_fail(a, errno);
                 if (stdin_fd < 0)
                         stdin_fd = null_fd;
                 if (stdout_fd < 0)
@@ -471,24 +494,27 @@ static _Noreturn void child_run(const struct ferry__spawn_request *req, const st
         stdout_fd = child_raise_fd(stdout_fd);
         stderr_fd = child_raise_fd(stderr_fd);
         if (stdin_fd < 0 || stdout_fd < 0 || stderr_fd < 0)
-                child_fail(report_fd, errno);
+                child_fail(a, errno);
         /* dup2 clears close-on-exec on the copy, so 0, 1 and 2 are the only fds the program inherits. */
         if (dup2(stdin_fd, 0) < 0 || dup2(stdout_fd, 1) < 0 || dup2(stderr_fd, 2) < 0)
-                child_fail(report_fd, errno);
+                child_fail(a, errno);
         /* Everything else goes: the parent's fds are not all close-on-exec (a host program's, a test
-         * harness's), and a leaked pipe end can keep another reader from ever seeing EOF. */
-        if ((report_fd > 3 && close_range(3, (unsigned int)report_fd - 1, 0) < 0) ||
-            close_range((unsigned int)report_fd + 1, ~0U, 0) < 0)
-                child_fail(report_fd, errno);
+         * harness's), and a leaked pipe end can keep another reader from ever seeing EOF. The fd table is the
+         * child's own (no CLONE_FILES). */
+        if (close_range(3, ~0U, 0) < 0)
+                child_fail(a, errno);
 
         if (req->switch_user) {
-                /* Groups first: once the uid is dropped, the right to change them is gone. */
-                if (setgroups(p->group_count, p->groups) < 0 || setresgid(req->gid, req->gid, req->gid) < 0 ||
-                    setresuid(req->uid, req->uid, req->uid) < 0)
-                        child_fail(report_fd, errno);
+                /* Groups first: once the uid is dropped, the right to change them is gone. The system calls
+                 * themselves: glibc's wrappers apply a change to every thread of the process, found in the
+                 * memory the child shares with ferry. */
+                if (syscall(SYS_setgroups, p->group_count, p->groups) < 0 ||
+                    syscall(SYS_setresgid, req->gid, req->gid, req->gid) < 0 ||
+                    syscall(SYS_setresuid, req->uid, req->uid, req->uid) < 0)
+                        child_fail(a, errno);
         }
         if (req->cwd && chdir(req->cwd) < 0)
-                child_fail(report_fd, errno);
+                child_fail(a, errno);
 
         /* Like execvp: a candidate that is missing or not permitted lets the search go on; EACCES wins over
          * ENOENT at the end, as it is the more telling of the two. ENOEXEC (no "#!" line) is not retried with
@@ -502,10 +528,10 @@ static _Noreturn void child_run(const struct ferry__spawn_request *req, const st
                 case ESTALE:
                 case ENODEV:
                 case ETIMEDOUT: error = errno; break;
-                default: child_fail(report_fd, errno);
+                default: child_fail(a, errno);
                 }
         }
-        child_fail(report_fd, denied ? EACCES : error);
+        child_fail(a, denied ? EACCES : error);
 }
 
 static void close_fd(int *fd)
@@ -529,10 +555,11 @@ static void wait_pid(pid_t pid)
 int ferry__spawn(const struct ferry__spawn_request *req, struct ferry__child *ret_child)
 {
         struct plan plan = {0};
-        int stderr_pipe[2] = {-1, -1}, report_pipe[2] = {-1, -1};
-        int pidfd, child_error = 0, r;
+        struct child_args args = {.req = req, .plan = &plan};
+        int stderr_pipe[2] = {-1, -1};
+        int pidfd = -1, r;
         sigset_t all, old;
-        ssize_t n;
+        char *stack = MAP_FAILED;
         pid_t pid;
 
         if (!req || !req->argv || !req->argv[0] || !req->envp || !ret_child)
@@ -545,7 +572,7 @@ int ferry__spawn(const struct ferry__spawn_request *req, struct ferry__child *re
                 if (r < 0)
                         goto out;
         }
-        if (pipe2(stderr_pipe, O_CLOEXEC) < 0 || pipe2(report_pipe, O_CLOEXEC) < 0) {
+        if (pipe2(stderr_pipe, O_CLOEXEC) < 0) {
                 r = -errno;
                 goto out;
         }
@@ -554,56 +581,48 @@ int ferry__spawn(const struct ferry__spawn_request *req, struct ferry__child *re
                 r = -errno;
                 goto out;
         }
+        stack = mmap(NULL, CHILD_STACK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+        if (stack == MAP_FAILED) {
+                r = -errno;
+                goto out;
+        }
+        args.stderr_fd = stderr_pipe[1];
 
-        /* Every signal stays blocked across the fork, so no handler of the parent's runs in the child
-         * before the child has reset them all. */
+        /* Every signal stays blocked across the clone, so no handler of the parent's runs in the child before
+         * the child has reset them all. */
         sigfillset(&all);
         r = -pthread_sigmask(SIG_SETMASK, &all, &old);
         if (r < 0)
                 goto out;
         plan.parent = getpid();
-        pid = fork();
-        if (pid == 0)
-                child_run(req, &plan, stderr_pipe[1], report_pipe[1]);
+        /* Returns once the child has exec'd or exited. */
+        pid = clone(child_run, stack + CHILD_STACK, CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD, &args, &pidfd);
         r = pid < 0 ? -errno : 0;
         (void)pthread_sigmask(SIG_SETMASK, &old, NULL);
         if (r < 0)
                 goto out;
-        close_fd(&stderr_pipe[1]);
-        close_fd(&report_pipe[1]);
-
-        /* EOF: the exec succeeded and closed the child's end. An errno: the child failed and is exiting. */
-        do
-                n = read(report_pipe[0], &child_error, sizeof(child_error));
-        while (n < 0 && errno == EINTR);
-        if (n != 0) {
-                r = n == (ssize_t)sizeof(child_error) && child_error > 0 ? -child_error : -EIO;
-                if (n < 0) { /* cannot tell how far the child got: make sure it and anything it started are gone */
-                        (void)kill(-pid, SIGKILL);
-                        (void)kill(pid, SIGKILL);
-                }
+        if (args.error) {
+                /* the child failed before its program ran, and has exited */
+                r = -args.error;
                 wait_pid(pid);
                 goto out;
         }
-
         /* The child is unreaped, so pid is still ours and cannot name another process. */
-        pidfd = pidfd_open(pid, 0);
-        if (pidfd < 0) {
-                r = -errno;
-                (void)kill(-pid, SIGKILL);
-                wait_pid(pid);
-                goto out;
-        }
         ret_child->pid = pid;
         ret_child->pidfd = pidfd;
         ret_child->stderr_fd = stderr_pipe[0];
         ret_child->tail_len = 0;
         ret_child->tail_cut = false;
+        pidfd = -1;
         stderr_pipe[0] = -1;
         r = 0;
 out:
-        close_fd(&report_pipe[0]);
-        close_fd(&report_pipe[1]);
+        if (stack != MAP_FAILED) {
+                /* The child's frames left the sanitizer's marks on this stack; the next mapping here is clean. */
+                FERRY__UNPOISON(stack, CHILD_STACK);
+                munmap(stack, CHILD_STACK);
+        }
+        close_fd(&pidfd);
         close_fd(&stderr_pipe[0]);
         close_fd(&stderr_pipe[1]);
         plan_done(&plan);

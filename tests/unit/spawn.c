@@ -3,6 +3,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -529,6 +531,13 @@ Test(spawn, signals_unblocked_and_default)
 
         e = run(term_self, -1, -1, &c);
         cr_assert_eq(e.signal, SIGTERM, "SIGTERM blocked in the child (exit %d)", e.code);
+
+        /* The child shares our memory until its exec, not our dispositions or mask: they are as they were. */
+        sigset_t now;
+        cr_assert_eq(sigprocmask(SIG_BLOCK, NULL, &now), 0);
+        cr_assert(sigismember(&now, SIGTERM) && sigismember(&now, SIGCHLD) && !sigismember(&now, SIGUSR1));
+        cr_assert_eq(signal(SIGPIPE, SIG_IGN), SIG_IGN);
+        cr_assert_eq(signal(SIGHUP, SIG_IGN), SIG_IGN);
 }
 
 /* Starts "sh -c script" with stdout on a pipe; the script prints a helper's pid first. Returns a pidfd of it. */
@@ -611,6 +620,41 @@ Test(spawn, abandon_kills_and_reaps)
         ferry__child_abandon(NULL);
 }
 
+/* A thread of the process that spawns: it records its id, then waits for a byte on a pipe. */
+struct bystander {
+        int pipe[2];
+        volatile pid_t tid;
+};
+
+static void *bystander_run(void *arg)
+{
+        struct bystander *b = arg;
+        char byte;
+
+        b->tid = (pid_t)syscall(SYS_gettid);
+        (void)read(b->pipe[0], &byte, 1);
+        return NULL;
+}
+
+/* The "Uid:" line of /proc/self/task/TID/status. */
+static void task_uids(pid_t tid, char *buf, size_t size)
+{
+        char path[64], status[4096];
+        int fd;
+        ssize_t n;
+
+        snprintf(path, sizeof(path), "/proc/self/task/%d/status", (int)tid);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        cr_assert_geq(fd, 0);
+        n = read(fd, status, sizeof(status) - 1);
+        close(fd);
+        cr_assert_gt(n, 0);
+        status[n] = '\0';
+        const char *line = strstr(status, "\nUid:");
+        cr_assert_not_null(line);
+        snprintf(buf, size, "%.*s", (int)strcspn(line + 1, "\n"), line + 1);
+}
+
 Test(spawn, switch_user)
 {
         char out_path[300], got[128];
@@ -623,12 +667,33 @@ Test(spawn, switch_user)
                 remove_folder(); /* a skip leaves without running the suite's fini */
                 cr_skip_test("switching users needs root");
         }
+        /* A second thread: the child runs in our memory until its exec; its switch must stay its own. */
+        struct bystander b = {0};
+        pthread_t thread;
+        char uids[128], before[128];
+
+        cr_assert_eq(pipe2(b.pipe, O_CLOEXEC), 0);
+        cr_assert_eq(pthread_create(&thread, NULL, bystander_run, &b), 0);
+        while (!b.tid)
+                sched_yield();
+        task_uids(b.tid, before, sizeof(before));
+
         snprintf(out_path, sizeof(out_path), "%s/id", folder);
         req.stdout_fd = open(out_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
         cr_assert_eq(ferry__spawn(&req, &c), 0);
         cr_assert_eq(finish(&c).code, 0);
         got[slurp(out_path, got, sizeof(got) - 1)] = '\0';
         cr_assert_str_eq(got, "65534\n65534\n65534\n/\n", "%s", got);
+
+        /* Only the child switched: this thread and the other one are still root. */
+        cr_assert_eq(geteuid(), 0);
+        cr_assert_eq(getegid(), 0);
+        task_uids(b.tid, uids, sizeof(uids));
+        cr_assert_str_eq(uids, before);
+        cr_assert_eq(write(b.pipe[1], "x", 1), 1);
+        cr_assert_eq(pthread_join(thread, NULL), 0);
+        close(b.pipe[0]);
+        close(b.pipe[1]);
 
         /* The user cannot enter a folder only root may: chdir happens after the switch. */
         cr_assert_eq(chmod(folder, 0700), 0);
