@@ -268,7 +268,8 @@ static void claim_folder_remove(struct ferry__workarea *wa, const struct ferry__
         snprintf(seq, sizeof(seq), "%llu", (unsigned long long)c->seq);
         fd = openat(wa->work_fd, seq, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (fd >= 0) {
-                (void)unlinkat(fd, ORIGIN_FILE, 0);
+                if (c->origin)
+                        (void)unlinkat(fd, ORIGIN_FILE, 0);
                 (void)unlinkat(fd, HANDLER_FILE, 0);
                 close(fd);
         }
@@ -414,7 +415,9 @@ static int move_out(struct ferry__workarea *wa, struct ferry__claim *c, const ch
                 if (asprintf(&target, "%s/%s%s%.*s%s", folder, c->origin ? c->origin : "", c->origin ? "/" : "",
                              keep, c->name, suffix) < 0)
                         return -ENOMEM;
-                if (n == 0) {
+                r = rename_noreplace(c->claimed_path, target);
+                if (r == -ENOENT && n == 0) {
+                        /* the folder is not there yet (the claimed file's absence is found out below) */
                         char *slash = strrchr(target, '/');
 
                         *slash = '\0';
@@ -422,8 +425,8 @@ static int move_out(struct ferry__workarea *wa, struct ferry__claim *c, const ch
                         *slash = '/';
                         if (r < 0)
                                 break;
+                        r = rename_noreplace(c->claimed_path, target);
                 }
-                r = rename_noreplace(c->claimed_path, target);
                 if (r == 0) {
                         claim_folder_remove(wa, c);
                         if (ret_path)

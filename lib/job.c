@@ -442,12 +442,11 @@ void ferry__job_finish(struct job *job, const struct ferry__exit *st, const char
  * handlers are left alone. */
 static void kill_orphans(struct ferry_runner *r)
 {
-        char path[64], buffer[4096];
+        char buffer[4096];
         ssize_t n;
         int fd;
 
-        snprintf(path, sizeof(path), "/proc/self/task/%d/children", (int)getpid());
-        fd = open(path, O_RDONLY | O_CLOEXEC);
+        fd = open(r->children_path, O_RDONLY | O_CLOEXEC);
         if (fd < 0)
                 return;
         n = read(fd, buffer, sizeof(buffer) - 1);

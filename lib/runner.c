@@ -300,6 +300,7 @@ int ferry_runner_start(struct ferry_runner *r)
         r->started = true;
         /* Orphans of handlers (daemons they forked) come back to us to be reaped. */
         (void)prctl(PR_SET_CHILD_SUBREAPER, 1);
+        snprintf(r->children_path, sizeof(r->children_path), "/proc/self/task/%d/children", (int)getpid());
         e = ferry__keeper_start(&r->keeper);
         if (e < 0)
                 LOG(r, FERRY_LOG_WARNING, NULL, NULL,
@@ -635,6 +636,11 @@ static void arm_timer(struct ferry_runner *r, int64_t deadline)
 {
         struct itimerspec its = {0};
 
+        if (r->timer_armed && r->timer_deadline == deadline)
+                return; /* as it is: most deadlines (the next heartbeat) stay put across many files */
+        r->timer_armed = true;
+        r->timer_deadline = deadline;
+
         if (deadline != INT64_MAX) {
                 its.it_value.tv_sec = deadline / FERRY__NSEC_PER_SEC;
                 its.it_value.tv_nsec = deadline % FERRY__NSEC_PER_SEC;
@@ -653,6 +659,7 @@ static void handle(struct ferry_runner *r, const struct epoll_event *events, int
                 switch (s->kind) {
                 case SOURCE_TIMER:
                         (void)read(r->timer_fd, &expirations, sizeof(expirations));
+                        r->timer_armed = false;
                         break;
                 case SOURCE_WATCH:
                         break; /* drained by the loop */

@@ -64,6 +64,9 @@ struct ferry_runner {
         struct job *jobs;
         int epoll_fd, timer_fd;
         struct source timer_source;
+        bool timer_armed;         /* timer_fd is set to timer_deadline (INT64_MAX: disarmed) */
+        int64_t timer_deadline;
+        char children_path[64];   /* /proc/self/task/PID/children: where orphans are found */
         ferry_log_cb log;
         void *log_data;
         bool started, stopping;
