@@ -9,8 +9,6 @@
  */
 #include "internal.h"
 
-#include <ctype.h>
-#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -109,50 +107,42 @@ static long read_number(const char *path)
         return value;
 }
 
+struct watch_count {
+        uid_t uid;
+        long total;
+};
+
+static bool owned_by_user(int pid, void *data)
+{
+        const struct watch_count *c = data;
+        char path[32];
+        struct stat st;
+
+        snprintf(path, sizeof(path), "/proc/%d", pid);
+        return stat(path, &st) == 0 && st.st_uid == c->uid;
+}
+
+static int count_watches(int pid, int fd, void *data)
+{
+        struct watch_count *c = data;
+        char line[256];
+        FILE *f = ferry__proc_fdinfo(pid, fd);
+
+        if (!f)
+                return 0;
+        while (fgets(line, sizeof(line), f))
+                if (strncmp(line, "inotify wd:", 11) == 0)
+                        c->total++;
+        fclose(f);
+        return 0;
+}
+
 /* Counts the inotify watches held by this user's processes, from /proc/PID/fdinfo. */
 static long count_user_watches(void)
 {
-        DIR *proc = opendir("/proc");
-        struct dirent *de;
-        long total = 0;
-        uid_t uid = getuid();
+        struct watch_count c = {.uid = getuid()};
 
-        if (!proc)
-                return -1;
-        while ((de = readdir(proc))) {
-                char path[300], line[256];
-                struct stat st;
-                DIR *fds;
-                struct dirent *fe;
-
-                if (!isdigit((unsigned char)de->d_name[0]))
-                        continue;
-                snprintf(path, sizeof(path), "/proc/%s", de->d_name);
-                if (stat(path, &st) < 0 || st.st_uid != uid)
-                        continue;
-                snprintf(path, sizeof(path), "/proc/%s/fdinfo", de->d_name);
-                fds = opendir(path);
-                if (!fds)
-                        continue;
-                while ((fe = readdir(fds))) {
-                        char info[600];
-                        FILE *f;
-
-                        if (!isdigit((unsigned char)fe->d_name[0]))
-                                continue;
-                        snprintf(info, sizeof(info), "/proc/%s/fdinfo/%s", de->d_name, fe->d_name);
-                        f = fopen(info, "re");
-                        if (!f)
-                                continue;
-                        while (fgets(line, sizeof(line), f))
-                                if (strncmp(line, "inotify wd:", 11) == 0)
-                                        total++;
-                        fclose(f);
-                }
-                closedir(fds);
-        }
-        closedir(proc);
-        return total;
+        return ferry__proc_each_fd(owned_by_user, count_watches, &c) < 0 ? -1 : c.total;
 }
 
 void ferry__inotify_limits(long *ret_limit, long *ret_in_use)

@@ -356,6 +356,17 @@ void ferry__version_from_stat(const struct stat *st, struct ferry__version *ret_
 /* lstat of path as a version; *ret_is_dir (may be NULL) says whether it is a directory. */
 int ferry__stat_version(const char *path, struct ferry__version *ret_version, bool *ret_is_dir);
 
+/* ---- proc.c: every process's open files ----------------------------------- */
+
+#include <stdio.h>
+/* Calls fd_cb(pid, fd, data) for each open fd of each process that process_cb
+ * (NULL: every one) accepts, until a callback returns nonzero; returns that
+ * value, 0 once all were seen, -errno when /proc cannot be listed. */
+int ferry__proc_each_fd(bool (*process_cb)(int pid, void *data), int (*fd_cb)(int pid, int fd, void *data),
+                        void *data);
+/* /proc/PID/fdinfo/FD opened for reading, or NULL (errno). */
+FILE *ferry__proc_fdinfo(int pid, int fd);
+
 /* ---- claim.c: the folder as the queue ------------------------------------- */
 
 /* One worker's area in a rule's folder: DIR/.ferry/work/RULE@WORKER/. */

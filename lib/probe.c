@@ -11,7 +11,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <dirent.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -87,68 +86,55 @@ static bool is_file_server(const char *comm)
         return false;
 }
 
+struct holders {
+        dev_t dev;
+        ino_t ino;
+};
+
+/* 1 (stop) when fd of pid is the file, open for writing, in a process that is not a file server. */
+static int local_writer(int pid, int fd, void *data)
+{
+        const struct holders *h = data;
+        char path[64], line[128], comm[64] = "";
+        unsigned flags = 0;
+        struct stat st;
+        FILE *f;
+        int cfd;
+
+        snprintf(path, sizeof(path), "/proc/%d/fd/%d", pid, fd);
+        if (stat(path, &st) < 0 || st.st_dev != h->dev || st.st_ino != h->ino)
+                return 0;
+        f = ferry__proc_fdinfo(pid, fd);
+        while (f && fgets(line, sizeof(line), f))
+                if (sscanf(line, "flags: %o", &flags) == 1)
+                        break;
+        if (f)
+                fclose(f);
+        if ((flags & O_ACCMODE) == O_RDONLY)
+                return 0;
+        snprintf(path, sizeof(path), "/proc/%d/comm", pid);
+        cfd = open(path, O_RDONLY | O_CLOEXEC);
+        if (cfd >= 0) {
+                ssize_t n = read(cfd, comm, sizeof(comm) - 1);
+
+                comm[n > 0 ? n : 0] = '\0';
+                comm[strcspn(comm, "\n")] = '\0';
+                close(cfd);
+        }
+        return !is_file_server(comm);
+}
+
 int ferry__writers_are_servers(const char *path)
 {
         struct stat target;
-        struct dirent *pe;
-        DIR *proc;
-        int verdict = 1;
+        struct holders h;
+        int r;
 
         if (stat(path, &target) < 0)
                 return -errno;
-        proc = opendir("/proc");
-        if (!proc)
-                return -errno;
+        h = (struct holders){.dev = target.st_dev, .ino = target.st_ino};
         /* Who has it open for writing? A holder that no process shows is in
          * the kernel (nfsd, ksmbd): a server too. */
-        while (verdict == 1 && (pe = readdir(proc))) {
-                char dir[300], comm[64] = "";
-                struct dirent *fe;
-                DIR *fds;
-                int fd;
-
-                if (pe->d_name[0] < '0' || pe->d_name[0] > '9')
-                        continue;
-                snprintf(dir, sizeof(dir), "/proc/%s/fd", pe->d_name);
-                fds = opendir(dir);
-                if (!fds)
-                        continue;
-                while ((fe = readdir(fds))) {
-                        char link[600], info[600], line[128];
-                        struct stat st;
-                        unsigned flags = 0;
-                        FILE *f;
-
-                        if (fe->d_name[0] < '0' || fe->d_name[0] > '9')
-                                continue;
-                        snprintf(link, sizeof(link), "%s/%s", dir, fe->d_name);
-                        if (stat(link, &st) < 0 || st.st_dev != target.st_dev || st.st_ino != target.st_ino)
-                                continue;
-                        snprintf(info, sizeof(info), "/proc/%s/fdinfo/%s", pe->d_name, fe->d_name);
-                        f = fopen(info, "re");
-                        while (f && fgets(line, sizeof(line), f))
-                                if (sscanf(line, "flags: %o", &flags) == 1)
-                                        break;
-                        if (f)
-                                fclose(f);
-                        if ((flags & O_ACCMODE) == O_RDONLY)
-                                continue;
-                        snprintf(info, sizeof(info), "/proc/%s/comm", pe->d_name);
-                        fd = open(info, O_RDONLY | O_CLOEXEC);
-                        if (fd >= 0) {
-                                ssize_t n = read(fd, comm, sizeof(comm) - 1);
-
-                                comm[n > 0 ? n : 0] = '\0';
-                                comm[strcspn(comm, "\n")] = '\0';
-                                close(fd);
-                        }
-                        if (!is_file_server(comm)) {
-                                verdict = 0;
-                                break;
-                        }
-                }
-                closedir(fds);
-        }
-        closedir(proc);
-        return verdict;
+        r = ferry__proc_each_fd(NULL, local_writer, &h);
+        return r < 0 ? r : !r;
 }

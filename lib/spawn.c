@@ -10,17 +10,17 @@
  * The child shares ferry's memory until the exec, so nothing is copied (a fork
  * copies the page tables and then pays a fault for every page either side
  * writes), and ferry waits only until the exec has begun. Because the memory
- * is shared, the child changes nothing of it but a slot for an errno (and the
- * thread's errno, which the parent does not read across the clone), calls
- * the kernel directly where glibc's wrapper would walk the list of ferry's
- * threads to change their ids too (set*id), and runs with every signal blocked until each disposition is back
- * to the default, so that no handler of ferry's can run in it. Everything that
- * allocates or consults the system databases (the PATH candidates, the target
- * user's supplementary groups) is prepared before. The child reports a failure
- * of any step, exec included, as an errno in that slot, read once the parent
- * resumes: so ferry__spawn returns -ENOENT or -EACCES instead of a child that
- * exits 127. The clone also hands back a pidfd, on which the child is waited
- * for and signalled.
+ * is shared, the child writes nothing of it but a slot for an errno (and the
+ * thread's errno, which the parent does not read across the clone); it calls
+ * the kernel directly to switch users, where glibc's wrappers would go through
+ * ferry's list of threads; and it keeps every signal blocked until each
+ * disposition is back to the default, so that no handler of ferry's runs in
+ * it. Everything that allocates or consults the system databases (the PATH
+ * candidates, the target user's supplementary groups) is prepared before. A
+ * failure of any step, exec included, is left as an errno in that slot, read
+ * once the parent resumes: so ferry__spawn returns -ENOENT or -EACCES instead
+ * of a child that exits 127. The clone also hands back a pidfd, on which the
+ * child is waited for and signalled.
  *
  * Each child leads its own process group, so its helpers can be signalled and,
  * once it exits, killed together. The leader is kept unreaped until the group
@@ -429,7 +429,6 @@ out:
         return r;
 }
 
-/* Child side: reports error to the parent through the exec-report pipe, and ends. */
 /* What the child is given, and where it leaves the errno of a step that failed (0: the exec went ahead). */
 struct child_args {
         const struct ferry__spawn_request *req;
