@@ -5,6 +5,9 @@
  * going away, and renames, which inotify reports as a MOVED_FROM/MOVED_TO
  * pair sharing a cookie. The pair is matched here; a MOVED_FROM with no
  * partner is a move out of the tree, a MOVED_TO with no partner a move in.
+ * The kernel queues the two one after the other, but a read can fall between
+ * them: a MOVED_FROM last in the queue waits MOVE_PARTNER_NS for its partner
+ * before it counts as a move out.
  * IN_Q_OVERFLOW becomes a RESCAN event and a rescan of every root.
  */
 #include "internal.h"
@@ -27,6 +30,10 @@
  * delay the first events indefinitely. */
 #define READS_PER_CALL 8
 
+/* How long a MOVED_FROM last in the queue waits for its MOVED_TO: the renamer
+ * queues it at once unless it is preempted between the two. */
+#define MOVE_PARTNER_NS (50 * FERRY__NSEC_PER_MSEC)
+
 struct ferry__inotify {
         int fd;
         uint32_t mask; /* what the watches ask for: only what the watcher needs wakes it */
@@ -35,6 +42,7 @@ struct ferry__inotify {
         bool move_pending;
         bool move_is_dir;
         uint32_t move_cookie;
+        int64_t move_deadline; /* then it left the tree */
         int move_wd;
         size_t move_len;
         char move_name[NAME_MAX + 1];
@@ -234,6 +242,7 @@ static void handle(struct ferry_watch *w, const struct inotify_event *ev)
                 in->move_pending = true;
                 in->move_is_dir = is_dir;
                 in->move_cookie = ev->cookie;
+                in->move_deadline = ferry__now() + MOVE_PARTNER_NS;
                 in->move_wd = ev->wd;
                 in->move_len = len;
                 memcpy(in->move_name, name, len + 1);
@@ -282,6 +291,11 @@ static void handle(struct ferry_watch *w, const struct inotify_event *ev)
                 ferry__file_gone(w, dir, name, len, FERRY_EVENT_DELETE, 0);
 }
 
+int64_t ferry__inotify_deadline(const struct ferry__inotify *in)
+{
+        return in->move_pending ? in->move_deadline : FERRY__FOREVER;
+}
+
 int ferry__inotify_read(struct ferry_watch *w)
 {
         struct ferry__inotify *in = w->inotify;
@@ -301,8 +315,9 @@ int ferry__inotify_read(struct ferry_watch *w)
                                 continue;
                         if (errno != EAGAIN)
                                 return -errno;
-                        /* Nothing more: a MOVED_FROM still waiting left the tree. */
-                        flush_move(w);
+                        /* Nothing more: a MOVED_FROM waiting past its time left the tree. */
+                        if (in->move_pending && ferry__now() >= in->move_deadline)
+                                flush_move(w);
                         break;
                 }
                 reads++;

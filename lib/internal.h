@@ -97,7 +97,7 @@ struct ferry__file {
         struct ferry__file *timer_prev, *timer_next; /* in one timer queue while GUARD/SETTLE */
         int64_t deadline;                            /* CLOCK_MONOTONIC ns, while in a timer queue */
         struct ferry__version known;                 /* last stat, valid when stat_known */
-        struct ferry__version reported;              /* version last reported ready, when was_reported */
+        struct ferry__version reported;              /* last reported ready (was_reported) or refused (refused) */
         uint8_t state;                               /* enum ferry__state */
         uint8_t timer;                               /* which timer queue, while in one */
         uint8_t rechecks;                            /* GUARD: looks at a writer seen after a close */
@@ -105,6 +105,7 @@ struct ferry__file {
         bool stat_known : 1;
         bool dirty : 1;        /* written to since the last stat */
         bool was_reported : 1;
+        bool refused : 1; /* done-file: reported is a version its marker refused (was_reported false) */
 };
 
 /* A path handed to ferry_watch_add*(). */
@@ -334,6 +335,8 @@ void ferry__inotify_remove(struct ferry__inotify *in, int wd);
 /* Reads what is pending without blocking and applies it; returns > 0 when
  * something was read, 0 when nothing was pending, -errno. */
 int ferry__inotify_read(struct ferry_watch *w);
+/* When a move seen half must count as a move out of the tree (FERRY__FOREVER: none pending). */
+int64_t ferry__inotify_deadline(const struct ferry__inotify *in);
 /* Limit and use of inotify watches for the error message. */
 void ferry__inotify_limits(long *ret_limit, long *ret_in_use);
 

@@ -297,6 +297,8 @@ static int64_t next_deadline(const struct ferry_watch *w)
 {
         int64_t next = ferry__ready_next_deadline(w);
 
+        if (w->inotify && ferry__inotify_deadline(w->inotify) < next)
+                next = ferry__inotify_deadline(w->inotify);
         if (w->retry_at < next)
                 next = w->retry_at;
         for (const struct ferry__root *root = w->roots; root; root = root->next) {

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <ferry.h>
@@ -252,5 +253,50 @@ Test(watch, explain_names_the_sysctl)
         cr_assert_eq(ferry_watch_explain(w, -ENOSPC, "/srv/in", message, sizeof(message)), 0);
         cr_assert_not_null(strstr(message, "/srv/in"));
         cr_assert_not_null(strstr(message, "fs.inotify.max_user_watches"));
+        ferry_watch_free(w);
+}
+
+/* A rename within the tree is one event with both paths, however the reads
+ * fall: a process renames a file back and forth between two folders while
+ * the watcher reads as often as it can, often between the MOVED_FROM and the
+ * MOVED_TO the kernel queues for one rename. */
+Test(watch, moves_within_the_tree_are_never_split)
+{
+        enum { MOVES = 20000 };
+        char sub[300], a[320], b[320];
+        struct ferry_watch *w;
+        const struct ferry_event *ev;
+        int paired = 0, split = 0, status;
+        pid_t pid;
+
+        snprintf(sub, sizeof(sub), "%s/sub", folder);
+        cr_assert_eq(mkdir(sub, 0700), 0);
+        write_file("f", "x");
+        snprintf(a, sizeof(a), "%s/f", folder);
+        snprintf(b, sizeof(b), "%s/sub/f", folder);
+        cr_assert_eq(ferry_watch_new(&w, FERRY_WATCH_RECURSIVE), 0);
+        cr_assert_eq(ferry_watch_set_events(w, FERRY_EVENT_MOVED_FROM | FERRY_EVENT_MOVED_TO), 0);
+        cr_assert_eq(ferry_watch_add(w, folder), 0);
+        pid = fork();
+        cr_assert_neq(pid, -1);
+        if (pid == 0) {
+                for (int i = 0; i < MOVES; i++)
+                        if (rename(i % 2 ? b : a, i % 2 ? a : b) < 0)
+                                _exit(1);
+                _exit(0);
+        }
+        while (paired + split < MOVES) {
+                int r = ferry_watch_next(w, &ev, 5000);
+
+                cr_assert_eq(r, 1, "%d of %d moves seen", paired + split, MOVES);
+                if (ev->type == FERRY_EVENT_MOVED_TO && ev->old_path)
+                        paired++;
+                else if (ev->type == FERRY_EVENT_MOVED_TO)
+                        split++;
+        }
+        cr_assert_eq(waitpid(pid, &status, 0), pid);
+        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        cr_assert_eq(split, 0, "%d of %d renames within the tree reported as a move out and a move in", split,
+                     MOVES);
         ferry_watch_free(w);
 }
