@@ -225,6 +225,7 @@ static void report(struct ferry_watch *w, struct ferry__file *f, const struct fe
                                         0, 0, v->size);
         f->reported = *v;
         f->was_reported = true;
+        f->refused = false;
         ferry__file_set_known(f, v);
 }
 
@@ -339,8 +340,14 @@ static void consider_marked(struct ferry_watch *w, struct ferry__file *f)
                 return set_state(w, f, FERRY__IDLE);
         r = w->policy.marker_is_suffix ? ferry__marker_check(marker, w->path) : 0;
         if (r == -EBADMSG) {
-                (void)ferry__queue_push(w, FERRY_EVENT_ERROR, 0, f->entry.parent->root, w->path, (size_t)n, NULL,
-                                        0, r, v.size);
+                /* Once per version of the file: a client that closes the
+                 * marker twice (smbnetfs) does not make it a second error. */
+                if (!f->refused || !same_version(&f->reported, &v))
+                        (void)ferry__queue_push(w, FERRY_EVENT_ERROR, 0, f->entry.parent->root, w->path, (size_t)n,
+                                                NULL, 0, r, v.size);
+                f->reported = v;
+                f->was_reported = false;
+                f->refused = true;
                 return set_state(w, f, FERRY__WAIT_MARKER);
         }
         if (r < 0) /* the marker could not be read: not verified, so not ready; its next change retries */

@@ -44,7 +44,7 @@ load helpers
         [[ -z $(ls -A "$T/in") ]]
 }
 
-@test "done-file: a file that does not match its marker is reported as an error and never ready" {
+@test "done-file: a file that does not match its marker is reported as an error, once, and never ready" {
         mkdir "$T/in"
         head -c 100000 /dev/urandom >"$T/data.bin"
         start_ferry "$T/out" watch --ready=done-file --json "$T/in"
@@ -54,10 +54,14 @@ load helpers
         head -c 50000 "$T/data.bin" >"$T/in/.data.part" && mv "$T/in/.data.part" "$T/in/data.bin"
         cp "$T/stage.bin.done" "$T/in/data.bin.done"
         wait_for has_text "$T/out" '"event":"error"' 30
+        # The marker closed again, unchanged (smbnetfs does that): no second error.
+        : >>"$T/in/data.bin.done"
+        touch "$T/in/data.bin.done"
         # Then the complete file arrives: ready, once.
         "$FERRY" put "$T/data.bin" "$T/in"
         wait_for has_text "$T/out" '"event":"ready"' 30
         stop_ferry "$T/out"
+        [[ $(grep -c '"event":"error"' "$T/out") -eq 1 ]]
         [[ $(grep -c '"event":"ready"' "$T/out") -eq 1 ]]
         grep '"event":"ready"' "$T/out" | grep -q '"size":100000'
         grep -q 'does not match its done-marker' "$T/out.err"
