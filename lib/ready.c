@@ -258,6 +258,8 @@ static int probe(struct ferry_watch *w, struct ferry__file *f, struct ferry__ver
         return r;
 }
 
+static void consider_settling(struct ferry_watch *w, struct ferry__file *f, enum ferry__state state, int timer);
+
 /* The file may be complete: ask the kernel about writers, then guard. */
 static void consider_closed(struct ferry_watch *w, struct ferry__file *f)
 {
@@ -277,10 +279,14 @@ static void consider_closed(struct ferry_watch *w, struct ferry__file *f)
         }
         if (!is_new_version(f, &v))
                 return set_state(w, f, FERRY__IDLE);
+        /* auto: a close at size 0 may come before the writing: smbnetfs
+         * creates, closes and reopens every file, the reopen 20ms later on
+         * an idle machine, more than the guard on a busy one. Ready once it
+         * stayed empty for the quiet time. */
+        if (w->policy.kind == FERRY__POLICY_AUTO && v.size == 0)
+                return consider_settling(w, f, FERRY__QUIET, FERRY__TIMER_QUIET);
         schedule(w, f, FERRY__GUARD, r == FERRY__NO_WRITER ? FERRY__TIMER_GUARD : FERRY__TIMER_BLIND_GUARD);
 }
-
-static void consider_settling(struct ferry_watch *w, struct ferry__file *f, enum ferry__state state, int timer);
 
 /* Arrived by rename under a final name: ready at once unless a writer still holds it. */
 static void consider_arrived(struct ferry_watch *w, struct ferry__file *f)

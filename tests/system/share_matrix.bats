@@ -22,6 +22,9 @@
 #   held      never handed out (no marker, or the             not matching its marker
 #             writer died: correct)                 late      complete, not handed out
 #                                                             within the test (no close yet)
+#   A|B       either, depending on timing (close with smbnetfs: its reopen after the close
+#             at size 0 comes within the guard, or not on a busy machine)
+# A writer may fail where its cell allows "partial": the file was claimed while written.
 # SHARE_MATRIX_TABLE=FILE writes the markdown table to FILE; SHARE_MATRIX_DISCOVER=1 prints
 # the outcomes without comparing (to refresh the table after a change).
 
@@ -42,7 +45,7 @@ smb      chunks  partial  partial  held     held     ok
 smb      killed  partial  partial  held     reported partial
 smb      rename  ok       ok       ok       held     ok
 smb      marker  ok       ok       ok       ok       ok
-smbnetfs single  ok       ok       held     held     ok
+smbnetfs single  ok       ok|partial held   held     ok
 smbnetfs chunks  partial  partial  held     held     ok
 smbnetfs killed  partial  partial  held     reported partial
 smbnetfs rename  ok       ok       ok       held     ok
@@ -259,7 +262,7 @@ expectations_met() {
                 name=$client-$case
                 for i in "${!POLICIES[@]}"; do
                         case ${outs[i]} in
-                        ok | partial | twice)
+                        ok | partial | twice | ok\|partial)
                                 grep -q "^$(folder_of "${POLICIES[i]}") $name " "$T/handled" 2>/dev/null || return 1
                                 ;;
                         reported)
@@ -269,6 +272,21 @@ expectations_met() {
                         esac
                 done
         done <<<"$EXPECTED"
+}
+
+# may_be_partial CLIENT-CASE-FOLDER: its cell allows a partial hand-out
+may_be_partial() {
+        local client case outs i
+        while read -r client case outs; do
+                [[ -n $client ]] || continue
+                read -r -a outs <<<"$outs"
+                for i in "${!POLICIES[@]}"; do
+                        if [[ $1 == "$client-$case-$(folder_of "${POLICIES[i]}")" && ${outs[i]} == *partial* ]]; then
+                                return 0
+                        fi
+                done
+        done <<<"$EXPECTED"
+        return 1
 }
 
 # handled_quiet S: $T/handled did not change for S seconds
@@ -319,7 +337,7 @@ handled_quiet() { file_quiet "$T/handled" "$1"; }
         local failed=() log
         for w in "${writers[@]}"; do
                 IFS=: read -r p name case <<<"$w"
-                if ! wait "$p" && [[ $case != killed && $case != chunks ]]; then
+                if ! wait "$p" && [[ $case != killed && $case != chunks ]] && ! may_be_partial "$name"; then
                         failed+=("$name")
                 fi
         done
@@ -329,7 +347,7 @@ handled_quiet() { file_quiet "$T/handled" "$1"; }
                         cat "$T/w/$name.log" >&2
                 done
                 for log in "$FERRY_HOSTS"/cli/*.log "$FERRY_HOSTS"/srv/samba/log/*; do
-                        [[ -s $log ]] || continue
+                        [[ -f $log && -s $log ]] || continue
                         echo "--- the end of $log:" >&2
                         tail -n 15 "$log" >&2
                 done
@@ -353,7 +371,16 @@ handled_quiet() { file_quiet "$T/handled" "$1"; }
         [[ -z ${SHARE_MATRIX_TABLE:-} ]] || cp "$T/table.md" "$SHARE_MATRIX_TABLE"
         [[ -z ${SHARE_MATRIX_DISCOVER:-} ]] || return 0
         awk 'NF { $1 = $1; print }' <<<"$EXPECTED" >"$T/expected"
-        if ! diff "$T/expected" "$T/outcomes" >"$T/diff"; then
+        # a cell A|B matches A or B
+        if ! awk 'NR == FNR { want[FNR] = $0; nwant = FNR; next }
+                {
+                        n = split(want[FNR], w, " "); split($0, g, " ")
+                        bad = NF != n
+                        for (i = 1; i <= n && !bad; i++)
+                                if (("|" w[i] "|") !~ ("[|]" g[i] "[|]")) bad = 1
+                        if (bad) { print "< " want[FNR]; print "> " $0; failed = 1 }
+                }
+                END { if (FNR != nwant) failed = 1; exit failed }' "$T/expected" "$T/outcomes" >"$T/diff"; then
                 echo "outcomes differ from the table (< expected, > seen):" >&2
                 cat "$T/diff" >&2
                 grep -h . "$T"/run-*.err | grep -v ': watching ' | head -40 >&2

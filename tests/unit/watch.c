@@ -203,6 +203,43 @@ Test(watch, ready_once_per_version)
         ferry_watch_free(w);
 }
 
+/* auto: a close at size 0 can come before the writing (smbnetfs creates,
+ * closes and reopens every file); an empty file is ready only once it stayed
+ * empty for the quiet time. */
+Test(watch, auto_waits_out_a_close_at_size_0)
+{
+        struct ferry_watch *w;
+        const struct ferry_event *ev;
+        char path[512];
+        int fd;
+
+        cr_assert_eq(ferry_watch_new(&w, 0), 0);
+        cr_assert_eq(ferry_watch_set_ready(w, "auto=1s"), 0);
+        cr_assert_eq(ferry_watch_add(w, folder), 0);
+        snprintf(path, sizeof(path), "%s/e", folder);
+        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        cr_assert_geq(fd, 0);
+        close(fd);
+        /* the reopen comes later than the 100ms guard */
+        ev = next_of(w, FERRY_EVENT_READY, 400);
+        cr_assert_null(ev, "an empty file was ready after its first close, before its writing began");
+        write_file("e", "hello");
+        ev = next_of(w, FERRY_EVENT_READY, 5000);
+        cr_assert_not_null(ev);
+        cr_assert_str_eq(name_of(ev), "e");
+        cr_assert_eq(ev->size, 5);
+        /* an empty file that stays empty is ready after the quiet time */
+        snprintf(path, sizeof(path), "%s/flag", folder);
+        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        cr_assert_geq(fd, 0);
+        close(fd);
+        ev = next_of(w, FERRY_EVENT_READY, 5000);
+        cr_assert_not_null(ev);
+        cr_assert_str_eq(name_of(ev), "flag");
+        cr_assert_eq(ev->size, 0);
+        ferry_watch_free(w);
+}
+
 Test(watch, rename_policy_and_temp_names)
 {
         struct ferry_watch *w;
