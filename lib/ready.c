@@ -260,8 +260,9 @@ static int probe(struct ferry_watch *w, struct ferry__file *f, struct ferry__ver
 
 static void consider_settling(struct ferry_watch *w, struct ferry__file *f, enum ferry__state state, int timer);
 
-/* The file may be complete: ask the kernel about writers, then guard. */
-static void consider_closed(struct ferry_watch *w, struct ferry__file *f)
+/* The file may be complete: ask the kernel about writers, then guard.
+ * closed: a close was seen (not a rename, not a scan). */
+static void consider_closed(struct ferry_watch *w, struct ferry__file *f, bool closed)
 {
         struct ferry__version v;
         int r = probe(w, f, &v);
@@ -283,7 +284,7 @@ static void consider_closed(struct ferry_watch *w, struct ferry__file *f)
          * creates, closes and reopens every file, the reopen 20ms later on
          * an idle machine, more than the guard on a busy one. Ready once it
          * stayed empty for the quiet time. */
-        if (w->policy.kind == FERRY__POLICY_AUTO && v.size == 0)
+        if (w->policy.kind == FERRY__POLICY_AUTO && closed && v.size == 0)
                 return consider_settling(w, f, FERRY__QUIET, FERRY__TIMER_QUIET);
         schedule(w, f, FERRY__GUARD, r == FERRY__NO_WRITER ? FERRY__TIMER_GUARD : FERRY__TIMER_BLIND_GUARD);
 }
@@ -404,12 +405,12 @@ void ferry__ready_change(struct ferry_watch *w, struct ferry__file *f, enum ferr
                 case FERRY__CHANGE_ARRIVED:
                         if (w->policy.kind == FERRY__POLICY_AUTO)
                                 return consider_arrived(w, f);
-                        return consider_closed(w, f);
+                        return consider_closed(w, f, false);
                 case FERRY__CHANGE_CLOSE_WRITE:
                 case FERRY__CHANGE_FOUND:
                         if (f->state == FERRY__GUARD && change == FERRY__CHANGE_FOUND)
                                 return;
-                        return consider_closed(w, f);
+                        return consider_closed(w, f, change == FERRY__CHANGE_CLOSE_WRITE);
                 }
                 return;
         case FERRY__POLICY_RENAME:

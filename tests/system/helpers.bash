@@ -396,9 +396,15 @@ make_handler() {
 # numbered_names PREFIX FIRST LAST: PREFIX-NNNNN for FIRST..LAST, as NUL records on stdout.
 numbered_names() { seq -f "$1-%05g" "$2" "$3" | tr '\n' '\0'; }
 
-# make_numbered DIR PREFIX FIRST LAST: creates the empty files DIR/PREFIX-NNNNN in place
-# (open, create, close: as a writer would).
-make_numbered() { (cd -- "$1" && seq -f "$2-%05g" "$3" "$4" | xargs touch --); }
+# make_numbered DIR PREFIX FIRST LAST: writes the files DIR/PREFIX-NNNNN in place, each
+# holding its name (open, create, write, close: as a writer would; not empty, which the
+# auto policy holds for its quiet time).
+make_numbered() {
+        local name
+        for name in $(seq -f "$2-%05g" "$3" "$4"); do
+                printf '%s\n' "$name" >"$1/$name"
+        done
+}
 
 # drop_numbered DIR PREFIX FIRST LAST: the same files, made in a staging folder in $T and
 # renamed into DIR, each arriving complete.
@@ -406,7 +412,11 @@ drop_numbered() {
         local stage
         stage=$(mktemp -d "$T/.stage.XXXXXX")
         make_numbered "$stage" "$2" "$3" "$4"
-        find "$stage" -mindepth 1 -maxdepth 1 -type f -exec mv -t "$1" -- {} +
+        # not mv with many names: it stats each target after its rename, and ferry may have
+        # claimed it by then ("cannot stat")
+        python3 -c 'import os, sys
+for n in sorted(os.listdir(sys.argv[1])):
+    os.rename(os.path.join(sys.argv[1], n), os.path.join(sys.argv[2], n))' "$stage" "$1"
         rmdir -- "$stage"
 }
 
