@@ -34,6 +34,7 @@
 #define ORIGIN_FILE ".origin"
 #define LEASE_FILE ".lease"
 #define HANDLER_FILE ".handler" /* "PID": the claim's running handler, for ferry status; its mtime: since when */
+#define OUTPUT_FILE ".output"   /* the path the handler's output is written to (--output), until it is done */
 
 /* Start time of a process in clock ticks since boot, or 0 when it is gone. */
 static unsigned long long process_start(pid_t pid)
@@ -271,6 +272,7 @@ static void claim_folder_remove(struct ferry__workarea *wa, const struct ferry__
                 if (c->origin)
                         (void)unlinkat(fd, ORIGIN_FILE, 0);
                 (void)unlinkat(fd, HANDLER_FILE, 0);
+                (void)unlinkat(fd, OUTPUT_FILE, 0);
                 close(fd);
         }
         (void)unlinkat(wa->work_fd, seq, AT_REMOVEDIR);
@@ -467,26 +469,56 @@ int ferry__claim_return(struct ferry__workarea *wa, struct ferry__claim *c)
         return 0;
 }
 
-void ferry__claim_note_handler(struct ferry__workarea *wa, const struct ferry__claim *c, pid_t pid)
+/* Writes the note FILE of the claim's folder with text; NULL removes it.
+ * Notes help (ferry status, recovery); a claim stands without them. */
+static void claim_note(struct ferry__workarea *wa, const struct ferry__claim *c, const char *file, const char *text)
 {
-        char name[64], text[32];
-        int fd, n;
+        char name[64];
+        size_t n = text ? strlen(text) : 0;
+        int fd;
 
         if (c->in_place)
                 return;
-        snprintf(name, sizeof(name), "%llu/" HANDLER_FILE, (unsigned long long)c->seq);
-        if (pid <= 0) {
+        snprintf(name, sizeof(name), "%llu/%s", (unsigned long long)c->seq, file);
+        if (!text) {
                 (void)unlinkat(wa->work_fd, name, 0);
                 return;
         }
-        n = snprintf(text, sizeof(text), "%d\n", (int)pid);
         fd = openat(wa->work_fd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
         if (fd < 0)
                 return;
-        /* Only for ferry status: a claim stands without it. */
-        if (write(fd, text, (size_t)n) != n)
+        if (write(fd, text, n) != (ssize_t)n)
                 (void)unlinkat(wa->work_fd, name, 0);
         close(fd);
+}
+
+void ferry__claim_note_handler(struct ferry__workarea *wa, const struct ferry__claim *c, pid_t pid)
+{
+        char text[32];
+
+        snprintf(text, sizeof(text), "%d\n", (int)pid);
+        claim_note(wa, c, HANDLER_FILE, pid > 0 ? text : NULL);
+}
+
+void ferry__claim_note_output(struct ferry__workarea *wa, const struct ferry__claim *c, const char *path)
+{
+        claim_note(wa, c, OUTPUT_FILE, path);
+}
+
+/* A dead worker's partial output: the note says where it is. */
+static void remove_noted_output(int claim_fd)
+{
+        char path[PATH_MAX];
+        int fd = openat(claim_fd, OUTPUT_FILE, O_RDONLY | O_CLOEXEC);
+        ssize_t n = fd < 0 ? -1 : read(fd, path, sizeof(path) - 1);
+
+        if (fd >= 0)
+                close(fd);
+        if (n > 0) {
+                path[n] = '\0';
+                (void)unlink(path);
+        }
+        (void)unlinkat(claim_fd, OUTPUT_FILE, 0);
 }
 
 int ferry__write_sidecar(const char *path, const char *text, size_t len)
@@ -595,6 +627,10 @@ static struct ferry__claim *adopted_claim(struct ferry__workarea *wa, uint64_t s
                                 origin[n] = '\0';
                                 c->origin = strdup(origin);
                         }
+                        continue;
+                }
+                if (strcmp(de->d_name, OUTPUT_FILE) == 0) {
+                        remove_noted_output(dirfd(listing));
                         continue;
                 }
                 if (de->d_name[0] == '.')

@@ -409,6 +409,9 @@ int ferry__claim(struct ferry__workarea *wa, const char *path, struct ferry__cla
 int ferry__claim_finish(struct ferry__workarea *wa, struct ferry__claim *c, const char *folder, char **ret_path);
 /* Notes the pid of the claim's running handler (0: none runs), for ferry status. */
 void ferry__claim_note_handler(struct ferry__workarea *wa, const struct ferry__claim *c, pid_t pid);
+/* Notes where the claim's handler output is being written (NULL: no longer),
+ * so that a worker adopting the claim after a crash removes it. */
+void ferry__claim_note_output(struct ferry__workarea *wa, const struct ferry__claim *c, const char *path);
 /* Puts the claimed file back where it was; -EEXIST when a new file took its name. */
 int ferry__claim_return(struct ferry__workarea *wa, struct ferry__claim *c);
 void ferry__claim_free(struct ferry__claim *c);

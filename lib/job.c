@@ -75,12 +75,27 @@ void ferry__job_free(struct job *job)
         free(job);
 }
 
-/* A claim of a dead worker, adopted by recovery: run it like a new one. */
 static char *env_pair(const char *key, const char *value)
 {
         char *s;
 
         return asprintf(&s, "%s=%s", key, value) < 0 ? NULL : s;
+}
+
+/* Each claim of the job notes where its output is being written: a worker
+ * that adopts a claim after a crash removes the partial output. The path is
+ * made absolute, as that worker may run elsewhere. */
+static void note_output(struct rule_state *rs, struct job *job)
+{
+        char *dir = NULL, *path = NULL;
+
+        if (job->output_temp[0] != '/' && (dir = realpath(rs->rule->output_dir, NULL)) &&
+            asprintf(&path, "%s/%s", dir, strrchr(job->output_temp, '/') + 1) < 0)
+                path = NULL;
+        for (size_t i = 0; i < job->count; i++)
+                ferry__claim_note_output(&rs->wa, job->claims[i], path ? path : job->output_temp);
+        free(path);
+        free(dir);
 }
 
 void ferry__job_start(struct job *job)
@@ -150,6 +165,7 @@ void ferry__job_start(struct job *job)
                         LOG(r, FERRY_LOG_WARNING, rule->name, job->output_temp,
                             "cannot give the output to user %s: %s", rule->user, strerror(errno));
                 req.stdout_fd = job->output_fd;
+                note_output(rs, job);
         }
         req.argv = argv;
         req.envp = envp;

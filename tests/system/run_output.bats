@@ -78,3 +78,33 @@ out_listing() { find "$1" -mindepth 1 -printf '%P\n' | sort; }
         out_listing "$O" >"$T/listing"
         assert_same_file "$T/want.listing" "$T/listing"
 }
+
+@test "run: --output: a worker killed mid-handler leaves no temporary file once the next one adopts its claim" {
+        D=$T/in
+        O=$T/out
+        mkdir "$D" "$O"
+        printf 'payload\n' >"$D/job.txt"
+        # Writes half its output, then waits to be killed with its ferry.
+        make_handler "$T/slow.sh" 'echo half' 'echo $$ >"$1"' 'exec sleep 60'
+        # A relative OUT: the note of the partial output must name it from anywhere.
+        cd "$T"
+        start_ferry "$T/ferry" run --output out "$D" -- "$T/slow.sh" "$T/handler"
+        cd - >/dev/null
+        wait_for file_exists "$T/handler" 30
+        handler=$(cat "$T/handler")
+        [[ -n $(find "$O" -name '.ferry-out.*') ]]
+        kill -KILL "$FERRY_PID"
+        wait_exit "$FERRY_PID" 10
+        FERRY_PID=
+        wait_for proc_gone "$handler" 10
+
+        start_ferry "$T/ferry2" run --stdin --output "$O" "$D" -- tr a-z A-Z
+        wait_files "$D/.ferry/done" 1 30
+        stop_ferry "$T/ferry2"
+        printf 'job.txt\n' >"$T/want.listing"
+        out_listing "$O" >"$T/listing"
+        assert_same_file "$T/want.listing" "$T/listing"
+        printf 'PAYLOAD\n' >"$T/want"
+        assert_same_file "$T/want" "$O/job.txt"
+        assert_no_claims "$D"
+}
