@@ -413,10 +413,16 @@ drop_numbered() {
         stage=$(mktemp -d "$T/.stage.XXXXXX")
         make_numbered "$stage" "$2" "$3" "$4"
         # not mv with many names: it stats each target after its rename, and ferry may have
-        # claimed it by then ("cannot stat")
-        python3 -c 'import os, sys
+        # claimed it by then ("cannot stat"). Into another mount, copied as mv would.
+        python3 -c 'import errno, os, shutil, sys
 for n in sorted(os.listdir(sys.argv[1])):
-    os.rename(os.path.join(sys.argv[1], n), os.path.join(sys.argv[2], n))' "$stage" "$1"
+    src, dst = os.path.join(sys.argv[1], n), os.path.join(sys.argv[2], n)
+    try:
+        os.rename(src, dst)
+    except OSError as e:
+        if e.errno != errno.EXDEV:
+            raise
+        shutil.move(src, dst)' "$stage" "$1"
         rmdir -- "$stage"
 }
 
