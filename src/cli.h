@@ -59,6 +59,9 @@ struct output {
 };
 
 void output_event(const struct output *o, const struct ferry_event *ev);
+/* Whether output_event() writes ev: special events (rescan, root_gone,
+ * root_back, error) are left out of -0 and of a --format without %e. */
+bool output_writes(const struct output *o, const struct ferry_event *ev);
 /* Bytes as one line of text: backslash, control and non-ASCII bytes escaped (\n, \t, \\, \xHH). */
 void output_escaped(FILE *out, const char *s, size_t n);
 /* ,"key":"value" and, when value is not UTF-8, ,"key_base64":"exact bytes". */

@@ -187,17 +187,39 @@ static void format_event(FILE *out, const char *format, const struct ferry_event
         }
 }
 
+/* Whether fmt writes the event name (%e): without it a special event would
+ * look like a file's, or an empty line. */
+static bool format_names_event(const char *fmt)
+{
+        for (const char *f = fmt; *f; f++)
+                if (*f == '%' && f[1] == '%')
+                        f++;
+                else if (*f == '%' && f[1] == 'e')
+                        return true;
+        return false;
+}
+
+bool output_writes(const struct output *o, const struct ferry_event *ev)
+{
+        bool special = ev->type & (FERRY_EVENT_RESCAN | FERRY_EVENT_ROOT_GONE | FERRY_EVENT_ROOT_BACK |
+                                   FERRY_EVENT_ERROR);
+
+        if (!special)
+                return true;
+        if (o->mode == OUTPUT_NULL)
+                return false;
+        return o->mode != OUTPUT_FORMAT || format_names_event(o->format);
+}
+
 void output_event(const struct output *o, const struct ferry_event *ev)
 {
         FILE *out = o->stream;
         const char *name = ferry_event_type_name(ev->type);
-        bool special = ev->type & (FERRY_EVENT_RESCAN | FERRY_EVENT_ROOT_GONE | FERRY_EVENT_ROOT_BACK |
-                                   FERRY_EVENT_ERROR);
 
+        if (!output_writes(o, ev))
+                return;
         switch (o->mode) {
         case OUTPUT_NULL:
-                if (special)
-                        return;
                 fwrite(ev->path, 1, ev->path_len, out);
                 fputc('\0', out);
                 return;

@@ -154,6 +154,9 @@ static int run(struct ferry_watch *w, const struct watch_args *a, size_t root_co
                         continue;
                 }
                 if (ev->type == FERRY_EVENT_ROOT_GONE) {
+                        if (!output_writes(&a->output, ev))
+                                cli_error("%s: went away%s", ev->path,
+                                          a->flags & FERRY_WATCH_FOLLOW ? "; waiting for it to come back" : "");
                         if (++gone == root_count && !(a->flags & FERRY_WATCH_FOLLOW)) {
                                 cli_error("%s: every watched folder went away", ev->root);
                                 status = EXIT_GONE;
@@ -162,11 +165,18 @@ static int run(struct ferry_watch *w, const struct watch_args *a, size_t root_co
                         continue;
                 }
                 if (ev->type == FERRY_EVENT_ROOT_BACK) {
+                        if (!output_writes(&a->output, ev))
+                                cli_error("%s: back, and watched again", ev->path);
                         gone--;
                         continue;
                 }
-                if (ev->type == FERRY_EVENT_RESCAN)
+                if (ev->type == FERRY_EVENT_RESCAN) {
+                        /* Left out of -0 and a format without %e: said here instead. */
+                        if (!output_writes(&a->output, ev))
+                                cli_error("the kernel's event queue overflowed: rescanning the watched folders "
+                                          "(raise fs.inotify.max_queued_events to make it rarer)");
                         continue;
+                }
                 if (a->count && ++seen >= a->count)
                         break;
         }

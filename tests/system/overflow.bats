@@ -84,3 +84,22 @@ expected_paths() {
         (cd "$T/in" && seq -f "$T/in/f%05g" 1 20000 | tr '\n' '\0') >"$T/want"
         assert_same_nul_set "$T/want" "$T/got"
 }
+
+@test "overflow: a --format without %e leaves the rescan out of the output (no empty line) and says it on stderr" {
+        mkdir "$T/in"
+        start_ferry "$T/out" watch --events close_write --format '%p\n' "$T/in"
+        wait_watches "$FERRY_PID" 1 30
+        kill -STOP "$FERRY_PID"
+        (cd "$T/in" && seq -f 'f%05g' 1 20000 | xargs touch)
+        kill -CONT "$FERRY_PID"
+        wait_for has_lines "$T/out" 20000 120
+        stop_ferry "$T/out"
+        assert_log_has "$T/out" "event queue overflowed: rescanning the watched folders"
+        if grep -qn '^$' "$T/out"; then
+                echo "empty lines in the output, at: $(grep -n '^$' "$T/out" | head -3 | tr '\n' ' ')" >&2
+                return 1
+        fi
+        seq -f "$T/in/f%05g" 1 20000 >"$T/want"
+        sort -u "$T/out" >"$T/got"
+        assert_same_file "$T/want" "$T/got"
+}
