@@ -12,6 +12,18 @@ burst() {
         (cd "$1" && seq -f 'f%06g' 1 "$N" | xargs -n 1000 touch --)
 }
 
+# stopped_burst OUTPUT-OPTION...: `ferry watch --events close_write` on $T/in, output to
+# $T/out, stopped while 20,000 files are made: a stopped watcher cannot read, and that
+# overflows the default queue (16,384).
+stopped_burst() {
+        mkdir "$T/in"
+        start_ferry "$T/out" watch --events close_write "$@" "$T/in"
+        wait_watches "$FERRY_PID" 1 30
+        kill -STOP "$FERRY_PID"
+        (cd "$T/in" && seq -f 'f%05g' 1 20000 | xargs touch)
+        kill -CONT "$FERRY_PID"
+}
+
 # expected_paths DIR OUT: the N paths as NUL records.
 expected_paths() {
         seq -f "$1/f%06g" 1 "$N" | tr '\n' '\0' >"$2"
@@ -70,13 +82,7 @@ expected_paths() {
 }
 
 @test "overflow: --events close_write loses nothing either (rescan reports complete files as close_write)" {
-        # A stopped watcher cannot read: 20,000 files overflow the default queue (16,384).
-        mkdir "$T/in"
-        start_ferry "$T/out" watch --events close_write --format '%e %p\0' "$T/in"
-        wait_watches "$FERRY_PID" 1 30
-        kill -STOP "$FERRY_PID"
-        (cd "$T/in" && seq -f 'f%05g' 1 20000 | xargs touch)
-        kill -CONT "$FERRY_PID"
+        stopped_burst --format '%e %p\0'
         wait_for has_nul_records "$T/out" 20001 120
         stop_ferry "$T/out"
         grep -zc '^rescan' "$T/out" >/dev/null || { echo "no rescan event: the queue did not overflow" >&2; return 1; }
@@ -86,12 +92,7 @@ expected_paths() {
 }
 
 @test "overflow: a --format without %e leaves the rescan out of the output (no empty line) and says it on stderr" {
-        mkdir "$T/in"
-        start_ferry "$T/out" watch --events close_write --format '%p\n' "$T/in"
-        wait_watches "$FERRY_PID" 1 30
-        kill -STOP "$FERRY_PID"
-        (cd "$T/in" && seq -f 'f%05g' 1 20000 | xargs touch)
-        kill -CONT "$FERRY_PID"
+        stopped_burst --format '%p\n'
         wait_for has_lines "$T/out" 20000 120
         stop_ferry "$T/out"
         assert_log_has "$T/out" "event queue overflowed: rescanning the watched folders"
