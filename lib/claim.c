@@ -272,7 +272,8 @@ static void claim_folder_remove(struct ferry__workarea *wa, const struct ferry__
                 if (c->origin)
                         (void)unlinkat(fd, ORIGIN_FILE, 0);
                 (void)unlinkat(fd, HANDLER_FILE, 0);
-                (void)unlinkat(fd, OUTPUT_FILE, 0);
+                if (c->output_noted)
+                        (void)unlinkat(fd, OUTPUT_FILE, 0);
                 close(fd);
         }
         (void)unlinkat(wa->work_fd, seq, AT_REMOVEDIR);
@@ -500,9 +501,10 @@ void ferry__claim_note_handler(struct ferry__workarea *wa, const struct ferry__c
         claim_note(wa, c, HANDLER_FILE, pid > 0 ? text : NULL);
 }
 
-void ferry__claim_note_output(struct ferry__workarea *wa, const struct ferry__claim *c, const char *path)
+void ferry__claim_note_output(struct ferry__workarea *wa, struct ferry__claim *c, const char *path)
 {
         claim_note(wa, c, OUTPUT_FILE, path);
+        c->output_noted = path && !c->in_place;
 }
 
 /* A dead worker's partial output: the note says where it is. */

@@ -394,6 +394,7 @@ struct ferry__claim {
         char *claimed_path;  /* where it is now, in the work area */
         char *original_path; /* where it was: DIR/[ORIGIN/]NAME */
         bool in_place;        /* on-success = keep: not moved; claimed_path is original_path */
+        bool output_noted;    /* its folder holds an .output note */
         struct ferry__version version; /* in_place: the version being handled */
 };
 
@@ -411,7 +412,7 @@ int ferry__claim_finish(struct ferry__workarea *wa, struct ferry__claim *c, cons
 void ferry__claim_note_handler(struct ferry__workarea *wa, const struct ferry__claim *c, pid_t pid);
 /* Notes where the claim's handler output is being written (NULL: no longer),
  * so that a worker adopting the claim after a crash removes it. */
-void ferry__claim_note_output(struct ferry__workarea *wa, const struct ferry__claim *c, const char *path);
+void ferry__claim_note_output(struct ferry__workarea *wa, struct ferry__claim *c, const char *path);
 /* Puts the claimed file back where it was; -EEXIST when a new file took its name. */
 int ferry__claim_return(struct ferry__workarea *wa, struct ferry__claim *c);
 void ferry__claim_free(struct ferry__claim *c);

@@ -82,22 +82,6 @@ static char *env_pair(const char *key, const char *value)
         return asprintf(&s, "%s=%s", key, value) < 0 ? NULL : s;
 }
 
-/* Each claim of the job notes where its output is being written: a worker
- * that adopts a claim after a crash removes the partial output. The path is
- * made absolute, as that worker may run elsewhere. */
-static void note_output(struct rule_state *rs, struct job *job)
-{
-        char *dir = NULL, *path = NULL;
-
-        if (job->output_temp[0] != '/' && (dir = realpath(rs->rule->output_dir, NULL)) &&
-            asprintf(&path, "%s/%s", dir, strrchr(job->output_temp, '/') + 1) < 0)
-                path = NULL;
-        for (size_t i = 0; i < job->count; i++)
-                ferry__claim_note_output(&rs->wa, job->claims[i], path ? path : job->output_temp);
-        free(path);
-        free(dir);
-}
-
 void ferry__job_start(struct job *job)
 {
         struct rule_state *rs = job->rs;
@@ -148,7 +132,7 @@ void ferry__job_start(struct job *job)
                 req.stdin_fd = stdin_fd;
         }
         if (rule->output_dir) {
-                if (asprintf(&job->output_temp, "%s/.ferry-out.XXXXXX", rule->output_dir) < 0) {
+                if (asprintf(&job->output_temp, "%s/.ferry-out.XXXXXX", rs->output_dir) < 0) {
                         job->output_temp = NULL;
                         goto nomem;
                 }
@@ -165,7 +149,9 @@ void ferry__job_start(struct job *job)
                         LOG(r, FERRY_LOG_WARNING, rule->name, job->output_temp,
                             "cannot give the output to user %s: %s", rule->user, strerror(errno));
                 req.stdout_fd = job->output_fd;
-                note_output(rs, job);
+                /* A worker that adopts the claim after a crash removes the partial
+                 * output (--output never batches: one claim). */
+                ferry__claim_note_output(&rs->wa, job->claims[0], job->output_temp);
         }
         req.argv = argv;
         req.envp = envp;

@@ -227,7 +227,10 @@ static int rule_start(struct ferry_runner *r, struct ferry_rule *rule)
                        : rule->done_dir                         ? strdup(rule->done_dir)
                                                                 : join(rule->dir, ".ferry/done");
         rs->failed_dir = rule->failed_dir ? strdup(rule->failed_dir) : join(rule->dir, ".ferry/failed");
-        if ((!rs->done_dir && rule->on_success == FERRY__ON_SUCCESS_DONE) || !rs->failed_dir)
+        if (rule->output_dir && !(rs->output_dir = realpath(rule->output_dir, NULL)))
+                rs->output_dir = strdup(rule->output_dir);
+        if ((!rs->done_dir && rule->on_success == FERRY__ON_SUCCESS_DONE) || !rs->failed_dir ||
+            (rule->output_dir && !rs->output_dir))
                 return -ENOMEM;
         if (rule->on_success == FERRY__ON_SUCCESS_KEEP) {
                 e = ferry__store_open(rule->dir, &rs->store);
@@ -855,6 +858,7 @@ void ferry_runner_free(struct ferry_runner *r)
                 ferry__store_close(rs->store);
                 free(rs->done_dir);
                 free(rs->failed_dir);
+                free(rs->output_dir);
                 ferry_rule_free(rs->rule);
                 free(rs);
         }

@@ -52,6 +52,7 @@ struct rule_state {
         struct ferry__store *store; /* on-success = keep */
         char *done_dir;   /* NULL: delete (or keep) on success */
         char *failed_dir;
+        char *output_dir; /* --output, absolute: claims note their partial output for any adopter; NULL: none */
         struct pending *pending_head, *pending_tail;
         size_t pending_count;
         unsigned restored_seen; /* wa.restored already logged */

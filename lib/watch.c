@@ -295,10 +295,10 @@ static void retry_roots(struct ferry_watch *w, int64_t now)
 
 static int64_t next_deadline(const struct ferry_watch *w)
 {
-        int64_t next = ferry__ready_next_deadline(w);
+        int64_t next = ferry__ready_next_deadline(w), move = ferry__inotify_deadline(w->inotify);
 
-        if (w->inotify && ferry__inotify_deadline(w->inotify) < next)
-                next = ferry__inotify_deadline(w->inotify);
+        if (move < next)
+                next = move;
         if (w->retry_at < next)
                 next = w->retry_at;
         for (const struct ferry__root *root = w->roots; root; root = root->next) {

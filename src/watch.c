@@ -128,6 +128,20 @@ static int parse(int argc, char **argv, struct watch_args *a)
         return -1;
 }
 
+/* A special event that the output leaves out (-0, a --format without %e) is
+ * said on stderr instead; errors always are, by cli_watch_error(). */
+static void say_special(const struct watch_args *a, const struct ferry_event *ev)
+{
+        if (ev->type == FERRY_EVENT_ROOT_GONE)
+                cli_error("%s: went away%s", ev->path,
+                          a->flags & FERRY_WATCH_FOLLOW ? "; waiting for it to come back" : "");
+        else if (ev->type == FERRY_EVENT_ROOT_BACK)
+                cli_error("%s: back, and watched again", ev->path);
+        else if (ev->type == FERRY_EVENT_RESCAN)
+                cli_error("the kernel's event queue overflowed: rescanning the watched folders "
+                          "(raise fs.inotify.max_queued_events to make it rarer)");
+}
+
 static int run(struct ferry_watch *w, const struct watch_args *a, size_t root_count)
 {
         int64_t deadline = a->timeout_ns == INT64_MAX ? INT64_MAX : cli_now() + a->timeout_ns;
@@ -147,6 +161,8 @@ static int run(struct ferry_watch *w, const struct watch_args *a, size_t root_co
                 if (r != CLI_NEXT_EVENT)
                         break; /* a stop signal ends the stream: exit 0 */
                 output_event(&a->output, ev);
+                if (!output_writes(&a->output, ev))
+                        say_special(a, ev);
                 if (ev->type == FERRY_EVENT_ERROR) {
                         /* Reported, not fatal: the library lists that folder again
                          * every few seconds, so nothing made there is lost. */
@@ -154,9 +170,6 @@ static int run(struct ferry_watch *w, const struct watch_args *a, size_t root_co
                         continue;
                 }
                 if (ev->type == FERRY_EVENT_ROOT_GONE) {
-                        if (!output_writes(&a->output, ev))
-                                cli_error("%s: went away%s", ev->path,
-                                          a->flags & FERRY_WATCH_FOLLOW ? "; waiting for it to come back" : "");
                         if (++gone == root_count && !(a->flags & FERRY_WATCH_FOLLOW)) {
                                 cli_error("%s: every watched folder went away", ev->root);
                                 status = EXIT_GONE;
@@ -165,18 +178,11 @@ static int run(struct ferry_watch *w, const struct watch_args *a, size_t root_co
                         continue;
                 }
                 if (ev->type == FERRY_EVENT_ROOT_BACK) {
-                        if (!output_writes(&a->output, ev))
-                                cli_error("%s: back, and watched again", ev->path);
                         gone--;
                         continue;
                 }
-                if (ev->type == FERRY_EVENT_RESCAN) {
-                        /* Left out of -0 and a format without %e: said here instead. */
-                        if (!output_writes(&a->output, ev))
-                                cli_error("the kernel's event queue overflowed: rescanning the watched folders "
-                                          "(raise fs.inotify.max_queued_events to make it rarer)");
+                if (ev->type == FERRY_EVENT_RESCAN)
                         continue;
-                }
                 if (a->count && ++seen >= a->count)
                         break;
         }
