@@ -3,11 +3,16 @@
  * Layout inside a rule's folder DIR (all on DIR's file system, so that every
  * move is an atomic rename):
  *
+ *   DIR/.ferry/                         ferry's own (0711): trusted only when
+ *                                       it is a real folder that ferry's user owns
  *   DIR/.ferry/work/RULE@WORKER/        one worker's claims; WORKER = host.pid.start
  *   DIR/.ferry/work/RULE@WORKER/.lease  "HOST MACHINE-ID BOOT-ID PID START LEASE-NS"; its mtime is the heartbeat
  *   DIR/.ferry/work/RULE@WORKER/N/NAME  a claimed file
  *   DIR/.ferry/work/RULE@WORKER/N/.origin  its folder relative to DIR, when not DIR itself
- *   DIR/.ferry/done/, DIR/.ferry/failed/ default outcome folders
+ *   DIR/.ferry/done/, DIR/.ferry/failed/ default outcome folders (0700)
+ *
+ * Folders are 0711, so that a handler running as another user reaches the
+ * file it is given but nobody lists what is waiting; notes are 0600.
  *
  * A claim is one rename(2) of DIR/PATH into the worker's folder: when several
  * workers (processes or machines sharing DIR) race for a file, exactly one
@@ -18,6 +23,13 @@
  * file touched now, both stamped by the same file server, so that clocks of
  * different machines never meet. A live worker adopts a dead one's claims by
  * renaming each claim folder into its own: again, exactly one wins.
+ *
+ * Everything goes through descriptors opened at start (trust.c): DIR's,
+ * .ferry's, the work folder's, the outcome folders'. A file's folder inside
+ * DIR is walked from DIR's descriptor without following any link, so that a
+ * subfolder swapped for a link to /root between the ready event and the
+ * claim is refused, not followed. What another worker left (claim folders,
+ * .origin and .output notes) is data to check, never a path to use as is.
  */
 #include "internal.h"
 
@@ -31,10 +43,12 @@
 #include <unistd.h>
 
 #define WORK_DIR ".ferry/work"
+#define FOLDER_MODE 0711        /* reachable by a handler of another user; listed by nobody */
 #define ORIGIN_FILE ".origin"
 #define LEASE_FILE ".lease"
 #define HANDLER_FILE ".handler" /* "PID": the claim's running handler, for ferry status; its mtime: since when */
-#define OUTPUT_FILE ".output"   /* the path the handler's output is written to (--output), until it is done */
+#define OUTPUT_FILE ".output"   /* the name of the handler's partial output in the output folder, until it is done */
+#define OUTPUT_PREFIX ".ferry-out."
 
 /* Start time of a process in clock ticks since boot, or 0 when it is gone. */
 static unsigned long long process_start(pid_t pid)
@@ -61,53 +75,6 @@ static unsigned long long process_start(pid_t pid)
         return start;
 }
 
-int ferry__mkdir_p(char *path, mode_t mode)
-{
-        for (char *p = path + 1; *p; p++) {
-                if (*p != '/')
-                        continue;
-                *p = '\0';
-                if (mkdir(path, mode) < 0 && errno != EEXIST) {
-                        int r = -errno;
-
-                        *p = '/';
-                        return r;
-                }
-                *p = '/';
-        }
-        return mkdir(path, mode) < 0 && errno != EEXIST ? -errno : 0;
-}
-
-/* Writes text to dirfd/name through a temporary name and a rename. */
-static int write_file_at(int dirfd, const char *name, const char *text, size_t len)
-{
-        char temp[NAME_MAX + 1];
-        int fd, r = 0;
-
-        snprintf(temp, sizeof(temp), ".ferry-tmp.%d", (int)getpid());
-        fd = openat(dirfd, temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-        if (fd < 0)
-                return -errno;
-        for (size_t done = 0; done < len;) {
-                ssize_t n = write(fd, text + done, len - done);
-
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n < 0) {
-                        r = -errno;
-                        break;
-                }
-                done += (size_t)n;
-        }
-        if (close(fd) < 0 && r == 0)
-                r = -errno;
-        if (r == 0 && renameat(dirfd, temp, dirfd, name) < 0)
-                r = -errno;
-        if (r < 0)
-                (void)unlinkat(dirfd, temp, 0);
-        return r;
-}
-
 /* The first word of a one-line file, or "-". */
 static void read_id(const char *path, char *id, size_t size)
 {
@@ -127,49 +94,98 @@ static int write_lease(struct ferry__workarea *wa, int fd, int pid)
         int n = snprintf(lease, sizeof(lease), "%s %s %s %d %llu %lld\n", wa->host, wa->machine, wa->boot, pid,
                          pid ? process_start(pid) : 0ULL, (long long)wa->lease_ns);
 
-        return write_file_at(fd, LEASE_FILE, lease, (size_t)n);
+        return ferry__write_note(fd, LEASE_FILE, lease, (size_t)n);
 }
 
-int ferry__workarea_open(struct ferry__workarea *wa, const char *dir, const char *rule, int64_t lease_ns)
+static void close_fd(int *fd)
 {
-        char host[256] = "localhost", *path = NULL;
-        unsigned long long start = process_start(getpid());
+        if (*fd >= 0)
+                close(*fd);
+        *fd = -1;
+}
+
+int ferry__workarea_home(struct ferry__workarea *wa, const char *dir)
+{
+        char *path = NULL;
         int r;
 
-        *wa = (struct ferry__workarea){.work_fd = -1, .lease_ns = lease_ns};
-        (void)gethostname(host, sizeof(host) - 1);
-        for (char *p = host; *p; p++)
-                if (*p == '/' || *p == '@')
-                        *p = '_';
+        *wa = (struct ferry__workarea){.root_fd = -1, .ferry_fd = -1, .base_fd = -1, .work_fd = -1, .output_fd = -1};
         wa->dir = strdup(dir);
-        if (asprintf(&wa->worker, "%s@%s.%d.%llu", rule, host, (int)getpid(), start) < 0)
-                wa->worker = NULL;
-        if (asprintf(&wa->rule_prefix, "%s@", rule) < 0)
-                wa->rule_prefix = NULL;
-        if (!wa->dir || !wa->worker || !wa->rule_prefix ||
-            asprintf(&path, "%s/" WORK_DIR "/%s", dir, wa->worker) < 0) {
+        if (!wa->dir || asprintf(&path, "%s/.ferry", dir) < 0) {
+                path = NULL;
                 r = -ENOMEM;
                 goto fail;
         }
-        r = ferry__mkdir_p(path, 0755);
-        if (r < 0)
-                goto fail;
-        wa->work_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (wa->work_fd < 0) {
+        wa->root_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (wa->root_fd < 0) {
                 r = -errno;
+                snprintf(wa->trust.why, sizeof(wa->trust.why), "cannot open %s: %s", dir, strerror(-r));
                 goto fail;
         }
-        snprintf(wa->host, sizeof(wa->host), "%s", host);
-        read_id("/etc/machine-id", wa->machine, sizeof(wa->machine));
-        read_id("/proc/sys/kernel/random/boot_id", wa->boot, sizeof(wa->boot));
-        r = write_lease(wa, wa->work_fd, (int)getpid());
+        r = ferry__trusted_dir(&wa->trust, wa->root_fd, ".ferry", FOLDER_MODE, true, path, &wa->ferry_fd);
         if (r < 0)
                 goto fail;
         free(path);
         return 0;
 fail:
         free(path);
-        ferry__workarea_close(wa);
+        {
+                /* The reason outlives the area: the caller says it. */
+                struct ferry__trust trust = wa->trust;
+
+                ferry__workarea_close(wa);
+                wa->trust = trust;
+        }
+        return r;
+}
+
+int ferry__workarea_open(struct ferry__workarea *wa, const char *rule, int64_t lease_ns)
+{
+        char host[256] = "localhost", *path = NULL;
+        unsigned long long start = process_start(getpid());
+        int r;
+
+        wa->lease_ns = lease_ns;
+        (void)gethostname(host, sizeof(host) - 1);
+        for (char *p = host; *p; p++)
+                if (*p == '/' || *p == '@')
+                        *p = '_';
+        if (asprintf(&wa->worker, "%s@%s.%d.%llu", rule, host, (int)getpid(), start) < 0)
+                wa->worker = NULL;
+        if (asprintf(&wa->rule_prefix, "%s@", rule) < 0)
+                wa->rule_prefix = NULL;
+        if (!wa->worker || !wa->rule_prefix || asprintf(&path, "%s/" WORK_DIR, wa->dir) < 0) {
+                path = NULL;
+                r = -ENOMEM;
+                goto fail;
+        }
+        r = ferry__trusted_dir(&wa->trust, wa->ferry_fd, "work", FOLDER_MODE, true, path, &wa->base_fd);
+        if (r < 0)
+                goto fail;
+        free(path);
+        if (asprintf(&path, "%s/" WORK_DIR "/%s", wa->dir, wa->worker) < 0) {
+                path = NULL;
+                r = -ENOMEM;
+                goto fail;
+        }
+        r = ferry__trusted_dir(&wa->trust, wa->base_fd, wa->worker, FOLDER_MODE, true, path, &wa->work_fd);
+        if (r < 0)
+                goto fail;
+        snprintf(wa->host, sizeof(wa->host), "%s", host);
+        read_id("/etc/machine-id", wa->machine, sizeof(wa->machine));
+        read_id("/proc/sys/kernel/random/boot_id", wa->boot, sizeof(wa->boot));
+        r = write_lease(wa, wa->work_fd, (int)getpid());
+        if (r < 0) {
+                snprintf(wa->trust.why, sizeof(wa->trust.why), "cannot write %s/%s: %s", path, LEASE_FILE,
+                         strerror(-r));
+                goto fail;
+        }
+        free(path);
+        return 0;
+fail:
+        free(path);
+        close_fd(&wa->work_fd);
+        close_fd(&wa->base_fd);
         return r;
 }
 
@@ -178,16 +194,13 @@ fail:
  * claiming goes on; what we held is the others' now. */
 static int workarea_restore(struct ferry__workarea *wa)
 {
-        char *path;
         int fd, r;
 
-        if (asprintf(&path, "%s/" WORK_DIR "/%s", wa->dir, wa->worker) < 0)
-                return -ENOMEM;
-        r = ferry__mkdir_p(path, 0755);
-        fd = r < 0 ? -1 : open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        free(path);
+        if (mkdirat(wa->base_fd, wa->worker, FOLDER_MODE) < 0 && errno != EEXIST)
+                return -errno;
+        fd = openat(wa->base_fd, wa->worker, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (fd < 0)
-                return r < 0 ? r : -errno;
+                return -errno;
         r = write_lease(wa, fd, (int)getpid());
         if (r < 0) {
                 close(fd);
@@ -204,34 +217,34 @@ void ferry__workarea_close(struct ferry__workarea *wa)
         if (wa->work_fd >= 0) {
                 /* Leave nothing behind when no claim is left. */
                 (void)unlinkat(wa->work_fd, LEASE_FILE, 0);
-                close(wa->work_fd);
-                if (wa->dir && wa->worker) {
-                        char *path;
-
-                        if (asprintf(&path, "%s/" WORK_DIR "/%s", wa->dir, wa->worker) >= 0) {
-                                if (rmdir(path) < 0 && errno == ENOTEMPTY) {
-                                        /* Claims remain (could not be returned): keep the lease so
-                                         * that they are found as a dead worker's. */
-                                        int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-
-                                        if (fd >= 0) {
-                                                (void)write_lease(wa, fd, 0); /* pid 0: dead at once */
-                                                close(fd);
-                                        }
-                                }
-                                free(path);
-                        }
-                }
+                if (wa->base_fd >= 0 && unlinkat(wa->base_fd, wa->worker, AT_REMOVEDIR) < 0 && errno == ENOTEMPTY)
+                        /* Claims remain (could not be returned): keep the lease so
+                         * that they are found as a dead worker's. */
+                        (void)write_lease(wa, wa->work_fd, 0); /* pid 0: dead at once */
         }
+        close_fd(&wa->work_fd);
+        close_fd(&wa->base_fd);
+        close_fd(&wa->ferry_fd);
+        close_fd(&wa->root_fd);
+        close_fd(&wa->output_fd);
+        for (size_t i = 0; i < wa->refused_count; i++)
+                free(wa->refused[i]);
+        free(wa->refused);
         free(wa->dir);
         free(wa->worker);
         free(wa->rule_prefix);
-        *wa = (struct ferry__workarea){.work_fd = -1};
+        *wa = (struct ferry__workarea){.root_fd = -1, .ferry_fd = -1, .base_fd = -1, .work_fd = -1, .output_fd = -1};
 }
 
 void ferry__workarea_heartbeat(struct ferry__workarea *wa)
 {
-        (void)utimensat(wa->work_fd, LEASE_FILE, NULL, 0);
+        (void)utimensat(wa->work_fd, LEASE_FILE, NULL, AT_SYMLINK_NOFOLLOW);
+}
+
+/* A claim's file relative to the work folder: "N/NAME". */
+static void claim_file(const struct ferry__claim *c, char *buffer, size_t size)
+{
+        snprintf(buffer, size, "%llu/%s", (unsigned long long)c->seq, c->name);
 }
 
 /* Fills the claim's paths from its sequence number, name and origin. */
@@ -267,7 +280,7 @@ static void claim_folder_remove(struct ferry__workarea *wa, const struct ferry__
         int fd;
 
         snprintf(seq, sizeof(seq), "%llu", (unsigned long long)c->seq);
-        fd = openat(wa->work_fd, seq, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        fd = openat(wa->work_fd, seq, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (fd >= 0) {
                 if (c->origin)
                         (void)unlinkat(fd, ORIGIN_FILE, 0);
@@ -279,92 +292,173 @@ static void claim_folder_remove(struct ferry__workarea *wa, const struct ferry__
         (void)unlinkat(wa->work_fd, seq, AT_REMOVEDIR);
 }
 
-int ferry__claim(struct ferry__workarea *wa, const char *path, struct ferry__claim **ret_claim)
+/* Splits path (DIR/[ORIGIN/]NAME, as the watcher reported it) into the
+ * claim's name and origin: -EINVAL for a path not beneath DIR, or with "..",
+ * "." or empty parts, which no watcher reports and nobody may make us use. */
+static int split_path(const char *dir, const char *path, struct ferry__claim *c)
 {
-        struct ferry__claim *c = calloc(1, sizeof(*c));
-        size_t dir_len = strlen(wa->dir);
+        size_t dir_len = strlen(dir);
         const char *relative, *slash;
-        char seq[32];
-        int fd, r;
 
-        if (!c)
-                return -ENOMEM;
-        /* path is DIR/[ORIGIN/]NAME, as the watcher reported it. */
-        if (strncmp(path, wa->dir, dir_len) != 0 || path[dir_len] != '/') {
-                free(c);
+        if (strncmp(path, dir, dir_len) != 0 || path[dir_len] != '/' || !ferry__relative_is_clean(path + dir_len + 1))
                 return -EINVAL;
-        }
         relative = path + dir_len + 1;
         slash = strrchr(relative, '/');
         c->name = strdup(slash ? slash + 1 : relative);
         c->origin = slash ? strndup(relative, (size_t)(slash - relative)) : NULL;
-        c->seq = ++wa->seq;
-        if (!c->name || (slash && !c->origin) || claim_paths(wa, c) < 0) {
-                r = -ENOMEM;
-                goto fail;
+        return !c->name || (slash && !c->origin) ? -ENOMEM : 0;
+}
+
+/* The folder a claim's file lives in, inside DIR, walked without following
+ * a link: -ELOOP when a link stands on the way (a subfolder swapped for a
+ * link since the file was seen). *ret_fd is root_fd itself for DIR. */
+static int origin_open(struct ferry__workarea *wa, const char *origin, int *ret_fd)
+{
+        if (!origin) {
+                *ret_fd = wa->root_fd;
+                return 0;
         }
+        int r = ferry__open_beneath(wa->root_fd, origin, O_RDONLY | O_DIRECTORY, ret_fd);
+
+        return r == -ENOTDIR || r == -EXDEV ? -ELOOP : r;
+}
+
+static void origin_close(struct ferry__workarea *wa, int fd)
+{
+        if (fd >= 0 && fd != wa->root_fd)
+                close(fd);
+}
+
+int ferry__lstat_beneath(struct ferry__workarea *wa, const char *path, struct stat *ret_st)
+{
+        struct ferry__claim c = {0};
+        int fd, r = split_path(wa->dir, path, &c);
+
+        if (r == 0)
+                r = origin_open(wa, c.origin, &fd);
+        if (r == 0) {
+                r = fstatat(fd, c.name, ret_st, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
+                origin_close(wa, fd);
+        }
+        free(c.name);
+        free(c.origin);
+        return r;
+}
+
+int ferry__claim(struct ferry__workarea *wa, const char *path, struct ferry__claim **ret_claim)
+{
+        struct ferry__claim *c = calloc(1, sizeof(*c));
+        char seq[32], file[NAME_MAX + 32];
+        struct stat st;
+        int parent_fd = -1, fd, r;
+
+        if (!c)
+                return -ENOMEM;
+        r = split_path(wa->dir, path, c);
+        if (r < 0)
+                goto fail;
+        c->seq = ++wa->seq;
+        r = claim_paths(wa, c);
+        if (r < 0)
+                goto fail;
+        r = origin_open(wa, c->origin, &parent_fd);
+        if (r < 0)
+                goto fail; /* ENOENT: gone with its folder; ELOOP: a link on the way */
         snprintf(seq, sizeof(seq), "%llu", (unsigned long long)c->seq);
-        r = mkdirat(wa->work_fd, seq, 0755) < 0 ? -errno : 0;
+        r = mkdirat(wa->work_fd, seq, FOLDER_MODE) < 0 ? -errno : 0;
         if (r == -ENOENT && (r = workarea_restore(wa)) == 0)
-                r = mkdirat(wa->work_fd, seq, 0755) < 0 ? -errno : 0;
+                r = mkdirat(wa->work_fd, seq, FOLDER_MODE) < 0 ? -errno : 0;
         if (r < 0) {
                 if (r == -ENOENT)
                         r = -ESTALE; /* not a lost race: our folder is gone */
                 goto fail;
         }
-        if (c->origin) {
-                /* The origin is written before the claim, so a crash in
-                 * between never leaves a claimed file whose home is unknown. */
-                fd = openat(wa->work_fd, seq, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-                r = fd < 0 ? -errno : write_file_at(fd, ORIGIN_FILE, c->origin, strlen(c->origin));
-                if (fd >= 0)
-                        close(fd);
-                if (r < 0)
-                        goto fail_folder;
-        }
-        if (rename(path, c->claimed_path) < 0) {
-                r = -errno; /* ENOENT: another worker was faster, or it went away */
+        fd = openat(wa->work_fd, seq, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0) {
+                r = -errno;
                 goto fail_folder;
         }
+        /* The origin is written before the claim, so a crash in between
+         * never leaves a claimed file whose home is unknown. */
+        if (c->origin)
+                r = ferry__write_note(fd, ORIGIN_FILE, c->origin, strlen(c->origin));
+        if (r == 0 && renameat(parent_fd, c->name, fd, c->name) < 0)
+                r = -errno; /* ENOENT: another worker was faster, or it went away */
+        close(fd);
+        if (r < 0)
+                goto fail_folder;
+        /* What was renamed is what the handler gets: judge it, not what a
+         * look before the rename saw (it may have been swapped since). */
+        claim_file(c, file, sizeof(file));
+        c->type = fstatat(wa->work_fd, file, &st, AT_SYMLINK_NOFOLLOW) == 0 ? st.st_mode & S_IFMT : 0;
+        origin_close(wa, parent_fd);
         *ret_claim = c;
         return 0;
 fail_folder:
         claim_folder_remove(wa, c);
 fail:
+        origin_close(wa, parent_fd);
         ferry__claim_free(c);
         return r;
 }
 
-int ferry__claim_in_place(const char *dir, const char *path, struct ferry__claim **ret_claim)
+int ferry__claim_in_place(struct ferry__workarea *wa, const char *path, struct ferry__claim **ret_claim)
 {
         struct ferry__claim *c = calloc(1, sizeof(*c));
-        size_t dir_len = strlen(dir);
-        const char *relative, *slash;
-        int r;
+        struct stat st;
+        int fd = -1, r;
 
         if (!c)
                 return -ENOMEM;
-        if (strncmp(path, dir, dir_len) != 0 || path[dir_len] != '/') {
-                free(c);
-                return -EINVAL;
-        }
-        relative = path + dir_len + 1;
-        slash = strrchr(relative, '/');
         c->in_place = true;
-        c->name = strdup(slash ? slash + 1 : relative);
-        c->origin = slash ? strndup(relative, (size_t)(slash - relative)) : NULL;
-        c->claimed_path = strdup(path);
-        c->original_path = strdup(path);
-        if (!c->name || (slash && !c->origin) || !c->claimed_path || !c->original_path) {
-                ferry__claim_free(c);
-                return -ENOMEM;
+        r = split_path(wa->dir, path, c);
+        if (r == 0) {
+                c->claimed_path = strdup(path);
+                c->original_path = strdup(path);
+                r = c->claimed_path && c->original_path ? 0 : -ENOMEM;
         }
-        r = ferry__stat_version(path, &c->version, NULL);
+        if (r == 0)
+                r = origin_open(wa, c->origin, &fd);
+        if (r == 0 && fstatat(fd, c->name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                r = -errno;
+        origin_close(wa, fd);
         if (r < 0) {
                 ferry__claim_free(c);
                 return r;
         }
+        ferry__version_from_stat(&st, &c->version);
+        c->type = st.st_mode & S_IFMT;
         *ret_claim = c;
+        return 0;
+}
+
+int ferry__claim_open(struct ferry__workarea *wa, const struct ferry__claim *c, bool follow, int *ret_fd)
+{
+        int flags = O_RDONLY | O_NONBLOCK | O_CLOEXEC | (follow ? 0 : O_NOFOLLOW);
+        char file[NAME_MAX + 32];
+        struct stat st;
+        int fd, dir_fd = -1, r = 0;
+
+        if (c->in_place) {
+                r = origin_open(wa, c->origin, &dir_fd);
+                if (r < 0)
+                        return r;
+                fd = openat(dir_fd, c->name, flags);
+                origin_close(wa, dir_fd);
+        } else {
+                claim_file(c, file, sizeof(file));
+                fd = openat(wa->work_fd, file, flags);
+        }
+        if (fd < 0)
+                return -errno;
+        /* O_NONBLOCK until it is known to be a regular file: a fifo would
+         * block the loop, a device worse. */
+        if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || fcntl(fd, F_SETFL, O_RDONLY) < 0) {
+                r = S_ISREG(st.st_mode) ? -errno : -EINVAL;
+                close(fd);
+                return r;
+        }
+        *ret_fd = fd;
         return 0;
 }
 
@@ -377,93 +471,145 @@ char *ferry__claim_relative(const struct ferry__claim *c)
         return s;
 }
 
-/* rename(2) that never replaces: RENAME_NOREPLACE where the file system has
- * it; NFS, SMB and FUSE often refuse the flag (EINVAL), and there a hard link
- * (which fails with EEXIST) and an unlink do the same; where even links are
- * refused, a look before a plain rename, which only another worker racing
- * for the same new name could defeat. */
-static int rename_noreplace(const char *from, const char *to)
+/* ---- done and failed folders ---------------------------------------------- */
+
+int ferry__folder_open(struct ferry__workarea *wa, struct ferry__folder *f, const char *path, const char *name)
 {
-        if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) == 0)
-                return 0;
-        if (errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP)
-                return -errno;
-        if (link(from, to) == 0)
-                return unlink(from) < 0 && errno != ENOENT ? -errno : 0;
-        if (errno == EEXIST || errno == ENOENT)
-                return -errno;
-        if (access(to, F_OK) == 0)
-                return -EEXIST;
-        return rename(from, to) < 0 ? -errno : 0;
+        struct stat st;
+        int r;
+
+        *f = (struct ferry__folder){.fd = -1};
+        if (!path) {
+                /* DIR/.ferry/NAME: ours, private. */
+                if (asprintf(&f->path, "%s/.ferry/%s", wa->dir, name) < 0) {
+                        f->path = NULL;
+                        return -ENOMEM;
+                }
+                f->mode = 0700;
+                return ferry__trusted_dir(&wa->trust, wa->ferry_fd, name, f->mode, true, f->path, &f->fd);
+        }
+        f->path = strdup(path);
+        if (!f->path)
+                return -ENOMEM;
+        /* Named by the administrator: reached only through links root or we
+         * made, made privately when missing, and ours alone to write. */
+        r = ferry__open_admin_dir(&wa->trust, path, 0700, &f->fd);
+        if (r == 0)
+                r = ferry__trust_check(&wa->trust, f->fd, f->fd, path);
+        if (r == 0 && fstat(f->fd, &st) < 0)
+                r = -errno;
+        if (r < 0) {
+                ferry__folder_close(f);
+                return r;
+        }
+        f->mode = (st.st_mode & 0755) | 0700; /* its subfolders are as open as it is */
+        return 0;
+}
+
+void ferry__folder_close(struct ferry__folder *f)
+{
+        if (!f)
+                return;
+        close_fd(&f->fd);
+        free(f->path);
+        f->path = NULL;
+}
+
+/* NAME + suffix cut so that the whole fits NAME_MAX. */
+static void suffixed(char *buffer, size_t size, const char *name, const char *suffix)
+{
+        int keep = (int)strlen(name);
+
+        if (keep + (int)strlen(suffix) > NAME_MAX)
+                keep = NAME_MAX - (int)strlen(suffix);
+        snprintf(buffer, size, "%.*s%s", keep, name, suffix);
+}
+
+int ferry__folder_note(const struct ferry__folder *f, const char *relative, const char *suffix, const char *text,
+                       size_t len)
+{
+        const char *slash = strrchr(relative, '/');
+        char *origin = slash ? strndup(relative, (size_t)(slash - relative)) : NULL, note[NAME_MAX + 1];
+        int fd, r;
+
+        if (slash && !origin)
+                return -ENOMEM;
+        r = ferry__mkdirs_beneath(f->fd, origin, f->mode, &fd);
+        free(origin);
+        if (r < 0)
+                return r;
+        suffixed(note, sizeof(note), slash ? slash + 1 : relative, suffix);
+        r = ferry__write_note(fd, note, text, len);
+        close(fd);
+        return r;
 }
 
 /* Moves the claimed file to folder/ORIGIN/NAME without replacing anything: a
- * name already there gets ".1", ".2", ... Returns the final path in *ret_path. */
-static int move_out(struct ferry__workarea *wa, struct ferry__claim *c, const char *folder, char **ret_path)
+ * name already there gets ".1", ".2", ... Returns ORIGIN/NAME[.N] in
+ * *ret_relative. */
+static int move_out(struct ferry__workarea *wa, struct ferry__claim *c, const struct ferry__folder *folder,
+                    char **ret_relative)
 {
-        char *target = NULL;
-        int r = 0;
+        char file[NAME_MAX + 32], target[NAME_MAX + 1];
+        int dir_fd, r;
 
+        claim_file(c, file, sizeof(file));
+        /* The origin's folders are made inside the outcome folder, which is
+         * ours alone: nothing can have been planted there. */
+        r = ferry__mkdirs_beneath(folder->fd, c->origin, folder->mode, &dir_fd);
+        if (r < 0)
+                return r;
         for (unsigned n = 0; n < 1000; n++) {
                 char suffix[16] = "";
 
                 if (n)
                         snprintf(suffix, sizeof(suffix), ".%u", n);
-                free(target);
                 /* A name near NAME_MAX gives way to its suffix. */
-                int keep = (int)strlen(c->name);
-
-                if (keep + (int)strlen(suffix) > NAME_MAX)
-                        keep = NAME_MAX - (int)strlen(suffix);
-                if (asprintf(&target, "%s/%s%s%.*s%s", folder, c->origin ? c->origin : "", c->origin ? "/" : "",
-                             keep, c->name, suffix) < 0)
-                        return -ENOMEM;
-                r = rename_noreplace(c->claimed_path, target);
-                if (r == -ENOENT && n == 0) {
-                        /* the folder is not there yet (the claimed file's absence is found out below) */
-                        char *slash = strrchr(target, '/');
-
-                        *slash = '\0';
-                        r = ferry__mkdir_p(target, 0755);
-                        *slash = '/';
-                        if (r < 0)
-                                break;
-                        r = rename_noreplace(c->claimed_path, target);
-                }
-                if (r == 0) {
-                        claim_folder_remove(wa, c);
-                        if (ret_path)
-                                *ret_path = target;
-                        else
-                                free(target);
-                        return 0;
-                }
+                suffixed(target, sizeof(target), c->name, suffix);
+                r = ferry__rename_noreplace(wa->work_fd, file, dir_fd, target);
                 if (r != -EEXIST)
                         break;
         }
-        free(target);
-        if (r == -ENOENT && access(c->claimed_path, F_OK) < 0)
+        close(dir_fd);
+        if (r == 0) {
+                claim_folder_remove(wa, c);
+                if (ret_relative && asprintf(ret_relative, "%s%s%s", c->origin ? c->origin : "",
+                                             c->origin ? "/" : "", target) < 0)
+                        *ret_relative = NULL;
+                return 0;
+        }
+        if (r == -ENOENT && faccessat(wa->work_fd, file, F_OK, AT_SYMLINK_NOFOLLOW) < 0)
                 claim_folder_remove(wa, c); /* the handler removed or moved the file itself */
         return r;
 }
 
-int ferry__claim_finish(struct ferry__workarea *wa, struct ferry__claim *c, const char *folder,
-                        char **ret_path)
+int ferry__claim_finish(struct ferry__workarea *wa, struct ferry__claim *c, const struct ferry__folder *folder,
+                        char **ret_relative)
 {
         if (!folder) {
-                int r = unlink(c->claimed_path) < 0 ? -errno : 0;
+                char file[NAME_MAX + 32];
+                int r;
 
+                claim_file(c, file, sizeof(file));
+                r = unlinkat(wa->work_fd, file, 0) < 0 ? -errno : 0;
                 if (r == 0 || r == -ENOENT)
                         claim_folder_remove(wa, c);
                 return r;
         }
-        return move_out(wa, c, folder, ret_path);
+        return move_out(wa, c, folder, ret_relative);
 }
 
 int ferry__claim_return(struct ferry__workarea *wa, struct ferry__claim *c)
 {
-        int r = rename_noreplace(c->claimed_path, c->original_path);
+        char file[NAME_MAX + 32];
+        int parent_fd, r;
 
+        r = origin_open(wa, c->origin, &parent_fd);
+        if (r < 0)
+                return r; /* its folder is gone, or is a link now: the claim stays for recovery */
+        claim_file(c, file, sizeof(file));
+        r = ferry__rename_noreplace(wa->work_fd, file, parent_fd, c->name);
+        origin_close(wa, parent_fd);
         if (r < 0)
                 return r; /* EEXIST: a new file took the name; the claim stays for recovery */
         claim_folder_remove(wa, c);
@@ -471,7 +617,8 @@ int ferry__claim_return(struct ferry__workarea *wa, struct ferry__claim *c)
 }
 
 /* Writes the note FILE of the claim's folder with text; NULL removes it.
- * Notes help (ferry status, recovery); a claim stands without them. */
+ * Notes help (ferry status, recovery); a claim stands without them. The
+ * claim's folder is ours alone, so the note is written in place. */
 static void claim_note(struct ferry__workarea *wa, const struct ferry__claim *c, const char *file, const char *text)
 {
         char name[64];
@@ -485,7 +632,7 @@ static void claim_note(struct ferry__workarea *wa, const struct ferry__claim *c,
                 (void)unlinkat(wa->work_fd, name, 0);
                 return;
         }
-        fd = openat(wa->work_fd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        fd = openat(wa->work_fd, name, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
         if (fd < 0)
                 return;
         if (write(fd, text, n) != (ssize_t)n)
@@ -501,45 +648,49 @@ void ferry__claim_note_handler(struct ferry__workarea *wa, const struct ferry__c
         claim_note(wa, c, HANDLER_FILE, pid > 0 ? text : NULL);
 }
 
-void ferry__claim_note_output(struct ferry__workarea *wa, struct ferry__claim *c, const char *path)
+void ferry__claim_note_output(struct ferry__workarea *wa, struct ferry__claim *c, const char *name)
 {
-        claim_note(wa, c, OUTPUT_FILE, path);
-        c->output_noted = path && !c->in_place;
+        claim_note(wa, c, OUTPUT_FILE, name);
+        c->output_noted = name && !c->in_place;
 }
 
-/* A dead worker's partial output: the note says where it is. */
-static void remove_noted_output(int claim_fd)
+/* A dead worker's partial output: the note names it, in our output folder.
+ * Only a temporary output's name is taken from it (an earlier version wrote
+ * the whole path): a note that names anything else is not obeyed. */
+static void remove_noted_output(struct ferry__workarea *wa, int claim_fd)
 {
-        char path[PATH_MAX];
-        int fd = openat(claim_fd, OUTPUT_FILE, O_RDONLY | O_CLOEXEC);
-        ssize_t n = fd < 0 ? -1 : read(fd, path, sizeof(path) - 1);
+        char text[PATH_MAX];
+        ssize_t n = ferry__read_note(claim_fd, OUTPUT_FILE, text, sizeof(text));
+        const char *name = n > 0 && strrchr(text, '/') ? strrchr(text, '/') + 1 : text;
 
-        if (fd >= 0)
-                close(fd);
-        if (n > 0) {
-                path[n] = '\0';
-                (void)unlink(path);
-        }
+        if (n > 0 && wa->output_fd >= 0 && strncmp(name, OUTPUT_PREFIX, strlen(OUTPUT_PREFIX)) == 0 &&
+            ferry__relative_is_clean(name) && !strchr(name, '/'))
+                (void)unlinkat(wa->output_fd, name, 0);
         (void)unlinkat(claim_fd, OUTPUT_FILE, 0);
 }
 
-int ferry__write_sidecar(const char *path, const char *text, size_t len)
+int ferry__output_create(int dir_fd, char *ret_name, size_t size)
 {
-        char *dir = strdup(path), *slash;
-        int fd, r;
+        static const char letters[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+        uint64_t seed = (uint64_t)ferry__now() ^ ((uint64_t)getpid() << 32);
 
-        if (!dir)
-                return -ENOMEM;
-        slash = strrchr(dir, '/');
-        if (slash)
-                *slash = '\0';
-        fd = open(slash ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        free(dir);
-        if (fd < 0)
-                return -errno;
-        r = write_file_at(fd, strrchr(path, '/') ? strrchr(path, '/') + 1 : path, text, len);
-        close(fd);
-        return r;
+        for (unsigned attempt = 0; attempt < 100; attempt++) {
+                char name[32];
+                int fd;
+
+                seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+                snprintf(name, sizeof(name), OUTPUT_PREFIX "%c%c%c%c%c%c", letters[(seed >> 10) % 62],
+                         letters[(seed >> 16) % 62], letters[(seed >> 22) % 62], letters[(seed >> 28) % 62],
+                         letters[(seed >> 34) % 62], letters[(seed >> 40) % 62]);
+                fd = openat(dir_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+                if (fd >= 0) {
+                        snprintf(ret_name, size, "%s", name);
+                        return fd;
+                }
+                if (errno != EEXIST)
+                        return -errno;
+        }
+        return -EEXIST;
 }
 
 /* ---- recovering dead workers' claims ------------------------------------- */
@@ -558,15 +709,13 @@ static enum worker_state worker_state(struct ferry__workarea *wa, int base_fd, i
 
         /* No lease: its worker is gone, or is starting (it writes the lease
          * before it claims anything). */
-        lease_fd = openat(fd, LEASE_FILE, O_RDONLY | O_CLOEXEC);
+        lease_fd = openat(fd, LEASE_FILE, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
         if (lease_fd < 0)
                 return WORKER_NO_LEASE;
-        n = read(lease_fd, text, sizeof(text) - 1);
-        if (n <= 0 || fstat(lease_fd, &lease) < 0) {
-                close(lease_fd);
-                return WORKER_NO_LEASE;
-        }
+        n = fstat(lease_fd, &lease) < 0 || !S_ISREG(lease.st_mode) ? -1 : read(lease_fd, text, sizeof(text) - 1);
         close(lease_fd);
+        if (n <= 0)
+                return WORKER_NO_LEASE;
         text[n] = '\0';
         if (sscanf(text, "%255s %63s %63s %d %llu %lld", host, machine, boot, &pid, &start, &lease_ns) != 6)
                 return WORKER_DEAD;
@@ -578,11 +727,10 @@ static enum worker_state worker_state(struct ferry__workarea *wa, int base_fd, i
         }
         /* Another host: compare its heartbeat with the file server's clock,
          * read from a file touched now in the same folder. */
-        fd = openat(base_fd, ".clock", O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+        fd = openat(base_fd, ".clock", O_WRONLY | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
         if (fd < 0)
                 return WORKER_ALIVE;
-        (void)futimens(fd, NULL);
-        if (fstat(fd, &now) < 0) {
+        if (fstat(fd, &now) < 0 || !S_ISREG(now.st_mode) || futimens(fd, NULL) < 0 || fstat(fd, &now) < 0) {
                 close(fd);
                 return WORKER_ALIVE;
         }
@@ -594,55 +742,105 @@ static enum worker_state worker_state(struct ferry__workarea *wa, int base_fd, i
         return age < (int64_t)lease_ns ? WORKER_ALIVE : WORKER_DEAD;
 }
 
+/* Whether what another worker left may be taken as a claim folder: a real
+ * folder of ours (not a link to /root), whose origin note names a folder
+ * inside DIR, holding at most one file. NULL when it may; else why not. */
+static const char *claim_folder_refusal(struct ferry__workarea *wa, int parent_fd, const char *name)
+{
+        char origin[PATH_MAX];
+        const char *why = NULL;
+        struct dirent *de;
+        unsigned files = 0;
+        ssize_t n;
+        DIR *listing;
+        int fd = openat(parent_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+        if (fd < 0)
+                return errno == ELOOP || errno == ENOTDIR ? "it is not a folder (a symbolic link, or a file)" : NULL;
+        if (ferry__trust_check(&wa->trust, fd, wa->base_fd, name) < 0) {
+                close(fd);
+                return "it is not ferry's: another user made it, or can write into it";
+        }
+        n = ferry__read_note(fd, ORIGIN_FILE, origin, sizeof(origin));
+        if (n == -EINVAL || (n >= 0 && !ferry__relative_is_clean(origin)))
+                why = "its origin note does not name a folder inside the watched folder";
+        listing = fdopendir(fd);
+        if (!listing) {
+                close(fd);
+                return why;
+        }
+        while (!why && (de = readdir(listing)))
+                if (de->d_name[0] != '.' && ++files > 1)
+                        why = "it holds more than one file";
+        closedir(listing);
+        return why;
+}
+
+/* Says once per claim folder that it is left alone, and why. */
+static void refuse(struct ferry__workarea *wa, const char *worker, const char *claim, const char *why,
+                   ferry__refuse_cb refused, void *userdata)
+{
+        char *path, **bigger;
+
+        if (asprintf(&path, "%s/" WORK_DIR "/%s%s%s", wa->dir, worker, claim ? "/" : "", claim ? claim : "") < 0)
+                return;
+        for (size_t i = 0; i < wa->refused_count; i++)
+                if (strcmp(wa->refused[i], path) == 0) {
+                        free(path);
+                        return;
+                }
+        bigger = realloc(wa->refused, (wa->refused_count + 1) * sizeof(*bigger));
+        if (bigger) {
+                wa->refused = bigger;
+                wa->refused[wa->refused_count++] = path;
+        }
+        if (refused)
+                refused(userdata, path, why);
+        if (!bigger)
+                free(path);
+}
+
 /* Reads a claim folder N of another worker, now renamed into ours as seq. */
 static struct ferry__claim *adopted_claim(struct ferry__workarea *wa, uint64_t seq)
 {
         struct ferry__claim *c = calloc(1, sizeof(*c));
-        char name[32], origin[PATH_MAX];
+        char name[32], origin[PATH_MAX], file[NAME_MAX + 32];
         struct dirent *de;
+        struct stat st;
         DIR *listing;
         int fd;
-        ssize_t n;
 
         if (!c)
                 return NULL;
         c->seq = seq;
         snprintf(name, sizeof(name), "%llu", (unsigned long long)seq);
-        fd = openat(wa->work_fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        fd = openat(wa->work_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (fd < 0)
                 goto fail;
+        if (ferry__read_note(fd, ORIGIN_FILE, origin, sizeof(origin)) > 0) {
+                if (!ferry__relative_is_clean(origin)) {
+                        close(fd);
+                        goto fail;
+                }
+                c->origin = strdup(origin);
+        }
+        remove_noted_output(wa, fd);
         listing = fdopendir(fd);
         if (!listing) {
                 close(fd);
                 goto fail;
         }
         while ((de = readdir(listing))) {
-                if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-                        continue;
-                if (strcmp(de->d_name, ORIGIN_FILE) == 0) {
-                        int ofd = openat(dirfd(listing), ORIGIN_FILE, O_RDONLY | O_CLOEXEC);
-
-                        n = ofd < 0 ? -1 : read(ofd, origin, sizeof(origin) - 1);
-                        if (ofd >= 0)
-                                close(ofd);
-                        if (n > 0) {
-                                origin[n] = '\0';
-                                c->origin = strdup(origin);
-                        }
-                        continue;
-                }
-                if (strcmp(de->d_name, OUTPUT_FILE) == 0) {
-                        remove_noted_output(dirfd(listing));
-                        continue;
-                }
                 if (de->d_name[0] == '.')
-                        continue; /* ours (.handler, temporary files); claimed names are never hidden */
+                        continue; /* ours (.origin, .handler, temporary files); claimed names are never hidden */
                 free(c->name);
                 c->name = strdup(de->d_name);
         }
         closedir(listing);
         if (!c->name || claim_paths(wa, c) < 0)
                 goto fail;
+        claim_file(c, file, sizeof(file));
+        c->type = fstatat(wa->work_fd, file, &st, AT_SYMLINK_NOFOLLOW) == 0 ? st.st_mode & S_IFMT : 0;
         return c;
 fail:
         ferry__claim_free(c);
@@ -654,11 +852,16 @@ int ferry__recover_own(struct ferry__workarea *wa, ferry__adopt_cb adopt, void *
         uint64_t *found = NULL;
         size_t count = 0, capacity = 0;
         struct dirent *de;
-        DIR *listing = fdopendir(dup(wa->work_fd));
+        /* A listing of its own: a dup would share the offset, left at the end by the last one. */
+        int fd = openat(wa->work_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        DIR *listing = fd < 0 ? NULL : fdopendir(fd);
         int adopted = 0;
 
-        if (!listing)
+        if (!listing) {
+                if (fd >= 0)
+                        close(fd);
                 return -errno;
+        }
         /* Claims left by an earlier runner of this process (a reload, or a
          * return that found its name taken): ours to run again. */
         while ((de = readdir(listing))) {
@@ -700,37 +903,42 @@ int ferry__recover_own(struct ferry__workarea *wa, ferry__adopt_cb adopt, void *
         return adopted;
 }
 
-int ferry__recover(struct ferry__workarea *wa, ferry__adopt_cb adopt, void *userdata)
+int ferry__recover(struct ferry__workarea *wa, ferry__adopt_cb adopt, ferry__refuse_cb refused, void *userdata)
 {
-        char *path;
-        int base_fd, adopted = 0;
+        /* A listing of its own: a dup would share the offset, left at the end by the last one. */
+        int adopted = 0, dup_fd = openat(wa->base_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         struct dirent *de;
-        DIR *workers;
+        DIR *workers = dup_fd < 0 ? NULL : fdopendir(dup_fd);
 
-        if (asprintf(&path, "%s/" WORK_DIR, wa->dir) < 0)
-                return -ENOMEM;
-        base_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        free(path);
-        if (base_fd < 0)
-                return -errno;
-        workers = fdopendir(dup(base_fd));
         if (!workers) {
-                close(base_fd);
+                if (dup_fd >= 0)
+                        close(dup_fd);
                 return -errno;
         }
         while ((de = readdir(workers))) {
                 enum worker_state state;
                 struct dirent *ce;
                 DIR *claims;
+                const char *why;
                 int fd;
 
                 if (strncmp(de->d_name, wa->rule_prefix, strlen(wa->rule_prefix)) != 0 ||
                     strcmp(de->d_name, wa->worker) == 0)
                         continue;
-                fd = openat(base_fd, de->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-                if (fd < 0)
+                fd = openat(wa->base_fd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                if (fd < 0) {
+                        if (errno == ELOOP || errno == ENOTDIR)
+                                refuse(wa, de->d_name, NULL, "it is not a folder (a symbolic link, or a file)",
+                                       refused, userdata);
                         continue;
-                state = worker_state(wa, base_fd, fd);
+                }
+                if (ferry__trust_check(&wa->trust, fd, wa->base_fd, de->d_name) < 0) {
+                        refuse(wa, de->d_name, NULL, "it is not ferry's: another user made it, or can write into it",
+                               refused, userdata);
+                        close(fd);
+                        continue;
+                }
+                state = worker_state(wa, wa->base_fd, fd);
                 if (state == WORKER_ALIVE) {
                         close(fd);
                         continue;
@@ -747,6 +955,11 @@ int ferry__recover(struct ferry__workarea *wa, ferry__adopt_cb adopt, void *user
 
                         if (ce->d_name[0] < '0' || ce->d_name[0] > '9')
                                 continue;
+                        why = claim_folder_refusal(wa, dirfd(claims), ce->d_name);
+                        if (why) {
+                                refuse(wa, de->d_name, ce->d_name, why, refused, userdata);
+                                continue;
+                        }
                         mine = ++wa->seq;
                         snprintf(seq, sizeof(seq), "%llu", (unsigned long long)mine);
                         if (renameat(dirfd(claims), ce->d_name, wa->work_fd, seq) < 0)
@@ -768,12 +981,11 @@ int ferry__recover(struct ferry__workarea *wa, ferry__adopt_cb adopt, void *user
                  * that is starting: leave it. */
                 if (state == WORKER_DEAD) {
                         (void)unlinkat(dirfd(claims), LEASE_FILE, 0);
-                        (void)unlinkat(base_fd, de->d_name, AT_REMOVEDIR);
+                        (void)unlinkat(wa->base_fd, de->d_name, AT_REMOVEDIR);
                 }
                 closedir(claims);
         }
         closedir(workers);
-        close(base_fd);
         return adopted;
 }
 
@@ -785,7 +997,7 @@ static int running_handler(int claim_fd, int64_t *ret_since)
         char text[32];
         struct stat st;
         ssize_t n;
-        int pid = 0, fd = openat(claim_fd, HANDLER_FILE, O_RDONLY | O_CLOEXEC);
+        int pid = 0, fd = openat(claim_fd, HANDLER_FILE, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 
         if (fd < 0)
                 return 0;
@@ -814,7 +1026,7 @@ int ferry__claims_list(const char *dir, const char *rule, ferry__claim_list_cb c
         snprintf(prefix, sizeof(prefix), "%s@", rule);
         if (asprintf(&path, "%s/" WORK_DIR, dir) < 0)
                 return -ENOMEM;
-        base_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        base_fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         free(path);
         if (base_fd < 0)
                 return errno == ENOENT ? 0 : -errno;
@@ -831,7 +1043,7 @@ int ferry__claims_list(const char *dir, const char *rule, ferry__claim_list_cb c
 
                 if (strncmp(de->d_name, prefix, strlen(prefix)) != 0)
                         continue;
-                fd = openat(base_fd, de->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                fd = openat(base_fd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
                 if (fd < 0)
                         continue;
                 alive = worker_state(&me, base_fd, fd) == WORKER_ALIVE;
@@ -850,7 +1062,7 @@ int ferry__claims_list(const char *dir, const char *rule, ferry__claim_list_cb c
 
                         if (ce->d_name[0] < '0' || ce->d_name[0] > '9')
                                 continue;
-                        claim_fd = openat(dirfd(claims), ce->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                        claim_fd = openat(dirfd(claims), ce->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
                         if (claim_fd < 0)
                                 continue;
                         if (fstat(claim_fd, &st) == 0)
@@ -863,12 +1075,9 @@ int ferry__claims_list(const char *dir, const char *rule, ferry__claim_list_cb c
                         }
                         while ((fe = readdir(files))) {
                                 if (strcmp(fe->d_name, ORIGIN_FILE) == 0) {
-                                        int ofd = openat(dirfd(files), ORIGIN_FILE, O_RDONLY | O_CLOEXEC);
-                                        ssize_t n = ofd < 0 ? -1 : read(ofd, origin, sizeof(origin) - 1);
-
-                                        if (ofd >= 0)
-                                                close(ofd);
-                                        origin[n > 0 ? n : 0] = '\0';
+                                        if (ferry__read_note(dirfd(files), ORIGIN_FILE, origin, sizeof(origin)) < 0 ||
+                                            !ferry__relative_is_clean(origin))
+                                                origin[0] = '\0';
                                 } else if (fe->d_name[0] != '.') {
                                         snprintf(name, sizeof(name), "%s", fe->d_name);
                                 }

@@ -370,9 +370,49 @@ int ferry__proc_each_fd(bool (*process_cb)(int pid, void *data), int (*fd_cb)(in
 /* /proc/PID/fdinfo/FD opened for reading, or NULL (errno). */
 FILE *ferry__proc_fdinfo(int pid, int fd);
 
+/* ---- trust.c: folders ferry trusts, and files beneath them --------------- */
+
+#include <sys/stat.h>
+/* What is known of the file system ferry's state lives on, and why the last
+ * check failed (one line that names the path and the fix). */
+struct ferry__trust {
+        bool learned;    /* owner and modes_kept were probed */
+        uid_t owner;     /* what this file system reports as the owner of what we make */
+        bool modes_kept; /* it keeps the modes we ask for */
+        char why[768];
+};
+/* A relative path with no "..", "." or empty part and no leading slash. */
+bool ferry__relative_is_clean(const char *relative);
+/* Opens relative beneath dir_fd, following no link and never leaving it
+ * (openat2 RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS, or a walk by hand);
+ * -ELOOP when a link stands on the way. */
+int ferry__open_beneath(int dir_fd, const char *relative, int flags, int *ret_fd);
+/* Makes and opens the folders of relative (NULL: dir_fd itself) beneath
+ * dir_fd, a folder only we can write; *ret_fd is a new descriptor. */
+int ferry__mkdirs_beneath(int dir_fd, const char *relative, mode_t mode, int *ret_fd);
+/* Writes a private (0600) file through a new temporary name and a rename. */
+int ferry__write_note(int dir_fd, const char *name, const char *text, size_t len);
+/* Reads a small regular file (never a link, fifo or device); NUL-terminated. */
+ssize_t ferry__read_note(int dir_fd, const char *name, char *buffer, size_t size);
+/* renameat(2) that never replaces anything, also where RENAME_NOREPLACE is refused. */
+int ferry__rename_noreplace(int from_fd, const char *from, int to_fd, const char *to);
+/* Whether fd is a folder ferry may trust: owned by its user, writable by
+ * nobody else; -EPERM or -ENOTDIR with t->why. probe_dir_fd: where a file
+ * may be made, once, to learn how this file system reports owners and modes. */
+int ferry__trust_check(struct ferry__trust *t, int fd, int probe_dir_fd, const char *path);
+/* Makes (mode) or opens the folder name in parent_fd, never through a link,
+ * and checks it as ferry__trust_check does; ours: set its mode to mode. */
+int ferry__trusted_dir(struct ferry__trust *t, int parent_fd, const char *name, mode_t mode, bool ours,
+                       const char *path, int *ret_fd);
+/* Opens a folder an administrator named, following only links that root or
+ * ferry's user made, making missing folders with create_mode (0: never). */
+int ferry__open_admin_dir(struct ferry__trust *t, const char *path, mode_t create_mode, int *ret_fd);
+
 /* ---- claim.c: the folder as the queue ------------------------------------- */
 
-/* One worker's area in a rule's folder: DIR/.ferry/work/RULE@WORKER/. */
+/* One worker's area in a rule's folder: DIR/.ferry/work/RULE@WORKER/. Every
+ * descriptor was opened once, at start, and checked: renaming or replacing
+ * a path later changes nothing that ferry touches. */
 struct ferry__workarea {
         char *dir;          /* the rule's folder */
         char *worker;       /* RULE@HOST.PID.START */
@@ -380,10 +420,17 @@ struct ferry__workarea {
         char host[256];
         char machine[64];   /* /etc/machine-id, or "-" */
         char boot[64];      /* this boot's id */
-        int work_fd;        /* our work folder */
+        int root_fd;        /* DIR: files are found beneath it */
+        int ferry_fd;       /* DIR/.ferry, ours */
+        int base_fd;        /* DIR/.ferry/work, ours; -1 when files stay in place */
+        int work_fd;        /* our work folder; -1 when files stay in place */
+        int output_fd;      /* the output folder, where a dead worker's partial output is removed; -1: none */
+        struct ferry__trust trust;
         uint64_t seq;       /* last claim number */
         int64_t lease_ns;
         unsigned restored;  /* times our work folder was found removed and made again */
+        char **refused;     /* claim folders left alone, said once each */
+        size_t refused_count;
 };
 
 /* A claimed file. */
@@ -395,39 +442,65 @@ struct ferry__claim {
         char *original_path; /* where it was: DIR/[ORIGIN/]NAME */
         bool in_place;        /* on-success = keep: not moved; claimed_path is original_path */
         bool output_noted;    /* its folder holds an .output note */
+        mode_t type;          /* S_IFREG, S_IFLNK, ...: what was claimed (0: unknown) */
         struct ferry__version version; /* in_place: the version being handled */
 };
 
-int ferry__workarea_open(struct ferry__workarea *wa, const char *dir, const char *rule, int64_t lease_ns);
+/* An outcome folder (done, failed), opened and checked once, at start. */
+struct ferry__folder {
+        char *path; /* for messages and the paths handed out */
+        int fd;
+        mode_t mode; /* of the folders made in it */
+};
+
+/* Opens DIR and its .ferry, made or checked (ours, writable by nobody
+ * else); on failure, wa->trust.why says why. */
+int ferry__workarea_home(struct ferry__workarea *wa, const char *dir);
+/* Opens (makes) the worker's own folder after ferry__workarea_home. */
+int ferry__workarea_open(struct ferry__workarea *wa, const char *rule, int64_t lease_ns);
 void ferry__workarea_close(struct ferry__workarea *wa);
 void ferry__workarea_heartbeat(struct ferry__workarea *wa);
+/* lstat(2) of path (DIR/...), walked from DIR without following links. */
+int ferry__lstat_beneath(struct ferry__workarea *wa, const char *path, struct stat *ret_st);
 /* Claims path (DIR/...) by renaming it into the work area; -ENOENT when
- * another worker was faster or the file is gone. */
+ * another worker was faster or the file is gone; -ELOOP when a link stands
+ * on its way. */
 int ferry__claim(struct ferry__workarea *wa, const char *path, struct ferry__claim **ret_claim);
+/* Opens the claimed file for reading: only a regular file (-EINVAL else). */
+int ferry__claim_open(struct ferry__workarea *wa, const struct ferry__claim *c, bool follow, int *ret_fd);
+/* Opens an outcome folder: path, or DIR/.ferry/name when path is NULL. */
+int ferry__folder_open(struct ferry__workarea *wa, struct ferry__folder *f, const char *path, const char *name);
+void ferry__folder_close(struct ferry__folder *f);
+/* Writes the note RELATIVE+suffix (cut to NAME_MAX) in the folder. */
+int ferry__folder_note(const struct ferry__folder *f, const char *relative, const char *suffix, const char *text,
+                       size_t len);
 /* Moves the claimed file to folder/ORIGIN/NAME (never replacing: NAME.1, ...),
- * or deletes it when folder is NULL; removes the claim's folder. The final
- * path goes to *ret_path (may be NULL; caller frees). */
-int ferry__claim_finish(struct ferry__workarea *wa, struct ferry__claim *c, const char *folder, char **ret_path);
+ * or deletes it when folder is NULL; removes the claim's folder. Where it
+ * went, relative to the folder, goes to *ret_relative (may be NULL; caller frees). */
+int ferry__claim_finish(struct ferry__workarea *wa, struct ferry__claim *c, const struct ferry__folder *folder,
+                        char **ret_relative);
 /* Notes the pid of the claim's running handler (0: none runs), for ferry status. */
 void ferry__claim_note_handler(struct ferry__workarea *wa, const struct ferry__claim *c, pid_t pid);
-/* Notes where the claim's handler output is being written (NULL: no longer),
- * so that a worker adopting the claim after a crash removes it. */
-void ferry__claim_note_output(struct ferry__workarea *wa, struct ferry__claim *c, const char *path);
+/* Notes the name of the claim's handler output in the output folder (NULL:
+ * no longer), so that a worker adopting the claim after a crash removes it. */
+void ferry__claim_note_output(struct ferry__workarea *wa, struct ferry__claim *c, const char *name);
+/* Makes a new private output file .ferry-out.XXXXXX in dir_fd; its name to ret_name. */
+int ferry__output_create(int dir_fd, char *ret_name, size_t size);
 /* Puts the claimed file back where it was; -EEXIST when a new file took its name. */
 int ferry__claim_return(struct ferry__workarea *wa, struct ferry__claim *c);
 void ferry__claim_free(struct ferry__claim *c);
 /* A claim of a file left in place (on-success = keep): nothing moves. */
-int ferry__claim_in_place(const char *dir, const char *path, struct ferry__claim **ret_claim);
+int ferry__claim_in_place(struct ferry__workarea *wa, const char *path, struct ferry__claim **ret_claim);
 /* The claim's path relative to the rule's folder (ORIGIN/NAME); caller frees. */
 char *ferry__claim_relative(const struct ferry__claim *c);
-int ferry__write_sidecar(const char *path, const char *text, size_t len);
-/* mkdir -p; path is modified and restored. */
-int ferry__mkdir_p(char *path, mode_t mode);
 
 typedef void (*ferry__adopt_cb)(void *userdata, struct ferry__claim *claim);
+typedef void (*ferry__refuse_cb)(void *userdata, const char *path, const char *why);
 /* Adopts the claims of dead workers of the same rule into ours; calls adopt
- * for each, which takes ownership. Returns how many, or -errno. */
-int ferry__recover(struct ferry__workarea *wa, ferry__adopt_cb adopt, void *userdata);
+ * for each, which takes ownership, and refused, once, for each claim folder
+ * it leaves alone (not ferry's, a link, an origin outside DIR). Returns how
+ * many it adopted, or -errno. */
+int ferry__recover(struct ferry__workarea *wa, ferry__adopt_cb adopt, ferry__refuse_cb refused, void *userdata);
 /* Takes up claims left in our own work folder by an earlier runner of this
  * process, and numbers new claims after them. */
 int ferry__recover_own(struct ferry__workarea *wa, ferry__adopt_cb adopt, void *userdata);
@@ -448,8 +521,9 @@ int ferry__claims_list(const char *dir, const char *rule, ferry__claim_list_cb c
 
 struct ferry__store;
 
-/* Opens DIR/.ferry/state.db, holding DIR/.ferry/keep.lock: -EBUSY when another worker does. */
-int ferry__store_open(const char *dir, struct ferry__store **ret_store);
+/* Opens .ferry/state.db in ferry_fd (DIR/.ferry), holding .ferry/keep.lock:
+ * -EBUSY when another worker does. */
+int ferry__store_open(int ferry_fd, struct ferry__store **ret_store);
 void ferry__store_close(struct ferry__store *s);
 /* 1 when path (relative to DIR) was handled in version v, 0 when not, -EIO. */
 int ferry__store_handled(struct ferry__store *s, const char *path, const struct ferry__version *v);

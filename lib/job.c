@@ -69,7 +69,7 @@ void ferry__job_free(struct job *job)
         if (job->output_fd >= 0)
                 close(job->output_fd);
         if (job->output_temp) {
-                (void)unlink(job->output_temp);
+                (void)unlinkat(job->rs->wa.output_fd, job->output_temp, 0);
                 free(job->output_temp);
         }
         free(job);
@@ -123,26 +123,25 @@ void ferry__job_start(struct job *job)
                 if (!envp[i])
                         goto nomem;
         if (rule->use_stdin) {
-                stdin_fd = open(job->claims[0]->claimed_path,
-                                O_RDONLY | O_CLOEXEC | (rule->follow_symlinks ? 0 : O_NOFOLLOW));
-                if (stdin_fd < 0) {
-                        e = -errno;
+                e = ferry__claim_open(&rs->wa, job->claims[0], rule->follow_symlinks, &stdin_fd);
+                if (e < 0)
                         goto cannot;
-                }
                 req.stdin_fd = stdin_fd;
         }
         if (rule->output_dir) {
-                if (asprintf(&job->output_temp, "%s/.ferry-out.XXXXXX", rs->output_dir) < 0) {
-                        job->output_temp = NULL;
-                        goto nomem;
-                }
-                job->output_fd = mkostemp(job->output_temp, O_CLOEXEC);
+                char name[64];
+
+                /* In the output folder held open since start, under a new
+                 * name: never through a link someone put there. */
+                job->output_fd = ferry__output_create(rs->wa.output_fd, name, sizeof(name));
                 if (job->output_fd < 0) {
-                        e = -errno;
-                        free(job->output_temp);
-                        job->output_temp = NULL;
+                        e = job->output_fd;
+                        job->output_fd = -1;
                         goto cannot;
                 }
+                job->output_temp = strdup(name);
+                if (!job->output_temp)
+                        goto nomem;
                 /* As the handler would have made it itself. */
                 (void)fchmod(job->output_fd, 0666 & ~r->umask);
                 if (rule->user && fchown(job->output_fd, rule->uid, rule->gid) < 0)
@@ -203,7 +202,7 @@ out:
 static int deliver_output(struct job *job)
 {
         struct ferry_rule *rule = job->rs->rule;
-        char *target;
+        const char *target;
         int e = 0;
 
         if (job->output_fd < 0)
@@ -214,11 +213,10 @@ static int deliver_output(struct job *job)
         job->output_fd = -1;
         if (e < 0)
                 return e;
-        if (asprintf(&target, "%s/%s", rule->output_dir, job->claims[0]->name) < 0)
-                return -ENOMEM;
-        if (rename(job->output_temp, target) < 0)
+        (void)rule;
+        target = job->claims[0]->name;
+        if (renameat(job->rs->wa.output_fd, job->output_temp, job->rs->wa.output_fd, target) < 0)
                 e = -errno;
-        free(target);
         if (e == 0) {
                 free(job->output_temp);
                 job->output_temp = NULL;
@@ -235,14 +233,14 @@ static int64_t backoff(const struct ferry_rule *rule, unsigned attempt)
         return delay;
 }
 
-/* Writes NAME.ferry-error beside a failed file. */
-static void write_failure(struct job *job, const struct ferry__claim *c, const char *failed_path, const char *why,
+/* Writes NAME.ferry-error beside a failed file, at relative in the failed folder. */
+static void write_failure(struct job *job, const struct ferry__claim *c, const char *relative, const char *why,
                           const struct ferry__exit *st, int64_t duration)
 {
         size_t tail_len = 0;
         const char *tail = job->child.tail_len ? ferry__child_stderr_lines(&job->child, 20, &tail_len) : NULL;
-        char *text = NULL, *sidecar = NULL;
-        int n;
+        char *text = NULL;
+        int n, e;
 
         n = asprintf(&text,
                      "path: %s\nrule: %s\nreason: %s\nexit-status: %d\nsignal: %d\ntimed-out: %s\n"
@@ -251,17 +249,13 @@ static void write_failure(struct job *job, const struct ferry__claim *c, const c
                      job->timed_out ? "yes" : "no", job->attempt, (double)duration / FERRY__NSEC_PER_SEC,
                      (long long)time(NULL), (int)tail_len, tail ? tail : "",
                      tail_len && tail[tail_len - 1] != '\n' ? "\n" : "");
-        /* NAME.ferry-error, with NAME cut when the whole would pass NAME_MAX. */
-        const char *base = strrchr(failed_path, '/') ? strrchr(failed_path, '/') + 1 : failed_path;
-        int keep = (int)strlen(failed_path) - (int)strlen(base) +
-                   ((int)strlen(base) + 12 > NAME_MAX ? NAME_MAX - 12 : (int)strlen(base));
-
-        if (n >= 0 && asprintf(&sidecar, "%.*s.ferry-error", keep, failed_path) >= 0 &&
-            ferry__write_sidecar(sidecar, text, (size_t)n) < 0)
+        if (n < 0)
+                return;
+        e = ferry__folder_note(&job->rs->failed, relative, ".ferry-error", text, (size_t)n);
+        if (e < 0)
                 LOG(job->rs->runner, FERRY_LOG_WARNING, job->rs->rule->name, c->original_path,
-                    "cannot write the failure note %s: %s", sidecar, strerror(errno));
+                    "cannot write the failure note for %s/%s: %s", job->rs->failed.path, relative, strerror(-e));
         free(text);
-        free(sidecar);
 }
 
 static int record(struct rule_state *rs, struct ferry__claim *c, const char *outcome, const char *why)
@@ -317,7 +311,7 @@ void ferry__job_finish(struct job *job, const struct ferry__exit *st, const char
                 if (job->output_fd >= 0)
                         close(job->output_fd);
                 job->output_fd = -1;
-                (void)unlink(job->output_temp);
+                (void)unlinkat(rs->wa.output_fd, job->output_temp, 0);
                 free(job->output_temp);
                 job->output_temp = NULL;
         }
@@ -326,7 +320,7 @@ void ferry__job_finish(struct job *job, const struct ferry__exit *st, const char
                 struct ferry_log_record rec = {.rule = rule->name, .path = c->original_path, .duration_ns = duration,
                                                .pid = job->pid, .attempt = (int)job->attempt,
                                                .exit_code = st->code, .signal = st->signal};
-                char *final = NULL;
+                char *final = NULL, *relative = NULL;
                 int e;
 
                 if (c->in_place && !success) {
@@ -354,14 +348,17 @@ void ferry__job_finish(struct job *job, const struct ferry__exit *st, const char
                                     e < 0 ? strerror(-e) : "", e < 0 ? c->claimed_path : "");
                         continue;
                 }
-                e = ferry__claim_finish(&rs->wa, c, rs->done_dir, &final);
+                e = ferry__claim_finish(&rs->wa, c, rs->done.fd >= 0 ? &rs->done : NULL, &relative);
+                if (e == 0 && relative && asprintf(&final, "%s/%s", rs->done.path, relative) < 0)
+                        final = NULL;
+                free(relative);
                 rec.kind = e < 0 && e != -ENOENT ? FERRY_LOG_ERROR : FERRY_LOG_DONE;
                 if (e == -ENOENT)
                         ferry__runner_log(r, &rec, "done in %.3fs; the handler removed or moved the file itself",
                                     (double)duration / FERRY__NSEC_PER_SEC);
                 else if (e < 0)
                         ferry__runner_log(r, &rec, "handled, but cannot move it to %s (%s): it stays in %s",
-                                    rs->done_dir ? rs->done_dir : "(delete)", strerror(-e), c->claimed_path);
+                                    rs->done.fd >= 0 ? rs->done.path : "(delete)", strerror(-e), c->claimed_path);
                 else
                         ferry__runner_log(r, &rec, "done in %.3fs%s%s", (double)duration / FERRY__NSEC_PER_SEC,
                                     final ? ": " : "; deleted", final ? final : "");
@@ -393,30 +390,22 @@ void ferry__job_finish(struct job *job, const struct ferry__exit *st, const char
         }
         for (size_t i = 0; i < job->count; i++) {
                 struct ferry__claim *c = job->claims[i];
-                char *final = NULL;
+                char *final = NULL, *relative = NULL;
                 int e;
 
                 if (c->in_place) {
                         /* Left where it is; the note goes to the failed folder. */
-                        char *relative = ferry__claim_relative(c);
-
+                        relative = ferry__claim_relative(c);
                         e = record(rs, c, "failed", why);
-                        if (relative && asprintf(&final, "%s/%s", rs->failed_dir, relative) >= 0) {
-                                char *slash = strrchr(final, '/');
-
-                                *slash = '\0';
-                                (void)ferry__mkdir_p(final, 0755);
-                                *slash = '/';
-                        } else {
-                                final = NULL;
-                        }
-                        free(relative);
                 } else {
-                        e = ferry__claim_finish(&rs->wa, c, rs->failed_dir, &final);
+                        e = ferry__claim_finish(&rs->wa, c, &rs->failed, &relative);
                 }
-
-                if (final)
-                        write_failure(job, c, final, why, st, duration);
+                if (relative && (e == 0 || c->in_place)) {
+                        write_failure(job, c, relative, why, st, duration);
+                        if (asprintf(&final, "%s/%s", rs->failed.path, relative) < 0)
+                                final = NULL;
+                }
+                free(relative);
                 struct ferry_log_record rec = {.kind = e < 0 ? FERRY_LOG_ERROR : FERRY_LOG_FAILED,
                                                .rule = rule->name, .path = c->original_path,
                                                .duration_ns = duration, .pid = job->pid,

@@ -38,10 +38,16 @@ int ferry__sha256_file(const char *path, uint8_t digest[FERRY__SHA256_SIZE], uin
         struct sha256_ctx ctx;
         char buffer[64 * 1024];
         uint64_t size = 0;
-        int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+        struct stat st;
 
         if (fd < 0)
                 return -errno;
+        /* Only a regular file: a fifo someone named so would block the loop. */
+        if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+                close(fd);
+                return -EINVAL;
+        }
         sha256_init(&ctx);
         for (;;) {
                 ssize_t n = read(fd, buffer, sizeof(buffer));
@@ -84,10 +90,15 @@ int ferry__marker_check(const char *marker_path, const char *data_path)
         ssize_t n;
         int fd, r;
 
-        fd = open(marker_path, O_RDONLY | O_CLOEXEC);
+        /* A marker is anyone's file: never a link, a fifo or a device. */
+        fd = open(marker_path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
         if (fd < 0)
                 return -errno;
-        n = read(fd, text, sizeof(text) - 1);
+        {
+                struct stat st;
+
+                n = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? read(fd, text, sizeof(text) - 1) : -1;
+        }
         close(fd);
         if (n < 0)
                 return -EIO;
@@ -103,7 +114,7 @@ int ferry__marker_check(const char *marker_path, const char *data_path)
         if (has_size) {
                 struct stat st;
 
-                if (stat(data_path, &st) < 0)
+                if (lstat(data_path, &st) < 0)
                         return -errno;
                 if ((uint64_t)st.st_size != want_size)
                         return -EBADMSG;

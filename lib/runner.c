@@ -31,6 +31,40 @@ const double FERRY_DURATION_BOUNDS[FERRY_DURATION_BUCKETS] = {0.01, 0.05, 0.1, 0
 
 /* ---- logging ----------------------------------------------------------------- */
 
+/* Warnings are what anyone who can write into a folder can make ferry say
+ * (a link, a fifo, a name swapped in a loop): at most WARNINGS_PER_SECOND
+ * are logged in a second; the rest are counted, and said in one line when
+ * the next second's first message comes. Outcomes (claimed, done, failed)
+ * and errors are always logged: each says what became of one file. */
+#define WARNINGS_PER_SECOND 20
+
+static bool rate_allows(struct ferry_runner *r, const struct ferry_log_record *rec)
+{
+        int64_t now = ferry__now();
+
+        if (now - r->warnings_since >= FERRY__NSEC_PER_SEC) {
+                if (r->warnings_suppressed) {
+                        char text[96];
+
+                        snprintf(text, sizeof(text), "suppressed %llu similar message%s (more than %d warnings a second)",
+                                 r->warnings_suppressed, r->warnings_suppressed == 1 ? "" : "s", WARNINGS_PER_SECOND);
+                        r->warnings_suppressed = 0;
+                        r->log(r->log_data, &(struct ferry_log_record){.kind = FERRY_LOG_WARNING, .duration_ns = -1,
+                                                                        .message = text});
+                }
+                r->warnings_since = now;
+                r->warnings_logged = 0;
+        }
+        if (rec->kind != FERRY_LOG_WARNING)
+                return true;
+        if (r->warnings_logged < WARNINGS_PER_SECOND) {
+                r->warnings_logged++;
+                return true;
+        }
+        r->warnings_suppressed++;
+        return false;
+}
+
 void ferry__runner_log(struct ferry_runner *r, struct ferry_log_record *rec, const char *format, ...)
 {
         char message[1024];
@@ -47,6 +81,8 @@ void ferry__runner_log(struct ferry_runner *r, struct ferry_log_record *rec, con
         default: break;
         }
         if (!r->log)
+                return;
+        if (!rate_allows(r, rec))
                 return;
         va_start(ap, format);
         vsnprintf(message, sizeof(message), format, ap);
@@ -170,12 +206,41 @@ void ferry__runner_epoll_del(struct ferry_runner *r, int fd)
                 (void)epoll_ctl(r->epoll_fd, EPOLL_CTL_DEL, fd, NULL);
 }
 
+/* What was claimed is not what may be handed out (a folder, a fifo, a link
+ * swapped in after the file was seen): never to the handler; to the failed
+ * folder, where it is visible and no longer in the way. Returns true when
+ * the claim was taken care of so. */
+static bool claimed_irregular(struct rule_state *rs, struct ferry__claim *c)
+{
+        char *relative = NULL;
+        int e;
+
+        if (c->type == S_IFREG || (c->type == S_IFLNK && rs->rule->follow_symlinks) || c->in_place)
+                return false;
+        e = ferry__claim_finish(&rs->wa, c, &rs->failed, &relative);
+        if (e < 0)
+                LOG(rs->runner, FERRY_LOG_ERROR, rs->rule->name, c->original_path,
+                    "not a regular file (it was replaced after it was seen); cannot move it to %s: %s; it stays in %s",
+                    rs->failed.path, strerror(-e), c->claimed_path);
+        else
+                LOG(rs->runner, FERRY_LOG_FAILED, rs->rule->name, c->original_path,
+                    "not a regular file (%s, put there after the file was seen): not handled, moved to %s/%s",
+                    c->type == S_IFLNK ? "a symbolic link" : c->type == S_IFDIR ? "a folder" : "a special file",
+                    rs->failed.path, relative ? relative : "?");
+        free(relative);
+        ferry__claim_free(c);
+        return true;
+}
+
 static void adopt(void *userdata, struct ferry__claim *claim)
 {
         struct rule_state *rs = userdata;
-        struct ferry__claim **claims = malloc(sizeof(*claims));
+        struct ferry__claim **claims;
         struct job *job;
 
+        if (claimed_irregular(rs, claim))
+                return;
+        claims = malloc(sizeof(*claims));
         if (!claims || !(job = ferry__job_new(rs, claims, 1))) {
                 free(claims);
                 LOG(rs->runner, FERRY_LOG_ERROR, rs->rule->name, claim->claimed_path,
@@ -188,11 +253,41 @@ static void adopt(void *userdata, struct ferry__claim *claim)
             "recovered from a worker that died");
 }
 
-static char *join(const char *a, const char *b)
+/* A dead worker's claim folder that is not taken: said once. */
+static void refused(void *userdata, const char *path, const char *why)
 {
-        char *s;
+        struct rule_state *rs = userdata;
 
-        return asprintf(&s, "%s/%s", a, b) < 0 ? NULL : s;
+        LOG(rs->runner, FERRY_LOG_WARNING, rs->rule->name, path, "left alone: %s is no claim to adopt (%s)", path, why);
+}
+
+/* Says, once at start, what in the system makes a folder others can write
+ * less safe than it could be. */
+static void warn_if_open(struct rule_state *rs)
+{
+        static const char *const sysctls[] = {"fs/protected_symlinks", "fs/protected_hardlinks"};
+        struct stat st;
+
+        if (fstat(rs->wa.root_fd, &st) == 0 && (st.st_mode & 022) && !(st.st_mode & S_ISVTX))
+                LOG(rs->runner, FERRY_LOG_WARNING, rs->rule->name, rs->rule->dir,
+                    "%s is writable by %s without the sticky bit: they may rename %s/.ferry away while ferry is "
+                    "stopped, and ferry then refuses to start; chmod +t %s",
+                    rs->rule->dir, (st.st_mode & 002) ? "everyone" : "its group", rs->rule->dir, rs->rule->dir);
+        if (!(st.st_mode & 022))
+                return;
+        for (size_t i = 0; i < sizeof(sysctls) / sizeof(*sysctls); i++) {
+                char path[64], value = '1';
+                int fd;
+
+                snprintf(path, sizeof(path), "/proc/sys/%s", sysctls[i]);
+                fd = open(path, O_RDONLY | O_CLOEXEC);
+                if (fd >= 0 && read(fd, &value, 1) == 1 && value == '0')
+                        LOG(rs->runner, FERRY_LOG_WARNING, rs->rule->name, rs->rule->dir,
+                            "%s is 0: users who can write into %s can link files of others there; sysctl %s=1",
+                            path + 10, rs->rule->dir, path + 10);
+                if (fd >= 0)
+                        close(fd);
+        }
 }
 
 static void heartbeat(struct ferry_runner *r, int64_t now);
@@ -215,7 +310,8 @@ static int rule_start(struct ferry_runner *r, struct ferry_rule *rule)
                 return -ENOMEM;
         rs->runner = r;
         rs->rule = rule;
-        rs->wa.work_fd = -1;
+        rs->wa = (struct ferry__workarea){.root_fd = -1, .ferry_fd = -1, .base_fd = -1, .work_fd = -1, .output_fd = -1};
+        rs->done.fd = rs->failed.fd = -1;
         rs->next = r->states;
         r->states = rs;
         e = ferry_rule_check(rule);
@@ -223,17 +319,28 @@ static int rule_start(struct ferry_runner *r, struct ferry_rule *rule)
                 LOG(r, FERRY_LOG_ERROR, rule->name, NULL, "%s", ferry_rule_explain(rule));
                 return e;
         }
-        rs->done_dir = rule->on_success != FERRY__ON_SUCCESS_DONE ? NULL
-                       : rule->done_dir                         ? strdup(rule->done_dir)
-                                                                : join(rule->dir, ".ferry/done");
-        rs->failed_dir = rule->failed_dir ? strdup(rule->failed_dir) : join(rule->dir, ".ferry/failed");
+        rs->done.fd = rs->failed.fd = -1;
         if (rule->output_dir && !(rs->output_dir = realpath(rule->output_dir, NULL)))
                 rs->output_dir = strdup(rule->output_dir);
-        if ((!rs->done_dir && rule->on_success == FERRY__ON_SUCCESS_DONE) || !rs->failed_dir ||
-            (rule->output_dir && !rs->output_dir))
+        if (rule->output_dir && !rs->output_dir)
                 return -ENOMEM;
+        /* ferry's own state first: DIR's .ferry and the outcome folders are
+         * made or checked, and held open from now on. */
+        e = ferry__workarea_home(&rs->wa, rule->dir);
+        if (e == 0 && rule->on_success == FERRY__ON_SUCCESS_DONE)
+                e = ferry__folder_open(&rs->wa, &rs->done, rule->done_dir, "done");
+        if (e == 0)
+                e = ferry__folder_open(&rs->wa, &rs->failed, rule->failed_dir, "failed");
+        if (e == 0 && rs->output_dir)
+                e = ferry__open_admin_dir(&rs->wa.trust, rs->output_dir, 0, &rs->wa.output_fd);
+        if (e < 0) {
+                LOG(r, FERRY_LOG_ERROR, rule->name, rule->dir, "%s",
+                    rs->wa.trust.why[0] ? rs->wa.trust.why : strerror(-e));
+                return e;
+        }
+        warn_if_open(rs);
         if (rule->on_success == FERRY__ON_SUCCESS_KEEP) {
-                e = ferry__store_open(rule->dir, &rs->store);
+                e = ferry__store_open(rs->wa.ferry_fd, &rs->store);
                 if (e < 0) {
                         LOG(r, FERRY_LOG_ERROR, rule->name, rule->dir,
                             e == -EBUSY ? "another ferry run keeps files in %s (only one may: %s/.ferry/keep.lock)"
@@ -267,17 +374,17 @@ static int rule_start(struct ferry_runner *r, struct ferry_rule *rule)
         if (rule->on_success != FERRY__ON_SUCCESS_KEEP) {
                 /* After the start scan, which on a slow mount of a large
                  * folder can outlast the lease: the lease starts fresh. */
-                e = ferry__workarea_open(&rs->wa, rule->dir, rule->name, rule->lease_ns);
+                e = ferry__workarea_open(&rs->wa, rule->name, rule->lease_ns);
                 if (e < 0) {
-                        LOG(r, FERRY_LOG_ERROR, rule->name, rule->dir,
-                            "cannot create the work area in %s/.ferry: %s", rule->dir, strerror(-e));
+                        LOG(r, FERRY_LOG_ERROR, rule->name, rule->dir, "cannot create the work area in %s/.ferry: %s",
+                            rule->dir, rs->wa.trust.why[0] ? rs->wa.trust.why : strerror(-e));
                         return e;
                 }
                 e = ferry__recover_own(&rs->wa, adopt, rs);
                 if (e > 0)
                         LOG(r, FERRY_LOG_INFO, rule->name, NULL, "took up %d claim%s left from before", e,
                             e == 1 ? "" : "s");
-                e = ferry__recover(&rs->wa, adopt, rs);
+                e = ferry__recover(&rs->wa, adopt, refused, rs);
                 if (e > 0)
                         LOG(r, FERRY_LOG_INFO, rule->name, NULL, "recovered %d claim%s of workers that died", e,
                             e == 1 ? "" : "s");
@@ -451,8 +558,14 @@ static void drain_watch(struct rule_state *rs)
 static bool claimable(struct rule_state *rs, const char *path)
 {
         struct stat st;
+        int e = ferry__lstat_beneath(&rs->wa, path, &st);
 
-        if (lstat(path, &st) < 0) {
+        if (e == -ELOOP) {
+                LOG(rs->runner, FERRY_LOG_WARNING, rs->rule->name, path,
+                    "skipped: a folder on the way to it is a symbolic link now (never followed)");
+                return false;
+        }
+        if (e < 0) {
                 skip_ahead(rs); /* gone: another worker took it */
                 return false;
         }
@@ -472,7 +585,7 @@ static int claim_in_place(struct rule_state *rs, const char *path, struct ferry_
 {
         struct ferry__claim *c;
         char *relative;
-        int e = ferry__claim_in_place(rs->rule->dir, path, &c);
+        int e = ferry__claim_in_place(&rs->wa, path, &c);
 
         if (e < 0)
                 return e;
@@ -536,11 +649,16 @@ static void claim_and_start(struct rule_state *rs)
                             "A longer --lease avoids this on slow mounts",
                             rs->rule->dir, rs->wa.worker);
                 }
-                if (e == 0) {
+                if (e == 0 && claimed_irregular(rs, c)) {
+                        ;
+                } else if (e == 0) {
                         claims[count++] = c;
                         LOG(r, FERRY_LOG_CLAIMED, rs->rule->name, c->original_path, "claimed");
                 } else if (e == -ENOENT) {
                         skip_ahead(rs);
+                } else if (e == -ELOOP) {
+                        LOG(r, FERRY_LOG_WARNING, rs->rule->name, p->path,
+                            "not claimed: a folder on the way to it became a symbolic link (never followed)");
                 } else if (e == -ESTALE) {
                         LOG(r, FERRY_LOG_ERROR, rs->rule->name, p->path,
                             "cannot claim %s: the work area %s/.ferry/work/%s is gone and cannot be made again",
@@ -600,12 +718,14 @@ static void check_timers(struct ferry_runner *r, int64_t now)
                 }
         }
         heartbeat(r, now);
+        if (r->warnings_suppressed)
+                (void)rate_allows(r, &(struct ferry_log_record){.kind = FERRY_LOG_INFO});
         if (now >= r->next_recover && !r->stopping) {
                 int64_t period = INT64_MAX;
 
                 for (struct rule_state *rs = r->states; rs; rs = rs->next) {
                         if (rs->wa.work_fd >= 0)
-                                (void)ferry__recover(&rs->wa, adopt, rs);
+                                (void)ferry__recover(&rs->wa, adopt, refused, rs);
                         if (rs->rule->lease_ns / 2 < period)
                                 period = rs->rule->lease_ns / 2;
                 }
@@ -619,6 +739,8 @@ static int64_t next_deadline(const struct ferry_runner *r)
 
         if (r->next_heartbeat < next)
                 next = r->next_heartbeat;
+        if (r->warnings_suppressed && r->warnings_since + FERRY__NSEC_PER_SEC < next)
+                next = r->warnings_since + FERRY__NSEC_PER_SEC; /* the count is said when its second ends */
         for (const struct job *job = r->jobs; job; job = job->next) {
                 if (!job->running) {
                         if (job->retry_at < next)
@@ -827,6 +949,10 @@ void ferry_runner_free(struct ferry_runner *r)
 {
         if (!r)
                 return;
+        if (r->log && r->warnings_suppressed) {
+                r->warnings_since = INT64_MIN / 2; /* the count is said now, not after a second */
+                (void)rate_allows(r, &(struct ferry_log_record){.kind = FERRY_LOG_INFO});
+        }
         if (r->started) {
                 /* Whatever still runs is killed; its claims go back to the queue. */
                 stop(r, 0, false);
@@ -856,8 +982,8 @@ void ferry_runner_free(struct ferry_runner *r)
                 ferry_watch_free(rs->watch);
                 ferry__workarea_close(&rs->wa);
                 ferry__store_close(rs->store);
-                free(rs->done_dir);
-                free(rs->failed_dir);
+                ferry__folder_close(&rs->done);
+                ferry__folder_close(&rs->failed);
                 free(rs->output_dir);
                 ferry_rule_free(rs->rule);
                 free(rs);

@@ -50,9 +50,9 @@ struct rule_state {
         struct source watch_source;
         struct ferry__workarea wa;  /* work_fd -1 when files stay in place */
         struct ferry__store *store; /* on-success = keep */
-        char *done_dir;   /* NULL: delete (or keep) on success */
-        char *failed_dir;
-        char *output_dir; /* --output, absolute: claims note their partial output for any adopter; NULL: none */
+        struct ferry__folder done;   /* fd -1: delete (or keep) on success */
+        struct ferry__folder failed;
+        char *output_dir; /* output folder, absolute (its descriptor is wa.output_fd); NULL: none */
         struct pending *pending_head, *pending_tail;
         size_t pending_count;
         unsigned restored_seen; /* wa.restored already logged */
@@ -80,6 +80,9 @@ struct ferry_runner {
         mode_t umask;                /* for output files, which mkostemp makes 0600 */
         uint64_t random;                 /* xorshift state: where to skip to after a lost race */
         struct ferry_runner_stats stats; /* the counters; the "now" fields are filled when asked */
+        int64_t warnings_since;          /* start of the second warnings are counted in */
+        unsigned warnings_logged;        /* warnings logged in it */
+        unsigned long long warnings_suppressed; /* warnings left out since, to be said in one line */
 };
 
 void ferry__runner_log(struct ferry_runner *r, struct ferry_log_record *rec, const char *format, ...)

@@ -49,7 +49,7 @@ void ferry__store_close(struct ferry__store *s)
         free(s);
 }
 
-int ferry__store_open(const char *dir, struct ferry__store **ret_store)
+int ferry__store_open(int ferry_fd, struct ferry__store **ret_store)
 {
         struct ferry__store *s = calloc(1, sizeof(*s));
         char *path = NULL;
@@ -57,23 +57,7 @@ int ferry__store_open(const char *dir, struct ferry__store **ret_store)
 
         if (!s)
                 return -ENOMEM;
-        s->lock_fd = -1;
-        if (asprintf(&path, "%s/.ferry", dir) < 0) {
-                path = NULL;
-                r = -ENOMEM;
-                goto fail;
-        }
-        if (mkdir(path, 0755) < 0 && errno != EEXIST) {
-                r = -errno;
-                goto fail;
-        }
-        free(path);
-        if (asprintf(&path, "%s/.ferry/keep.lock", dir) < 0) {
-                path = NULL;
-                r = -ENOMEM;
-                goto fail;
-        }
-        s->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+        s->lock_fd = openat(ferry_fd, "keep.lock", O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
         if (s->lock_fd < 0) {
                 r = -errno;
                 goto fail;
@@ -82,13 +66,15 @@ int ferry__store_open(const char *dir, struct ferry__store **ret_store)
                 r = errno == EWOULDBLOCK ? -EBUSY : -errno;
                 goto fail;
         }
-        free(path);
-        if (asprintf(&path, "%s/.ferry/state.db", dir) < 0) {
+        /* Through the descriptor of .ferry opened and checked at start, not
+         * by its path, which someone may have swapped since. */
+        if (asprintf(&path, "/proc/self/fd/%d/state.db", ferry_fd) < 0) {
                 path = NULL;
                 r = -ENOMEM;
                 goto fail;
         }
-        if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) !=
+        if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                            NULL) !=
                     SQLITE_OK ||
             sqlite3_exec(s->db, schema, NULL, NULL, NULL) != SQLITE_OK ||
             sqlite3_prepare_v2(s->db,
@@ -101,6 +87,8 @@ int ferry__store_open(const char *dir, struct ferry__store **ret_store)
                 r = -EIO;
                 goto fail;
         }
+        /* Private, as every note of ours; SQLite makes its journals with the same mode. */
+        (void)fchmodat(ferry_fd, "state.db", 0600, 0);
         free(path);
         *ret_store = s;
         return 0;

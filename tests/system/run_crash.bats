@@ -117,3 +117,35 @@ load helpers
         stop_ferry "$T/ferry"
         [[ $(sort "$T/handled" | tr '\n' ' ') == "one two " ]]
 }
+
+@test "run: a running worker adopts the claims of workers that die after it started, again and again" {
+        # The periodic look at the work area must list it afresh each time: a
+        # listing that reused an exhausted one saw no dead worker after the first.
+        D=$T/in
+        mkdir "$D"
+        make_handler "$T/quick.sh" 'printf "%s\0" "$FERRY_NAME" >>"$1"'
+        start_ferry "$T/survivor" run --lease 1s --name same "$D" -- "$T/quick.sh" "$T/handled" {}
+        wait_run_started "$T/survivor"
+        make_handler "$T/slow.sh" 'echo $$ >"$1"' 'exec sleep 60'
+        local round
+        for round in 1 2; do
+                # A second worker of the same rule takes the next file and dies holding it; the
+                # survivor is busy with nothing, so only its periodic recovery can take it.
+                printf 'payload %s\n' "$round" >"$T/job$round.txt"
+                kill -STOP "$FERRY_PID"
+                local survivor=$FERRY_PID
+                start_ferry "$T/doomed$round" run --lease 1s --name same "$D" -- "$T/slow.sh" "$T/slow$round.pid" {}
+                wait_run_started "$T/doomed$round"
+                mv "$T/job$round.txt" "$D/job$round.txt"
+                wait_for file_exists "$T/slow$round.pid" 30
+                kill -KILL "$FERRY_PID"
+                wait_exit "$FERRY_PID" 10
+                FERRY_PID=$survivor
+                kill -CONT "$survivor"
+                wait_for file_exists "$D/.ferry/done/job$round.txt" 30
+        done
+        stop_ferry "$T/survivor"
+        printf 'job1.txt\0job2.txt\0' >"$T/want"
+        assert_same_nul_set "$T/want" "$T/handled"
+        assert_no_claims "$D"
+}
