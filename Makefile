@@ -1,5 +1,6 @@
 # ferry: plain GNU make. `make` builds build/ferry, build/libferry.a and
-# build/libferry.so; `make check` builds and runs every test.
+# build/libferry.so; `make check` builds and runs every test; `make soak SECONDS=N` plays
+# the randomized model test (tests/model/) for N seconds (default 1800).
 #   WERROR=1    warnings are errors (CI)
 #   SANITIZE=1  build and test with AddressSanitizer + UndefinedBehaviorSanitizer (in build-asan/)
 
@@ -42,7 +43,7 @@ CLI_OBJECTS := $(CLI_SOURCES:%.c=$(BUILD)/%.o)
 UNIT_TESTS := $(UNIT_SOURCES:tests/unit/%.c=$(BUILD)/tests/unit/%)
 MAN_PAGES := $(wildcard man/*.[0-9])
 
-.PHONY: all check bench demo install uninstall format clean
+.PHONY: all check soak bench demo install uninstall format clean
 
 all: $(BUILD)/ferry $(BUILD)/libferry.a $(BUILD)/libferry.so
 
@@ -72,6 +73,10 @@ $(BUILD)/tests/unit/%: tests/unit/%.c $(BUILD)/libferry.a $(wildcard tests/unit/
 
 check: all $(UNIT_TESTS)
 	BUILD=$(BUILD) tests/run
+
+# The randomized model test for as long as asked (default 30 minutes): make soak SECONDS=N
+soak: all
+	tests/model/model.py --ferry $(BUILD)/ferry --seconds $(or $(SECONDS),1800) --reduce
 
 bench: all
 	bench/run

@@ -125,6 +125,14 @@ int ferry__workarea_home(struct ferry__workarea *wa, const char *dir)
         r = ferry__trusted_dir(&wa->trust, wa->root_fd, ".ferry", FOLDER_MODE, true, path, &wa->ferry_fd);
         if (r < 0)
                 goto fail;
+        {
+                struct stat st;
+
+                if (fstat(wa->ferry_fd, &st) == 0) {
+                        wa->ferry_dev = st.st_dev;
+                        wa->ferry_ino = st.st_ino;
+                }
+        }
         free(path);
         return 0;
 fail:
@@ -273,6 +281,28 @@ void ferry__claim_free(struct ferry__claim *c)
         free(c);
 }
 
+/* Removes the notes of a claim folder (fd, ours) and the temporary files of
+ * notes that a worker killed while writing them left there, so that the
+ * folder can go: a worker killed between writing .origin and the claim's
+ * rename left a folder holding only that. */
+static void remove_temporaries(int fd)
+{
+        int list_fd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        DIR *listing = list_fd < 0 ? NULL : fdopendir(list_fd);
+        struct dirent *de;
+
+        if (!listing) {
+                if (list_fd >= 0)
+                        close(list_fd);
+                return;
+        }
+        while ((de = readdir(listing)))
+                if (strncmp(de->d_name, ".ferry-tmp.", 11) == 0 || strcmp(de->d_name, ORIGIN_FILE) == 0 ||
+                    strcmp(de->d_name, HANDLER_FILE) == 0 || strcmp(de->d_name, OUTPUT_FILE) == 0)
+                        (void)unlinkat(fd, de->d_name, 0);
+        closedir(listing);
+}
+
 /* Removes the claim's own folder once its file has left it. */
 static void claim_folder_remove(struct ferry__workarea *wa, const struct ferry__claim *c)
 {
@@ -287,9 +317,13 @@ static void claim_folder_remove(struct ferry__workarea *wa, const struct ferry__
                 (void)unlinkat(fd, HANDLER_FILE, 0);
                 if (c->output_noted)
                         (void)unlinkat(fd, OUTPUT_FILE, 0);
-                close(fd);
         }
-        (void)unlinkat(wa->work_fd, seq, AT_REMOVEDIR);
+        if (unlinkat(wa->work_fd, seq, AT_REMOVEDIR) < 0 && errno == ENOTEMPTY && fd >= 0) {
+                remove_temporaries(fd);
+                (void)unlinkat(wa->work_fd, seq, AT_REMOVEDIR);
+        }
+        if (fd >= 0)
+                close(fd);
 }
 
 /* Splits path (DIR/[ORIGIN/]NAME, as the watcher reported it) into the
@@ -309,6 +343,24 @@ static int split_path(const char *dir, const char *path, struct ferry__claim *c)
         return !c->name || (slash && !c->origin) ? -ENOMEM : 0;
 }
 
+/* Whether the claim's folder lies inside ferry's own .ferry under another
+ * name: someone who may rename in DIR renamed it, and with a recursive rule
+ * its done files would come back as new work, again and again. .ferry is
+ * always DIR's child, so the first part of the origin tells. */
+static bool inside_own_state(struct ferry__workarea *wa, const char *origin)
+{
+        char first[NAME_MAX + 1];
+        size_t n = origin ? strcspn(origin, "/") : 0;
+        struct stat st;
+
+        if (!origin || n > NAME_MAX)
+                return false;
+        memcpy(first, origin, n);
+        first[n] = '\0';
+        return fstatat(wa->root_fd, first, &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_ino == wa->ferry_ino &&
+               st.st_dev == wa->ferry_dev;
+}
+
 /* The folder a claim's file lives in, inside DIR, walked without following
  * a link: -ELOOP when a link stands on the way (a subfolder swapped for a
  * link since the file was seen). *ret_fd is root_fd itself for DIR. */
@@ -318,6 +370,8 @@ static int origin_open(struct ferry__workarea *wa, const char *origin, int *ret_
                 *ret_fd = wa->root_fd;
                 return 0;
         }
+        if (inside_own_state(wa, origin))
+                return -EPERM;
         int r = ferry__open_beneath(wa->root_fd, origin, O_RDONLY | O_DIRECTORY, ret_fd);
 
         return r == -ENOTDIR || r == -EXDEV ? -ELOOP : r;
@@ -981,6 +1035,7 @@ int ferry__recover(struct ferry__workarea *wa, ferry__adopt_cb adopt, ferry__ref
                  * that is starting: leave it. */
                 if (state == WORKER_DEAD) {
                         (void)unlinkat(dirfd(claims), LEASE_FILE, 0);
+                        remove_temporaries(dirfd(claims));
                         (void)unlinkat(wa->base_fd, de->d_name, AT_REMOVEDIR);
                 }
                 closedir(claims);

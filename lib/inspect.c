@@ -117,12 +117,14 @@ static void note_field(const char *text, const char *key, char *value, size_t si
 
 static bool read_note(const char *path, char *text, size_t size)
 {
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        /* Only a regular file, never through a link: a note is read as root too. */
+        int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+        struct stat st;
         ssize_t n;
 
         if (fd < 0)
                 return false;
-        n = read(fd, text, size - 1);
+        n = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? read(fd, text, size - 1) : -1;
         close(fd);
         text[n > 0 ? n : 0] = '\0';
         return n > 0;

@@ -170,6 +170,8 @@ struct ferry__timer_queue {
 int ferry__policy_parse(const char *text, struct ferry__policy *ret_policy);
 void ferry__ready_change(struct ferry_watch *w, struct ferry__file *f, enum ferry__change change);
 void ferry__ready_marker(struct ferry_watch *w, struct ferry__dir *dir, const char *name, size_t len);
+/* The verdict of a marker's check of version v of f (verify.c): 0, -EBADMSG, -errno. */
+void ferry__ready_verified(struct ferry_watch *w, struct ferry__file *f, const struct ferry__version *v, int result);
 bool ferry__ready_is_marker(const struct ferry_watch *w, const char *name, size_t len);
 void ferry__ready_forget(struct ferry_watch *w, struct ferry__file *f);
 void ferry__ready_expire(struct ferry_watch *w, int64_t now);
@@ -205,6 +207,8 @@ struct ferry__globs {
 
 enum ferry__backend { FERRY__BACKEND_AUTO, FERRY__BACKEND_INOTIFY, FERRY__BACKEND_POLL };
 
+struct ferry__verifier;
+
 struct ferry_watch {
         /* Called every so many file system calls of a long scan (a large
          * folder behind a slow mount): the runner renews its leases there. */
@@ -225,6 +229,7 @@ struct ferry_watch {
         struct ferry__timer_queue timers[FERRY__TIMER_COUNT];
         struct ferry__event_queue queue;
         struct ferry__inotify *inotify;
+        struct ferry__verifier *verifier; /* markers' hashes, off the loop; NULL until the first */
         int epoll_fd;
         int timer_fd;
         int64_t timer_armed; /* the deadline timer_fd is armed for; FOREVER: disarmed */
@@ -422,6 +427,8 @@ struct ferry__workarea {
         char boot[64];      /* this boot's id */
         int root_fd;        /* DIR: files are found beneath it */
         int ferry_fd;       /* DIR/.ferry, ours */
+        dev_t ferry_dev;    /* .ferry's identity: found under another name, it is still not work */
+        ino_t ferry_ino;
         int base_fd;        /* DIR/.ferry/work, ours; -1 when files stay in place */
         int work_fd;        /* our work folder; -1 when files stay in place */
         int output_fd;      /* the output folder, where a dead worker's partial output is removed; -1: none */
@@ -460,11 +467,12 @@ int ferry__workarea_home(struct ferry__workarea *wa, const char *dir);
 int ferry__workarea_open(struct ferry__workarea *wa, const char *rule, int64_t lease_ns);
 void ferry__workarea_close(struct ferry__workarea *wa);
 void ferry__workarea_heartbeat(struct ferry__workarea *wa);
-/* lstat(2) of path (DIR/...), walked from DIR without following links. */
+/* lstat(2) of path (DIR/...), walked from DIR without following links;
+ * -EPERM for a path inside .ferry under another name. */
 int ferry__lstat_beneath(struct ferry__workarea *wa, const char *path, struct stat *ret_st);
 /* Claims path (DIR/...) by renaming it into the work area; -ENOENT when
  * another worker was faster or the file is gone; -ELOOP when a link stands
- * on its way. */
+ * on its way; -EPERM when it is inside .ferry renamed. */
 int ferry__claim(struct ferry__workarea *wa, const char *path, struct ferry__claim **ret_claim);
 /* Opens the claimed file for reading: only a regular file (-EINVAL else). */
 int ferry__claim_open(struct ferry__workarea *wa, const struct ferry__claim *c, bool follow, int *ret_fd);
@@ -539,9 +547,32 @@ int ferry__sha256_file(const char *path, uint8_t digest[FERRY__SHA256_SIZE], uin
 void ferry__sha256_hex(const uint8_t digest[FERRY__SHA256_SIZE], char hex[2 * FERRY__SHA256_SIZE + 1]);
 /* The marker's text for a file of file_size bytes and that digest; returns its length. */
 int ferry__marker_format(char *buf, size_t size, uint64_t file_size, const uint8_t digest[FERRY__SHA256_SIZE]);
+/* What a marker says of its file; an empty hex and no size: nothing. */
+struct ferry__marker_claim {
+        bool has_size;
+        uint64_t size;
+        char hex[2 * FERRY__SHA256_SIZE + 1];
+};
+/* Reads a marker (only a regular file, never through a link). */
+int ferry__marker_read(const char *marker_path, struct ferry__marker_claim *ret);
 /* 0 when the marker carries no claim or its claims (size, sha256) hold for the
- * data file, -EBADMSG when they do not, another -errno when it cannot tell. */
+ * data file, -EBADMSG when they do not, another -errno when it cannot tell.
+ * Reads the whole file at once: the watcher checks off its loop (verify.c). */
 int ferry__marker_check(const char *marker_path, const char *data_path);
+
+/* ---- verify.c: markers' SHA-256 checked off the event loop ----------------- */
+
+/* Starts checking version of the file f at data_path against claim, in the
+ * verifier's thread; ferry__ready_verified gets the verdict. -EBADMSG when
+ * the size alone refutes it; -errno when the file cannot be read. */
+int ferry__verify_start(struct ferry_watch *w, struct ferry__file *f, const char *data_path,
+                        const struct ferry__version *version, const struct ferry__marker_claim *claim);
+/* f goes away or changes: a check under way is dropped when it ends. */
+void ferry__verify_forget(struct ferry_watch *w, struct ferry__file *f);
+/* Hands finished checks to ferry__ready_verified. */
+void ferry__verify_collect(struct ferry_watch *w);
+/* Stops the verifier's thread (between two slices) and frees what it held. */
+void ferry__verify_free(struct ferry_watch *w);
 
 /* ---- keeper.c: handlers' process groups die with ferry ---------------------- */
 

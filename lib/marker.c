@@ -81,51 +81,60 @@ int ferry__marker_format(char *buf, size_t size, uint64_t file_size, const uint8
         return n < 0 || (size_t)n >= size ? -ENOSPC : n;
 }
 
-int ferry__marker_check(const char *marker_path, const char *data_path)
+int ferry__marker_read(const char *marker_path, struct ferry__marker_claim *ret)
 {
-        char text[512], want_hex[2 * FERRY__SHA256_SIZE + 1] = "", got_hex[2 * FERRY__SHA256_SIZE + 1];
-        uint8_t digest[FERRY__SHA256_SIZE];
-        uint64_t want_size = 0, got_size;
-        bool has_size = false;
+        struct ferry__marker_claim m = {0};
+        char text[512];
+        struct stat st;
         ssize_t n;
-        int fd, r;
+        int fd;
 
         /* A marker is anyone's file: never a link, a fifo or a device. */
         fd = open(marker_path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
         if (fd < 0)
                 return -errno;
-        {
-                struct stat st;
-
-                n = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? read(fd, text, sizeof(text) - 1) : -1;
-        }
+        n = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? read(fd, text, sizeof(text) - 1) : -1;
         close(fd);
         if (n < 0)
                 return -EIO;
         text[n] = '\0';
-        for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
-                if (sscanf(line, "size %" SCNu64, &want_size) == 1)
-                        has_size = true;
+        for (char *save = NULL, *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+                if (sscanf(line, "size %" SCNu64, &m.size) == 1)
+                        m.has_size = true;
                 else if (strncmp(line, "sha256 ", 7) == 0 && strlen(line + 7) == 2 * FERRY__SHA256_SIZE)
-                        memcpy(want_hex, line + 7, sizeof(want_hex));
+                        memcpy(m.hex, line + 7, sizeof(m.hex));
         }
-        if (!has_size && !want_hex[0])
+        *ret = m;
+        return 0;
+}
+
+int ferry__marker_check(const char *marker_path, const char *data_path)
+{
+        char got_hex[2 * FERRY__SHA256_SIZE + 1];
+        uint8_t digest[FERRY__SHA256_SIZE];
+        struct ferry__marker_claim m;
+        uint64_t got_size;
+        int r = ferry__marker_read(marker_path, &m);
+
+        if (r < 0)
+                return r;
+        if (!m.has_size && !m.hex[0])
                 return 0; /* a plain marker: no claim to check */
-        if (has_size) {
+        if (m.has_size) {
                 struct stat st;
 
                 if (lstat(data_path, &st) < 0)
                         return -errno;
-                if ((uint64_t)st.st_size != want_size)
+                if ((uint64_t)st.st_size != m.size)
                         return -EBADMSG;
         }
-        if (!want_hex[0])
+        if (!m.hex[0])
                 return 0;
         r = ferry__sha256_file(data_path, digest, &got_size);
         if (r < 0)
                 return r;
         ferry__sha256_hex(digest, got_hex);
-        if (strcasecmp(got_hex, want_hex) != 0 || (has_size && got_size != want_size))
+        if (strcasecmp(got_hex, m.hex) != 0 || (m.has_size && got_size != m.size))
                 return -EBADMSG;
         return 0;
 }

@@ -193,6 +193,7 @@ static void schedule(struct ferry_watch *w, struct ferry__file *f, enum ferry__s
 
 void ferry__ready_forget(struct ferry_watch *w, struct ferry__file *f)
 {
+        ferry__verify_forget(w, f);
         set_state(w, f, FERRY__IDLE);
 }
 
@@ -313,6 +314,9 @@ static void consider_arrived(struct ferry_watch *w, struct ferry__file *f)
                 set_state(w, f, FERRY__IDLE);
 }
 
+static void judge_marked(struct ferry_watch *w, struct ferry__file *f, const struct ferry__version *vp, ssize_t n,
+                         int r);
+
 /* done-file: ready when the marker exists and, when it says what the file
  * is (size, SHA-256), the file is that. A mismatch is an ERROR event: the
  * writer died half-way, or the file changed after its marker was written. */
@@ -345,7 +349,43 @@ static void consider_marked(struct ferry_watch *w, struct ferry__file *f)
                 return set_state(w, f, FERRY__IDLE);
         if (!is_new_version(f, &v))
                 return set_state(w, f, FERRY__IDLE);
-        r = w->policy.marker_is_suffix ? ferry__marker_check(marker, w->path) : 0;
+        r = 0;
+        if (w->policy.marker_is_suffix) {
+                struct ferry__marker_claim claim;
+
+                r = ferry__marker_read(marker, &claim);
+                if (r == 0 && claim.has_size && (uint64_t)v.size != claim.size)
+                        r = -EBADMSG;
+                else if (r == 0 && claim.hex[0]) {
+                        /* The hash is read off the loop (verify.c); its verdict comes back to ferry__ready_verified. */
+                        r = ferry__verify_start(w, f, w->path, &v, &claim);
+                        if (r == 0)
+                                return set_state(w, f, FERRY__WAIT_MARKER);
+                }
+        }
+        judge_marked(w, f, &v, n, r);
+}
+
+void ferry__ready_verified(struct ferry_watch *w, struct ferry__file *f, const struct ferry__version *verified,
+                           int result)
+{
+        struct ferry__version v;
+        ssize_t n = file_path(w, f);
+
+        /* Judged only if the file is still the version that was read. */
+        if (n < 0 || ferry__stat_version(w->path, &v, NULL) < 0 || !same_version(&v, verified))
+                return;
+        if (!is_new_version(f, &v))
+                return set_state(w, f, FERRY__IDLE);
+        judge_marked(w, f, &v, n, result);
+}
+
+/* What a marker's check (r) makes of version v of the file at w->path (n bytes). */
+static void judge_marked(struct ferry_watch *w, struct ferry__file *f, const struct ferry__version *vp, ssize_t n,
+                         int r)
+{
+        struct ferry__version v = *vp;
+
         if (r == -EBADMSG) {
                 /* Once per version of the file: a client that closes the
                  * marker twice (smbnetfs) does not make it a second error. */

@@ -565,6 +565,13 @@ static bool claimable(struct rule_state *rs, const char *path)
                     "skipped: a folder on the way to it is a symbolic link now (never followed)");
                 return false;
         }
+        if (e == -EPERM) {
+                LOG(rs->runner, FERRY_LOG_WARNING, rs->rule->name, path,
+                    "skipped: it is inside %s/.ferry, which someone who can write into %s renamed; ferry goes on "
+                    "with it under that name: rename it back, and chmod +t %s",
+                    rs->rule->dir, rs->rule->dir, rs->rule->dir);
+                return false;
+        }
         if (e < 0) {
                 skip_ahead(rs); /* gone: another worker took it */
                 return false;

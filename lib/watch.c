@@ -90,6 +90,7 @@ void ferry_watch_free(struct ferry_watch *w)
 {
         if (!w)
                 return;
+        ferry__verify_free(w);
         while (w->roots) {
                 struct ferry__root *root = w->roots;
 
@@ -342,6 +343,7 @@ static int work(struct ferry_watch *w)
                 w->timer_armed = FERRY__FOREVER;
         }
 
+        ferry__verify_collect(w);
         ferry__ready_expire(w, now);
         retry_roots(w, now);
         r = ferry__inotify_read(w);

@@ -149,3 +149,33 @@ load helpers
         assert_same_nul_set "$T/want" "$T/handled"
         assert_no_claims "$D"
 }
+
+@test "run: a worker killed while writing a note, or before its claim's rename, leaves notes; the next worker adopts the claim and leaves the work area empty" {
+        D=$T/in
+        mkdir -p "$D"
+        mkdir -m 0711 "$D/.ferry" "$D/.ferry/work"
+        # What a worker of this machine killed mid-note leaves: its lease (pid gone), a claim
+        # with its file, and the notes' temporary files in the claim and the worker folder.
+        local w=$D/.ferry/work/run@gone.999999.1
+        mkdir -m 0711 "$w" "$w/7"
+        printf '%s %s %s 999999 1 10000000000\n' gone "$(cat /etc/machine-id)" \
+                "$(cat /proc/sys/kernel/random/boot_id)" >"$w/.lease"
+        printf 'payload\n' >"$w/7/job.txt"
+        printf 'half a no' >"$w/7/.ferry-tmp.999999.0"
+        printf 'half a lea' >"$w/.ferry-tmp.999999.0"
+        # Killed between writing a claim's origin and renaming its file there.
+        mkdir -m 0711 "$w/8"
+        printf 'sub' >"$w/8/.origin"
+        make_handler "$T/quick.sh" 'printf "%s\0" "$FERRY_NAME" >>"$1"'
+        start_ferry "$T/ferry" run "$D" -- "$T/quick.sh" "$T/handled" {}
+        wait_files "$D/.ferry/done" 1 30
+        stop_ferry "$T/ferry"
+        printf 'job.txt\0' >"$T/want"
+        assert_same_nul_set "$T/want" "$T/handled"
+        local left
+        left=$(find "$D/.ferry/work" -mindepth 1 ! -name .clock -print)
+        [[ -z $left ]] || {
+                echo "left in the work area: $left" >&2
+                false
+        }
+}

@@ -108,3 +108,23 @@ fail_bad_handler() { make_handler "$T/h.sh" 'case "${1##*/}" in bad*) echo "no g
                 return 1
         }
 }
+
+@test "run -r: .ferry renamed to a plain name while ferry runs: its done files are not taken for new work" {
+        # What someone who may rename in a folder without the sticky bit can do; before, the
+        # done files came back as new work under the new name, again and again.
+        D=$T/in
+        mkdir "$D"
+        make_handler "$T/h.sh" 'printf "%s\0" "$FERRY_NAME" >>"$1"'
+        start_ferry "$T/ferry" run -r "$D" -- "$T/h.sh" "$T/handled"
+        wait_run_started "$T/ferry"
+        printf 'one\n' >"$D/one"
+        wait_for file_exists "$D/.ferry/done/one" 30
+        mv "$D/.ferry" "$D/renamed"
+        printf 'two\n' >"$D/two"
+        wait_for file_exists "$D/renamed/done/two" 30
+        wait_for has_text "$T/ferry.err" "renamed/done/one: skipped: it is inside $D/.ferry" 30
+        stop_ferry "$T/ferry"
+        printf 'one\0two\0' >"$T/want"
+        assert_same_nul_set "$T/want" "$T/handled"
+        [[ $(find "$D/renamed/done" -type f | wc -l) -eq 2 ]]
+}

@@ -1,0 +1,509 @@
+#!/usr/bin/env python3
+"""tests/model/model.py: a seeded, randomized test of ferry run against a model.
+
+Each round (one seed) makes a fresh folder, starts one to three real `ferry run`
+workers of one rule on it, and plays a random list of producer actions and
+faults: files written and closed, renamed into place, written in a new folder,
+moved in with their folder, delivered with `ferry put --marker`, deleted before
+they were ready; workers killed with SIGKILL and started again, more workers
+started. As root, a hostile uploader (an unprivileged user made for the round)
+plays its moves at the same time: links to a root-only canary folder, fifos,
+subfolders swapped for links, writes into .ferry. At the end it checks:
+
+  - every file a producer completed was handled at least once, with its final
+    content; exactly once when no worker was killed;
+  - with done-file, no handler ever saw content other than the final one;
+  - nothing is left in the work areas, and every completed file is in the
+    done folder;
+  - the canary folder is exactly as it was, and no canary content reached a
+    handler.
+
+On a failure it prints the seed and the actions, reduces the list to a
+shorter one that still fails (--reduce), and exits 1.
+
+  model.py --ferry build/ferry [--seconds 60] [--seed N] [--actions N] [--reduce]
+"""
+import argparse
+import hashlib
+import os
+import pwd
+import random
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+
+HANDLER = r"""#!/bin/sh
+# handler LOG DIR FILE DELAY HOW: one line per run: the name relative to DIR, and the SHA-256 of
+# what it read; then a pause, so that files queue up behind it.
+if [ "$5" = stdin ]; then sum=$(sha256sum | cut -c1-64); else sum=$(sha256sum <"$3" | cut -c1-64); fi
+[ -n "$sum" ] || exit 1
+rel=${FERRY_ORIGINAL_PATH#"$2"/}
+printf '%s %s\n' "$rel" "$sum" >>"$1"
+[ "$4" = 0 ] || sleep "$4"
+"""
+
+PRODUCER_ACTIONS = ["write", "rename", "chunks", "newdir", "movedir", "put", "delete"]
+FAULTS = ["kill", "add"]
+HOSTILE = ["symlink", "fifo", "swapdir", "plant", "dotferry", "swapferry"]
+
+
+def sha(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+def wait_until(predicate, seconds):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()
+
+
+class Round:
+    def __init__(self, args, seed, actions):
+        self.args = args
+        args.ferry = os.path.abspath(args.ferry)
+        self.seed = seed
+        self.rng = random.Random(seed)
+        self.actions = actions
+        self.root = tempfile.mkdtemp(prefix="ferry-model.")
+        os.chmod(self.root, 0o755)
+        self.dir = os.path.join(self.root, "in")
+        self.stage = os.path.join(self.root, "stage")
+        self.log = os.path.join(self.root, "handled")
+        self.secret = os.path.join(self.root, "secret")
+        self.workers = []
+        self.killed = 0
+        self.expected = {}  # name relative to the folder -> final content's SHA-256
+        self.partial_ok = set()  # names whose writer reopened: auto may hand out a part first
+        self.counter = 0
+        self.attacker = None
+        self.swapped_ferry = False
+        self.problems = []
+
+    # ---- set-up ------------------------------------------------------------------
+
+    def setup(self, policy, hostile):
+        self.policy = policy
+        os.mkdir(self.stage, 0o755)
+        os.mkdir(self.dir, 0o755)
+        os.mkdir(self.secret, 0o700)
+        for i in range(3):
+            path = os.path.join(self.secret, "canary%d" % i)
+            with open(path, "wb") as f:
+                f.write(b"CANARY-%d-%d\n" % (self.seed, i))
+            os.chmod(path, 0o600)
+        self.canaries = {sha(b"CANARY-%d-%d\n" % (self.seed, i)) for i in range(3)}
+        self.snapshot = self.snap(self.secret)
+        with open(self.log, "w"):
+            pass
+        os.chmod(self.log, 0o666)
+        handler = os.path.join(self.root, "handler")
+        with open(handler, "w") as f:
+            f.write(HANDLER)
+        os.chmod(handler, 0o755)
+        self.handler = handler
+        if hostile:
+            self.attacker = "ferry-model-%d" % (os.getpid() % 100000)
+            subprocess.run(["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", self.attacker],
+                           check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            pw = pwd.getpwnam(self.attacker)
+            self.att_uid, self.att_gid = pw.pw_uid, pw.pw_gid
+            os.chown(self.dir, 0, self.att_gid)
+            os.chmod(self.dir, self.rng.choice([0o1777, 0o775]))
+        # Without the sticky bit an uploader can rename .ferry while a handler runs, and the
+        # path it was given then leads elsewhere: ferry-run(1) says to read standard input.
+        self.stdin = bool(hostile and not os.stat(self.dir).st_mode & stat.S_ISVTX) or self.rng.random() < 0.3
+        # Slow handlers and one job: files wait in the queue, where a swap can meet them.
+        self.jobs = self.rng.choice([1, 1, 2, 4])
+        self.delay = self.rng.choice(["0", "0.02", "0.1"])
+        if hostile and self.rng.random() < 0.25:
+            self.preplanted_ferry()
+        for _ in range(self.rng.randint(1, 2)):
+            self.start_worker()
+
+    def preplanted_ferry(self):
+        """Before ferry's first start the uploader makes .ferry, its done and failed folders
+        links to the canaries: ferry must refuse to start; the administrator removes it."""
+        self.as_attacker('mkdir "$1/.ferry" && ln -s "$2" "$1/.ferry/done" && ln -s "$2" "$1/.ferry/failed"')
+        errpath = os.path.join(self.root, "refused.err")
+        with open(errpath, "wb") as err:
+            code = subprocess.run([self.args.ferry, "run", "-r", "--name", "model", "--ready", self.policy,
+                                   self.dir, "--", self.handler, self.log, self.dir, "{}", "0", "path"],
+                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err, cwd=self.root,
+                                  timeout=30).returncode
+        with open(errpath, "rb") as f:
+            said = f.read()
+        if code == 0 or b"/.ferry is not owned by" not in said:
+            self.problems.append("a .ferry planted by the uploader was not refused (exit %d): %s"
+                                 % (code, said.decode(errors="replace")[-300:]))
+        shutil.rmtree(os.path.join(self.dir, ".ferry"))
+
+    def start_worker(self):
+        self.restore_ferry()  # a worker would refuse the uploader's .ferry, rightly
+        errpath = os.path.join(self.root, "worker%d.err" % len(self.workers))
+        command = [self.args.ferry, "run", "-r", "--name", "model", "--lease", "2s", "--retries", "0",
+                   "--ready", self.policy, "--jobs", str(self.jobs)]
+        if self.attacker:
+            command += ["--user", "nobody"]
+        if self.stdin:
+            command += ["--stdin"]
+        command += [self.dir, "--", self.handler, self.log, self.dir, "{}", self.delay,
+                    "stdin" if self.stdin else "path"]
+        with open(errpath, "wb") as err:
+            p = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
+                                 cwd=self.root)
+        self.workers.append(p)
+
+        def started():
+            with open(errpath, "rb") as f:
+                return b": watching " in f.read()
+
+        if not wait_until(lambda: p.poll() is not None or started(), 30) or p.poll() is not None:
+            with open(errpath, "rb") as f:
+                self.problems.append("a worker did not start: %s" % f.read().decode(errors="replace")[-300:])
+
+    def snap(self, folder):
+        out = []
+        for name in sorted(os.listdir(folder)):
+            st = os.lstat(os.path.join(folder, name))
+            with open(os.path.join(folder, name), "rb") as f:
+                digest = sha(f.read())
+            out.append((name, st.st_ino, st.st_mode, st.st_uid, st.st_size, st.st_mtime_ns, st.st_ctime_ns,
+                        st.st_nlink, digest))
+        return out
+
+    # ---- the producers -------------------------------------------------------------
+
+    def name(self, prefix="f"):
+        self.counter += 1
+        return "%s%03d-%d" % (prefix, self.counter, self.rng.randint(0, 9999))
+
+    def content(self):
+        return os.urandom(self.rng.choice([1, 100, 5000, 70000]))
+
+    def write_staged(self, data):
+        path = os.path.join(self.stage, self.name("s"))
+        with open(path, "wb") as f:
+            f.write(data)
+        return path
+
+    def do(self, action):
+        getattr(self, "act_" + action)()
+
+    def act_write(self):
+        if self.policy != "auto":
+            return self.act_put()
+        name, data = self.name(), self.content()
+        with open(os.path.join(self.dir, name), "wb") as f:
+            f.write(data)
+        self.expected[name] = sha(data)
+
+    def act_chunks(self):
+        # Written in three opens: auto may hand out a part first (documented); the last
+        # version must come out all the same.
+        if self.policy != "auto":
+            return self.act_put()
+        name, parts = self.name(), [self.content() for _ in range(3)]
+        path = os.path.join(self.dir, name)
+        for i, part in enumerate(parts):
+            with open(path, "ab" if i else "wb") as f:
+                f.write(part)
+        if os.path.exists(path) and os.path.getsize(path) == sum(len(p) for p in parts):
+            self.expected[name] = sha(b"".join(parts))
+            self.partial_ok.add(name)
+        else:
+            # A worker took the first part before the rest came: the rest made a new file
+            # (appended to a name that was free again); each is one complete version.
+            self.partial_ok.add(name)
+
+    def act_rename(self):
+        if self.policy != "auto":
+            return self.act_put()
+        name, data = self.name(), self.content()
+        os.rename(self.write_staged(data), os.path.join(self.dir, name))
+        self.expected[name] = sha(data)
+
+    def act_newdir(self):
+        if self.policy != "auto":
+            return self.act_put()
+        sub = self.name("d")
+        os.mkdir(os.path.join(self.dir, sub))
+        for _ in range(self.rng.randint(1, 3)):
+            name, data = self.name(), self.content()
+            with open(os.path.join(self.dir, sub, name), "wb") as f:
+                f.write(data)
+            self.expected[sub + "/" + name] = sha(data)
+
+    def act_movedir(self):
+        if self.policy != "auto":
+            return self.act_put()
+        sub = self.name("m")
+        staged = os.path.join(self.stage, sub)
+        os.mkdir(staged)
+        files = {}
+        for _ in range(self.rng.randint(1, 3)):
+            name, data = self.name(), self.content()
+            with open(os.path.join(staged, name), "wb") as f:
+                f.write(data)
+            files[sub + "/" + name] = sha(data)
+        os.rename(staged, os.path.join(self.dir, sub))
+        self.expected.update(files)
+
+    def act_put(self):
+        name, data = self.name(), self.content()
+        staged = self.write_staged(data)
+        target = os.path.join(self.stage, name)
+        os.rename(staged, target)
+        command = [self.args.ferry, "put"] + (["--marker"] if self.policy == "done-file" else []) + [target,
+                                                                                                      self.dir]
+        if subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0:
+            self.expected[name] = sha(data)
+
+    def act_delete(self):
+        # Written and removed at once: handled or not, but never wrong.
+        name = self.name("x")
+        path = os.path.join(self.dir, name)
+        with open(path, "wb") as f:
+            f.write(self.content())
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        self.partial_ok.add(name)
+
+    # ---- faults --------------------------------------------------------------------
+
+    def act_kill(self):
+        alive = [w for w in self.workers if w.poll() is None]
+        if not alive:
+            return self.start_worker()
+        victim = self.rng.choice(alive)
+        victim.send_signal(signal.SIGKILL)
+        victim.wait()
+        self.killed += 1
+        self.start_worker()
+
+    def act_add(self):
+        if len([w for w in self.workers if w.poll() is None]) < 3:
+            self.start_worker()
+
+    # ---- the hostile uploader ------------------------------------------------------
+
+    def as_attacker(self, code, name=None):
+        return subprocess.run(["setpriv", "--reuid=%d" % self.att_uid, "--regid=%d" % self.att_gid,
+                               "--clear-groups", "--", "sh", "-c", code, "sh", self.dir, self.secret,
+                               name or self.name("h")], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL).returncode
+
+    def act_symlink(self):
+        self.as_attacker('ln -s "$2/canary0" "$1/$3"')
+
+    def act_fifo(self):
+        self.as_attacker('mkfifo "$1/$3"')
+
+    def act_swapdir(self):
+        # An upload of its own in a subfolder, then the subfolder swapped for a link to the
+        # canaries, with a file of the same name behind it.
+        # Swapped at once, or after the file may have been seen ready and queued.
+        self.as_attacker('mkdir "$1/$3" && printf "mine" >"$1/$3/canary1" && sleep %.3f && '
+                         'mv "$1/$3" "$1/$3.old" && ln -s "$2" "$1/$3"' % (self.rng.random() * 0.3))
+
+    def act_plant(self):
+        # Names ferry uses for its temporary files, as links to the canaries.
+        self.as_attacker('for n in .ferry-tmp.1.0 .ferry-probe.1 .ferry-out.aaaaaa; do '
+                         'ln -s "$2/canary2" "$1/$n"; done')
+
+    def act_swapferry(self):
+        # In a folder it may rename in (no sticky bit): ferry's .ferry renamed away and one of
+        # its own put in place, done and failed linked to the canaries, work linked back.
+        if self.swapped_ferry:
+            return
+        name = self.name("h")
+        if self.as_attacker('mv "$1/.ferry" "$1/$3"', name) != 0:
+            return  # the sticky bit: not hers to rename
+        self.swapped_ferry = name
+        self.as_attacker('mkdir "$1/.ferry" && ln -s "$2" "$1/.ferry/done" && '
+                         'ln -s "$2" "$1/.ferry/failed" && ln -s "../$3/work" "$1/.ferry/work"', name)
+
+    def restore_ferry(self):
+        """What the administrator does after such a swap: the planted one out, ferry's back."""
+        if not self.swapped_ferry:
+            return
+        planted = os.path.join(self.dir, ".ferry")
+        if os.path.lexists(planted):
+            if os.path.isdir(planted) and not os.path.islink(planted):
+                shutil.rmtree(planted)
+            else:
+                os.unlink(planted)
+        os.rename(os.path.join(self.dir, self.swapped_ferry), planted)
+        self.swapped_ferry = False
+
+    def act_dotferry(self):
+        # Into ferry's own folder: must be refused by the permissions alone.
+        if self.as_attacker('ln -s "$2" "$1/.ferry/work/evil" || mkdir "$1/.ferry/done/x"') == 0:
+            self.problems.append("the attacker could write into .ferry")
+
+    # ---- the end -------------------------------------------------------------------
+
+    def handled(self):
+        out = []
+        with open(self.log, "rb") as f:
+            for line in f.read().decode(errors="replace").splitlines():
+                rel, _, digest = line.rpartition(" ")
+                out.append((rel, digest))
+        return out
+
+    def all_handled(self):
+        seen = {(rel, digest) for rel, digest in self.handled()}
+        return all((name, digest) in seen for name, digest in self.expected.items())
+
+    def check(self):
+        if not wait_until(self.all_handled, self.args.settle):
+            seen = {(rel, digest) for rel, digest in self.handled()}
+            missing = sorted(n for n, d in self.expected.items() if (n, d) not in seen)
+            self.problems.append("not handled with their final content after %ds: %s"
+                                 % (self.args.settle, " ".join(missing[:10])))
+        stopped = [w for w in self.workers if w.poll() is None]
+        for w in stopped:
+            w.send_signal(signal.SIGTERM)
+        for w in stopped:
+            try:
+                if w.wait(30) != 0:
+                    self.problems.append("a worker exited with %d after SIGTERM (see %s/worker*.err)"
+                                         % (w.returncode, self.root))
+            except subprocess.TimeoutExpired:
+                w.kill()
+                self.problems.append("a worker did not stop within 30s of SIGTERM")
+        self.restore_ferry()
+        counts = {}
+        for rel, digest in self.handled():
+            counts[(rel, digest)] = counts.get((rel, digest), 0) + 1
+            if digest in self.canaries:
+                self.problems.append("a handler read a canary, as %s" % rel)
+            if rel in self.expected and digest != self.expected[rel] and rel not in self.partial_ok \
+                    and self.policy == "done-file":
+                self.problems.append("%s handed out with content that is not its final one" % rel)
+        if self.killed == 0:
+            twice = sorted(k[0] for k, n in counts.items() if n > 1 and k[0] in self.expected
+                           and k[0] not in self.partial_ok)
+            if twice:
+                self.problems.append("handled more than once with no worker killed: %s" % " ".join(twice[:10]))
+        work = os.path.join(self.dir, ".ferry", "work")
+        left = []
+        for top, dirs, files in os.walk(work):
+            left += [os.path.join(top, f)[len(work) + 1:] for f in files if f not in (".lease", ".clock")]
+        if left:
+            self.problems.append("left in the work areas: %s" % " ".join(left[:10]))
+        done = os.path.join(self.dir, ".ferry", "done")
+        for name in self.expected:
+            if not os.path.lexists(os.path.join(done, name)):
+                self.problems.append("%s is not in the done folder" % name)
+                break
+        if self.snap(self.secret) != self.snapshot:
+            self.problems.append("the canary folder changed")
+        for top, dirs, files in os.walk(self.root):
+            for f in files:
+                path = os.path.join(top, f)
+                if path.startswith(self.secret) or not os.path.isfile(path) or os.path.islink(path):
+                    continue
+                try:
+                    with open(path, "rb") as fh:
+                        if b"CANARY-%d-" % self.seed in fh.read(1 << 20):
+                            self.problems.append("canary content in %s" % path)
+                except OSError:
+                    pass
+        return not self.problems
+
+    def cleanup(self):
+        for w in self.workers:
+            if w.poll() is None:
+                w.kill()
+                w.wait()
+        if self.attacker:
+            subprocess.run(["userdel", self.attacker], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if not self.args.keep:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+
+def plan(seed, count, hostile):
+    rng = random.Random(seed * 7919 + 1)
+    policy = rng.choice(["auto", "auto", "done-file"])
+    kinds = PRODUCER_ACTIONS * 4 + FAULTS + (HOSTILE * 2 if hostile else [])
+    return policy, [rng.choice(kinds) for _ in range(count)]
+
+
+def play(args, seed, policy, actions, hostile):
+    r = Round(args, seed, actions)
+    try:
+        r.setup(policy, hostile)
+        for action in actions:
+            r.do(action)
+            time.sleep(r.rng.random() * 0.03)
+        ok = r.check()
+        return ok, r
+    finally:
+        r.cleanup()
+
+
+def reduce(args, seed, policy, actions, hostile):
+    """Greedy: drops chunks of the list, then single actions, while it still fails."""
+    chunk = max(1, len(actions) // 2)
+    while chunk >= 1:
+        i = 0
+        while i < len(actions):
+            trial = actions[:i] + actions[i + chunk:]
+            if trial and not play(args, seed, policy, trial, hostile)[0]:
+                actions = trial
+            else:
+                i += chunk
+        chunk //= 2
+    return actions
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ferry", required=True)
+    parser.add_argument("--seconds", type=float, default=60, help="how long to play new seeds")
+    parser.add_argument("--seed", type=int, help="play this seed only")
+    parser.add_argument("--actions", type=int, default=40)
+    parser.add_argument("--settle", type=int, default=60, help="seconds to wait for the last files")
+    parser.add_argument("--reduce", action="store_true", help="on a failure, look for a shorter action list")
+    parser.add_argument("--keep", action="store_true", help="keep each round's folder")
+    args = parser.parse_args()
+    hostile = os.geteuid() == 0 and shutil.which("useradd") and shutil.which("setpriv")
+    if not hostile:
+        print("model: no hostile uploader (needs root, useradd and setpriv)")
+    start = time.monotonic()
+    seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "little")
+    rounds = actions_played = kills = 0
+    while True:
+        policy, actions = plan(seed, args.actions, hostile)
+        ok, r = play(args, seed, policy, actions, hostile)
+        rounds += 1
+        actions_played += len(actions)
+        kills += r.killed
+        if not ok:
+            print("model: FAILED seed %d (policy %s): %s" % (seed, policy, "; ".join(r.problems)))
+            print("model: actions: %s" % " ".join(actions))
+            if args.reduce:
+                shorter = reduce(args, seed, policy, actions, hostile)
+                print("model: reduced to %d actions: %s" % (len(shorter), " ".join(shorter)))
+            print("model: replay with: %s --ferry %s --seed %d --actions %d" % (sys.argv[0], args.ferry, seed,
+                                                                              args.actions))
+            return 1
+        if args.seed is not None or time.monotonic() - start >= args.seconds:
+            break
+        seed = (seed * 1103515245 + 12345) & 0x7FFFFFFF
+    print("model: %d rounds, %d actions (%d worker kills), %s, all invariants held"
+          % (rounds, actions_played, kills, "with a hostile uploader" if hostile else "no hostile uploader"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
