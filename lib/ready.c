@@ -402,6 +402,31 @@ static void judge_marked(struct ferry_watch *w, struct ferry__file *f, const str
         report(w, f, &v);
 }
 
+/* What a name that just appeared (IN_CREATE) is. A file open(2) made is
+ * empty then, unless a quick writer is done already; a file link(2)ed in
+ * from a staging folder has its content, no writer and more than one link;
+ * an O_TMPFILE linkat(2)ed in has its content, often still its writer (it
+ * is closed just after, and no close of that name is ever reported).
+ *
+ *   APPEARED_EMPTY    empty or gone: its close will tell
+ *   APPEARED_LINKED   content, no writer, other links: as if renamed in
+ *   APPEARED_CONTENT  content: looked at again after the guard, as after a close
+ */
+enum appeared { APPEARED_EMPTY, APPEARED_LINKED, APPEARED_CONTENT };
+
+static enum appeared appeared(struct ferry_watch *w, struct ferry__file *f)
+{
+        struct ferry__version v;
+        struct stat st;
+
+        if (file_path(w, f) < 0 || lstat(w->path, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size == 0)
+                return APPEARED_EMPTY;
+        ferry__version_from_stat(&st, &v);
+        if (st.st_nlink > 1 && ferry__writers_check(w->path, &v) == FERRY__NO_WRITER)
+                return APPEARED_LINKED;
+        return APPEARED_CONTENT;
+}
+
 static void consider_settling(struct ferry_watch *w, struct ferry__file *f, enum ferry__state state, int timer)
 {
         /* The version at the start of the wait; compared when it ends. */
@@ -434,6 +459,17 @@ void ferry__ready_change(struct ferry_watch *w, struct ferry__file *f, enum ferr
         case FERRY__POLICY_AUTO:
                 switch (change) {
                 case FERRY__CHANGE_CREATE:
+                        switch (appeared(w, f)) {
+                        case APPEARED_LINKED:
+                                if (w->policy.kind == FERRY__POLICY_AUTO)
+                                        return consider_arrived(w, f);
+                                return consider_closed(w, f, false);
+                        case APPEARED_CONTENT:
+                                return consider_closed(w, f, false);
+                        case APPEARED_EMPTY:
+                                break;
+                        }
+                        /* fall through */
                 case FERRY__CHANGE_MODIFY:
                         /* auto: a close may never come (a server's fd cache); a
                          * local writer's will, and cancels the quiet wait. */
@@ -457,6 +493,13 @@ void ferry__ready_change(struct ferry_watch *w, struct ferry__file *f, enum ferr
                 switch (change) {
                 case FERRY__CHANGE_ARRIVED:
                         return consider_arrived(w, f);
+                case FERRY__CHANGE_CREATE:
+                        /* Hard-linked into place from elsewhere: as good as
+                         * renamed; a file written in place under its final
+                         * name is not (nor an O_TMPFILE linked in). */
+                        if (appeared(w, f) == APPEARED_LINKED)
+                                return consider_arrived(w, f);
+                        return;
                 case FERRY__CHANGE_FOUND:
                         /* History unknown: a final name found by a scan is
                          * taken as renamed into place, as the convention says. */
@@ -467,6 +510,9 @@ void ferry__ready_change(struct ferry_watch *w, struct ferry__file *f, enum ferr
         case FERRY__POLICY_DONE_FILE:
                 switch (change) {
                 case FERRY__CHANGE_CREATE:
+                        if (appeared(w, f) != APPEARED_EMPTY)
+                                return consider_marked(w, f);
+                        return set_state(w, f, FERRY__WRITING);
                 case FERRY__CHANGE_MODIFY:
                         return set_state(w, f, FERRY__WRITING);
                 case FERRY__CHANGE_ATTRIB:

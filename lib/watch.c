@@ -185,8 +185,9 @@ static unsigned kernel_needs(const struct ferry_watch *w)
         unsigned needs = 0, events = w->event_mask;
         enum ferry__policy_kind policy = w->policy.kind;
 
-        /* New subfolders come this way; settle counts names that appear by link(2) too. */
-        if ((events & FERRY_EVENT_CREATE) || (w->flags & FERRY_WATCH_RECURSIVE) || policy == FERRY__POLICY_SETTLE)
+        /* New subfolders come this way, and files that appear complete by
+         * link(2) or linkat(2) (O_TMPFILE): their only event. */
+        if ((events & FERRY_EVENT_CREATE) || (w->flags & FERRY_WATCH_RECURSIVE) || policy != FERRY__POLICY_NONE)
                 needs |= FERRY__NEED_CREATE;
         if ((events & FERRY_EVENT_MODIFY) || policy == FERRY__POLICY_SETTLE || policy == FERRY__POLICY_AUTO)
                 needs |= FERRY__NEED_MODIFY; /* auto: writes that never see a close */

@@ -24,6 +24,7 @@ shorter one that still fails (--reduce), and exits 1.
   model.py --ferry build/ferry [--seconds 60] [--seed N] [--actions N] [--reduce]
 """
 import argparse
+import ctypes
 import hashlib
 import os
 import pwd
@@ -46,7 +47,7 @@ printf '%s %s\n' "$rel" "$sum" >>"$1"
 [ "$4" = 0 ] || sleep "$4"
 """
 
-PRODUCER_ACTIONS = ["write", "rename", "chunks", "newdir", "movedir", "put", "delete"]
+PRODUCER_ACTIONS = ["write", "rename", "chunks", "newdir", "movedir", "put", "delete", "link", "tmpfile"]
 FAULTS = ["kill", "add"]
 HOSTILE = ["symlink", "fifo", "swapdir", "plant", "dotferry", "swapferry"]
 
@@ -254,6 +255,30 @@ class Round:
             files[sub + "/" + name] = sha(data)
         os.rename(staged, os.path.join(self.dir, sub))
         self.expected.update(files)
+
+    def act_link(self):
+        # Published by a hard link from a staging folder: its only event is IN_CREATE.
+        if self.policy != "auto":
+            return self.act_put()
+        name, data = self.name(), self.content()
+        os.link(self.write_staged(data), os.path.join(self.dir, name))
+        self.expected[name] = sha(data)
+
+    def act_tmpfile(self):
+        # An O_TMPFILE written, linked in (linkat through /proc/self/fd), then closed.
+        if self.policy != "auto":
+            return self.act_put()
+        name, data = self.name(), self.content()
+        fd = os.open(self.dir, os.O_TMPFILE | os.O_WRONLY, 0o644)
+        try:
+            os.write(fd, data)
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.linkat(-100, b"/proc/self/fd/%d" % fd, -100, os.fsencode(os.path.join(self.dir, name)),
+                           0x400) != 0:
+                return  # the file system refuses O_TMPFILE links: nothing was published
+        finally:
+            os.close(fd)
+        self.expected[name] = sha(data)
 
     def act_put(self):
         name, data = self.name(), self.content()
