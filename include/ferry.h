@@ -208,6 +208,12 @@ int ferry_rule_set_command(struct ferry_rule *rule, char *const *argv);
  * options fit together); -EINVAL and an explanation otherwise. */
 int ferry_rule_check(struct ferry_rule *rule);
 
+/* ferry_rule_check() and what needs the system to tell, for a check before
+ * a service starts: the handler exists and can be run (-ENOENT), the folder
+ * can hold ferry's work folder .ferry (-EROFS, -EACCES), and a .ferry already
+ * there is one ferry trusts (-EPERM, -ELOOP, -ENOTDIR). Touches nothing. */
+int ferry_rule_check_system(struct ferry_rule *rule);
+
 /* The rule's name and folder; borrowed from the rule. */
 const char *ferry_rule_name(const struct ferry_rule *rule);
 const char *ferry_rule_dir(const struct ferry_rule *rule);

@@ -106,6 +106,8 @@ struct ferry__file {
         bool dirty : 1;        /* written to since the last stat */
         bool was_reported : 1;
         bool refused : 1; /* done-file: reported is a version its marker refused (was_reported false) */
+        bool guard_without_close : 1; /* GUARD for a name that appeared with content, no close seen:
+                                       * a write then is a writer at work, not one that reopened */
 };
 
 /* A path handed to ferry_watch_add*(). */
@@ -532,6 +534,9 @@ struct ferry__store;
 /* Opens .ferry/state.db in ferry_fd (DIR/.ferry), holding .ferry/keep.lock:
  * -EBUSY when another worker does. */
 int ferry__store_open(int ferry_fd, struct ferry__store **ret_store);
+/* A worker that moves files holds .ferry/keep.lock shared, in a descriptor
+ * it keeps: -EBUSY while a worker keeps files in the folder. */
+int ferry__store_share(int ferry_fd, int *ret_fd);
 void ferry__store_close(struct ferry__store *s);
 /* 1 when path (relative to DIR) was handled in version v, 0 when not, -EIO. */
 int ferry__store_handled(struct ferry__store *s, const char *path, const struct ferry__version *v);

@@ -268,6 +268,7 @@ static void consider_closed(struct ferry_watch *w, struct ferry__file *f, bool c
         struct ferry__version v;
         int r = probe(w, f, &v);
 
+        f->guard_without_close = false;
         if (r == -ENOENT)
                 return;
         ferry__file_set_known(f, &v);
@@ -465,7 +466,9 @@ void ferry__ready_change(struct ferry_watch *w, struct ferry__file *f, enum ferr
                                         return consider_arrived(w, f);
                                 return consider_closed(w, f, false);
                         case APPEARED_CONTENT:
-                                return consider_closed(w, f, false);
+                                consider_closed(w, f, false);
+                                f->guard_without_close = f->state == FERRY__GUARD;
+                                return;
                         case APPEARED_EMPTY:
                                 break;
                         }
@@ -473,7 +476,8 @@ void ferry__ready_change(struct ferry_watch *w, struct ferry__file *f, enum ferr
                 case FERRY__CHANGE_MODIFY:
                         /* auto: a close may never come (a server's fd cache); a
                          * local writer's will, and cancels the quiet wait. */
-                        if (w->policy.kind == FERRY__POLICY_AUTO && f->state != FERRY__GUARD)
+                        if (w->policy.kind == FERRY__POLICY_AUTO &&
+                            (f->state != FERRY__GUARD || f->guard_without_close))
                                 return consider_settling(w, f, FERRY__QUIET, FERRY__TIMER_QUIET);
                         return set_state(w, f, FERRY__WRITING);
                 case FERRY__CHANGE_ATTRIB:

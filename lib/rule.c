@@ -14,7 +14,11 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 static int fail(struct ferry_rule *rule, int error, const char *format, ...)
@@ -299,45 +303,64 @@ static bool watched_by(const struct ferry_rule *rule, const char *real_dir, cons
         return true;
 }
 
+/* The real path folder will have: its nearest existing ancestor's real
+ * path, and the names still to be made below it (written to real, PATH_MAX);
+ * that ancestor's stat in *ret_st. False when nothing of it can be resolved. */
+static bool real_path_to_be(const char *folder, char *real, struct stat *ret_st)
+{
+        char *copy = strdup(folder), *cut = NULL, existing[PATH_MAX];
+
+        if (!copy)
+                return false;
+        /* Drop the last name until what is left exists. */
+        for (;;) {
+                if (realpath(copy[0] ? copy : "/", existing) && stat(existing, ret_st) == 0)
+                        break;
+                char *slash = strrchr(copy, '/');
+
+                if (!slash) {
+                        cut = copy;
+                        if (!realpath(".", existing) || stat(existing, ret_st) < 0) {
+                                free(copy);
+                                return false;
+                        }
+                        break;
+                }
+                *slash = '\0';
+                cut = slash;
+        }
+        /* What was dropped, from the original string. */
+        const char *rest = cut ? folder + (cut - copy) + (cut == copy && folder[0] != '/' ? 0 : 1) : "";
+        int n = snprintf(real, PATH_MAX, "%s%s%s", strcmp(existing, "/") ? existing : "", *rest ? "/" : "",
+                         *rest ? rest : "");
+
+        free(copy);
+        if (n < 0 || n >= PATH_MAX)
+                return false;
+        if (!real[0])
+                strcpy(real, "/");
+        return true;
+}
+
 /* An outcome or output folder must not be watched by the rule, and done and
- * failed folders must be on the rule's file system: files get there by rename. */
+ * failed folders must be on the rule's file system: files get there by rename.
+ * A folder not made yet is judged by its nearest existing ancestor: made
+ * later, it will be on that one's file system, and inside the rule's folder
+ * if that is. */
 static int check_placement(struct ferry_rule *rule, const char *folder, const char *what, bool output)
 {
         char real_dir[PATH_MAX], real_folder[PATH_MAX];
         struct stat dir_st, folder_st;
 
-        if (!folder || !realpath(rule->dir, real_dir) || stat(real_dir, &dir_st) < 0)
+        if (!folder || !realpath(rule->dir, real_dir) || stat(real_dir, &dir_st) < 0 ||
+            !real_path_to_be(folder, real_folder, &folder_st))
                 return 0;
-        if (!realpath(folder, real_folder)) {
-                /* Not made yet: it will be, inside its parent: the parent's real
-                 * path and the folder's own name. */
-                char *parent = strdup(folder), *slash, real_parent[PATH_MAX];
-                const char *name;
-
-                if (!parent)
-                        return 0;
-                slash = strrchr(parent, '/');
-                name = slash ? slash + 1 : folder;
-                if (slash && slash != parent)
-                        *slash = '\0';
-                else if (slash)
-                        slash[1] = '\0';
-                else
-                        strcpy(parent, ".");
-                if (!realpath(parent, real_parent) ||
-                    snprintf(real_folder, sizeof(real_folder), "%s/%s", strcmp(real_parent, "/") ? real_parent : "",
-                             slash && slash != parent ? name : slash ? folder + 1 : folder) >= (int)sizeof(real_folder)) {
-                        free(parent);
-                        return 0;
-                }
-                free(parent);
-        }
         if (watched_by(rule, real_dir, real_folder))
                 return fail(rule, -EINVAL,
                             "rule %s: the %s folder %s is watched by the rule itself: its files would come back as "
                             "new work (use a folder outside %s%s)",
                             rule->name, what, folder, rule->dir, rule->recursive ? ", or a hidden one" : "");
-        if (!output && stat(real_folder, &folder_st) == 0 && folder_st.st_dev != dir_st.st_dev)
+        if (!output && folder_st.st_dev != dir_st.st_dev)
                 return fail(rule, -EXDEV,
                             "rule %s: the %s folder %s is on another file system than %s: files move there by "
                             "rename (choose a folder on the same file system)",
@@ -379,4 +402,85 @@ int ferry_rule_check(struct ferry_rule *rule)
         if (r == 0)
                 r = check_placement(rule, rule->failed_dir, "failed", false);
         return r;
+}
+
+/* Whether program is something that can be run: with a '/', as it is;
+ * without, the first such file in PATH (absolute entries only, as the
+ * handler's own search does). NULL when it is; else why not. */
+static const char *handler_problem(const char *program, char *found, size_t size)
+{
+        const char *search = getenv("PATH");
+        struct stat st;
+
+        if (strchr(program, '/')) {
+                if (stat(program, &st) < 0)
+                        return errno == ENOENT ? "does not exist" : strerror(errno);
+                if (!S_ISREG(st.st_mode))
+                        return "is not a regular file";
+                if (!(st.st_mode & 0111) || faccessat(AT_FDCWD, program, X_OK, AT_EACCESS) < 0)
+                        return "is not executable (chmod +x it)";
+                return NULL;
+        }
+        if (!search || !*search)
+                search = "/usr/local/bin:/usr/bin:/bin";
+        for (const char *p = search; *p; p += *p == ':') {
+                size_t n = strcspn(p, ":");
+
+                if (n && p[0] == '/' && snprintf(found, size, "%.*s/%s", (int)n, p, program) < (int)size &&
+                    stat(found, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 0111) &&
+                    faccessat(AT_FDCWD, found, X_OK, AT_EACCESS) == 0)
+                        return NULL;
+                p += n;
+        }
+        snprintf(found, size, "%s", search);
+        return "is not found in PATH";
+}
+
+int ferry_rule_check_system(struct ferry_rule *rule)
+{
+        char found[PATH_MAX];
+        struct statvfs vfs;
+        struct statfs fs;
+        const char *why;
+        int r;
+
+        if (!rule)
+                return -EINVAL;
+        r = ferry_rule_check(rule);
+        if (r < 0)
+                return r;
+        /* A placeholder as the program (the file itself run) is the user's business. */
+        if (!strchr(rule->command[0], '{') && (why = handler_problem(rule->command[0], found, sizeof(found))))
+                return fail(rule, -ENOENT, strchr(rule->command[0], '/') ? "rule %s: the handler %s %s"
+                                                                        : "rule %s: the handler %s %s (%s)",
+                            rule->name, rule->command[0], why, found);
+        /* ferry keeps its work in DIR/.ferry: DIR must be able to hold it. */
+        if (statfs(rule->dir, &fs) == 0 &&
+            (fs.f_type == PROC_SUPER_MAGIC || fs.f_type == SYSFS_MAGIC || fs.f_type == CGROUP2_SUPER_MAGIC ||
+             fs.f_type == CGROUP_SUPER_MAGIC || fs.f_type == DEBUGFS_MAGIC))
+                return fail(rule, -EROFS, "rule %s: %s is on a kernel file system: ferry cannot keep its work "
+                                          "folder %s/.ferry there", rule->name, rule->dir, rule->dir);
+        if (statvfs(rule->dir, &vfs) == 0 && (vfs.f_flag & ST_RDONLY))
+                return fail(rule, -EROFS, "rule %s: %s is on a read-only file system: ferry keeps its work in "
+                                          "%s/.ferry", rule->name, rule->dir, rule->dir);
+        if (faccessat(AT_FDCWD, rule->dir, W_OK | X_OK, AT_EACCESS) < 0)
+                return fail(rule, -EACCES, "rule %s: uid %u cannot write into %s, where ferry keeps its work "
+                                           "(%s/.ferry)", rule->name, (unsigned)geteuid(), rule->dir, rule->dir);
+        /* A .ferry already there must be one ferry trusts (trust.c): checked, not made. */
+        {
+                struct ferry__trust trust = {0};
+                char path[PATH_MAX];
+                int dir_fd = open(rule->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), fd = -1;
+
+                snprintf(path, sizeof(path), "%s/.ferry", rule->dir);
+                if (dir_fd >= 0 && faccessat(dir_fd, ".ferry", F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+                        r = ferry__trusted_dir(&trust, dir_fd, ".ferry", 0711, false, path, &fd);
+                if (fd >= 0)
+                        close(fd);
+                if (dir_fd >= 0)
+                        close(dir_fd);
+                if (r < 0)
+                        return fail(rule, r, "rule %s: %s", rule->name, trust.why);
+        }
+        return 0;
 }

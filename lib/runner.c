@@ -311,7 +311,7 @@ static int rule_start(struct ferry_runner *r, struct ferry_rule *rule)
         rs->runner = r;
         rs->rule = rule;
         rs->wa = (struct ferry__workarea){.root_fd = -1, .ferry_fd = -1, .base_fd = -1, .work_fd = -1, .output_fd = -1};
-        rs->done.fd = rs->failed.fd = -1;
+        rs->done.fd = rs->failed.fd = rs->share_fd = -1;
         rs->next = r->states;
         r->states = rs;
         e = ferry_rule_check(rule);
@@ -319,7 +319,6 @@ static int rule_start(struct ferry_runner *r, struct ferry_rule *rule)
                 LOG(r, FERRY_LOG_ERROR, rule->name, NULL, "%s", ferry_rule_explain(rule));
                 return e;
         }
-        rs->done.fd = rs->failed.fd = -1;
         if (rule->output_dir && !(rs->output_dir = realpath(rule->output_dir, NULL)))
                 rs->output_dir = strdup(rule->output_dir);
         if (rule->output_dir && !rs->output_dir)
@@ -343,8 +342,20 @@ static int rule_start(struct ferry_runner *r, struct ferry_rule *rule)
                 e = ferry__store_open(rs->wa.ferry_fd, &rs->store);
                 if (e < 0) {
                         LOG(r, FERRY_LOG_ERROR, rule->name, rule->dir,
-                            e == -EBUSY ? "another ferry run keeps files in %s (only one may: %s/.ferry/keep.lock)"
+                            e == -EBUSY ? "another ferry run works on %s: one that keeps files in place must be "
+                                          "alone there (%s/.ferry/keep.lock)"
                                         : "cannot open the record of handled files in %s/.ferry/state.db: %s",
+                            rule->dir, e == -EBUSY ? rule->dir : strerror(-e));
+                        return e;
+                }
+        } else {
+                e = ferry__store_share(rs->wa.ferry_fd, &rs->share_fd);
+                if (e < 0) {
+                        LOG(r, FERRY_LOG_ERROR, rule->name, rule->dir,
+                            e == -EBUSY ? "a ferry run keeps files in place in %s: a worker that moves files "
+                                          "cannot share the folder with it, each would handle every file "
+                                          "(%s/.ferry/keep.lock)"
+                                        : "cannot lock %s/.ferry/keep.lock: %s",
                             rule->dir, e == -EBUSY ? rule->dir : strerror(-e));
                         return e;
                 }
@@ -989,6 +1000,8 @@ void ferry_runner_free(struct ferry_runner *r)
                 ferry_watch_free(rs->watch);
                 ferry__workarea_close(&rs->wa);
                 ferry__store_close(rs->store);
+                if (rs->share_fd >= 0)
+                        close(rs->share_fd);
                 ferry__folder_close(&rs->done);
                 ferry__folder_close(&rs->failed);
                 free(rs->output_dir);

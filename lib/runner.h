@@ -50,6 +50,7 @@ struct rule_state {
         struct source watch_source;
         struct ferry__workarea wa;  /* work_fd -1 when files stay in place */
         struct ferry__store *store; /* on-success = keep */
+        int share_fd;               /* otherwise: .ferry/keep.lock, held shared; -1 until then */
         struct ferry__folder done;   /* fd -1: delete (or keep) on success */
         struct ferry__folder failed;
         char *output_dir; /* output folder, absolute (its descriptor is wa.output_fd); NULL: none */

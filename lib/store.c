@@ -8,7 +8,11 @@
  * file is handled again (at-least-once), never lost.
  *
  * Files are not claimed by rename in this mode, so only one worker may serve
- * a folder: an exclusive flock on DIR/.ferry/keep.lock says so.
+ * a folder, and no worker that moves files beside it (each would handle the
+ * same files): the keeper holds an exclusive flock on DIR/.ferry/keep.lock,
+ * every worker that moves files a shared one (ferry__store_share). flock(2)
+ * reaches the processes of one machine (and NFS's clients, where it is a
+ * POSIX lock); across FUSE mounts it does not.
  */
 #include "internal.h"
 
@@ -47,6 +51,22 @@ void ferry__store_close(struct ferry__store *s)
         if (s->lock_fd >= 0)
                 close(s->lock_fd);
         free(s);
+}
+
+int ferry__store_share(int ferry_fd, int *ret_fd)
+{
+        int fd = openat(ferry_fd, "keep.lock", O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+
+        if (fd < 0)
+                return -errno;
+        if (flock(fd, LOCK_SH | LOCK_NB) < 0) {
+                int r = errno == EWOULDBLOCK ? -EBUSY : -errno;
+
+                close(fd);
+                return r;
+        }
+        *ret_fd = fd;
+        return 0;
 }
 
 int ferry__store_open(int ferry_fd, struct ferry__store **ret_store)

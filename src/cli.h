@@ -59,6 +59,10 @@ struct output {
 };
 
 void output_event(const struct output *o, const struct ferry_event *ev);
+/* Whether a --format knows every directive (%e %p %r %n %f %o %s %%) and
+ * escape (\n \t \0 \\) in it; the first unknown one, or a lone % or \ at its
+ * end, goes to bad. */
+bool output_format_check(const char *format, char *bad, size_t size);
 /* Whether output_event() writes ev: special events (rescan, root_gone,
  * root_back, error) are left out of -0 and of a --format without %e. */
 bool output_writes(const struct output *o, const struct ferry_event *ev);

@@ -301,10 +301,16 @@ int config_load(const char *path, struct ferry_runner *runner, struct config *co
                 snprintf(error, size, "cannot read %s: %s", path, strerror(errno));
                 return -1;
         }
-        while (r == 0 && getline(&line, &capacity, f) >= 0) {
-                char *s = trim(line), *eq;
+        for (ssize_t n; r == 0 && (n = getline(&line, &capacity, f)) >= 0;) {
+                char *s, *eq;
 
                 p.line++;
+                /* A NUL byte would end the value early, silently (*.t\0xt read as *.t). */
+                if (memchr(line, '\0', (size_t)n)) {
+                        r = failure(&p, "a NUL byte in the line: a value cannot hold one");
+                        continue;
+                }
+                s = trim(line);
                 if (!*s || *s == '#' || *s == ';')
                         continue;
                 if (*s == '[') {

@@ -148,6 +148,7 @@ struct printer {
         bool json;
         bool first;       /* JSON: no element in the current array yet */
         bool in_failures; /* JSON: the claims array is closed, the failures one open */
+        bool unreadable;  /* a rule's folder could not be read: exit 1 */
         int64_t now_ns;
 };
 
@@ -238,6 +239,7 @@ static int status_of_rule(void *userdata, struct ferry_rule *rule)
                 if (p->json)
                         fputs("]}\n", stdout);
                 cli_error("cannot read %s: %s", dir, strerror(-r));
+                p->unreadable = true; /* the other rules are still shown; the exit status says it */
                 return 0;
         }
         if (p->json) {
@@ -274,7 +276,7 @@ int cmd_status(int argc, char **argv)
         p.json = a.json;
         (void)ferry_runner_each_rule(runner, status_of_rule, &p);
         ferry_runner_free(runner);
-        return EXIT_OK;
+        return p.unreadable ? EXIT_FAILURE_RUNTIME : EXIT_OK;
 }
 
 struct explaining {

@@ -187,6 +187,20 @@ static void format_event(FILE *out, const char *format, const struct ferry_event
         }
 }
 
+bool output_format_check(const char *format, char *bad, size_t size)
+{
+        for (const char *f = format; *f; f++) {
+                if (*f != '%' && *f != '\\')
+                        continue;
+                if (!f[1] || !strchr(*f == '%' ? "eprnfos%" : "nt0\\", f[1])) {
+                        snprintf(bad, size, "%c%.*s", *f, f[1] ? 1 : 0, f + 1);
+                        return false;
+                }
+                f++;
+        }
+        return true;
+}
+
 /* Whether fmt writes the event name (%e): without it a special event would
  * look like a file's, or an empty line. */
 static bool format_names_event(const char *fmt)

@@ -583,6 +583,53 @@ static int serve(struct source *src, struct ferry_runner *runner, struct service
         return status;
 }
 
+static int check_system(void *userdata, struct ferry_rule *rule)
+{
+        (void)userdata;
+        if (ferry_rule_check_system(rule) < 0) {
+                cli_error("%s", ferry_rule_explain(rule));
+                return 1;
+        }
+        return 0;
+}
+
+/* How many words stand before the first "--" that is not an option's
+ * argument, options and their arguments left out: the synopsis is
+ * DIR -- PROGRAM, so it must be one. -1 when there is no "--". Read before
+ * getopt_long(), which moves the words around and drops the "--". */
+static int words_before_dashdash(int argc, char **argv, const char *shorts)
+{
+        int words = 0;
+
+        for (int i = 1; i < argc; i++) {
+                const char *a = argv[i];
+
+                if (strcmp(a, "--") == 0)
+                        return words;
+                if (a[0] != '-' || a[1] == '\0') {
+                        words++;
+                } else if (a[1] == '-') {
+                        size_t n = strcspn(a + 2, "=");
+
+                        for (const struct option *o = options; o->name; o++)
+                                if (strlen(o->name) == n && strncmp(o->name, a + 2, n) == 0 &&
+                                    o->has_arg == required_argument && !a[2 + n])
+                                        i++; /* its argument is the next word */
+                } else {
+                        for (const char *c = a + 1; *c; c++) {
+                                const char *spec = strchr(shorts, *c);
+
+                                if (spec && spec[1] == ':') {
+                                        if (!c[1])
+                                                i++;
+                                        break; /* the rest of the word, or the next word, is its argument */
+                                }
+                        }
+                }
+        }
+        return -1;
+}
+
 int cmd_run(int argc, char **argv)
 {
         static char log_buffer[16384];
@@ -590,7 +637,7 @@ int cmd_run(int argc, char **argv)
         struct service svc = {.notifier = {.fd = -1}};
         struct ferry_runner *runner = NULL;
         bool check = false;
-        int c, r, status = EXIT_USAGE;
+        int c, r, dashdash, status = EXIT_USAGE;
 
         /* One write per log line, not one per piece of it: an unbuffered
          * stderr cost some 200 write(2) calls per handled file. Every record
@@ -603,6 +650,7 @@ int cmd_run(int argc, char **argv)
                 return EXIT_FAILURE_RUNTIME;
         }
         opterr = 0;
+        dashdash = words_before_dashdash(argc, argv, ":m:rj:c:h");
         while ((c = getopt_long(argc, argv, ":m:rj:c:h", options, NULL)) != -1) {
                 const char *key = rule_key(c);
 
@@ -654,6 +702,11 @@ int cmd_run(int argc, char **argv)
                         cli_usage_error("run", "missing DIR and -- PROGRAM (or -c FILE)");
                         goto out;
                 }
+                if (dashdash != 1) {
+                        cli_usage_error("run", dashdash < 0 ? "the handler comes after --: ferry run DIR -- PROGRAM"
+                                                            : "one DIR before --: ferry run DIR -- PROGRAM");
+                        goto out;
+                }
                 src.dir = argv[optind++];
                 if (optind >= argc) {
                         cli_usage_error("run", "missing the handler: ferry run DIR -- PROGRAM [ARG]...");
@@ -665,6 +718,11 @@ int cmd_run(int argc, char **argv)
         if (status >= 0)
                 goto out;
         if (check) {
+                /* What only the system can tell: the handler, the folder's room for .ferry. */
+                if (ferry_runner_each_rule(runner, check_system, NULL) != 0) {
+                        status = EXIT_USAGE;
+                        goto out;
+                }
                 printf("ferry: %s is valid\n", src.config_path ? src.config_path : "the rule");
                 status = EXIT_OK;
                 goto out;

@@ -118,6 +118,15 @@ static int parse(int argc, char **argv, struct watch_args *a)
                                 return cli_usage_error("watch", "--json, -0 and --format exclude each other");
                         a->output.mode = c == OPT_JSON ? OUTPUT_JSON : c == '0' ? OUTPUT_NULL : OUTPUT_FORMAT;
                         a->output.format = optarg;
+                        if (c == OPT_FORMAT) {
+                                char bad[8];
+
+                                if (!output_format_check(optarg, bad, sizeof(bad)))
+                                        return cli_usage_error("watch",
+                                                               "--format: '%s' is no directive or escape (directives "
+                                                               "%%e %%p %%r %%n %%f %%o %%s %%%%, escapes %s)",
+                                                               bad, "\\n \\t \\0 \\\\");
+                        }
                         break;
                 case 'h': fputs(usage, stdout); return EXIT_OK;
                 default: return cli_bad_option("watch", c, argv);

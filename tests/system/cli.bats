@@ -135,3 +135,14 @@ assert_usage_line() {
                 ((EXIT_RC == 0)) || { echo "SIG$sig: exit $EXIT_RC, expected 0" >&2; return 1; }
         done
 }
+
+@test "watch --format: an unknown directive or escape, or a lone % or \\ at the end, is a usage error naming it" {
+        local fmt
+        for fmt in 'abc%' '%q\n' '\q' 'x\' '%p %z'; do
+                run --separate-stderr "$FERRY" watch --format "$fmt" "$T"
+                [[ $status -eq 2 ]] || { echo "--format '$fmt': exit $status, expected 2" >&2; return 1; }
+                [[ $stderr == "ferry: --format: "*"is no directive or escape"* ]] || { echo "$stderr" >&2; false; }
+        done
+        run --separate-stderr "$FERRY" watch --format '%e %p %r %n %f %o %s %%\t\n\0\\' --timeout 0.1 "$T"
+        [[ $status -ne 2 ]]
+}

@@ -92,9 +92,14 @@ install_stage() {
         fi
         bash -n "$STAGE/usr/share/bash-completion/completions/ferry"
 
-        # The example config is valid once its folders exist.
-        mkdir -p "$T/srv/example/in" "$T/srv/example/json" "$T/srv/example/out"
-        sed "s|/srv/ferry/|$T/srv/|g" "$REPO/examples/ferry.conf" >"$T/example.conf"
+        # The example config is valid once its folders and its handlers exist.
+        mkdir -p "$T/srv/example/in" "$T/srv/example/json" "$T/srv/example/out" "$T/bin"
+        sed -e "s|/srv/ferry/|$T/srv/|g" -e "s|/usr/local/bin/|$T/bin/|g" "$REPO/examples/ferry.conf" >"$T/example.conf"
+        local handler
+        for handler in $(sed -n "s|^command = $T/bin/\([^ ]*\).*|\1|p" "$T/example.conf"); do
+                printf '#!/bin/sh\n' >"$T/bin/$handler"
+                chmod +x "$T/bin/$handler"
+        done
         run --separate-stderr "$FERRY" run -c "$T/example.conf" --check
         assert_status 0
 

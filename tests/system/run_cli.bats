@@ -113,3 +113,86 @@ run_ferry() { run --separate-stderr timeout 10 "$FERRY" run "$@"; }
         assert_status 1
         [[ $stderr == *"$T/file"* ]] || { echo "the message does not name the path: $stderr" >&2; return 1; }
 }
+
+@test "run cli: --check judges a done or failed folder not made yet by its nearest existing folder" {
+        # A failed folder two levels inside a recursive rule's folder, neither level made
+        # yet: its files would come back as new work (one file was handled 1,289 times).
+        mkdir "$T/in"
+        run_ferry --check -r --failed "$T/in/x/y" "$T/in" -- /bin/false
+        assert_status 2
+        assert_one_ferry_line
+        [[ $stderr == *"$T/in/x/y is watched by the rule itself"* ]]
+        [[ ! -e $T/in/x ]]
+        # The same inside a hidden folder is fine: hidden folders are never watched.
+        run_ferry --check -r --failed "$T/in/.x/y" "$T/in" -- /bin/false
+        assert_status 0
+        # A done folder to be made on another file system: files could never be moved there.
+        local other=/dev/shm
+        [[ -d $other && $(stat -c %d "$other") != $(stat -c %d "$T") ]] || skip "no second file system"
+        run_ferry --check --done "$other/ferry-test-$$/not/made" "$T/in" -- /bin/true
+        assert_status 2
+        assert_one_ferry_line
+        [[ $stderr == *"is on another file system"* ]]
+        [[ ! -e $other/ferry-test-$$ ]]
+}
+
+@test "run cli: --done with --keep or --delete is an error in either order, as ferry-run(1) says" {
+        mkdir "$T/in"
+        local order
+        for order in "--keep --done $T/d" "--done $T/d --keep" "--delete --done $T/d" "--done $T/d --delete"; do
+                # shellcheck disable=SC2086 # the options are meant to split
+                run_ferry --check $order "$T/in" -- /bin/true
+                assert_status 2
+                assert_one_ferry_line
+        done
+        run_ferry --check --delete --keep "$T/in" -- /bin/true
+        assert_status 0
+}
+
+@test "run cli: the synopsis DIR -- PROGRAM is enforced: no handler without --, one DIR before it" {
+        mkdir "$T/in" "$T/other"
+        # Without --, /bin/echo was taken for the handler; with two words before it, the second.
+        for args in "$T/in /bin/echo ARG" "--check $T/in $T/other -- /bin/true" "$T/in $T/other -- /bin/true"; do
+                read -ra argv <<<"$args"
+                run_ferry "${argv[@]}"
+                [[ $status -eq 2 ]] || { echo "ferry run $args: exit $status, expected 2 ($stderr)" >&2; return 1; }
+                assert_one_ferry_line
+                [[ $stderr == *"DIR -- PROGRAM"* ]]
+        done
+        [[ ! -e $T/in/.ferry ]]
+        # Options anywhere before --, their arguments whatever they look like, are fine.
+        for args in "--check $T/in -- /bin/true" "--check -rj2 $T/in -- /bin/true -x" \
+                "--check $T/in --jobs 3 -- /bin/true" "--check --match=-- $T/in -- /bin/true" \
+                "--check -m -- $T/in -- /bin/true"; do
+                read -ra argv <<<"$args"
+                run_ferry "${argv[@]}"
+                [[ $status -eq 0 ]] || { echo "ferry run $args: exit $status, expected 0 ($stderr)" >&2; return 1; }
+        done
+}
+
+@test "run cli: --check says a handler that cannot run, a folder that cannot hold .ferry, and a .ferry ferry would refuse" {
+        mkdir "$T/in"
+        printf 'echo hi\n' >"$T/notexec"
+        local args
+        for args in "/nonexistent/handler:does not exist" "no-such-program-$$:is not found in PATH" \
+                "$T/notexec:is not executable" "$T:is not a regular file"; do
+                run_ferry --check "$T/in" -- "${args%%:*}"
+                assert_status 2
+                assert_one_ferry_line
+                [[ $stderr == *"${args#*:}"* ]] || { echo "$stderr" >&2; false; }
+        done
+        run_ferry --check /proc -- /bin/true
+        assert_status 2
+        [[ $stderr == *"/proc is on a kernel file system"* ]] || { echo "$stderr" >&2; false; }
+        mkdir "$T/in/.ferry"
+        chmod 0777 "$T/in/.ferry"
+        run_ferry --check "$T/in" -- /bin/true
+        assert_status 2
+        [[ $stderr == *"$T/in/.ferry is writable by everyone"* ]] || { echo "$stderr" >&2; false; }
+        # A placeholder for the program is the user's business; a program in PATH is found.
+        chmod 0711 "$T/in/.ferry"
+        run_ferry --check "$T/in" -- {} arg
+        assert_status 0
+        run_ferry --check "$T/in" -- true {}
+        assert_status 0
+}

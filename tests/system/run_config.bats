@@ -89,3 +89,11 @@ CONF
         assert_no_claims "$T/in"
         assert_no_claims "$T/logs"
 }
+
+@test "config: a NUL byte in a line is an error naming FILE:LINE, never a value cut short" {
+        mkdir "$T/in"
+        printf '[rule a]\ndir = %s\nmatch = *.t\0xt\ncommand = /bin/true\n' "$T/in" >"$T/nul.conf"
+        run --separate-stderr "$FERRY" run --check -c "$T/nul.conf"
+        assert_status 2
+        [[ $stderr == *"$T/nul.conf:3: a NUL byte"* ]] || { echo "$stderr" >&2; false; }
+}

@@ -68,3 +68,24 @@ handled_at_least() { (($(handled_times "$1" "$2") >= $3)); }
         [[ $stderr == *"$D"* ]] || { echo "the message does not name the folder: $stderr" >&2; return 1; }
         stop_ferry "$T/ferry"
 }
+
+@test "run --keep and a worker that moves files refuse to share a folder, whichever starts first" {
+        # Each would handle every file (88 of 100 were handled twice).
+        mkdir "$T/in"
+        start_ferry "$T/keep" run --keep "$T/in" -- /bin/true
+        wait_run_started "$T/keep"
+        run --separate-stderr timeout 10 "$FERRY" run "$T/in" -- /bin/true
+        assert_status 1
+        [[ $stderr == *"keeps files in place in $T/in"* ]] || { echo "$stderr" >&2; false; }
+        stop_ferry "$T/keep"
+
+        start_ferry "$T/mover" run "$T/in" -- /bin/true
+        wait_run_started "$T/mover"
+        run --separate-stderr timeout 10 "$FERRY" run --keep "$T/in" -- /bin/true
+        assert_status 1
+        [[ $stderr == *"one that keeps files in place must be alone there"* ]] || { echo "$stderr" >&2; false; }
+        # Two workers that move files share it as before.
+        start_ferry "$T/mover2" run "$T/in" -- /bin/true
+        wait_run_started "$T/mover2"
+        stop_ferry "$T/mover2"
+}

@@ -66,3 +66,12 @@ assert o["failures"][0]["reason"] == "exit status 4", o
         run --separate-stderr "$FERRY" explain --dir "$T/in" "$T/in/broken.csv"
         [[ $output == *"failed for good"* && $output == *"reason: exit status 3"* ]] || { echo "$output" >&2; return 1; }
 }
+
+@test "status: a folder that cannot be read is said on stderr and makes the exit status 1" {
+        run --separate-stderr "$FERRY" status --dir "$T/nonexistent"
+        assert_status 1
+        [[ $stderr == *"cannot read $T/nonexistent"* ]]
+        mkdir "$T/in"
+        run --separate-stderr "$FERRY" status --dir "$T/in"
+        assert_status 0
+}
