@@ -100,6 +100,13 @@ int ferry_watch_set_backend(struct ferry_watch *w, const char *backend);
  * not change for two intervals. Before the first ferry_watch_add(). */
 int ferry_watch_set_poll_interval(struct ferry_watch *w, int64_t interval_ns);
 
+/* At most max folders are watched, the roots counted (0, the default: no cap):
+ * a tree that others can fill with folders then cannot use up the user's
+ * inotify watches, which every process of that user shares. A folder beyond
+ * the cap is reported as an ERROR event (-EDQUOT), once, and tried again
+ * every few seconds, as one the kernel's limit refused. */
+int ferry_watch_set_max_dirs(struct ferry_watch *w, size_t max);
+
 /* Writes how the root given as path is watched, and why, into buf. */
 int ferry_watch_describe_root(struct ferry_watch *w, const char *path, char *buf, size_t size);
 
@@ -194,7 +201,7 @@ void ferry_rule_free(struct ferry_rule *rule);
  *   ready POLICY, jobs N, timeout DURATION, kill-after DURATION, retries N,
  *   retry-delay DURATION, on-success done|delete|keep, done DIR, failed DIR,
  *   output DIR, stdin BOOL, batch N, lease DURATION, user NAME, symlinks BOOL,
- *   backend auto|inotify|poll, poll-interval DURATION.
+ *   backend auto|inotify|poll, poll-interval DURATION, max-folders N.
  * Returns -EINVAL (bad value), -ENOENT (unknown key), -ENOMEM.
  * ferry_rule_explain() says why. */
 int ferry_rule_set(struct ferry_rule *rule, const char *key, const char *value);

@@ -211,6 +211,11 @@ enum ferry__backend { FERRY__BACKEND_AUTO, FERRY__BACKEND_INOTIFY, FERRY__BACKEN
 
 struct ferry__verifier;
 
+/* A rule's folders watched at most, by default: far below the inotify watches
+ * a Debian machine gives each user, so that a tree others can fill cannot
+ * take them all from every process of ferry's user (root's, often). */
+#define FERRY__DEFAULT_MAX_FOLDERS 65536
+
 struct ferry_watch {
         /* Called every so many file system calls of a long scan (a large
          * folder behind a slow mount): the runner renews its leases there. */
@@ -228,6 +233,7 @@ struct ferry_watch {
         struct ferry__hash by_wd;   /* dirs by watch descriptor */
         uint64_t hash_seed;
         size_t dir_count;
+        size_t max_dirs;        /* folders watched at most, roots counted (a root always is); 0: no cap */
         struct ferry__timer_queue timers[FERRY__TIMER_COUNT];
         struct ferry__event_queue queue;
         struct ferry__inotify *inotify;
@@ -624,6 +630,7 @@ struct ferry_rule {
         unsigned jobs;         /* handlers at once */
         unsigned retries;      /* attempts after the first */
         unsigned batch;        /* files per handler run; 1: no batching */
+        unsigned max_folders;  /* folders the rule's watcher watches at most */
         int64_t timeout_ns;    /* 0: none */
         int64_t kill_after_ns; /* SIGTERM to SIGKILL */
         int64_t retry_delay_ns;/* first back-off; doubles per attempt */

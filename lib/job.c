@@ -391,6 +391,7 @@ void ferry__job_finish(struct job *job, const struct ferry__exit *st, const char
         for (size_t i = 0; i < job->count; i++) {
                 struct ferry__claim *c = job->claims[i];
                 char *final = NULL, *relative = NULL;
+                bool gone = false;
                 int e;
 
                 if (c->in_place) {
@@ -399,6 +400,12 @@ void ferry__job_finish(struct job *job, const struct ferry__exit *st, const char
                         e = record(rs, c, "failed", why);
                 } else {
                         e = ferry__claim_finish(&rs->wa, c, &rs->failed, &relative);
+                        if (e == -ENOENT) {
+                                /* The handler removed or moved the file itself: its note still says why. */
+                                gone = true;
+                                e = 0;
+                                relative = ferry__claim_relative(c);
+                        }
                 }
                 if (relative && (e == 0 || c->in_place)) {
                         write_failure(job, c, relative, why, st, duration);
@@ -416,9 +423,11 @@ void ferry__job_finish(struct job *job, const struct ferry__exit *st, const char
                         ferry__runner_log(r, &rec, "failed (%s); cannot %s (%s): it stays in %s", why,
                                     c->in_place ? "record it" : "move it to the failed folder", strerror(-e),
                                     c->claimed_path);
-                else if (c->in_place)
-                        ferry__runner_log(r, &rec, "failed (%s) after %u attempt%s; left in place, note in %s.ferry-error",
-                                    why, job->attempt, job->attempt == 1 ? "" : "s", final ? final : "?");
+                else if (c->in_place || gone)
+                        ferry__runner_log(r, &rec, "failed (%s) after %u attempt%s; %s, note in %s.ferry-error", why,
+                                    job->attempt, job->attempt == 1 ? "" : "s",
+                                    gone ? "the handler removed or moved the file itself" : "left in place",
+                                    final ? final : "?");
                 else
                         ferry__runner_log(r, &rec, "failed (%s) after %u attempt%s: %s", why, job->attempt,
                                     job->attempt == 1 ? "" : "s", final);

@@ -64,6 +64,7 @@ int ferry_rule_new(struct ferry_rule **ret_rule, const char *name, const char *d
         rule->lease_ns = 60 * FERRY__NSEC_PER_SEC;
         rule->poll_interval_ns = 2 * FERRY__NSEC_PER_SEC;
         rule->batch = 1;
+        rule->max_folders = FERRY__DEFAULT_MAX_FOLDERS;
         rule->on_success = FERRY__ON_SUCCESS_DONE;
         *ret_rule = rule;
         return 0;
@@ -196,6 +197,8 @@ int ferry_rule_set(struct ferry_rule *rule, const char *key, const char *value)
                 return set_duration(rule, &rule->retry_delay_ns, key, value);
         if (strcmp(key, "batch") == 0)
                 return set_count(rule, &rule->batch, key, value, 1, 100000);
+        if (strcmp(key, "max-folders") == 0)
+                return set_count(rule, &rule->max_folders, key, value, 1, 100000000);
         if (strcmp(key, "lease") == 0) {
                 int r = set_duration(rule, &rule->lease_ns, key, value);
 

@@ -31,14 +31,15 @@ const double FERRY_DURATION_BOUNDS[FERRY_DURATION_BUCKETS] = {0.01, 0.05, 0.1, 0
 
 /* ---- logging ----------------------------------------------------------------- */
 
-/* Warnings are what anyone who can write into a folder can make ferry say
- * (a link, a fifo, a name swapped in a loop): at most WARNINGS_PER_SECOND
- * are logged in a second; the rest are counted, and said in one line when
- * the next second's first message comes. Outcomes (claimed, done, failed)
- * and errors are always logged: each says what became of one file. */
+/* Warnings, and the watcher's errors, are what anyone who can write into a
+ * folder can make ferry say (a link, a fifo, a name swapped in a loop, a
+ * hundred thousand folders): at most WARNINGS_PER_SECOND are logged in a
+ * second; the rest are counted, and said in one line when that second ends.
+ * Outcomes (claimed, done, failed) and the runner's errors are always
+ * logged: each says what became of one file. */
 #define WARNINGS_PER_SECOND 20
 
-static bool rate_allows(struct ferry_runner *r, const struct ferry_log_record *rec)
+static bool rate_allows(struct ferry_runner *r, bool limited)
 {
         int64_t now = ferry__now();
 
@@ -55,7 +56,7 @@ static bool rate_allows(struct ferry_runner *r, const struct ferry_log_record *r
                 r->warnings_since = now;
                 r->warnings_logged = 0;
         }
-        if (rec->kind != FERRY_LOG_WARNING)
+        if (!limited)
                 return true;
         if (r->warnings_logged < WARNINGS_PER_SECOND) {
                 r->warnings_logged++;
@@ -68,6 +69,7 @@ static bool rate_allows(struct ferry_runner *r, const struct ferry_log_record *r
 void ferry__runner_log(struct ferry_runner *r, struct ferry_log_record *rec, const char *format, ...)
 {
         char message[1024];
+        bool limited;
         va_list ap;
 
         /* Every outcome is logged once, so the counters are kept here. */
@@ -82,7 +84,9 @@ void ferry__runner_log(struct ferry_runner *r, struct ferry_log_record *rec, con
         }
         if (!r->log)
                 return;
-        if (!rate_allows(r, rec))
+        limited = rec->kind == FERRY_LOG_WARNING || r->limit_next;
+        r->limit_next = false;
+        if (!rate_allows(r, limited))
                 return;
         va_start(ap, format);
         vsnprintf(message, sizeof(message), format, ap);
@@ -368,6 +372,7 @@ static int rule_start(struct ferry_runner *r, struct ferry_rule *rule)
         (void)ferry_watch_set_ready(rs->watch, rule->ready);
         (void)ferry_watch_set_backend(rs->watch, rule->backend ? rule->backend : "auto");
         (void)ferry_watch_set_poll_interval(rs->watch, rule->poll_interval_ns);
+        (void)ferry_watch_set_max_dirs(rs->watch, rule->max_folders);
         (void)ferry_watch_set_events(rs->watch, FERRY_EVENT_READY);
         for (size_t i = 0; i < rule->match_count; i++)
                 (void)ferry_watch_include(rs->watch, rule->match[i]);
@@ -541,7 +546,10 @@ static void drain_watch(struct rule_state *rs)
                                     "out of memory: file left in place, handled after a restart");
                         break;
                 case FERRY_EVENT_ERROR:
+                        /* A folder not watched, a file refused by its marker: as many as
+                         * anyone who can write in the folder likes, so rate-limited. */
                         (void)ferry_watch_explain(rs->watch, ev->error, ev->path, message, sizeof(message));
+                        r->limit_next = true;
                         LOG(r, FERRY_LOG_ERROR, rs->rule->name, ev->path, "%s", message);
                         break;
                 case FERRY_EVENT_RESCAN:
@@ -737,7 +745,7 @@ static void check_timers(struct ferry_runner *r, int64_t now)
         }
         heartbeat(r, now);
         if (r->warnings_suppressed)
-                (void)rate_allows(r, &(struct ferry_log_record){.kind = FERRY_LOG_INFO});
+                (void)rate_allows(r, false);
         if (now >= r->next_recover && !r->stopping) {
                 int64_t period = INT64_MAX;
 
@@ -969,7 +977,7 @@ void ferry_runner_free(struct ferry_runner *r)
                 return;
         if (r->log && r->warnings_suppressed) {
                 r->warnings_since = INT64_MIN / 2; /* the count is said now, not after a second */
-                (void)rate_allows(r, &(struct ferry_log_record){.kind = FERRY_LOG_INFO});
+                (void)rate_allows(r, false);
         }
         if (r->started) {
                 /* Whatever still runs is killed; its claims go back to the queue. */

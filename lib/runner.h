@@ -84,6 +84,7 @@ struct ferry_runner {
         int64_t warnings_since;          /* start of the second warnings are counted in */
         unsigned warnings_logged;        /* warnings logged in it */
         unsigned long long warnings_suppressed; /* warnings left out since, to be said in one line */
+        bool limit_next;                 /* the next record is rate-limited as a warning is */
 };
 
 void ferry__runner_log(struct ferry_runner *r, struct ferry_log_record *rec, const char *format, ...)

@@ -360,6 +360,9 @@ int ferry__dir_attach(struct ferry_watch *w, struct ferry__dir *parent, const ch
                 n = (ssize_t)strlen(root->watch_path);
         if (n < 0)
                 return (int)n;
+        /* Subfolders beyond the cap are left unwatched (a root always is watched). */
+        if (parent && w->max_dirs && w->dir_count >= w->max_dirs)
+                return -EDQUOT;
         wd = ferry__inotify_add(w->inotify, parent ? w->path : root->watch_path, !parent);
         if (wd < 0)
                 return wd;

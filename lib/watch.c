@@ -269,6 +269,14 @@ int ferry_watch_add_file(struct ferry_watch *w, const char *path)
         return root_add(w, path, true);
 }
 
+int ferry_watch_set_max_dirs(struct ferry_watch *w, size_t max)
+{
+        if (!w)
+                return -EINVAL;
+        w->max_dirs = max;
+        return 0;
+}
+
 int ferry_watch_fd(struct ferry_watch *w)
 {
         return w ? w->epoll_fd : -EINVAL;
@@ -415,6 +423,12 @@ int ferry_watch_explain(struct ferry_watch *w, int error, const char *path, char
                              "cannot watch %s: %s (inotify watch limit %ld reached, %ld in use by this user; "
                              "raise fs.inotify.max_user_watches, e.g. sysctl fs.inotify.max_user_watches=%ld)",
                              path, strerror(ENOSPC), limit, in_use, limit > 0 ? limit * 4 : 524288);
+        } else if (error == -EDQUOT) {
+                n = snprintf(buf, size,
+                             "cannot watch %s: this rule's cap of %zu watched folders is reached (so that a tree "
+                             "others can fill does not use up the inotify watches every process of this user "
+                             "shares); its files wait until folders go away or the cap is raised",
+                             path, w->max_dirs);
         } else if (error == -EBADMSG) {
                 n = snprintf(buf, size,
                              "%s does not match its done-marker (size or SHA-256): its writer did not finish, or it "

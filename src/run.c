@@ -46,6 +46,7 @@ static const char usage[] =
         "      --batch N          up to N files per handler run, as {paths}\n"
         "      --backend B        auto (default), inotify, or poll; see ferry-watch(1)\n"
         "      --poll-interval DUR  how often polled folders are listed (default 2s)\n"
+        "      --max-folders N    with -r, watch at most N folders (default 65536)\n"
         "      --lease DUR        a claim whose worker is silent this long is taken\n"
         "                         over by another host's worker (default 60s)\n"
         "      --user NAME        run handlers as NAME (ferry must run as root)\n"
@@ -80,6 +81,7 @@ enum {
         OPT_SYMLINKS,
         OPT_BACKEND,
         OPT_POLL_INTERVAL,
+        OPT_MAX_FOLDERS,
         OPT_NAME,
         OPT_GRACE,
         OPT_LOG_FORMAT,
@@ -109,6 +111,7 @@ static const struct option options[] = {
         {"symlinks", no_argument, NULL, OPT_SYMLINKS},
         {"backend", required_argument, NULL, OPT_BACKEND},
         {"poll-interval", required_argument, NULL, OPT_POLL_INTERVAL},
+        {"max-folders", required_argument, NULL, OPT_MAX_FOLDERS},
         {"name", required_argument, NULL, OPT_NAME},
         {"grace", required_argument, NULL, OPT_GRACE},
         {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
@@ -139,6 +142,7 @@ static const char *rule_key(int c)
         case OPT_USER: return "user";
         case OPT_BACKEND: return "backend";
         case OPT_POLL_INTERVAL: return "poll-interval";
+        case OPT_MAX_FOLDERS: return "max-folders";
         default: return NULL;
         }
 }

@@ -176,3 +176,18 @@ proc_reaped() { [[ ! -e /proc/$1 ]]; }
         fi
         stop_ferry "$T/ferry"
 }
+
+@test "run: a failing handler that removed the file itself: said so, the note written, nothing left claimed" {
+        mkdir "$T/in"
+        make_handler "$T/h.sh" 'rm -f -- "$1"' 'echo "gave up" >&2' 'exit 1'
+        start_ferry "$T/run" run --retries 0 "$T/in" -- "$T/h.sh" {}
+        wait_run_started "$T/run"
+        printf 'data\n' >"$T/in/job.txt"
+        wait_for file_exists "$T/in/.ferry/failed/job.txt.ferry-error" 30
+        stop_ferry "$T/run"
+        grep -q "job.txt: failed (exit status 1) after 1 attempt; the handler removed or moved the file itself" \
+                "$T/run.err" || { cat "$T/run.err" >&2; false; }
+        ! grep -q "cannot move it" "$T/run.err"
+        grep -q '^gave up$' "$T/in/.ferry/failed/job.txt.ferry-error"
+        assert_no_claims "$T/in"
+}
