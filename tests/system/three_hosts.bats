@@ -51,6 +51,12 @@ show_workers() {
                 tail -5 "$T/$h.out.err" 2>/dev/null | cat -v >&2
         done
 }
+# server_done_with_w1: host s holds no connection from w1 that its sshd still serves.
+server_done_with_w1() {
+        local conns
+        conns=$(ss -N "$(basename "$STATE")-s" -Htn state established state close-wait dst "$W1_IP") || return 2
+        [[ -z $conns ]]
+}
 done_count() { count_files "$SHARE/.ferry/done"; }
 all_done() { (($(done_count) >= N)) && [[ -z $(claims_left "$SHARE") ]]; }
 
@@ -83,10 +89,19 @@ all_done() { (($(done_count) >= N)) && [[ -z $(claims_left "$SHARE") ]]; }
                 show_workers
                 false
         }
+        W1_IP=$("$HOSTS" ip "$STATE" w1)
+        if server_done_with_w1; then # the probe must see w1's sftp session while it lives
+                echo "no connection from w1 ($W1_IP) seen on s" >&2
+                false
+        fi
         "$HOSTS" kill "$STATE" w1 2>>"$T/hosts.log"
         local killed_at
         killed_at=$(now_us)
         wait_exit "$PID_w1" 10
+        # The file server may still apply what w1 sent before it died (a claim's rename, a
+        # move to done): its sftp session for w1 reads the requests already received before
+        # it sees the end of the connection. w1's claims are what is left once it is gone.
+        wait_for server_done_with_w1 30
         local -a held
         mapfile -t held < <(find "$SHARE/.ferry/work" -path '*/share@w1.*/*' -type f ! -name '.*' -printf '%f\n')
         ((${#held[@]} > 0)) || {
