@@ -201,7 +201,8 @@ void ferry_rule_free(struct ferry_rule *rule);
  *   ready POLICY, jobs N, timeout DURATION, kill-after DURATION, retries N,
  *   retry-delay DURATION, on-success done|delete|keep, done DIR, failed DIR,
  *   output DIR, stdin BOOL, batch N, lease DURATION, user NAME, symlinks BOOL,
- *   backend auto|inotify|poll, poll-interval DURATION, max-folders N.
+ *   backend auto|inotify|poll, poll-interval DURATION, max-folders N,
+ *   require-file NAME, on-folder-lost wait|exit.
  * Returns -EINVAL (bad value), -ENOENT (unknown key), -ENOMEM.
  * ferry_rule_explain() says why. */
 int ferry_rule_set(struct ferry_rule *rule, const char *key, const char *value);
@@ -270,7 +271,11 @@ int ferry_runner_start(struct ferry_runner *runner);
 /* Readable when ferry_runner_dispatch() has work; for the caller's poll loop. */
 int ferry_runner_fd(struct ferry_runner *runner);
 /* Does the work that is due, waiting at most timeout_ms (< 0: until there is
- * some). Returns 1 while running, 0 once stopped and drained, -errno. */
+ * some). Returns 1 while running, 0 once stopped and drained, -errno.
+ * A rule's folder that goes away (deleted, moved, replaced, unmounted, its
+ * require-file gone) is said once in the log and looked for again until it is
+ * back; with on-folder-lost = exit, -ENODEV instead: the caller stops the
+ * runner (ferry_runner_stop) and drains it. */
 int ferry_runner_dispatch(struct ferry_runner *runner, int timeout_ms);
 /* Counters of a runner since it started, over all its rules. */
 #define FERRY_DURATION_BUCKETS 10
@@ -293,6 +298,7 @@ struct ferry_runner_stats {
         uint64_t duration_count[FERRY_DURATION_BUCKETS];
         uint64_t duration_runs;
         double duration_sum;
+        uint64_t folders_lost; /* now: rules whose folder went away, looked for until it is back */
 };
 /* Upper bounds (seconds) of the duration buckets; the last one is +Inf. */
 extern const double FERRY_DURATION_BOUNDS[FERRY_DURATION_BUCKETS];

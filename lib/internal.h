@@ -640,6 +640,8 @@ struct ferry_rule {
         char *user;
         char *backend;         /* NULL: auto */
         int64_t poll_interval_ns;
+        char *require_file;    /* a name DIR must hold to count as there (a mount's marker); NULL: none */
+        bool exit_when_lost;   /* on-folder-lost = exit: the runner ends when DIR goes away */
         uid_t uid;
         gid_t gid;
         char explanation[512];

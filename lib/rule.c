@@ -89,6 +89,7 @@ void ferry_rule_free(struct ferry_rule *rule)
         free(rule->output_dir);
         free(rule->user);
         free(rule->backend);
+        free(rule->require_file);
         strings_free(rule->match, rule->match_count);
         strings_free(rule->exclude, rule->exclude_count);
         strings_free(rule->command, rule->command_count);
@@ -220,6 +221,25 @@ int ferry_rule_set(struct ferry_rule *rule, const char *key, const char *value)
         }
         if (strcmp(key, "symlinks") == 0)
                 return set_bool(rule, &rule->follow_symlinks, key, value);
+        if (strcmp(key, "require-file") == 0) {
+                /* One name in DIR, never a glob: it is also left out of the files handled. */
+                if (!*value || strchr(value, '/') || strcmp(value, ".") == 0 || strcmp(value, "..") == 0 ||
+                    strcmp(value, ".ferry") == 0 || strpbrk(value, "*?[\\"))
+                        return fail(rule, -EINVAL,
+                                    "require-file: '%s' is not a plain file name in the folder (no '/', no glob "
+                                    "characters), e.g. .ferry-root",
+                                    value);
+                return set_string(rule, &rule->require_file, key, value);
+        }
+        if (strcmp(key, "on-folder-lost") == 0) {
+                if (strcmp(value, "wait") == 0)
+                        rule->exit_when_lost = false;
+                else if (strcmp(value, "exit") == 0)
+                        rule->exit_when_lost = true;
+                else
+                        return fail(rule, -EINVAL, "on-folder-lost: '%s' is not wait or exit", value);
+                return 0;
+        }
         if (strcmp(key, "stdin") == 0)
                 return set_bool(rule, &rule->use_stdin, key, value);
         if (strcmp(key, "on-success") == 0) {

@@ -38,6 +38,10 @@ const double FERRY_DURATION_BOUNDS[FERRY_DURATION_BUCKETS] = {0.01, 0.05, 0.1, 0
  * Outcomes (claimed, done, failed) and the runner's errors are always
  * logged: each says what became of one file. */
 #define WARNINGS_PER_SECOND 20
+/* How often each rule's folder is checked (there, the same one); a lost one
+ * is looked for after a second, then after twice as long each time, up to: */
+#define FOLDER_CHECK_NS FERRY__NSEC_PER_SEC
+#define FOLDER_RETRY_MAX_NS (30 * FERRY__NSEC_PER_SEC)
 
 static bool rate_allows(struct ferry_runner *r, bool limited)
 {
@@ -295,6 +299,8 @@ static void warn_if_open(struct rule_state *rs)
 }
 
 static void heartbeat(struct ferry_runner *r, int64_t now);
+static struct pending *pop_pending(struct rule_state *rs);
+static void drain_watch(struct rule_state *rs);
 
 /* A watcher's long scan of a folder behind a slow mount: renew the leases. */
 static void watch_busy(void *data)
@@ -302,12 +308,184 @@ static void watch_busy(void *data)
         heartbeat(data, ferry__now());
 }
 
+/* Says why the rule's folder cannot be taken up, in rs->why; returns e. */
+static int attach_error(struct rule_state *rs, int e, const char *format, ...) __attribute__((format(printf, 3, 4)));
+static int attach_error(struct rule_state *rs, int e, const char *format, ...)
+{
+        va_list ap;
+
+        va_start(ap, format);
+        vsnprintf(rs->why, sizeof(rs->why), format, ap);
+        va_end(ap);
+        return e;
+}
+
+/* Lets go of what rule_attach() took: the watch, the work area, the outcome
+ * folders, the locks. The rule itself stays. */
+static void rule_release(struct rule_state *rs)
+{
+        struct pending *p;
+
+        while ((p = pop_pending(rs)))
+                free(p);
+        if (rs->watch) {
+                if (rs->watch_source.owner)
+                        ferry__runner_epoll_del(rs->runner, ferry_watch_fd(rs->watch));
+                ferry_watch_free(rs->watch);
+                rs->watch = NULL;
+        }
+        rs->watch_source.owner = NULL;
+        ferry__workarea_close(&rs->wa);
+        ferry__store_close(rs->store);
+        rs->store = NULL;
+        if (rs->share_fd >= 0)
+                close(rs->share_fd);
+        rs->share_fd = -1;
+        ferry__folder_close(&rs->done);
+        ferry__folder_close(&rs->failed);
+        rs->restored_seen = 0;
+}
+
+/* Is DIR there, as the folder it was? NULL, or why not (in buf). */
+static const char *folder_lost(struct rule_state *rs, char *buf, size_t size)
+{
+        struct stat held, now;
+
+        if (fstat(rs->wa.root_fd, &held) < 0)
+                snprintf(buf, size, "cannot be read any more (%s)", strerror(errno));
+        else if (held.st_nlink == 0)
+                snprintf(buf, size, "was deleted");
+        else if (stat(rs->rule->dir, &now) < 0)
+                snprintf(buf, size, errno == ENOENT ? "was moved away or deleted" : "cannot be reached (%s)",
+                         strerror(errno));
+        else if (now.st_dev != held.st_dev || now.st_ino != held.st_ino)
+                snprintf(buf, size, "is another folder now (made again, moved, or a file system mounted or "
+                                    "unmounted there)");
+        else if (rs->rule->require_file &&
+                 faccessat(rs->wa.root_fd, rs->rule->require_file, F_OK, AT_SYMLINK_NOFOLLOW) < 0)
+                snprintf(buf, size, "has no %s any more (require-file): not the folder meant, a share not mounted?",
+                         rs->rule->require_file);
+        else
+                return NULL;
+        return buf;
+}
+
+/* Takes up the rule's folder: its .ferry, outcome folders and locks, the
+ * watch (files there now are ready candidates), the claims left from before.
+ * On failure, rs->why says why; the caller releases what was taken. */
+static int rule_attach(struct rule_state *rs)
+{
+        struct ferry_runner *r = rs->runner;
+        struct ferry_rule *rule = rs->rule;
+        /* A folder that goes away (unmounted, moved) is taken up again by the runner. */
+        unsigned flags = FERRY_WATCH_EXISTING | (rule->recursive ? FERRY_WATCH_RECURSIVE : 0);
+        char description[512], backend[256];
+        int e;
+
+        rs->why[0] = '\0';
+        if (rule->require_file) {
+                /* Before .ferry is made: an empty mount point is not the folder meant. */
+                int fd = open(rule->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+                e = fd < 0 ? -errno : 0;
+                if (fd >= 0 && faccessat(fd, rule->require_file, F_OK, AT_SYMLINK_NOFOLLOW) < 0)
+                        e = -errno;
+                if (fd >= 0)
+                        close(fd);
+                if (e == -ENOENT && fd >= 0)
+                        return attach_error(rs, e,
+                                            "%s has no %s (require-file): it is not the folder meant, e.g. a share "
+                                            "not mounted; create %s/%s once the folder is the right one",
+                                            rule->dir, rule->require_file, rule->dir, rule->require_file);
+                if (e < 0)
+                        return attach_error(rs, e, "cannot open %s: %s", rule->dir, strerror(-e));
+        }
+        /* ferry's own state first: DIR's .ferry and the outcome folders are
+         * made or checked, and held open from now on. */
+        e = ferry__workarea_home(&rs->wa, rule->dir);
+        if (e == 0 && rule->on_success == FERRY__ON_SUCCESS_DONE)
+                e = ferry__folder_open(&rs->wa, &rs->done, rule->done_dir, "done");
+        if (e == 0)
+                e = ferry__folder_open(&rs->wa, &rs->failed, rule->failed_dir, "failed");
+        if (e == 0 && rs->output_dir)
+                e = ferry__open_admin_dir(&rs->wa.trust, rs->output_dir, 0, &rs->wa.output_fd);
+        if (e < 0)
+                return attach_error(rs, e, "%s", rs->wa.trust.why[0] ? rs->wa.trust.why : strerror(-e));
+        warn_if_open(rs);
+        if (rule->on_success == FERRY__ON_SUCCESS_KEEP) {
+                e = ferry__store_open(rs->wa.ferry_fd, &rs->store);
+                if (e < 0)
+                        return attach_error(rs, e,
+                                            e == -EBUSY ? "another ferry run works on %s: one that keeps files in "
+                                                          "place must be alone there (%s/.ferry/keep.lock)"
+                                                        : "cannot open the record of handled files in "
+                                                          "%s/.ferry/state.db: %s",
+                                            rule->dir, e == -EBUSY ? rule->dir : strerror(-e));
+        } else {
+                e = ferry__store_share(rs->wa.ferry_fd, &rs->share_fd);
+                if (e < 0)
+                        return attach_error(rs, e,
+                                            e == -EBUSY ? "a ferry run keeps files in place in %s: a worker that "
+                                                          "moves files cannot share the folder with it, each would "
+                                                          "handle every file (%s/.ferry/keep.lock)"
+                                                        : "cannot lock %s/.ferry/keep.lock: %s",
+                                            rule->dir, e == -EBUSY ? rule->dir : strerror(-e));
+        }
+        e = ferry_watch_new(&rs->watch, flags);
+        if (e < 0)
+                return attach_error(rs, e, "%s", strerror(-e));
+        rs->watch->busy = watch_busy;
+        rs->watch->busy_data = r;
+        (void)ferry_watch_set_ready(rs->watch, rule->ready);
+        (void)ferry_watch_set_backend(rs->watch, rule->backend ? rule->backend : "auto");
+        (void)ferry_watch_set_poll_interval(rs->watch, rule->poll_interval_ns);
+        (void)ferry_watch_set_max_dirs(rs->watch, rule->max_folders);
+        (void)ferry_watch_set_events(rs->watch, FERRY_EVENT_READY);
+        for (size_t i = 0; i < rule->match_count; i++)
+                (void)ferry_watch_include(rs->watch, rule->match[i]);
+        for (size_t i = 0; i < rule->exclude_count; i++)
+                (void)ferry_watch_exclude(rs->watch, rule->exclude[i]);
+        if (rule->require_file)
+                (void)ferry_watch_exclude(rs->watch, rule->require_file);
+        e = ferry_watch_add(rs->watch, rule->dir);
+        if (e < 0) {
+                (void)ferry_watch_explain(rs->watch, e, rule->dir, rs->why, sizeof(rs->why));
+                return e;
+        }
+        r->stats.found_at_start += rs->watch->found_at_start;
+        if (rule->on_success != FERRY__ON_SUCCESS_KEEP) {
+                /* After the start scan, which on a slow mount of a large
+                 * folder can outlast the lease: the lease starts fresh. */
+                e = ferry__workarea_open(&rs->wa, rule->name, rule->lease_ns);
+                if (e < 0)
+                        return attach_error(rs, e, "cannot create the work area in %s/.ferry: %s", rule->dir,
+                                            rs->wa.trust.why[0] ? rs->wa.trust.why : strerror(-e));
+                e = ferry__recover_own(&rs->wa, adopt, rs);
+                if (e > 0)
+                        LOG(r, FERRY_LOG_INFO, rule->name, NULL, "took up %d claim%s left from before", e,
+                            e == 1 ? "" : "s");
+                e = ferry__recover(&rs->wa, adopt, refused, rs);
+                if (e > 0)
+                        LOG(r, FERRY_LOG_INFO, rule->name, NULL, "recovered %d claim%s of workers that died", e,
+                            e == 1 ? "" : "s");
+        }
+        rs->watch_source = (struct source){SOURCE_WATCH, rs};
+        e = ferry__runner_epoll_add(r, ferry_watch_fd(rs->watch), &rs->watch_source);
+        if (e < 0) {
+                rs->watch_source.owner = NULL;
+                return attach_error(rs, e, "%s", strerror(-e));
+        }
+        (void)ferry_watch_describe_ready(rs->watch, description, sizeof(description));
+        (void)ferry_watch_describe_root(rs->watch, rule->dir, backend, sizeof(backend));
+        LOG(r, FERRY_LOG_INFO, rule->name, rule->dir, "watching %s%s with %s; %s; %u job%s at once", rule->dir,
+            rule->recursive ? " and its subfolders" : "", backend, description, rule->jobs,
+            rule->jobs == 1 ? "" : "s");
+        return 0;
+}
+
 static int rule_start(struct ferry_runner *r, struct ferry_rule *rule)
 {
         struct rule_state *rs = calloc(1, sizeof(*rs));
-        /* A folder that goes away (unmounted, moved) is waited for and taken up again. */
-        unsigned flags = FERRY_WATCH_EXISTING | FERRY_WATCH_FOLLOW | (rule->recursive ? FERRY_WATCH_RECURSIVE : 0);
-        char description[512], backend[256];
         int e;
 
         if (!rs)
@@ -327,94 +505,92 @@ static int rule_start(struct ferry_runner *r, struct ferry_rule *rule)
                 rs->output_dir = strdup(rule->output_dir);
         if (rule->output_dir && !rs->output_dir)
                 return -ENOMEM;
-        /* ferry's own state first: DIR's .ferry and the outcome folders are
-         * made or checked, and held open from now on. */
-        e = ferry__workarea_home(&rs->wa, rule->dir);
-        if (e == 0 && rule->on_success == FERRY__ON_SUCCESS_DONE)
-                e = ferry__folder_open(&rs->wa, &rs->done, rule->done_dir, "done");
-        if (e == 0)
-                e = ferry__folder_open(&rs->wa, &rs->failed, rule->failed_dir, "failed");
-        if (e == 0 && rs->output_dir)
-                e = ferry__open_admin_dir(&rs->wa.trust, rs->output_dir, 0, &rs->wa.output_fd);
-        if (e < 0) {
-                LOG(r, FERRY_LOG_ERROR, rule->name, rule->dir, "%s",
-                    rs->wa.trust.why[0] ? rs->wa.trust.why : strerror(-e));
-                return e;
-        }
-        warn_if_open(rs);
-        if (rule->on_success == FERRY__ON_SUCCESS_KEEP) {
-                e = ferry__store_open(rs->wa.ferry_fd, &rs->store);
-                if (e < 0) {
-                        LOG(r, FERRY_LOG_ERROR, rule->name, rule->dir,
-                            e == -EBUSY ? "another ferry run works on %s: one that keeps files in place must be "
-                                          "alone there (%s/.ferry/keep.lock)"
-                                        : "cannot open the record of handled files in %s/.ferry/state.db: %s",
-                            rule->dir, e == -EBUSY ? rule->dir : strerror(-e));
-                        return e;
-                }
-        } else {
-                e = ferry__store_share(rs->wa.ferry_fd, &rs->share_fd);
-                if (e < 0) {
-                        LOG(r, FERRY_LOG_ERROR, rule->name, rule->dir,
-                            e == -EBUSY ? "a ferry run keeps files in place in %s: a worker that moves files "
-                                          "cannot share the folder with it, each would handle every file "
-                                          "(%s/.ferry/keep.lock)"
-                                        : "cannot lock %s/.ferry/keep.lock: %s",
-                            rule->dir, e == -EBUSY ? rule->dir : strerror(-e));
-                        return e;
-                }
-        }
-        e = ferry_watch_new(&rs->watch, flags);
-        if (e < 0)
-                return e;
-        rs->watch->busy = watch_busy;
-        rs->watch->busy_data = r;
-        (void)ferry_watch_set_ready(rs->watch, rule->ready);
-        (void)ferry_watch_set_backend(rs->watch, rule->backend ? rule->backend : "auto");
-        (void)ferry_watch_set_poll_interval(rs->watch, rule->poll_interval_ns);
-        (void)ferry_watch_set_max_dirs(rs->watch, rule->max_folders);
-        (void)ferry_watch_set_events(rs->watch, FERRY_EVENT_READY);
-        for (size_t i = 0; i < rule->match_count; i++)
-                (void)ferry_watch_include(rs->watch, rule->match[i]);
-        for (size_t i = 0; i < rule->exclude_count; i++)
-                (void)ferry_watch_exclude(rs->watch, rule->exclude[i]);
-        e = ferry_watch_add(rs->watch, rule->dir);
-        if (e < 0) {
-                char message[1024];
+        e = rule_attach(rs);
+        if (e < 0 && rs->why[0])
+                LOG(r, FERRY_LOG_ERROR, rule->name, rule->dir, "%s", rs->why);
+        return e;
+}
 
-                (void)ferry_watch_explain(rs->watch, e, rule->dir, message, sizeof(message));
-                LOG(r, FERRY_LOG_ERROR, rule->name, rule->dir, "%s", message);
-                return e;
+/* The rule's folder went away: said once; its watch is dropped and the
+ * runner looks for the folder again (rule_retry), or stops when the rule
+ * says so. Handlers running go on with the folder they have. */
+static void rule_down(struct rule_state *rs, const char *why)
+{
+        struct ferry_runner *r = rs->runner;
+        struct pending *p;
+
+        if (rs->down || r->stopping)
+                return;
+        if (rs->rule->exit_when_lost) {
+                LOG(r, FERRY_LOG_ERROR, rs->rule->name, rs->rule->dir, "%s %s: stopping (on-folder-lost = exit)",
+                    rs->rule->dir, why);
+                r->folder_lost = true;
+                return;
         }
-        r->stats.found_at_start += rs->watch->found_at_start;
-        if (rule->on_success != FERRY__ON_SUCCESS_KEEP) {
-                /* After the start scan, which on a slow mount of a large
-                 * folder can outlast the lease: the lease starts fresh. */
-                e = ferry__workarea_open(&rs->wa, rule->name, rule->lease_ns);
-                if (e < 0) {
-                        LOG(r, FERRY_LOG_ERROR, rule->name, rule->dir, "cannot create the work area in %s/.ferry: %s",
-                            rule->dir, rs->wa.trust.why[0] ? rs->wa.trust.why : strerror(-e));
-                        return e;
+        LOG(r, FERRY_LOG_ERROR, rs->rule->name, rs->rule->dir,
+            "%s %s: its files wait; it is looked for again, every second at first, and taken up when it is back",
+            rs->rule->dir, why);
+        snprintf(rs->why, sizeof(rs->why), "%s", why);
+        rs->down = true;
+        while ((p = pop_pending(rs)))
+                free(p);
+        if (rs->watch) {
+                ferry__runner_epoll_del(r, ferry_watch_fd(rs->watch));
+                ferry_watch_free(rs->watch);
+                rs->watch = NULL;
+                rs->watch_source.owner = NULL;
+        }
+        rs->retry_ns = FERRY__NSEC_PER_SEC;
+        rs->retry_at = ferry__now() + rs->retry_ns;
+}
+
+/* Tries to take a lost folder up again, once the handlers the rule ran with
+ * the old one have ended; a new reason it cannot is said once. */
+static void rule_retry(struct rule_state *rs, int64_t now)
+{
+        struct ferry_runner *r = rs->runner;
+        char before[sizeof(rs->why)];
+
+        for (struct job *job = r->jobs; job; job = job->next)
+                if (job->rs == rs) {
+                        rs->retry_at = now + FERRY__NSEC_PER_SEC;
+                        return;
                 }
-                e = ferry__recover_own(&rs->wa, adopt, rs);
-                if (e > 0)
-                        LOG(r, FERRY_LOG_INFO, rule->name, NULL, "took up %d claim%s left from before", e,
-                            e == 1 ? "" : "s");
-                e = ferry__recover(&rs->wa, adopt, refused, rs);
-                if (e > 0)
-                        LOG(r, FERRY_LOG_INFO, rule->name, NULL, "recovered %d claim%s of workers that died", e,
-                            e == 1 ? "" : "s");
+        snprintf(before, sizeof(before), "%s", rs->why);
+        rule_release(rs);
+        if (rule_attach(rs) == 0) {
+                rs->down = false;
+                LOG(r, FERRY_LOG_INFO, rs->rule->name, rs->rule->dir, "%s is back: taken up again", rs->rule->dir);
+                drain_watch(rs); /* what it found, and its timers armed: the loop waits on its fd */
+                return;
         }
-        rs->watch_source = (struct source){SOURCE_WATCH, rs};
-        e = ferry__runner_epoll_add(r, ferry_watch_fd(rs->watch), &rs->watch_source);
-        if (e < 0)
-                return e;
-        (void)ferry_watch_describe_ready(rs->watch, description, sizeof(description));
-        (void)ferry_watch_describe_root(rs->watch, rule->dir, backend, sizeof(backend));
-        LOG(r, FERRY_LOG_INFO, rule->name, rule->dir, "watching %s%s with %s; %s; %u job%s at once", rule->dir,
-            rule->recursive ? " and its subfolders" : "", backend, description, rule->jobs,
-            rule->jobs == 1 ? "" : "s");
-        return 0;
+        rule_release(rs);
+        if (rs->why[0] && strcmp(rs->why, before) != 0)
+                LOG(r, FERRY_LOG_ERROR, rs->rule->name, rs->rule->dir, "%s", rs->why);
+        else
+                snprintf(rs->why, sizeof(rs->why), "%s", before);
+        rs->retry_ns = rs->retry_ns * 2 > FOLDER_RETRY_MAX_NS ? FOLDER_RETRY_MAX_NS : rs->retry_ns * 2;
+        rs->retry_at = now + rs->retry_ns;
+}
+
+/* Every rule's folder still there? Lost ones are looked for again. */
+static void check_folders(struct ferry_runner *r, int64_t now)
+{
+        char why[256];
+
+        if (r->stopping || now < r->next_folder_check)
+                return;
+        r->next_folder_check = now + FOLDER_CHECK_NS;
+        for (struct rule_state *rs = r->states; rs; rs = rs->next) {
+                const char *lost;
+
+                if (rs->down && now >= rs->retry_at)
+                        rule_retry(rs, now);
+                else if (!rs->down && rs->wa.root_fd >= 0 && (lost = folder_lost(rs, why, sizeof(why))))
+                        rule_down(rs, lost);
+                if (rs->down && rs->retry_at < r->next_folder_check)
+                        r->next_folder_check = rs->retry_at;
+        }
 }
 
 int ferry_runner_start(struct ferry_runner *r)
@@ -445,7 +621,7 @@ int ferry_runner_start(struct ferry_runner *r)
                 if (e < 0)
                         return e;
         }
-        r->next_heartbeat = r->next_recover = ferry__now();
+        r->next_heartbeat = r->next_recover = r->next_folder_check = ferry__now();
         return 0;
 }
 
@@ -558,11 +734,8 @@ static void drain_watch(struct rule_state *rs)
                             "the kernel event queue overflowed; rescanned (raise fs.inotify.max_queued_events)");
                         break;
                 case FERRY_EVENT_ROOT_GONE:
-                        LOG(r, FERRY_LOG_ERROR, rs->rule->name, ev->path,
-                            "%s went away; waiting for it to come back", rs->rule->dir);
-                        break;
-                case FERRY_EVENT_ROOT_BACK:
-                        LOG(r, FERRY_LOG_INFO, rs->rule->name, ev->path, "%s is back", rs->rule->dir);
+                        /* Drops the watch, and with it ev: the loop ends here. */
+                        rule_down(rs, "went away (deleted, moved or unmounted)");
                         break;
                 default:
                         break;
@@ -744,13 +917,14 @@ static void check_timers(struct ferry_runner *r, int64_t now)
                 }
         }
         heartbeat(r, now);
+        check_folders(r, now);
         if (r->warnings_suppressed)
                 (void)rate_allows(r, false);
         if (now >= r->next_recover && !r->stopping) {
                 int64_t period = INT64_MAX;
 
                 for (struct rule_state *rs = r->states; rs; rs = rs->next) {
-                        if (rs->wa.work_fd >= 0)
+                        if (rs->wa.work_fd >= 0 && !rs->down)
                                 (void)ferry__recover(&rs->wa, adopt, refused, rs);
                         if (rs->rule->lease_ns / 2 < period)
                                 period = rs->rule->lease_ns / 2;
@@ -765,6 +939,8 @@ static int64_t next_deadline(const struct ferry_runner *r)
 
         if (r->next_heartbeat < next)
                 next = r->next_heartbeat;
+        if (!r->stopping && r->next_folder_check < next)
+                next = r->next_folder_check;
         if (r->warnings_suppressed && r->warnings_since + FERRY__NSEC_PER_SEC < next)
                 next = r->warnings_since + FERRY__NSEC_PER_SEC; /* the count is said when its second ends */
         for (const struct job *job = r->jobs; job; job = job->next) {
@@ -856,6 +1032,8 @@ int ferry_runner_dispatch(struct ferry_runner *r, int timeout_ms)
                         drain_watch(rs);
                 now = ferry__now();
                 check_timers(r, now);
+                if (r->folder_lost && !r->stopping)
+                        return -ENODEV; /* said in the log; the caller stops */
                 if (!r->stopping)
                         start_work(r, now);
                 if (r->stopping && !any_running(r)) {
@@ -898,10 +1076,11 @@ int ferry_runner_stats(struct ferry_runner *r, struct ferry_runner_stats *ret_st
         if (!r || !ret_stats)
                 return -EINVAL;
         st = r->stats;
-        st.queued = st.running = st.waiting = st.watches = 0;
+        st.queued = st.running = st.waiting = st.watches = st.folders_lost = 0;
         for (const struct rule_state *rs = r->states; rs; rs = rs->next) {
                 st.queued += rs->pending_count;
                 st.watches += ferry_watch_count(rs->watch);
+                st.folders_lost += rs->down;
         }
         for (const struct job *job = r->jobs; job; job = job->next) {
                 if (job->running)
@@ -1000,18 +1179,9 @@ void ferry_runner_free(struct ferry_runner *r)
         }
         while (r->states) {
                 struct rule_state *rs = r->states;
-                struct pending *p;
 
                 r->states = rs->next;
-                while ((p = pop_pending(rs)))
-                        free(p);
-                ferry_watch_free(rs->watch);
-                ferry__workarea_close(&rs->wa);
-                ferry__store_close(rs->store);
-                if (rs->share_fd >= 0)
-                        close(rs->share_fd);
-                ferry__folder_close(&rs->done);
-                ferry__folder_close(&rs->failed);
+                rule_release(rs);
                 free(rs->output_dir);
                 ferry_rule_free(rs->rule);
                 free(rs);

@@ -58,6 +58,9 @@ struct rule_state {
         size_t pending_count;
         unsigned restored_seen; /* wa.restored already logged */
         unsigned running;
+        bool down;                  /* the folder went away: no watch; looked for again at retry_at */
+        int64_t retry_at, retry_ns; /* the next look, and the wait after it (doubles up to a maximum) */
+        char why[512];              /* why the folder cannot be taken up, as last said */
 };
 
 struct ferry_runner {
@@ -75,6 +78,8 @@ struct ferry_runner {
         int64_t stop_at;          /* stopping: when running handlers get SIGTERM */
         int64_t next_heartbeat;
         int64_t next_recover;
+        int64_t next_folder_check;  /* every rule's folder: still there? a lost one back? */
+        bool folder_lost;           /* a rule with on-folder-lost = exit lost its folder: dispatch says so */
         char **env_base;          /* NULL-terminated, owned */
         size_t env_count;
         struct ferry__keeper keeper; /* kills handlers' groups if we die */

@@ -100,6 +100,8 @@ static void render(FILE *f, const struct ferry_runner_stats *st)
         gauge(f, "ferry_handlers_running", "Handlers running now.", st->running);
         gauge(f, "ferry_claims_waiting", "Claimed files waiting for a retry.", st->waiting);
         gauge(f, "ferry_watches", "Kernel watches held.", st->watches);
+        gauge(f, "ferry_folders_lost", "Rules whose folder went away (deleted, moved, unmounted), looked for until it "
+              "is back.", st->folders_lost);
         fprintf(f, "# HELP %s How long handler runs took, in seconds.\n# TYPE %s histogram\n", duration, duration);
         for (int i = 0; i < FERRY_DURATION_BUCKETS; i++) {
                 /* The last bound is +Inf, whatever number stands for it. */

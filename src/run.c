@@ -47,6 +47,11 @@ static const char usage[] =
         "      --backend B        auto (default), inotify, or poll; see ferry-watch(1)\n"
         "      --poll-interval DUR  how often polled folders are listed (default 2s)\n"
         "      --max-folders N    with -r, watch at most N folders (default 65536)\n"
+        "      --require-file NAME  DIR counts as there only while it holds NAME\n"
+        "                         (e.g. .ferry-root on a share: not taken for an empty\n"
+        "                         mount point)\n"
+        "      --on-folder-lost W  wait (default: said once, looked for until it is\n"
+        "                         back) or exit (status 1, for a supervisor to restart)\n"
         "      --lease DUR        a claim whose worker is silent this long is taken\n"
         "                         over by another host's worker (default 60s)\n"
         "      --user NAME        run handlers as NAME (ferry must run as root)\n"
@@ -82,6 +87,8 @@ enum {
         OPT_BACKEND,
         OPT_POLL_INTERVAL,
         OPT_MAX_FOLDERS,
+        OPT_REQUIRE_FILE,
+        OPT_ON_FOLDER_LOST,
         OPT_NAME,
         OPT_GRACE,
         OPT_LOG_FORMAT,
@@ -112,6 +119,8 @@ static const struct option options[] = {
         {"backend", required_argument, NULL, OPT_BACKEND},
         {"poll-interval", required_argument, NULL, OPT_POLL_INTERVAL},
         {"max-folders", required_argument, NULL, OPT_MAX_FOLDERS},
+        {"require-file", required_argument, NULL, OPT_REQUIRE_FILE},
+        {"on-folder-lost", required_argument, NULL, OPT_ON_FOLDER_LOST},
         {"name", required_argument, NULL, OPT_NAME},
         {"grace", required_argument, NULL, OPT_GRACE},
         {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
@@ -143,6 +152,8 @@ static const char *rule_key(int c)
         case OPT_BACKEND: return "backend";
         case OPT_POLL_INTERVAL: return "poll-interval";
         case OPT_MAX_FOLDERS: return "max-folders";
+        case OPT_REQUIRE_FILE: return "require-file";
+        case OPT_ON_FOLDER_LOST: return "on-folder-lost";
         default: return NULL;
         }
 }
@@ -332,7 +343,7 @@ struct service {
         struct notifier notifier;
         struct metrics metrics;
         struct ferry_runner_stats before; /* counters of the runners that reloads replaced */
-        uint64_t shown[5];                /* queued, running, waiting, done, failed last sent */
+        uint64_t shown[6];                /* queued, running, waiting, done, failed, lost last sent */
         int64_t shown_at;                 /* when that STATUS= went out */
         int64_t watchdog_at;              /* when the next WATCHDOG=1 is due */
         bool stopping;                    /* STOPPING=1 was sent */
@@ -378,7 +389,11 @@ static void status_text(char *buf, size_t size, const struct ferry_runner_stats 
         if (n >= 0 && (size_t)n < size && st->waiting)
                 n += snprintf(buf + n, size - (size_t)n, "%" PRIu64 " waiting to retry, ", st->waiting);
         if (n >= 0 && (size_t)n < size)
-                snprintf(buf + n, size - (size_t)n, "%" PRIu64 " done, %" PRIu64 " failed", st->done, st->failed);
+                n += snprintf(buf + n, size - (size_t)n, "%" PRIu64 " done, %" PRIu64 " failed", st->done,
+                              st->failed);
+        if (n >= 0 && (size_t)n < size && st->folders_lost)
+                snprintf(buf + n, size - (size_t)n, "; %" PRIu64 " folder%s gone, waiting for %s (see the log)",
+                         st->folders_lost, st->folders_lost == 1 ? "" : "s", st->folders_lost == 1 ? "it" : "them");
 }
 
 static void status_remember(struct service *s, const struct ferry_runner_stats *st)
@@ -388,6 +403,7 @@ static void status_remember(struct service *s, const struct ferry_runner_stats *
         s->shown[2] = st->waiting;
         s->shown[3] = st->done;
         s->shown[4] = st->failed;
+        s->shown[5] = st->folders_lost;
         s->shown_at = cli_now();
 }
 
@@ -433,7 +449,7 @@ static int64_t service_tick(struct service *s, struct ferry_runner *runner)
         service_stats(s, runner, &st);
         if (s->notifier.fd >= 0 && !s->stopping &&
             (st.queued != s->shown[0] || st.running != s->shown[1] || st.waiting != s->shown[2] ||
-             st.done != s->shown[3] || st.failed != s->shown[4])) {
+             st.done != s->shown[3] || st.failed != s->shown[4] || st.folders_lost != s->shown[5])) {
                 int64_t due = s->shown_at + SECOND_NS;
 
                 if (now >= due) {
@@ -513,6 +529,13 @@ static int serve(struct source *src, struct ferry_runner *runner, struct service
                 bool stop = false, reload = false;
                 int r = ferry_runner_dispatch(runner, 0);
 
+                if (r == -ENODEV) {
+                        /* A rule's folder went away and the rule says exit (logged). */
+                        service_stopping(svc, src->config.grace_ns);
+                        (void)drain(runner, src->config.grace_ns, signal_fd, svc);
+                        status = EXIT_FAILURE_RUNTIME;
+                        break;
+                }
                 if (r < 0) {
                         cli_error("cannot go on: %s", strerror(-r));
                         status = EXIT_FAILURE_RUNTIME;

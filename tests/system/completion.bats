@@ -51,7 +51,8 @@ setup() {
 @test "completion: subcommands, options of each subcommand, and option values" {
         assert_offers 'ferry ' watch wait run put status explain help
         assert_offers 'ferry w' watch wait
-        assert_offers 'ferry run --re' --recursive --ready --retries --retry-delay
+        assert_offers 'ferry run --re' --recursive --ready --require-file --retries --retry-delay
+        assert_offers 'ferry run --on-folder-lost ' wait exit
         assert_offers 'ferry run --me' --metrics-file
         assert_offers 'ferry put --' --marker --quiet --help
         assert_offers 'ferry run --ready ' auto close close= rename done-file done-file= settle=
