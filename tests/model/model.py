@@ -6,7 +6,8 @@ workers of one rule on it, and plays a random list of producer actions and
 faults: files written and closed, renamed into place, written in a new folder,
 moved in with their folder, delivered with `ferry put --marker`, deleted before
 they were ready; workers killed with SIGKILL and started again, more workers
-started. As root, a hostile uploader (an unprivileged user made for the round)
+started, the folder deleted and made again, the folder moved away (a file
+written into it there) and back. As root, a hostile uploader (an unprivileged user made for the round)
 plays its moves at the same time: links to a root-only canary folder, fifos,
 subfolders swapped for links, writes into .ferry. At the end it checks:
 
@@ -48,7 +49,7 @@ printf '%s %s\n' "$rel" "$sum" >>"$1"
 """
 
 PRODUCER_ACTIONS = ["write", "rename", "chunks", "newdir", "movedir", "put", "delete", "link", "tmpfile"]
-FAULTS = ["kill", "add"]
+FAULTS = ["kill", "add", "recreate", "moveroot"]
 HOSTILE = ["symlink", "fifo", "swapdir", "plant", "dotferry", "swapferry"]
 
 
@@ -79,6 +80,7 @@ class Round:
         self.log = os.path.join(self.root, "handled")
         self.secret = os.path.join(self.root, "secret")
         self.workers = []
+        self.worker_errs = []
         self.killed = 0
         self.expected = {}  # name relative to the folder -> final content's SHA-256
         self.partial_ok = set()  # names whose writer reopened: auto may hand out a part first
@@ -115,8 +117,9 @@ class Round:
                            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             pw = pwd.getpwnam(self.attacker)
             self.att_uid, self.att_gid = pw.pw_uid, pw.pw_gid
+            self.mode = self.rng.choice([0o1777, 0o775])
             os.chown(self.dir, 0, self.att_gid)
-            os.chmod(self.dir, self.rng.choice([0o1777, 0o775]))
+            os.chmod(self.dir, self.mode)
         # Without the sticky bit an uploader can rename .ferry while a handler runs, and the
         # path it was given then leads elsewhere: ferry-run(1) says to read standard input.
         self.stdin = bool(hostile and not os.stat(self.dir).st_mode & stat.S_ISVTX) or self.rng.random() < 0.3
@@ -160,6 +163,7 @@ class Round:
             p = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
                                  cwd=self.root)
         self.workers.append(p)
+        self.worker_errs.append(errpath)
 
         def started():
             with open(errpath, "rb") as f:
@@ -317,6 +321,70 @@ class Round:
     def act_add(self):
         if len([w for w in self.workers if w.poll() is None]) < 3:
             self.start_worker()
+
+    def make_dir(self):
+        os.mkdir(self.dir, 0o755)
+        if self.attacker:
+            os.chown(self.dir, 0, self.att_gid)
+            os.chmod(self.dir, self.mode)
+
+    def backs(self):
+        """How many times each live worker said it took its folder up again."""
+        out = {}
+        for p, errpath in zip(self.workers, self.worker_errs):
+            if p.poll() is None:
+                with open(errpath, "rb") as f:
+                    out[errpath] = f.read().count(b" is back: taken up again")
+        return out
+
+    def wait_taken_up(self, before):
+        """Each worker that was alive takes the folder up again by itself (within the
+        documented back-off); only then do the uploads go on."""
+        def all_back():
+            now = self.backs()
+            return all(now.get(k, n + 1) > n for k, n in before.items())
+
+        if not wait_until(all_back, 45):
+            self.problems.append("a worker did not take its folder up again within 45s (see %s/worker*.err)"
+                                 % self.root)
+
+    def act_recreate(self):
+        # The folder deleted with all it holds, and made again: what was in it is gone
+        # (handled or not, both right); the workers must take up the new one by themselves.
+        self.restore_ferry()
+        before = self.backs()
+        while os.path.lexists(self.dir):
+            shutil.rmtree(self.dir, ignore_errors=True)  # workers move files meanwhile
+        for name in self.expected:
+            self.partial_ok.add(name)
+        self.expected = {}
+        self.make_dir()
+        self.wait_taken_up(before)
+
+    def act_moveroot(self):
+        # Moved away, a file written into it there, and moved back: the same folder, the
+        # same files. A handler given a path while it is away cannot open it (documented):
+        # only with --stdin.
+        if not self.stdin:
+            return self.act_recreate()
+        self.restore_ferry()
+        before = self.backs()
+        away = self.dir + ".away"
+        os.rename(self.dir, away)
+        name, data = self.name(), self.content()
+        if self.policy == "auto":
+            with open(os.path.join(away, name), "wb") as f:
+                f.write(data)
+            self.expected[name] = sha(data)
+        else:
+            target = os.path.join(self.stage, name)
+            os.rename(self.write_staged(data), target)
+            if subprocess.run([self.args.ferry, "put", "--marker", target, away], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL).returncode == 0:
+                self.expected[name] = sha(data)
+        time.sleep(self.rng.random() * 1.5)
+        os.rename(away, self.dir)
+        self.wait_taken_up(before)
 
     # ---- the hostile uploader ------------------------------------------------------
 
