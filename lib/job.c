@@ -233,6 +233,83 @@ static int64_t backoff(const struct ferry_rule *rule, unsigned attempt)
         return delay;
 }
 
+/* A failure note that could not be written (the failed folder's file system
+ * full, say): kept, and written once it can be (ferry__late_notes_write). */
+struct late_note {
+        struct late_note *next;
+        char *path;     /* the file's original path, for the log */
+        char *relative; /* in the failed folder */
+        char *text;
+        size_t len;
+};
+
+static void late_note_free(struct late_note *note)
+{
+        free(note->path);
+        free(note->relative);
+        free(note->text);
+        free(note);
+}
+
+static void keep_note(struct rule_state *rs, const char *path, const char *relative, const char *text, size_t len,
+                      int e)
+{
+        struct late_note *note = calloc(1, sizeof(*note));
+
+        if (note) {
+                note->path = strdup(path);
+                note->relative = strdup(relative);
+                note->text = malloc(len);
+                note->len = len;
+        }
+        if (!note || !note->path || !note->relative || !note->text) {
+                LOG(rs->runner, FERRY_LOG_ERROR, rs->rule->name, path,
+                    "cannot write the failure note for %s/%s: %s; out of memory to keep it: it is lost",
+                    rs->failed.path, relative, strerror(-e));
+                if (note)
+                        late_note_free(note);
+                return;
+        }
+        memcpy(note->text, text, len);
+        note->next = rs->late_notes;
+        rs->late_notes = note;
+        LOG(rs->runner, FERRY_LOG_WARNING, rs->rule->name, path,
+            "cannot write the failure note for %s/%s: %s; it is kept and written once it can be (free space, "
+            "say)",
+            rs->failed.path, relative, strerror(-e));
+}
+
+void ferry__late_notes_write(struct rule_state *rs, bool last)
+{
+        struct late_note **link = &rs->late_notes;
+
+        while (*link) {
+                struct late_note *note = *link;
+                int e = rs->failed.fd >= 0
+                                ? ferry__folder_note(&rs->failed, note->relative, ".ferry-error", note->text, note->len)
+                                : -EBADF;
+
+                if (e == 0) {
+                        LOG(rs->runner, FERRY_LOG_INFO, rs->rule->name, note->path,
+                            "failure note written at last: %s/%s.ferry-error", rs->failed.path, note->relative);
+                } else if (last) {
+                        /* Its reason, at least, reaches the log. */
+                        const char *reason = strstr(note->text, "\nreason: ");
+                        int reason_len = reason ? (int)strcspn(reason + 9, "\n") : 0;
+
+                        LOG(rs->runner, FERRY_LOG_ERROR, rs->rule->name, note->path,
+                            "the failure note for %s/%s could not be written (%s); its reason: %.*s",
+                            rs->failed.path ? rs->failed.path : "the failed folder", note->relative,
+                            strerror(-e), reason_len, reason ? reason + 9 : "");
+                } else {
+                        link = &note->next;
+                        continue;
+                }
+                *link = note->next;
+                late_note_free(note);
+        }
+}
+
 /* Writes NAME.ferry-error beside a failed file, at relative in the failed folder. */
 static void write_failure(struct job *job, const struct ferry__claim *c, const char *relative, const char *why,
                           const struct ferry__exit *st, int64_t duration)
@@ -253,8 +330,7 @@ static void write_failure(struct job *job, const struct ferry__claim *c, const c
                 return;
         e = ferry__folder_note(&job->rs->failed, relative, ".ferry-error", text, (size_t)n);
         if (e < 0)
-                LOG(job->rs->runner, FERRY_LOG_WARNING, job->rs->rule->name, c->original_path,
-                    "cannot write the failure note for %s/%s: %s", job->rs->failed.path, relative, strerror(-e));
+                keep_note(job->rs, c->original_path, relative, text, (size_t)n, e);
         free(text);
 }
 

@@ -326,6 +326,7 @@ static void rule_release(struct rule_state *rs)
 {
         struct pending *p;
 
+        ferry__late_notes_write(rs, true);
         while ((p = pop_pending(rs)))
                 free(p);
         if (rs->watch) {
@@ -584,6 +585,8 @@ static void check_folders(struct ferry_runner *r, int64_t now)
         for (struct rule_state *rs = r->states; rs; rs = rs->next) {
                 const char *lost;
 
+                if (rs->late_notes && !rs->down)
+                        ferry__late_notes_write(rs, false);
                 if (rs->down && now >= rs->retry_at)
                         rule_retry(rs, now);
                 else if (!rs->down && rs->wa.root_fd >= 0 && (lost = folder_lost(rs, why, sizeof(why))))

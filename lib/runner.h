@@ -21,6 +21,7 @@ struct pending {
 };
 
 struct rule_state;
+struct late_note;
 
 struct job {
         struct job *prev, *next;
@@ -61,6 +62,7 @@ struct rule_state {
         bool down;                  /* the folder went away: no watch; looked for again at retry_at */
         int64_t retry_at, retry_ns; /* the next look, and the wait after it (doubles up to a maximum) */
         char why[512];              /* why the folder cannot be taken up, as last said */
+        struct late_note *late_notes; /* failure notes not written yet (job.c) */
 };
 
 struct ferry_runner {
@@ -114,5 +116,8 @@ void ferry__job_start(struct job *job);
 void ferry__job_finish(struct job *job, const struct ferry__exit *st, const char *why);
 /* Its pidfd said the handler exited: reap it and finish the job. */
 void ferry__job_exited(struct job *job);
+/* Writes the failure notes that could not be written before; last: the rule
+ * lets go of its failed folder, and what still cannot be is logged instead. */
+void ferry__late_notes_write(struct rule_state *rs, bool last);
 
 #endif

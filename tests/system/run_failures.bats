@@ -20,6 +20,18 @@ sidecar_has() {
 # stderr_section FILE: the lines of the sidecar FILE after "stderr:".
 stderr_section() { sed -n '/^stderr:/,$p' "$1" | tail -n +2; }
 
+setup() {
+        ferry_setup
+        MOUNTED=
+}
+
+teardown() {
+        if [[ -n $MOUNTED ]]; then
+                umount -l "$MOUNTED" 2>/dev/null || true
+        fi
+        ferry_teardown
+}
+
 # proc_reaped PID: no /proc entry at all: exited and reaped (not a zombie).
 proc_reaped() { [[ ! -e /proc/$1 ]]; }
 
@@ -190,4 +202,35 @@ proc_reaped() { [[ ! -e /proc/$1 ]]; }
         ! grep -q "cannot move it" "$T/run.err"
         grep -q '^gave up$' "$T/in/.ferry/failed/job.txt.ferry-error"
         assert_no_claims "$T/in"
+}
+
+@test "run: the failed folder's file system full: the failure note is kept and written once space returns" {
+        require_root "mounts a small tmpfs"
+        mkdir "$T/fs"
+        mount -t tmpfs -o size=1m ferry-test "$T/fs" || skip "cannot mount a tmpfs"
+        MOUNTED=$T/fs
+        D=$T/fs/in
+        mkdir "$D"
+        # The handler fills the file system, then fails: the file can still be moved (a
+        # rename), its note cannot be written: two pages with its 4 KiB of stderr, more than
+        # the claim's own notes give back.
+        make_handler "$T/h.sh" 'dd if=/dev/zero of="'"$T"'/fs/filler" bs=4k 2>/dev/null' \
+                'head -c 4000 /dev/zero | tr "\0" x >&2; echo >&2; echo "out of luck" >&2; exit 4'
+        start_ferry "$T/run" run --retries 0 "$D" -- "$T/h.sh"
+        wait_run_started "$T/run"
+        printf 'payload\n' >"$D/job.txt"
+        wait_for file_exists "$D/.ferry/failed/job.txt" 10
+        wait_for has_text "$T/run.err" "it is kept and written once it can be" 10
+        [[ ! -e $D/.ferry/failed/job.txt.ferry-error ]]
+        rm -f "$T/fs/filler"
+        wait_for file_exists "$D/.ferry/failed/job.txt.ferry-error" 10
+        sidecar_has "$D/.ferry/failed/job.txt.ferry-error" "exit-status: 4"
+        sidecar_has "$D/.ferry/failed/job.txt.ferry-error" "out of luck"
+        assert_log_has "$T/run" "failure note written at last: $D/.ferry/failed/job.txt.ferry-error"
+        # Full again at the stop: the reason, at least, reaches the log.
+        printf 'payload\n' >"$D/second.txt"
+        wait_for has_text "$T/run.err" "second.txt: cannot write the failure note" 10
+        stop_ferry "$T/run"
+        assert_log_has "$T/run" "the failure note for $D/.ferry/failed/second.txt could not be written (No space left on device); its reason: exit status 4"
+        [[ -z $(find "$D/.ferry/failed" -name '.ferry-tmp*') ]]
 }
