@@ -575,12 +575,15 @@ def main():
     start = time.monotonic()
     seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "little")
     rounds = actions_played = kills = 0
+    played = {}
     while True:
         policy, actions = plan(seed, args.actions, hostile)
         ok, r = play(args, seed, policy, actions, hostile)
         rounds += 1
         actions_played += len(actions)
         kills += r.killed
+        for action in actions:
+            played[action] = played.get(action, 0) + 1
         if not ok:
             print("model: FAILED seed %d (policy %s): %s" % (seed, policy, "; ".join(r.problems)))
             print("model: actions: %s" % " ".join(actions))
@@ -595,6 +598,7 @@ def main():
         seed = (seed * 1103515245 + 12345) & 0x7FFFFFFF
     print("model: %d rounds, %d actions (%d worker kills), %s, all invariants held"
           % (rounds, actions_played, kills, "with a hostile uploader" if hostile else "no hostile uploader"))
+    print("model: actions played: %s" % ", ".join("%s %d" % (k, played[k]) for k in sorted(played)))
     return 0
 
 
