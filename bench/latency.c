@@ -9,7 +9,10 @@
  *       and close DIR/fNNNNNNN, then read the tool's pipe until the line for
  *       that file arrives. Reports p50/p99 of that interval in microseconds.
  *       (Not from the close: the tool, woken on this CPU, often prints
- *       before close() has returned here.)
+ *       before close() has returned here.) -a HOW: how each file arrives:
+ *       write (the default: written in place), rename (written in
+ *       DIR.stage, then renamed into DIR) or link (written in DIR.stage,
+ *       then hard-linked into DIR, as some publishers do).
  *   latency burst -d DIR -n N [-q SEC] -- TOOL...
  *       A writer process creates N files as fast as it can while this
  *       process reads the pipe. Reports the time until the last file was
@@ -384,6 +387,29 @@ static double percentile_us(const int64_t *sorted, long n, double p)
         return sorted[rank - 1] / 1000.0;
 }
 
+/* -a: how the measured files arrive in DIR. */
+static const char *arrive = "write";
+
+/* Publishes DIR/NAME as -a says: written in place, or written in DIR.stage
+ * and then renamed or hard-linked into DIR. */
+static void publish_file(const char *dir, const char *name)
+{
+        char stage[4096], from[4096 + 64], to[4096 + 64];
+
+        if (strcmp(arrive, "write") == 0) {
+                write_file(dir, name);
+                return;
+        }
+        snprintf(stage, sizeof stage, "%s.stage", dir);
+        if (mkdir(stage, 0755) < 0 && errno != EEXIST)
+                fail("cannot make %s: %s", stage, strerror(errno));
+        write_file(stage, name);
+        snprintf(from, sizeof from, "%s/%s", stage, name);
+        snprintf(to, sizeof to, "%s/%s", dir, name);
+        if (strcmp(arrive, "rename") == 0 ? rename(from, to) < 0 : link(from, to) < 0)
+                fail("cannot %s %s to %s: %s", arrive, from, to, strerror(errno));
+}
+
 static int run_latency(const char *dir, long n, double timeout_s)
 {
         int64_t *from_start = calloc(n, sizeof *from_start);
@@ -395,7 +421,7 @@ static int run_latency(const char *dir, long n, double timeout_s)
                 char name[32];
                 snprintf(name, sizeof name, "f%07ld", i);
                 int64_t t0 = now_ns();
-                write_file(dir, name);
+                publish_file(dir, name);
                 int64_t deadline = t0 + (int64_t)(timeout_s * 1e9);
                 while (!tool.seen_ns[i] && now_ns() < deadline)
                         pump(deadline);
@@ -710,7 +736,7 @@ static int run_idle(const char *dir, double seconds)
 
 static _Noreturn void usage(void)
 {
-        fputs("usage: latency latency -d DIR -n N [-T SEC] -- TOOL...\n"
+        fputs("usage: latency latency -d DIR -n N [-T SEC] [-a write|rename|link] -- TOOL...\n"
               "       latency burst -d DIR -n N [-q SEC] [-D SEC] -- TOOL...\n"
               "       latency setup -p PROBE_DIR [-m MESSAGE] [-P] [-w WATCHES] -- TOOL...\n"
               "       latency idle -d DIR -t SEC -- TOOL...\n"
@@ -731,10 +757,16 @@ int main(int argc, char **argv)
         int opt;
         optind = 2;
         const char *fifo = NULL;
-        while ((opt = getopt(argc, argv, "+d:n:T:q:p:m:Pw:t:o:JWD:i:")) != -1) {
+        while ((opt = getopt(argc, argv, "+d:n:T:q:p:m:Pw:t:o:JWD:i:a:")) != -1) {
                 switch (opt) {
                 case 'o':
                         fifo = optarg;
+                        break;
+                case 'a':
+                        if (strcmp(optarg, "write") != 0 && strcmp(optarg, "rename") != 0 &&
+                            strcmp(optarg, "link") != 0)
+                                usage();
+                        arrive = optarg;
                         break;
                 case 'J':
                         tool.json = true;
