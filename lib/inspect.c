@@ -31,45 +31,33 @@ static char *outcome_folder(const struct ferry_rule *rule, bool failed)
         return rule->done_dir ? strdup(rule->done_dir) : join(rule->dir, ".ferry/done");
 }
 
-/* Whether the rule takes a file of that name (relative: its path below the rule's folder). */
-static bool rule_wants(const struct ferry_rule *rule, const char *name, const char *relative, const char **ret_why)
+/* Whether the rule takes a file (relative: its path below the rule's folder),
+ * judged by a watcher set up as ferry run sets up its own: they cannot differ. */
+static bool rule_wants(struct ferry_watch *w, const char *relative, const char **ret_why)
 {
-        const struct ferry__policy *policy = &rule->policy;
-
-        if (ferry__is_temp_name(name, strlen(name))) {
+        switch (ferry__name_verdict(w, relative)) {
+        case FERRY__VERDICT_TEMP:
                 *ret_why = "a temporary or hidden name (.*, *.tmp, *.part, *.swp, *.crdownload, *~): never taken; "
                            "the writer renames it to its final name when done";
                 return false;
+        case FERRY__VERDICT_MARKER:
+                *ret_why = "a done-marker: it says its file is complete, and is never handed out itself";
+                return false;
+        case FERRY__VERDICT_NO_MATCH:
+                *ret_why = "its name matches none of the rule's match globs";
+                return false;
+        case FERRY__VERDICT_EXCLUDED:
+                *ret_why = "an exclude glob of the rule matches it (or it is the rule's require-file)";
+                return false;
+        case FERRY__VERDICT_WANTED:
+                break;
         }
-        if (policy->kind == FERRY__POLICY_DONE_FILE) {
-                size_t len = strlen(name), mlen = strlen(policy->marker);
-
-                if ((policy->marker_is_suffix && len > mlen && strcmp(name + len - mlen, policy->marker) == 0) ||
-                    (!policy->marker_is_suffix && strcmp(name, policy->marker) == 0)) {
-                        *ret_why = "a done-marker: it says its file is complete, and is never handed out itself";
-                        return false;
-                }
-        }
-        if (rule->match_count) {
-                bool any = false;
-
-                for (size_t i = 0; i < rule->match_count && !any; i++)
-                        any = ferry__glob_match(rule->match[i], name, relative);
-                if (!any) {
-                        *ret_why = "its name matches none of the rule's match globs";
-                        return false;
-                }
-        }
-        for (size_t i = 0; i < rule->exclude_count; i++)
-                if (ferry__glob_match(rule->exclude[i], name, relative)) {
-                        *ret_why = "an exclude glob of the rule matches it";
-                        return false;
-                }
         return true;
 }
 
 /* Counts the files the rule would take in folder (and below it when recursive). */
-static uint64_t count_queued(const struct ferry_rule *rule, const char *folder, const char *relative_dir)
+static uint64_t count_queued(const struct ferry_rule *rule, struct ferry_watch *w, const char *folder,
+                             const char *relative_dir)
 {
         DIR *listing = opendir(folder);
         struct dirent *de;
@@ -89,9 +77,9 @@ static uint64_t count_queued(const struct ferry_rule *rule, const char *folder, 
                 if (path && relative && lstat(path, &st) == 0) {
                         if (S_ISDIR(st.st_mode)) {
                                 if (rule->recursive && !ferry__is_temp_name(de->d_name, strlen(de->d_name)))
-                                        count += count_queued(rule, path, relative);
+                                        count += count_queued(rule, w, path, relative);
                         } else if ((S_ISREG(st.st_mode) || (S_ISLNK(st.st_mode) && rule->follow_symlinks)) &&
-                                   rule_wants(rule, de->d_name, relative, &why)) {
+                                   rule_wants(w, relative, &why)) {
                                 count++;
                         }
                 }
@@ -226,7 +214,15 @@ int ferry_rule_status(struct ferry_rule *rule, struct ferry_rule_status *ret_sta
         if (stat(rule->dir, &dir_st) < 0)
                 return -errno;
         describe_backend(rule, st.backend, sizeof(st.backend));
-        st.queued = count_queued(rule, rule->dir, "");
+        {
+                struct ferry_watch *w;
+                int e = ferry__rule_watch_new(rule, 0, &w);
+
+                if (e < 0)
+                        return e;
+                st.queued = count_queued(rule, w, rule->dir, "");
+                ferry_watch_free(w);
+        }
         if (rule->on_success == FERRY__ON_SUCCESS_KEEP) {
                 struct ferry__store *store;
                 uint64_t done = 0;
@@ -453,9 +449,23 @@ int ferry_rule_explain_path(struct ferry_rule *rule, const char *path, char *buf
                             rule->name);
                         goto out;
                 }
-        if (!rule_wants(rule, name, relative, &why)) {
-                say(&o, "not handled by rule %s: %s\n", rule->name, why);
-                goto out;
+        {
+                struct ferry_watch *w;
+                bool wanted;
+
+                int e = ferry__rule_watch_new(rule, 0, &w);
+
+                if (e < 0) {
+                        free(relative);
+                        free(copy);
+                        return e;
+                }
+                wanted = rule_wants(w, relative, &why);
+                ferry_watch_free(w);
+                if (!wanted) {
+                        say(&o, "not handled by rule %s: %s\n", rule->name, why);
+                        goto out;
+                }
         }
         say(&o, "rule %s (%s) takes this name\n", rule->name, rule->dir);
         /* Claimed, done or failed: it left the folder. */

@@ -270,6 +270,16 @@ ssize_t ferry__dir_path(struct ferry_watch *w, const struct ferry__dir *dir, con
 struct ferry__entry *ferry__entry_find(struct ferry_watch *w, const struct ferry__dir *parent, const char *name,
                                        size_t len);
 bool ferry__file_wanted(struct ferry_watch *w, struct ferry__dir *dir, const char *name, size_t len);
+/* Why a watcher takes a file by its name, or not: what ferry explain says. */
+enum ferry__verdict {
+        FERRY__VERDICT_WANTED,
+        FERRY__VERDICT_TEMP,     /* a temporary or hidden name, in ready mode */
+        FERRY__VERDICT_MARKER,   /* a done-marker: counted, never handed out */
+        FERRY__VERDICT_NO_MATCH, /* none of the include globs */
+        FERRY__VERDICT_EXCLUDED, /* an exclude glob */
+};
+/* The same judgement as the watcher's, for a path relative to a root. */
+enum ferry__verdict ferry__name_verdict(struct ferry_watch *w, const char *relative);
 /* Whether a subdirectory of that name is watched (recursion, temp names in ready mode). */
 bool ferry__dir_wanted(const struct ferry_watch *w, const struct ferry__dir *parent, const char *name, size_t len);
 bool ferry__is_temp_name(const char *name, size_t len);
@@ -646,6 +656,12 @@ struct ferry_rule {
         gid_t gid;
         char explanation[512];
 };
+
+/* A watcher set up as the rule's (policy, backend, intervals, cap, globs,
+ * its require-file left out), no folder added yet: ferry run watches with
+ * it, ferry explain judges names with it, so that the two agree. */
+int ferry__rule_watch_new(const struct ferry_rule *rule, unsigned flags, struct ferry_watch **ret_watch);
+
 
 
 /* ---- spawn.c ---- */

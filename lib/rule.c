@@ -507,3 +507,33 @@ int ferry_rule_check_system(struct ferry_rule *rule)
         }
         return 0;
 }
+
+int ferry__rule_watch_new(const struct ferry_rule *rule, unsigned flags, struct ferry_watch **ret_watch)
+{
+        struct ferry_watch *w;
+        int e = ferry_watch_new(&w, flags);
+
+        if (e < 0)
+                return e;
+        e = ferry_watch_set_ready(w, rule->ready);
+        if (e == 0)
+                e = ferry_watch_set_backend(w, rule->backend ? rule->backend : "auto");
+        if (e == 0)
+                e = ferry_watch_set_poll_interval(w, rule->poll_interval_ns);
+        if (e == 0)
+                e = ferry_watch_set_max_dirs(w, rule->max_folders);
+        if (e == 0)
+                e = ferry_watch_set_events(w, FERRY_EVENT_READY);
+        for (size_t i = 0; e == 0 && i < rule->match_count; i++)
+                e = ferry_watch_include(w, rule->match[i]);
+        for (size_t i = 0; e == 0 && i < rule->exclude_count; i++)
+                e = ferry_watch_exclude(w, rule->exclude[i]);
+        if (e == 0 && rule->require_file)
+                e = ferry_watch_exclude(w, rule->require_file);
+        if (e < 0) {
+                ferry_watch_free(w);
+                return e;
+        }
+        *ret_watch = w;
+        return 0;
+}

@@ -432,22 +432,11 @@ static int rule_attach(struct rule_state *rs)
                                                         : "cannot lock %s/.ferry/keep.lock: %s",
                                             rule->dir, e == -EBUSY ? rule->dir : strerror(-e));
         }
-        e = ferry_watch_new(&rs->watch, flags);
+        e = ferry__rule_watch_new(rule, flags, &rs->watch);
         if (e < 0)
                 return attach_error(rs, e, "%s", strerror(-e));
         rs->watch->busy = watch_busy;
         rs->watch->busy_data = r;
-        (void)ferry_watch_set_ready(rs->watch, rule->ready);
-        (void)ferry_watch_set_backend(rs->watch, rule->backend ? rule->backend : "auto");
-        (void)ferry_watch_set_poll_interval(rs->watch, rule->poll_interval_ns);
-        (void)ferry_watch_set_max_dirs(rs->watch, rule->max_folders);
-        (void)ferry_watch_set_events(rs->watch, FERRY_EVENT_READY);
-        for (size_t i = 0; i < rule->match_count; i++)
-                (void)ferry_watch_include(rs->watch, rule->match[i]);
-        for (size_t i = 0; i < rule->exclude_count; i++)
-                (void)ferry_watch_exclude(rs->watch, rule->exclude[i]);
-        if (rule->require_file)
-                (void)ferry_watch_exclude(rs->watch, rule->require_file);
         e = ferry_watch_add(rs->watch, rule->dir);
         if (e < 0) {
                 (void)ferry_watch_explain(rs->watch, e, rule->dir, rs->why, sizeof(rs->why));

@@ -153,11 +153,11 @@ bool ferry__glob_match(const char *pattern, const char *name, const char *relati
         return fnmatch(pattern, relative, 0) == 0;
 }
 
+/* rel: the file's path relative to the root, or NULL to build it from dir. */
 static bool glob_matches(struct ferry_watch *w, const struct ferry__globs *globs, struct ferry__dir *dir,
-                         const char *name)
+                         const char *name, const char *rel)
 {
         char relative[2 * PATH_MAX];
-        const char *rel = NULL;
 
         for (size_t i = 0; i < globs->count; i++) {
                 const struct ferry__glob *g = &globs->items[i];
@@ -191,19 +191,36 @@ bool ferry__dir_wanted(const struct ferry_watch *w, const struct ferry__dir *par
         return w->policy.kind == FERRY__POLICY_NONE || !ferry__is_temp_name(name, len);
 }
 
+/* The one judgement of a file's name, for the watcher and for explain: dir
+ * (the watcher's) or relative (explain's, NULL dir) says where it is. */
+static enum ferry__verdict verdict(struct ferry_watch *w, struct ferry__dir *dir, const char *name, size_t len,
+                                   const char *relative, bool markers)
+{
+        if (w->policy.kind != FERRY__POLICY_NONE && ferry__is_temp_name(name, len))
+                return FERRY__VERDICT_TEMP;
+        if (markers && ferry__ready_is_marker(w, name, len))
+                return FERRY__VERDICT_MARKER;
+        if (w->include.count && !glob_matches(w, &w->include, dir, name, relative))
+                return FERRY__VERDICT_NO_MATCH;
+        if (w->exclude.count && glob_matches(w, &w->exclude, dir, name, relative))
+                return FERRY__VERDICT_EXCLUDED;
+        return FERRY__VERDICT_WANTED;
+}
+
 bool ferry__file_wanted(struct ferry_watch *w, struct ferry__dir *dir, const char *name, size_t len)
 {
         const char *only = dir->root->only_name;
 
         if (only)
                 return strlen(only) == len && memcmp(only, name, len) == 0;
-        if (w->policy.kind != FERRY__POLICY_NONE && ferry__is_temp_name(name, len))
-                return false;
-        if (w->include.count && !glob_matches(w, &w->include, dir, name))
-                return false;
-        if (w->exclude.count && glob_matches(w, &w->exclude, dir, name))
-                return false;
-        return true;
+        return verdict(w, dir, name, len, NULL, false) == FERRY__VERDICT_WANTED;
+}
+
+enum ferry__verdict ferry__name_verdict(struct ferry_watch *w, const char *relative)
+{
+        const char *slash = strrchr(relative, '/'), *name = slash ? slash + 1 : relative;
+
+        return verdict(w, NULL, name, strlen(name), relative, true);
 }
 
 void ferry__emit(struct ferry_watch *w, unsigned type, unsigned flags, struct ferry__dir *dir, const char *name,

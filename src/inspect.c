@@ -20,8 +20,8 @@ static const char status_usage[] =
         "  -c, --config FILE      the rules of FILE (see ferry.conf(5))\n"
         "      --dir DIR          the folder of a rule given on the command line\n"
         "      --name NAME        that rule's name (default run, as ferry run)\n"
-        "      --match, --exclude, -r, --ready, --done, --failed, --keep, --delete:\n"
-        "                         as given to ferry run, so the same files count\n"
+        "      --match, --exclude, -r, --ready, --done, --failed, --keep, --delete,\n"
+        "      --symlinks, --require-file: as given to ferry run, so the same files count\n"
         "      --json             one JSON object per rule\n"
         "  -h, --help             show this help\n";
 
@@ -33,10 +33,24 @@ static const char explain_usage[] =
         "claimed by which worker since when, done, or failed and why.\n"
         "\n"
         "  -c, --config FILE      the rules of FILE\n"
-        "      --dir DIR          one rule given as for ferry run (--match, --ready, ...)\n"
+        "      --dir DIR          one rule given as for ferry run (--match, --exclude, -r,\n"
+        "                         --ready, --done, --failed, --keep, --delete, --symlinks,\n"
+        "                         --require-file)\n"
         "  -h, --help             show this help\n";
 
-enum { OPT_DIR = 256, OPT_NAME, OPT_JSON, OPT_EXCLUDE, OPT_READY, OPT_DONE, OPT_FAILED, OPT_KEEP, OPT_DELETE };
+enum {
+        OPT_DIR = 256,
+        OPT_NAME,
+        OPT_JSON,
+        OPT_EXCLUDE,
+        OPT_READY,
+        OPT_DONE,
+        OPT_FAILED,
+        OPT_KEEP,
+        OPT_DELETE,
+        OPT_SYMLINKS,
+        OPT_REQUIRE_FILE
+};
 
 static const struct option options[] = {
         {"config", required_argument, NULL, 'c'}, {"dir", required_argument, NULL, OPT_DIR},
@@ -45,6 +59,7 @@ static const struct option options[] = {
         {"recursive", no_argument, NULL, 'r'}, {"ready", required_argument, NULL, OPT_READY},
         {"done", required_argument, NULL, OPT_DONE}, {"failed", required_argument, NULL, OPT_FAILED},
         {"keep", no_argument, NULL, OPT_KEEP}, {"delete", no_argument, NULL, OPT_DELETE},
+        {"symlinks", no_argument, NULL, OPT_SYMLINKS}, {"require-file", required_argument, NULL, OPT_REQUIRE_FILE},
         {"help", no_argument, NULL, 'h'}, {0},
 };
 
@@ -82,6 +97,8 @@ static int load(int argc, char **argv, struct args *a, struct ferry_runner **ret
                 case OPT_FAILED: settings[count].key = "failed", settings[count++].value = optarg; break;
                 case OPT_KEEP: settings[count].key = "on-success", settings[count++].value = "keep"; break;
                 case OPT_DELETE: settings[count].key = "on-success", settings[count++].value = "delete"; break;
+                case OPT_SYMLINKS: settings[count].key = "symlinks", settings[count++].value = "yes"; break;
+                case OPT_REQUIRE_FILE: settings[count].key = "require-file", settings[count++].value = optarg; break;
                 case 'h':
                         fputs(strcmp(a->command, "status") == 0 ? status_usage : explain_usage, stdout);
                         status = EXIT_OK;

@@ -75,3 +75,33 @@ assert o["failures"][0]["reason"] == "exit status 4", o
         run --separate-stderr "$FERRY" status --dir "$T/in"
         assert_status 0
 }
+
+@test "explain agrees with run on every name: globs, exclude, require-file, temporary names, hidden folders, links" {
+        mkdir "$T/in" "$T/stage"
+        local -a opts=(--match '*.csv' --match 'keep/*' --exclude 'ex*' --require-file mark.csv -r)
+        touch "$T/in/mark.csv"
+        mkdir "$T/in/keep" "$T/in/.hidden"
+        printf 'x' >"$T/stage/linked.csv"
+        printf '%s\n' a.csv ex.csv notes.txt keep/notes.txt .dot.csv part.csv.part .hidden/in-hidden.csv >"$T/names"
+        while read -r name; do printf 'x' >"$T/in/$name"; done <"$T/names"
+        ln "$T/stage/linked.csv" "$T/in/linked.csv"
+        echo linked.csv >>"$T/names"
+        echo mark.csv >>"$T/names"
+        # What explain says before the run, name by name.
+        : >"$T/said"
+        while read -r name; do
+                out=$("$FERRY" explain --dir "$T/in" "${opts[@]}" "$T/in/$name")
+                if [[ $out == *"takes this name"* ]]; then echo "$name" >>"$T/said"; fi
+        done <"$T/names"
+        make_handler "$T/h.sh" 'printf "%s\n" "${FERRY_ORIGINAL_PATH#"$2"/}" >>"$1"'
+        start_ferry "$T/run" run "${opts[@]}" "$T/in" -- "$T/h.sh" "$T/handled" "$T/in"
+        wait_lines "$T/handled" 3 10
+        # Nothing more comes: a probe named to be taken, written last, is the last handled.
+        printf 'x' >"$T/in/zz-probe.csv"
+        wait_for has_line "$T/handled" zz-probe.csv 10
+        stop_ferry "$T/run"
+        grep -vx zz-probe.csv "$T/handled" | sort >"$T/ran"
+        sort "$T/said" >"$T/said.sorted"
+        diff "$T/said.sorted" "$T/ran"
+        [[ $(cat "$T/ran") == $'a.csv\nkeep/notes.txt\nlinked.csv' ]]
+}
