@@ -348,7 +348,7 @@ static void rule_release(struct rule_state *rs)
 }
 
 /* Is DIR there, as the folder it was? NULL, or why not (in buf). */
-static const char *folder_lost(struct rule_state *rs, char *buf, size_t size)
+static const char *folder_gone(struct rule_state *rs, char *buf, size_t size)
 {
         struct stat held, now;
 
@@ -509,8 +509,8 @@ static void rule_down(struct rule_state *rs, const char *why)
         struct ferry_runner *r = rs->runner;
         struct pending *p;
 
-        if (rs->down || r->stopping)
-                return;
+        if (rs->down || r->stopping || r->folder_lost)
+                return; /* said already, or stopping anyway */
         if (rs->rule->exit_when_lost) {
                 LOG(r, FERRY_LOG_ERROR, rs->rule->name, rs->rule->dir, "%s %s: stopping (on-folder-lost = exit)",
                     rs->rule->dir, why);
@@ -578,7 +578,7 @@ static void check_folders(struct ferry_runner *r, int64_t now)
                         ferry__late_notes_write(rs, false);
                 if (rs->down && now >= rs->retry_at)
                         rule_retry(rs, now);
-                else if (!rs->down && rs->wa.root_fd >= 0 && (lost = folder_lost(rs, why, sizeof(why))))
+                else if (!rs->down && rs->wa.root_fd >= 0 && (lost = folder_gone(rs, why, sizeof(why))))
                         rule_down(rs, lost);
                 if (rs->down && rs->retry_at < r->next_folder_check)
                         r->next_folder_check = rs->retry_at;

@@ -3,13 +3,16 @@
 
 Each round (one seed) makes a fresh folder, starts one to three real `ferry run`
 workers of one rule on it, and plays a random list of producer actions and
-faults: files written and closed, renamed into place, written in a new folder,
-moved in with their folder, delivered with `ferry put --marker`, deleted before
-they were ready; workers killed with SIGKILL and started again, more workers
-started, the folder deleted and made again, the folder moved away (a file
-written into it there) and back. As root, a hostile uploader (an unprivileged user made for the round)
-plays its moves at the same time: links to a root-only canary folder, fifos,
-subfolders swapped for links, writes into .ferry. At the end it checks:
+faults: files written and closed (one by one, or forty in a burst), renamed
+into place, hard-linked in, linked in from an O_TMPFILE, written in a new
+folder, moved in with their folder, delivered with `ferry put --marker`,
+deleted before they were ready; workers killed with SIGKILL and started again,
+more workers started, the folder deleted and made again, the folder moved away
+(a file written into it there) and back; as root, in a quarter of the rounds,
+workers whose kernel event queue holds 16 events (a burst overflows it: they
+must rescan). As root, a hostile uploader (an unprivileged user made for the
+round) plays its moves at the same time: links to a root-only canary folder,
+fifos, subfolders swapped for links, writes into .ferry. At the end it checks:
 
   - every file a producer completed was handled at least once, with its final
     content; exactly once when no worker was killed;
@@ -26,6 +29,7 @@ shorter one that still fails (--reduce), and exits 1.
 """
 import argparse
 import ctypes
+import fcntl
 import hashlib
 import os
 import pwd
@@ -48,8 +52,10 @@ printf '%s %s\n' "$rel" "$sum" >>"$1"
 [ "$4" = 0 ] || sleep "$4"
 """
 
-PRODUCER_ACTIONS = ["write", "rename", "chunks", "newdir", "movedir", "put", "delete", "link", "tmpfile"]
+PRODUCER_ACTIONS = ["write", "rename", "chunks", "newdir", "movedir", "put", "delete", "link", "tmpfile", "burst"]
 FAULTS = ["kill", "add", "recreate", "moveroot"]
+QUEUE_SYSCTL = "/proc/sys/fs/inotify/max_queued_events"
+SYSCTL_LOCK = "/run/lock/ferry-tests-sysctl.lock"  # as tests/system/helpers.bash
 HOSTILE = ["symlink", "fifo", "swapdir", "plant", "dotferry", "swapferry"]
 
 
@@ -88,6 +94,8 @@ class Round:
         self.attacker = None
         self.swapped_ferry = False
         self.problems = []
+        self.overflows = 0
+        self.small_queue = False
 
     # ---- set-up ------------------------------------------------------------------
 
@@ -126,6 +134,7 @@ class Round:
         # Slow handlers and one job: files wait in the queue, where a swap can meet them.
         self.jobs = self.rng.choice([1, 1, 2, 4])
         self.delay = self.rng.choice(["0", "0.02", "0.1"])
+        self.small_queue = os.geteuid() == 0 and self.rng.random() < 0.25
         if hostile and self.rng.random() < 0.25:
             self.preplanted_ferry()
         for _ in range(self.rng.randint(1, 2)):
@@ -150,6 +159,25 @@ class Round:
 
     def start_worker(self):
         self.restore_ferry()  # a worker would refuse the uploader's .ferry, rightly
+        if not self.small_queue:
+            return self.start_worker_now()
+        # A kernel event queue of 16 for this worker's watches (taken when its inotify
+        # instance is made): any burst overflows it, and the worker must rescan. Restored
+        # at once, whatever happens.
+        # The system tests' sysctl lock: no other test run saves this value meanwhile.
+        with open(SYSCTL_LOCK, "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            with open(QUEUE_SYSCTL) as f:
+                before = f.read().strip()
+            try:
+                with open(QUEUE_SYSCTL, "w") as f:
+                    f.write("16")
+                self.start_worker_now()
+            finally:
+                with open(QUEUE_SYSCTL, "w") as f:
+                    f.write(before)
+
+    def start_worker_now(self):
         errpath = os.path.join(self.root, "worker%d.err" % len(self.workers))
         command = [self.args.ferry, "run", "-r", "--name", "model", "--lease", "2s", "--retries", "0",
                    "--ready", self.policy, "--jobs", str(self.jobs)]
@@ -208,6 +236,18 @@ class Round:
         with open(os.path.join(self.dir, name), "wb") as f:
             f.write(data)
         self.expected[name] = sha(data)
+
+    def act_burst(self):
+        # Forty small files as fast as they can be written: more events than a small
+        # kernel queue holds.
+        if self.policy != "auto":
+            return self.act_put()
+        for _ in range(40):
+            name, data = self.name("b"), os.urandom(self.rng.choice([1, 100]))
+            fd = os.open(os.path.join(self.dir, name), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            os.write(fd, data)
+            os.close(fd)
+            self.expected[name] = sha(data)
 
     def act_chunks(self):
         # Written in three opens: auto may hand out a part first (documented); the last
@@ -513,6 +553,13 @@ class Round:
                     pass
         return not self.problems
 
+    def overflows_seen(self):
+        count = 0
+        for errpath in self.worker_errs:
+            with open(errpath, "rb") as f:
+                count += f.read().count(b"the kernel event queue overflowed")
+        return count
+
     def cleanup(self):
         for w in self.workers:
             if w.poll() is None:
@@ -539,6 +586,7 @@ def play(args, seed, policy, actions, hostile):
             r.do(action)
             time.sleep(r.rng.random() * 0.03)
         ok = r.check()
+        r.overflows = r.overflows_seen()
         return ok, r
     finally:
         r.cleanup()
@@ -574,7 +622,7 @@ def main():
         print("model: no hostile uploader (needs root, useradd and setpriv)")
     start = time.monotonic()
     seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "little")
-    rounds = actions_played = kills = 0
+    rounds = actions_played = kills = overflows = 0
     played = {}
     while True:
         policy, actions = plan(seed, args.actions, hostile)
@@ -582,6 +630,7 @@ def main():
         rounds += 1
         actions_played += len(actions)
         kills += r.killed
+        overflows += r.overflows
         for action in actions:
             played[action] = played.get(action, 0) + 1
         if not ok:
@@ -596,8 +645,9 @@ def main():
         if args.seed is not None or time.monotonic() - start >= args.seconds:
             break
         seed = (seed * 1103515245 + 12345) & 0x7FFFFFFF
-    print("model: %d rounds, %d actions (%d worker kills), %s, all invariants held"
-          % (rounds, actions_played, kills, "with a hostile uploader" if hostile else "no hostile uploader"))
+    print("model: %d rounds, %d actions (%d worker kills, %d kernel queue overflows rescanned), %s, all "
+          "invariants held" % (rounds, actions_played, kills, overflows,
+                               "with a hostile uploader" if hostile else "no hostile uploader"))
     print("model: actions played: %s" % ", ".join("%s %d" % (k, played[k]) for k in sorted(played)))
     return 0
 

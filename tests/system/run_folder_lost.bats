@@ -124,6 +124,7 @@ log_count() { grep -c -- "$2" "$1.err" || true; }
         FERRY_PID=
         [[ $EXIT_RC -eq 1 ]]
         assert_log_has "$T/run" "$T/in went away (deleted, moved or unmounted): stopping (on-folder-lost = exit)"
+        [[ $(log_count "$T/run" 'stopping (on-folder-lost = exit)') -eq 1 ]]
         handled_set one
         [[ -e $T/away/.ferry/done/one ]]
 }
