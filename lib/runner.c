@@ -322,11 +322,12 @@ static int attach_error(struct rule_state *rs, int e, const char *format, ...)
 
 /* Lets go of what rule_attach() took: the watch, the work area, the outcome
  * folders, the locks. The rule itself stays. */
-static void rule_release(struct rule_state *rs)
+/* Stops watching the rule's folder; files found and not claimed yet need
+ * nothing: they stay where they are. */
+static void rule_unwatch(struct rule_state *rs)
 {
         struct pending *p;
 
-        ferry__late_notes_write(rs, true);
         while ((p = pop_pending(rs)))
                 free(p);
         if (rs->watch) {
@@ -336,6 +337,12 @@ static void rule_release(struct rule_state *rs)
                 rs->watch = NULL;
         }
         rs->watch_source.owner = NULL;
+}
+
+static void rule_release(struct rule_state *rs)
+{
+        ferry__late_notes_write(rs, true);
+        rule_unwatch(rs);
         ferry__workarea_close(&rs->wa);
         ferry__store_close(rs->store);
         rs->store = NULL;
@@ -507,7 +514,6 @@ static int rule_start(struct ferry_runner *r, struct ferry_rule *rule)
 static void rule_down(struct rule_state *rs, const char *why)
 {
         struct ferry_runner *r = rs->runner;
-        struct pending *p;
 
         if (rs->down || r->stopping || r->folder_lost)
                 return; /* said already, or stopping anyway */
@@ -522,14 +528,7 @@ static void rule_down(struct rule_state *rs, const char *why)
             rs->rule->dir, why);
         snprintf(rs->why, sizeof(rs->why), "%s", why);
         rs->down = true;
-        while ((p = pop_pending(rs)))
-                free(p);
-        if (rs->watch) {
-                ferry__runner_epoll_del(r, ferry_watch_fd(rs->watch));
-                ferry_watch_free(rs->watch);
-                rs->watch = NULL;
-                rs->watch_source.owner = NULL;
-        }
+        rule_unwatch(rs);
         rs->retry_ns = FERRY__NSEC_PER_SEC;
         rs->retry_at = ferry__now() + rs->retry_ns;
 }
@@ -1122,18 +1121,8 @@ static void stop(struct ferry_runner *r, int64_t grace_ns, bool say)
                 if (now + grace_ns < r->stop_at)
                         r->stop_at = now + (grace_ns > 0 ? grace_ns : 0);
         }
-        /* Unclaimed ready files need nothing: they stay where they are. */
-        for (struct rule_state *rs = r->states; rs; rs = rs->next) {
-                struct pending *p;
-
-                while ((p = pop_pending(rs)))
-                        free(p);
-                if (rs->watch) {
-                        ferry__runner_epoll_del(r, ferry_watch_fd(rs->watch));
-                        ferry_watch_free(rs->watch);
-                        rs->watch = NULL;
-                }
-        }
+        for (struct rule_state *rs = r->states; rs; rs = rs->next)
+                rule_unwatch(rs);
 }
 
 void ferry_runner_stop(struct ferry_runner *r, int64_t grace_ns)
