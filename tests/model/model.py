@@ -6,7 +6,8 @@ workers of one rule on it, and plays a random list of producer actions and
 faults: files written and closed (one by one, or forty in a burst), renamed
 into place, hard-linked in, linked in from an O_TMPFILE, written in a new
 folder, moved in with their folder, delivered with `ferry put --marker`,
-deleted before they were ready; workers killed with SIGKILL and started again,
+truncated and written again, deleted before they were ready, a writer killed
+half-way (under done-file it never wrote its marker); workers killed with SIGKILL and started again,
 more workers started, the folder deleted and made again, the folder moved away
 (a file written into it there) and back; as root, in a quarter of the rounds,
 workers whose kernel event queue holds 16 events (a burst overflows it: they
@@ -16,7 +17,8 @@ fifos, subfolders swapped for links, writes into .ferry. At the end it checks:
 
   - every file a producer completed was handled at least once, with its final
     content; exactly once when no worker was killed;
-  - with done-file, no handler ever saw content other than the final one;
+  - with done-file, no handler ever saw content other than the final one, and
+    no file whose writer died before its marker;
   - nothing is left in the work areas, and every completed file is in the
     done folder;
   - the canary folder is exactly as it was, and no canary content reached a
@@ -52,7 +54,8 @@ printf '%s %s\n' "$rel" "$sum" >>"$1"
 [ "$4" = 0 ] || sleep "$4"
 """
 
-PRODUCER_ACTIONS = ["write", "rename", "chunks", "newdir", "movedir", "put", "delete", "link", "tmpfile", "burst"]
+PRODUCER_ACTIONS = ["write", "rename", "chunks", "newdir", "movedir", "put", "delete", "link", "tmpfile", "burst",
+                    "rewrite", "diewriting"]
 FAULTS = ["kill", "add", "recreate", "moveroot"]
 QUEUE_SYSCTL = "/proc/sys/fs/inotify/max_queued_events"
 SYSCTL_LOCK = "/run/lock/ferry-tests-sysctl.lock"  # as tests/system/helpers.bash
@@ -90,6 +93,7 @@ class Round:
         self.killed = 0
         self.expected = {}  # name relative to the folder -> final content's SHA-256
         self.partial_ok = set()  # names whose writer reopened: auto may hand out a part first
+        self.never = set()  # names that must never be handed out (no marker under done-file)
         self.counter = 0
         self.attacker = None
         self.swapped_ferry = False
@@ -248,6 +252,42 @@ class Round:
             os.write(fd, data)
             os.close(fd)
             self.expected[name] = sha(data)
+
+    def act_rewrite(self):
+        # Written, then truncated and written again under the same name: the last version
+        # must come out (the first may too).
+        if self.policy != "auto":
+            return self.act_put()
+        name, first, second = self.name(), self.content(), self.content()
+        path = os.path.join(self.dir, name)
+        with open(path, "wb") as f:
+            f.write(first)
+        time.sleep(self.rng.random() * 0.15)
+        with open(path, "wb") as f:
+            f.write(second)
+        try:
+            whole = os.path.getsize(path) == len(second)
+        except FileNotFoundError:
+            whole = False
+        if whole:
+            self.expected[name] = sha(second)
+        else:
+            # Claimed between the truncation and the write: that claim got the rest.
+            self.partial_ok.add(name)
+
+    def act_diewriting(self):
+        # A writer killed half-way: under done-file it never wrote the marker, so the file
+        # must never be handed out; under auto it is complete as it is (documented).
+        if self.policy == "auto":
+            return self.act_write()
+        name = self.name("k")
+        writer = subprocess.Popen([sys.executable, "-c", "import sys, time\n"
+                                   "f = open(sys.argv[1], 'wb'); f.write(b'half' * 1000); f.flush()\n"
+                                   "time.sleep(30)", os.path.join(self.dir, name)])
+        time.sleep(0.05 + self.rng.random() * 0.1)
+        writer.kill()
+        writer.wait()
+        self.never.add(name)
 
     def act_chunks(self):
         # Written in three opens: auto may hand out a part first (documented); the last
@@ -519,6 +559,8 @@ class Round:
             counts[(rel, digest)] = counts.get((rel, digest), 0) + 1
             if digest in self.canaries:
                 self.problems.append("a handler read a canary, as %s" % rel)
+            if rel in self.never:
+                self.problems.append("%s was handed out, but its writer died before its marker" % rel)
             if rel in self.expected and digest != self.expected[rel] and rel not in self.partial_ok \
                     and self.policy == "done-file":
                 self.problems.append("%s handed out with content that is not its final one" % rel)
