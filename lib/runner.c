@@ -449,7 +449,8 @@ static int rule_attach(struct rule_state *rs)
                 (void)ferry_watch_explain(rs->watch, e, rule->dir, rs->why, sizeof(rs->why));
                 return e;
         }
-        r->stats.found_at_start += rs->watch->found_at_start;
+        if (!rs->down) /* at start; not when the folder is taken up again */
+                r->stats.found_at_start += rs->watch->found_at_start;
         if (rule->on_success != FERRY__ON_SUCCESS_KEEP) {
                 /* After the start scan, which on a slow mount of a large
                  * folder can outlast the lease: the lease starts fresh. */
