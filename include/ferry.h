@@ -103,8 +103,11 @@ int ferry_watch_set_poll_interval(struct ferry_watch *w, int64_t interval_ns);
 /* At most max folders are watched, the roots counted (0, the default: no cap):
  * a tree that others can fill with folders then cannot use up the user's
  * inotify watches, which every process of that user shares. A folder beyond
- * the cap is reported as an ERROR event (-EDQUOT), once, and tried again
- * every few seconds, as one the kernel's limit refused. */
+ * the cap is reported as an ERROR event (-EDQUOT), once, and listed every few
+ * seconds instead (its files are still reported), until a watch is free; so
+ * is one the kernel's limit refuses after the roots were set up (-ENOSPC). At
+ * most as many are polled (65536 without a cap); beyond, -EOVERFLOW, and
+ * their files wait until folders go away. */
 int ferry_watch_set_max_dirs(struct ferry_watch *w, size_t max);
 
 /* Writes how the root given as path is watched, and why, into buf. */

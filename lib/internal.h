@@ -65,7 +65,8 @@ struct ferry__dir {
         struct ferry__entry *children;
         struct ferry__root *root;
         int wd;
-        bool incomplete; /* a subfolder could not be watched: list this one again later */
+        bool incomplete; /* a subfolder could not be watched, or this one is polled: list it again later */
+        bool polled;     /* no watch (the cap or the kernel's limit): wd is a number of our own, < 0 */
         uint32_t file_count;   /* polled roots: files seen by the last poll of this folder */
         uint64_t listed_stamp; /* polled roots: the folder's inode, mtime and ctime, mixed, at the last listing */
         int64_t list_until;    /* polled roots: list at every poll until then (CLOCK_MONOTONIC ns) */
@@ -234,6 +235,9 @@ struct ferry_watch {
         uint64_t hash_seed;
         size_t dir_count;
         size_t max_dirs;        /* folders watched at most, roots counted (a root always is); 0: no cap */
+        size_t polled_count;    /* folders beyond: listed every few seconds instead (as many at most) */
+        int last_polled_wd;     /* the numbers polled folders go by: -2, -3, ... */
+        bool starting;          /* a root's first scan: the kernel's limit is an error, not polled */
         struct ferry__timer_queue timers[FERRY__TIMER_COUNT];
         struct ferry__event_queue queue;
         struct ferry__inotify *inotify;
@@ -304,6 +308,8 @@ int ferry__dir_attach(struct ferry_watch *w, struct ferry__dir *parent, const ch
                       struct ferry__root *root, struct ferry__dir **ret_dir);
 struct ferry__dir *ferry__dir_find_wd(struct ferry_watch *w, int wd);
 void ferry__dir_detach(struct ferry_watch *w, struct ferry__dir *dir);
+/* A polled folder gets a watch if one is free now: 0, or -errno (it stays polled). */
+int ferry__dir_watch_again(struct ferry_watch *w, struct ferry__dir *dir);
 /* name inside dir could not be watched (error): reports an ERROR event and
  * marks dir for a later retry. */
 void ferry__dir_unwatched(struct ferry_watch *w, struct ferry__dir *dir, const char *name, size_t len, int error);

@@ -467,8 +467,10 @@ void ferry__retry_unwatched(struct ferry_watch *w)
         size_t count = 0;
         int *wds;
 
+        size_t most = w->dir_count + w->polled_count;
+
         w->retry_at = FERRY__FOREVER;
-        wds = malloc(w->dir_count * sizeof(*wds) + 1);
+        wds = malloc(most * sizeof(*wds) + 1);
         if (!wds) {
                 w->retry_at = ferry__now() + FERRY__RETRY_UNWATCHED_NS;
                 return;
@@ -479,7 +481,7 @@ void ferry__retry_unwatched(struct ferry_watch *w)
                 for (struct ferry__hash_node *n = w->by_wd.buckets[b]; n; n = n->next) {
                         struct ferry__dir *d = (struct ferry__dir *)((char *)n - offsetof(struct ferry__dir, by_wd));
 
-                        if (d->incomplete && count < w->dir_count) {
+                        if (d->incomplete && count < most) {
                                 d->incomplete = false;
                                 wds[count++] = d->wd;
                         }
@@ -488,8 +490,21 @@ void ferry__retry_unwatched(struct ferry_watch *w)
         for (size_t i = 0; i < count; i++) {
                 struct ferry__dir *d = ferry__dir_find_wd(w, wds[i]);
 
-                if (d)
-                        (void)ferry__scan(w, d, FERRY__SCAN_RESCAN);
+                if (!d)
+                        continue;
+                /* A polled folder gets a watch once one is free; else it is
+                 * listed again now and at the next retry. */
+                if (d->polled)
+                        (void)ferry__dir_watch_again(w, d);
+                int wd = d->wd; /* the rescan may detach d (gone meanwhile) */
+
+                (void)ferry__scan(w, d, FERRY__SCAN_RESCAN);
+                d = ferry__dir_find_wd(w, wd);
+                if (d && d->polled) {
+                        d->incomplete = true;
+                        if (w->retry_at == FERRY__FOREVER)
+                                w->retry_at = ferry__now() + FERRY__RETRY_UNWATCHED_NS;
+                }
         }
         w->retrying = false;
         free(wds);

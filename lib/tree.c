@@ -368,6 +368,7 @@ int ferry__dir_attach(struct ferry_watch *w, struct ferry__dir *parent, const ch
                       struct ferry__root *root, struct ferry__dir **ret_dir)
 {
         struct ferry__dir *d;
+        bool polled = false;
         ssize_t n;
         int wd, r;
 
@@ -379,9 +380,25 @@ int ferry__dir_attach(struct ferry_watch *w, struct ferry__dir *parent, const ch
                 return (int)n;
         /* Subfolders beyond the cap are left unwatched (a root always is watched). */
         if (parent && w->max_dirs && w->dir_count >= w->max_dirs)
-                return -EDQUOT;
-        wd = ferry__inotify_add(w->inotify, parent ? w->path : root->watch_path, !parent);
-        if (wd < 0)
+                wd = -EDQUOT;
+        else
+                wd = ferry__inotify_add(w->inotify, parent ? w->path : root->watch_path, !parent);
+        /* The kernel's limit reached while the folders given are set up is
+         * an error for the caller to say (raise it); later, and for our own
+         * cap (whoever fills the tree must not stop the watcher), polled. */
+        if (wd < 0 && parent && (wd == -EDQUOT || (wd == -ENOSPC && !w->starting)) &&
+            w->polled_count >= (w->max_dirs ? w->max_dirs : FERRY__DEFAULT_MAX_FOLDERS))
+                return -EOVERFLOW; /* as many listed as watched already: it waits */
+        if (wd < 0 && parent && (wd == -EDQUOT || (wd == -ENOSPC && !w->starting))) {
+                /* No watch to be had: the folder is listed every few seconds
+                 * instead, under a number of its own. Said once. */
+                if (!w->retrying)
+                        (void)ferry__queue_push(w, FERRY_EVENT_ERROR, FERRY_EVENT_IS_DIR, root, w->path, (size_t)n,
+                                                NULL, 0, wd, -1);
+                wd = --w->last_polled_wd;
+                polled = true;
+        }
+        if (wd < 0 && !polled)
                 return wd;
         if (dir_by_wd(w, wd))
                 return -EEXIST; /* the same directory reached twice */
@@ -393,6 +410,7 @@ int ferry__dir_attach(struct ferry_watch *w, struct ferry__dir *parent, const ch
         d->entry.kind = FERRY__DIR;
         d->root = root;
         d->wd = wd;
+        d->polled = polled;
         if (parent) {
                 r = entry_link(w, &d->entry, parent, name, len);
                 if (r < 0)
@@ -404,13 +422,52 @@ int ferry__dir_attach(struct ferry_watch *w, struct ferry__dir *parent, const ch
                 free(d->entry.name);
                 goto fail;
         }
-        w->dir_count++;
+        if (polled) {
+                w->polled_count++;
+                d->incomplete = true; /* listed again with the retries */
+                if (w->retry_at == FERRY__FOREVER)
+                        w->retry_at = ferry__now() + FERRY__RETRY_UNWATCHED_NS;
+        } else {
+                w->dir_count++;
+        }
         *ret_dir = d;
         return 0;
 fail:
         free(d);
-        ferry__inotify_remove(w->inotify, wd);
+        if (!polled)
+                ferry__inotify_remove(w->inotify, wd);
         return r;
+}
+
+int ferry__dir_watch_again(struct ferry_watch *w, struct ferry__dir *dir)
+{
+        ssize_t n;
+        int wd, r;
+
+        if (!dir->polled || (w->max_dirs && w->dir_count >= w->max_dirs))
+                return -EDQUOT;
+        n = ferry__dir_path(w, dir, NULL, 0, NULL);
+        if (n < 0)
+                return (int)n;
+        wd = ferry__inotify_add(w->inotify, w->path, false);
+        if (wd < 0)
+                return wd;
+        if (dir_by_wd(w, wd)) {
+                ferry__inotify_remove(w->inotify, wd);
+                return -EEXIST;
+        }
+        ferry__hash_remove(&w->by_wd, &dir->by_wd);
+        r = ferry__hash_insert(&w->by_wd, &dir->by_wd, (uint32_t)wd);
+        if (r < 0) {
+                ferry__inotify_remove(w->inotify, wd);
+                (void)ferry__hash_insert(&w->by_wd, &dir->by_wd, (uint32_t)dir->wd);
+                return r;
+        }
+        dir->wd = wd;
+        dir->polled = false;
+        w->polled_count--;
+        w->dir_count++;
+        return 0;
 }
 
 void ferry__dir_detach(struct ferry_watch *w, struct ferry__dir *dir)
@@ -423,12 +480,16 @@ void ferry__dir_detach(struct ferry_watch *w, struct ferry__dir *dir)
                 else
                         ferry__file_remove(w, (struct ferry__file *)child);
         }
-        ferry__inotify_remove(w->inotify, dir->wd);
+        if (!dir->polled)
+                ferry__inotify_remove(w->inotify, dir->wd);
         ferry__hash_remove(&w->by_wd, &dir->by_wd);
         entry_unlink(w, &dir->entry);
         if (dir->root->dir == dir)
                 dir->root->dir = NULL;
-        w->dir_count--;
+        if (dir->polled)
+                w->polled_count--;
+        else
+                w->dir_count--;
         free(dir->entry.name);
         free(dir);
 }
@@ -577,7 +638,9 @@ int ferry__root_attach(struct ferry_watch *w, struct ferry__root *root, int scan
         if (r < 0)
                 return r;
         root->dir = d;
+        w->starting = scan_mode == FERRY__SCAN_START;
         r = ferry__scan(w, d, (enum ferry__scan_mode)scan_mode);
+        w->starting = false;
         if (r < 0 && root->dir)
                 ferry__dir_detach(w, root->dir);
         return r;

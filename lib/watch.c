@@ -46,6 +46,7 @@ int ferry_watch_new(struct ferry_watch **ret_watch, unsigned flags)
         w->event_mask = FERRY_EVENT_ALL;
         w->epoll_fd = w->timer_fd = -1;
         w->retry_at = FERRY__FOREVER;
+        w->last_polled_wd = -1; /* -1 is no watch's number in any event; polled folders start below */
         w->timer_armed = FERRY__FOREVER;
         w->poll_interval_ns = 2 * FERRY__NSEC_PER_SEC;
         w->timers[FERRY__TIMER_POLL_SETTLE].delay_ns = 2 * w->poll_interval_ns;
@@ -419,16 +420,27 @@ int ferry_watch_explain(struct ferry_watch *w, int error, const char *path, char
                         w->limits_at = now;
                 }
                 long limit = w->limit, in_use = w->in_use;
+                bool root = false;
+
+                for (const struct ferry__root *r = w->roots; r && !root; r = r->next)
+                        root = strcmp(r->watch_path, path) == 0 || strcmp(r->given, path) == 0;
                 n = snprintf(buf, size,
                              "cannot watch %s: %s (inotify watch limit %ld reached, %ld in use by this user; "
-                             "raise fs.inotify.max_user_watches, e.g. sysctl fs.inotify.max_user_watches=%ld)",
-                             path, strerror(ENOSPC), limit, in_use, limit > 0 ? limit * 4 : 524288);
+                             "raise fs.inotify.max_user_watches, e.g. sysctl fs.inotify.max_user_watches=%ld)%s",
+                             path, strerror(ENOSPC), limit, in_use, limit > 0 ? limit * 4 : 524288,
+                             root ? "" : "; until then it is listed every 5 s instead");
         } else if (error == -EDQUOT) {
                 n = snprintf(buf, size,
                              "cannot watch %s: this rule's cap of %zu watched folders is reached (so that a tree "
                              "others can fill does not use up the inotify watches every process of this user "
-                             "shares); its files wait until folders go away or the cap is raised",
+                             "shares); it is listed every 5 s instead, and watched once folders go away or the "
+                             "cap is raised",
                              path, w->max_dirs);
+        } else if (error == -EOVERFLOW) {
+                n = snprintf(buf, size,
+                             "cannot watch %s: %zu folders are watched and %zu listed every 5 s, the most there "
+                             "may be; its files wait until folders go away or the cap is raised",
+                             path, w->dir_count, w->polled_count);
         } else if (error == -EBADMSG) {
                 n = snprintf(buf, size,
                              "%s does not match its done-marker (size or SHA-256): its writer did not finish, or it "

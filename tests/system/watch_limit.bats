@@ -95,3 +95,22 @@ make_dirs() {
         wait_for has_watches "$FERRY_PID" 61 30
         stop_ferry "$T/out"
 }
+
+@test "watch limit: while the limit holds, folders that could not be watched are listed every 5 s: their files come" {
+        require_root "lowers fs.inotify.max_user_watches"
+        D=$T/tree
+        mkdir "$D"
+        limit=$(($(watches_in_use) + 20))
+        with_sysctl fs.inotify.max_user_watches "$limit"
+        start_ferry "$T/out" watch -r --ready=close=10ms -0 "$D"
+        wait_watches "$FERRY_PID" 1 30
+
+        make_dirs "$D" 60
+        wait_for has_text "$T/out.err" "until then it is listed every 5 s instead" 30
+        for i in 50 55 60; do printf 'late %s\n' "$i" >"$D/d$i/file"; done
+        # The limit is not raised: the listing finds them.
+        wait_nul_records "$T/out" 3 30
+        printf '%s\0' "$D/d50/file" "$D/d55/file" "$D/d60/file" >"$T/want"
+        assert_same_nul_set "$T/want" "$T/out"
+        stop_ferry "$T/out"
+}

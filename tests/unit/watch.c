@@ -337,3 +337,48 @@ Test(watch, moves_within_the_tree_are_never_split)
                      MOVES);
         ferry_watch_free(w);
 }
+
+/* Beyond the cap of watched folders, a folder is listed every few seconds
+ * instead: its files are still ready (later), no watch is used for it, and it
+ * is watched once a watch is free. */
+Test(watch, folders_beyond_the_cap_are_polled)
+{
+        struct ferry_watch *w;
+        const struct ferry_event *ev;
+        char path[512];
+
+        cr_assert_eq(ferry_watch_new(&w, FERRY_WATCH_RECURSIVE), 0);
+        cr_assert_eq(ferry_watch_set_ready(w, "close=10ms"), 0);
+        cr_assert_eq(ferry_watch_set_max_dirs(w, 2), 0);
+        cr_assert_eq(ferry_watch_add(w, folder), 0);
+        snprintf(path, sizeof(path), "%s/a", folder);
+        cr_assert_eq(mkdir(path, 0755), 0);
+        snprintf(path, sizeof(path), "%s/b", folder);
+        cr_assert_eq(mkdir(path, 0755), 0);
+        /* a is watched (the root and a: the cap); b is polled, said once. */
+        ev = next_of(w, FERRY_EVENT_ERROR, 5000);
+        cr_assert_not_null(ev);
+        cr_assert_eq(ev->error, -EDQUOT);
+        cr_assert_str_eq(name_of(ev), "b");
+        cr_assert_eq(ferry_watch_count(w), 2);
+        write_file("b/polled", "x");
+        ev = next_of(w, FERRY_EVENT_READY, 15000);
+        cr_assert_not_null(ev, "a file in a polled folder was never ready");
+        cr_assert_str_eq(name_of(ev), "polled");
+        cr_assert_eq(ferry_watch_count(w), 2);
+        /* a goes away: b gets its watch at the next retry, and events again. */
+        snprintf(path, sizeof(path), "%s/a", folder);
+        cr_assert_eq(rmdir(path), 0);
+        for (int i = 0; i < 200 && ferry_watch_count(w) == 2; i++)
+                (void)ferry_watch_next(w, &ev, 50);
+        cr_assert_eq(ferry_watch_count(w), 1, "a's watch was not dropped");
+        for (int i = 0; i < 300 && ferry_watch_count(w) == 1; i++)
+                (void)ferry_watch_next(w, &ev, 50);
+        cr_assert_eq(ferry_watch_count(w), 2, "b was not watched once a watch was free");
+        write_file("b/watched", "y");
+        ev = next_of(w, FERRY_EVENT_READY, 15000);
+        cr_assert_not_null(ev);
+        cr_assert_str_eq(name_of(ev), "watched");
+        cr_assert_eq(ferry_watch_count(w), 2);
+        ferry_watch_free(w);
+}
