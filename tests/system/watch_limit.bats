@@ -73,30 +73,9 @@ make_dirs() {
         stop_ferry "$T/out"
 }
 
-@test "watch limit: folders that could not be watched are listed again once watches are free: nothing lost" {
-        require_root "lowers fs.inotify.max_user_watches"
-        D=$T/tree
-        mkdir "$D"
-        limit=$(($(watches_in_use) + 20))
-        with_sysctl fs.inotify.max_user_watches "$limit"
-        start_ferry "$T/out" watch -r --ready=close=10ms -0 "$D"
-        wait_watches "$FERRY_PID" 1 30
-
-        make_dirs "$D" 60
-        wait_for has_text "$T/out.err" fs.inotify.max_user_watches 30
-        # Written while d60 (or a folder near it) cannot be watched.
-        for i in 50 55 60; do printf 'late %s\n' "$i" >"$D/d$i/file"; done
-        restore_sysctls
-
-        # The retry (every 5 s) watches the folders and finds the files.
-        wait_nul_records "$T/out" 3 60
-        printf '%s\0' "$D/d50/file" "$D/d55/file" "$D/d60/file" >"$T/want"
-        assert_same_nul_set "$T/want" "$T/out"
-        wait_for has_watches "$FERRY_PID" 61 30
-        stop_ferry "$T/out"
-}
-
-@test "watch limit: while the limit holds, folders that could not be watched are listed every 5 s: their files come" {
+# past_the_limit: ferry watch -r --ready on $T/tree with 20 watches to spare, then 60 folders
+# made in it, and a file written in d50, d55 and d60, some of which could not be watched.
+past_the_limit() {
         require_root "lowers fs.inotify.max_user_watches"
         D=$T/tree
         mkdir "$D"
@@ -108,9 +87,23 @@ make_dirs() {
         make_dirs "$D" 60
         wait_for has_text "$T/out.err" "until then it is listed every 5 s instead" 30
         for i in 50 55 60; do printf 'late %s\n' "$i" >"$D/d$i/file"; done
+        printf '%s\0' "$D/d50/file" "$D/d55/file" "$D/d60/file" >"$T/want"
+}
+
+@test "watch limit: folders that could not be watched are watched once watches are free: nothing lost" {
+        past_the_limit
+        restore_sysctls
+        # The retry (every 5 s) watches the folders; their files are found.
+        wait_nul_records "$T/out" 3 60
+        assert_same_nul_set "$T/want" "$T/out"
+        wait_for has_watches "$FERRY_PID" 61 30
+        stop_ferry "$T/out"
+}
+
+@test "watch limit: while the limit holds, folders that could not be watched are listed every 5 s: their files come" {
+        past_the_limit
         # The limit is not raised: the listing finds them.
         wait_nul_records "$T/out" 3 30
-        printf '%s\0' "$D/d50/file" "$D/d55/file" "$D/d60/file" >"$T/want"
         assert_same_nul_set "$T/want" "$T/out"
         stop_ferry "$T/out"
 }
