@@ -67,6 +67,7 @@ struct ferry__dir {
         int wd;
         bool incomplete; /* a subfolder could not be watched, or this one is polled: list it again later */
         bool polled;     /* no watch (the cap or the kernel's limit): wd is a number of our own, < 0 */
+        bool retrying;   /* listed by the retry under way (its subfolders with it) */
         uint32_t file_count;   /* polled roots: files seen by the last poll of this folder */
         uint64_t listed_stamp; /* polled roots: the folder's inode, mtime and ctime, mixed, at the last listing */
         int64_t list_until;    /* polled roots: list at every poll until then (CLOCK_MONOTONIC ns) */

@@ -483,28 +483,42 @@ void ferry__retry_unwatched(struct ferry_watch *w)
 
                         if (d->incomplete && count < most) {
                                 d->incomplete = false;
+                                d->retrying = true;
                                 wds[count++] = d->wd;
                         }
                 }
         w->retrying = true;
         for (size_t i = 0; i < count; i++) {
                 struct ferry__dir *d = ferry__dir_find_wd(w, wds[i]);
+                bool covered;
 
                 if (!d)
                         continue;
                 /* A polled folder gets a watch once one is free; else it is
                  * listed again now and at the next retry. */
-                if (d->polled)
-                        (void)ferry__dir_watch_again(w, d);
-                int wd = d->wd; /* the rescan may detach d (gone meanwhile) */
-
-                (void)ferry__scan(w, d, FERRY__SCAN_RESCAN);
-                d = ferry__dir_find_wd(w, wd);
+                if (d->polled) {
+                        if (ferry__dir_watch_again(w, d) == 0)
+                                wds[i] = d->wd;
+                }
+                /* The rescan of a folder lists its subfolders too: one whose
+                 * parent is rescanned here is not listed twice (a chain of
+                 * polled folders costs its length, not its square). */
+                covered = d->entry.parent && d->entry.parent->retrying;
+                if (!covered) {
+                        (void)ferry__scan(w, d, FERRY__SCAN_RESCAN);
+                        d = ferry__dir_find_wd(w, wds[i]); /* the rescan may have detached it */
+                }
                 if (d && d->polled) {
                         d->incomplete = true;
                         if (w->retry_at == FERRY__FOREVER)
                                 w->retry_at = ferry__now() + FERRY__RETRY_UNWATCHED_NS;
                 }
+        }
+        for (size_t i = 0; i < count; i++) {
+                struct ferry__dir *d = ferry__dir_find_wd(w, wds[i]);
+
+                if (d)
+                        d->retrying = false;
         }
         w->retrying = false;
         free(wds);
