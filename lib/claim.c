@@ -9,6 +9,8 @@
  *   DIR/.ferry/work/RULE@WORKER/.lease  "HOST MACHINE-ID BOOT-ID PID START LEASE-NS"; its mtime is the heartbeat
  *   DIR/.ferry/work/RULE@WORKER/N/NAME  a claimed file
  *   DIR/.ferry/work/RULE@WORKER/N/.origin  its folder relative to DIR, when not DIR itself
+ *   DIR/.ferry/work/RULE@WORKER/N/.outcome handled already, its move to done or failed not made
+ *                                       yet: "done", or "failed" and the failure note
  *   DIR/.ferry/done/, DIR/.ferry/failed/ default outcome folders (0700)
  *
  * Folders are 0711, so that a handler running as another user reaches the
@@ -49,6 +51,8 @@
 #define HANDLER_FILE ".handler" /* "PID": the claim's running handler, for ferry status; its mtime: since when */
 #define OUTPUT_FILE ".output"   /* the name of the handler's partial output in the output folder, until it is done */
 #define OUTPUT_PREFIX ".ferry-out."
+#define OUTCOME_FILE ".outcome" /* "done", or "failed" and its note: handled, but not moved out yet */
+#define OUTCOME_MAX 65536
 
 /* Start time of a process in clock ticks since boot, or 0 when it is gone. */
 static unsigned long long process_start(pid_t pid)
@@ -278,6 +282,7 @@ void ferry__claim_free(struct ferry__claim *c)
         free(c->origin);
         free(c->claimed_path);
         free(c->original_path);
+        free(c->outcome);
         free(c);
 }
 
@@ -298,7 +303,8 @@ static void remove_temporaries(int fd)
         }
         while ((de = readdir(listing)))
                 if (strncmp(de->d_name, ".ferry-tmp.", 11) == 0 || strcmp(de->d_name, ORIGIN_FILE) == 0 ||
-                    strcmp(de->d_name, HANDLER_FILE) == 0 || strcmp(de->d_name, OUTPUT_FILE) == 0)
+                    strcmp(de->d_name, HANDLER_FILE) == 0 || strcmp(de->d_name, OUTPUT_FILE) == 0 ||
+                    strcmp(de->d_name, OUTCOME_FILE) == 0)
                         (void)unlinkat(fd, de->d_name, 0);
         closedir(listing);
 }
@@ -315,6 +321,7 @@ static void claim_folder_remove(struct ferry__workarea *wa, const struct ferry__
                 if (c->origin)
                         (void)unlinkat(fd, ORIGIN_FILE, 0);
                 (void)unlinkat(fd, HANDLER_FILE, 0);
+                (void)unlinkat(fd, OUTCOME_FILE, 0);
                 if (c->output_noted)
                         (void)unlinkat(fd, OUTPUT_FILE, 0);
         }
@@ -673,25 +680,26 @@ int ferry__claim_return(struct ferry__workarea *wa, struct ferry__claim *c)
 /* Writes the note FILE of the claim's folder with text; NULL removes it.
  * Notes help (ferry status, recovery); a claim stands without them. The
  * claim's folder is ours alone, so the note is written in place. */
-static void claim_note(struct ferry__workarea *wa, const struct ferry__claim *c, const char *file, const char *text)
+static int claim_note(struct ferry__workarea *wa, const struct ferry__claim *c, const char *file, const char *text)
 {
         char name[64];
         size_t n = text ? strlen(text) : 0;
-        int fd;
+        int fd, e = 0;
 
         if (c->in_place)
-                return;
+                return 0;
         snprintf(name, sizeof(name), "%llu/%s", (unsigned long long)c->seq, file);
-        if (!text) {
-                (void)unlinkat(wa->work_fd, name, 0);
-                return;
-        }
+        if (!text)
+                return unlinkat(wa->work_fd, name, 0) < 0 && errno != ENOENT ? -errno : 0;
         fd = openat(wa->work_fd, name, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
         if (fd < 0)
-                return;
-        if (write(fd, text, n) != (ssize_t)n)
+                return -errno;
+        if (write(fd, text, n) != (ssize_t)n) {
+                e = errno ? -errno : -ENOSPC;
                 (void)unlinkat(wa->work_fd, name, 0);
+        }
         close(fd);
+        return e;
 }
 
 void ferry__claim_note_handler(struct ferry__workarea *wa, const struct ferry__claim *c, pid_t pid)
@@ -699,12 +707,17 @@ void ferry__claim_note_handler(struct ferry__workarea *wa, const struct ferry__c
         char text[32];
 
         snprintf(text, sizeof(text), "%d\n", (int)pid);
-        claim_note(wa, c, HANDLER_FILE, pid > 0 ? text : NULL);
+        (void)claim_note(wa, c, HANDLER_FILE, pid > 0 ? text : NULL);
+}
+
+int ferry__claim_note_outcome(struct ferry__workarea *wa, const struct ferry__claim *c, const char *text)
+{
+        return claim_note(wa, c, OUTCOME_FILE, text);
 }
 
 void ferry__claim_note_output(struct ferry__workarea *wa, struct ferry__claim *c, const char *name)
 {
-        claim_note(wa, c, OUTPUT_FILE, name);
+        (void)claim_note(wa, c, OUTPUT_FILE, name);
         c->output_noted = name && !c->in_place;
 }
 
@@ -879,6 +892,12 @@ static struct ferry__claim *adopted_claim(struct ferry__workarea *wa, uint64_t s
                 c->origin = strdup(origin);
         }
         remove_noted_output(wa, fd);
+        if ((c->outcome = malloc(OUTCOME_MAX + 1)) &&
+            (ferry__read_note(fd, OUTCOME_FILE, c->outcome, OUTCOME_MAX + 1) <= 0 ||
+             (strncmp(c->outcome, "done\n", 5) != 0 && strncmp(c->outcome, "failed\n", 7) != 0))) {
+                free(c->outcome);
+                c->outcome = NULL;
+        }
         listing = fdopendir(fd);
         if (!listing) {
                 close(fd);

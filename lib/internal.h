@@ -474,6 +474,7 @@ struct ferry__claim {
         char *original_path; /* where it was: DIR/[ORIGIN/]NAME */
         bool in_place;        /* on-success = keep: not moved; claimed_path is original_path */
         bool output_noted;    /* its folder holds an .output note */
+        char *outcome;        /* adopted: "done\n" or "failed\nNOTE" when it was handled already, or NULL */
         mode_t type;          /* S_IFREG, S_IFLNK, ...: what was claimed (0: unknown) */
         struct ferry__version version; /* in_place: the version being handled */
 };
@@ -512,6 +513,10 @@ int ferry__folder_note(const struct ferry__folder *f, const char *relative, cons
  * went, relative to the folder, goes to *ret_relative (may be NULL; caller frees). */
 int ferry__claim_finish(struct ferry__workarea *wa, struct ferry__claim *c, const struct ferry__folder *folder,
                         char **ret_relative);
+/* Notes that the claim was handled (text "done\n", or "failed\n" and its
+ * failure note; NULL: no longer) while its move out waits, so that a worker
+ * taking it over moves it without handling it again. */
+int ferry__claim_note_outcome(struct ferry__workarea *wa, const struct ferry__claim *c, const char *text);
 /* Notes the pid of the claim's running handler (0: none runs), for ferry status. */
 void ferry__claim_note_handler(struct ferry__workarea *wa, const struct ferry__claim *c, pid_t pid);
 /* Notes the name of the claim's handler output in the output folder (NULL:

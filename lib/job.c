@@ -310,14 +310,14 @@ void ferry__late_notes_write(struct rule_state *rs, bool last)
         }
 }
 
-/* Writes NAME.ferry-error beside a failed file, at relative in the failed folder. */
-static void write_failure(struct job *job, const struct ferry__claim *c, const char *relative, const char *why,
-                          const struct ferry__exit *st, int64_t duration)
+/* The failure note of a claim: what NAME.ferry-error holds. Its length to *ret_len. */
+static char *failure_text(struct job *job, const struct ferry__claim *c, const char *why,
+                          const struct ferry__exit *st, int64_t duration, size_t *ret_len)
 {
         size_t tail_len = 0;
         const char *tail = job->child.tail_len ? ferry__child_stderr_lines(&job->child, 20, &tail_len) : NULL;
         char *text = NULL;
-        int n, e;
+        int n;
 
         n = asprintf(&text,
                      "path: %s\nrule: %s\nreason: %s\nexit-status: %d\nsignal: %d\ntimed-out: %s\n"
@@ -327,11 +327,115 @@ static void write_failure(struct job *job, const struct ferry__claim *c, const c
                      (long long)time(NULL), (int)tail_len, tail ? tail : "",
                      tail_len && tail[tail_len - 1] != '\n' ? "\n" : "");
         if (n < 0)
-                return;
-        e = ferry__folder_note(&job->rs->failed, relative, ".ferry-error", text, (size_t)n);
+                return NULL;
+        *ret_len = (size_t)n;
+        return text;
+}
+
+/* Writes NAME.ferry-error beside a failed file, at relative in the failed
+ * folder; kept for later when it cannot be written now. */
+static void write_note(struct rule_state *rs, const char *path, const char *relative, const char *text, size_t len)
+{
+        int e = ferry__folder_note(&rs->failed, relative, ".ferry-error", text, len);
+
         if (e < 0)
-                keep_note(job->rs, c->original_path, relative, text, (size_t)n, e);
-        free(text);
+                keep_note(rs, path, relative, text, len, e);
+}
+
+/* A handled file whose move to done or failed (or whose removal) failed:
+ * the outcome folder not writable, or its file system full. It waits in the
+ * work area, its outcome noted there, and the move is tried again every
+ * second; a worker that takes the claim over makes it without handling the
+ * file again. */
+struct unfinished {
+        struct unfinished *next;
+        struct ferry__claim *claim;
+        char *note; /* failed: its failure note; NULL: done */
+        size_t note_len;
+};
+
+/* Keeps the handled claim c (taken, with note) until it can be moved out. */
+static void wait_to_move(struct rule_state *rs, struct ferry__claim *c, char *note, size_t note_len)
+{
+        struct unfinished *u = calloc(1, sizeof(*u));
+        char *outcome = NULL;
+
+        if (asprintf(&outcome, "%s\n%.*s", note ? "failed" : "done", note ? (int)note_len : 0, note ? note : "") <
+                    0 ||
+            ferry__claim_note_outcome(&rs->wa, c, outcome) < 0)
+                LOG(rs->runner, FERRY_LOG_WARNING, rs->rule->name, c->original_path,
+                    "cannot note in %s that it was handled: if ferry stops before it is moved out, it is handled "
+                    "again", c->claimed_path);
+        free(outcome);
+        if (!u) {
+                free(note);
+                ferry__claim_free(c);
+                return;
+        }
+        u->claim = c;
+        u->note = note;
+        u->note_len = note_len;
+        u->next = rs->unfinished;
+        rs->unfinished = u;
+}
+
+void ferry__unfinished_move(struct rule_state *rs, bool last)
+{
+        struct unfinished **link = &rs->unfinished;
+
+        while (*link) {
+                struct unfinished *u = *link;
+                struct ferry__claim *c = u->claim;
+                const struct ferry__folder *to = u->note ? &rs->failed : rs->done.fd >= 0 ? &rs->done : NULL;
+                char *relative = NULL;
+                int e = rs->wa.work_fd < 0 || (to && to->fd < 0) ? -EBADF
+                                                                  : ferry__claim_finish(&rs->wa, c, to, &relative);
+
+                if (e < 0 && e != -ENOENT && !last) {
+                        link = &u->next;
+                        continue;
+                }
+                if (e < 0 && e != -ENOENT)
+                        LOG(rs->runner, FERRY_LOG_WARNING, rs->rule->name, c->original_path,
+                            "handled, and still cannot be %s (%s): it stays in %s, noted as handled; the next "
+                            "worker moves it without handling it again",
+                            to ? "moved out" : "deleted", strerror(-e), c->claimed_path);
+                else if (e == -ENOENT)
+                        LOG(rs->runner, u->note ? FERRY_LOG_FAILED : FERRY_LOG_DONE, rs->rule->name,
+                            c->original_path, "handled before; it was removed from the work area meanwhile");
+                else if (to) {
+                        if (u->note)
+                                write_note(rs, c->original_path, relative, u->note, u->note_len);
+                        LOG(rs->runner, u->note ? FERRY_LOG_FAILED : FERRY_LOG_DONE, rs->rule->name,
+                            c->original_path, "handled before; moved to %s/%s now", to->path, relative);
+                } else
+                        LOG(rs->runner, FERRY_LOG_DONE, rs->rule->name, c->original_path,
+                            "handled before; deleted now");
+                free(relative);
+                *link = u->next;
+                ferry__claim_free(c);
+                free(u->note);
+                free(u);
+        }
+}
+
+void ferry__job_adopt_handled(struct rule_state *rs, struct ferry__claim *c)
+{
+        bool failed = strncmp(c->outcome, "failed\n", 7) == 0;
+        char *note = failed ? strdup(c->outcome + 7) : NULL;
+
+        if (failed && !note) {
+                LOG(rs->runner, FERRY_LOG_ERROR, rs->rule->name, c->original_path,
+                    "out of memory: the recovered claim stays in the work area");
+                ferry__claim_free(c);
+                return;
+        }
+        wait_to_move(rs, c, note, note ? strlen(note) : 0);
+        ferry__unfinished_move(rs, false);
+        if (rs->unfinished && rs->unfinished->claim == c)
+                LOG(rs->runner, FERRY_LOG_WARNING, rs->rule->name, c->original_path,
+                    "handled by a worker that stopped before it could move it out, and cannot be moved out yet: "
+                    "it waits in %s and is moved once it can be", c->claimed_path);
 }
 
 static int record(struct rule_state *rs, struct ferry__claim *c, const char *outcome, const char *why)
@@ -432,10 +536,14 @@ void ferry__job_finish(struct job *job, const struct ferry__exit *st, const char
                 if (e == -ENOENT)
                         ferry__runner_log(r, &rec, "done in %.3fs; the handler removed or moved the file itself",
                                     (double)duration / FERRY__NSEC_PER_SEC);
-                else if (e < 0)
-                        ferry__runner_log(r, &rec, "handled, but cannot move it to %s (%s): it stays in %s",
-                                    rs->done.fd >= 0 ? rs->done.path : "(delete)", strerror(-e), c->claimed_path);
-                else
+                else if (e < 0) {
+                        ferry__runner_log(r, &rec,
+                                          "handled, but cannot %s%s (%s): it waits in %s and is moved once it can be",
+                                          rs->done.fd >= 0 ? "move it to " : "delete it",
+                                          rs->done.fd >= 0 ? rs->done.path : "", strerror(-e), c->claimed_path);
+                        wait_to_move(rs, c, NULL, 0);
+                        job->claims[i] = NULL;
+                } else
                         ferry__runner_log(r, &rec, "done in %.3fs%s%s", (double)duration / FERRY__NSEC_PER_SEC,
                                     final ? ": " : "; deleted", final ? final : "");
                 free(final);
@@ -484,7 +592,12 @@ void ferry__job_finish(struct job *job, const struct ferry__exit *st, const char
                         }
                 }
                 if (relative && (e == 0 || c->in_place)) {
-                        write_failure(job, c, relative, why, st, duration);
+                        size_t len = 0;
+                        char *text = failure_text(job, c, why, st, duration, &len);
+
+                        if (text)
+                                write_note(rs, c->original_path, relative, text, len);
+                        free(text);
                         if (asprintf(&final, "%s/%s", rs->failed.path, relative) < 0)
                                 final = NULL;
                 }
@@ -495,10 +608,21 @@ void ferry__job_finish(struct job *job, const struct ferry__exit *st, const char
                                                .attempt = (int)job->attempt, .exit_code = st->code,
                                                .signal = st->signal};
 
-                if (e < 0)
-                        ferry__runner_log(r, &rec, "failed (%s); cannot %s (%s): it stays in %s", why,
-                                    c->in_place ? "record it" : "move it to the failed folder", strerror(-e),
-                                    c->claimed_path);
+                if (e < 0 && !c->in_place) {
+                        size_t len = 0;
+                        char *text = failure_text(job, c, why, st, duration, &len);
+
+                        ferry__runner_log(r, &rec,
+                                          "failed (%s); cannot move it to the failed folder (%s): it %s in %s%s", why,
+                                          strerror(-e), text ? "waits" : "stays", c->claimed_path,
+                                          text ? " and is moved once it can be" : "");
+                        if (text) {
+                                wait_to_move(rs, c, text, len);
+                                job->claims[i] = NULL;
+                        }
+                } else if (e < 0)
+                        ferry__runner_log(r, &rec, "failed (%s); cannot record it (%s): it stays in %s", why,
+                                          strerror(-e), c->claimed_path);
                 else if (c->in_place || gone)
                         ferry__runner_log(r, &rec, "failed (%s) after %u attempt%s; %s, note in %s.ferry-error", why,
                                     job->attempt, job->attempt == 1 ? "" : "s",

@@ -248,6 +248,10 @@ static void adopt(void *userdata, struct ferry__claim *claim)
 
         if (claimed_irregular(rs, claim))
                 return;
+        if (claim->outcome) {
+                ferry__job_adopt_handled(rs, claim);
+                return;
+        }
         claims = malloc(sizeof(*claims));
         if (!claims || !(job = ferry__job_new(rs, claims, 1))) {
                 free(claims);
@@ -341,6 +345,7 @@ static void rule_unwatch(struct rule_state *rs)
 
 static void rule_release(struct rule_state *rs)
 {
+        ferry__unfinished_move(rs, true);
         ferry__late_notes_write(rs, true);
         rule_unwatch(rs);
         ferry__workarea_close(&rs->wa);
@@ -574,6 +579,8 @@ static void check_folders(struct ferry_runner *r, int64_t now)
         for (struct rule_state *rs = r->states; rs; rs = rs->next) {
                 const char *lost;
 
+                if (rs->unfinished && !rs->down)
+                        ferry__unfinished_move(rs, false);
                 if (rs->late_notes && !rs->down)
                         ferry__late_notes_write(rs, false);
                 if (rs->down && now >= rs->retry_at)

@@ -22,6 +22,7 @@ struct pending {
 
 struct rule_state;
 struct late_note;
+struct unfinished;
 
 struct job {
         struct job *prev, *next;
@@ -63,6 +64,7 @@ struct rule_state {
         int64_t retry_at, retry_ns; /* the next look, and the wait after it (doubles up to a maximum) */
         char why[512];              /* why the folder cannot be taken up, as last said */
         struct late_note *late_notes; /* failure notes not written yet (job.c) */
+        struct unfinished *unfinished; /* handled files not moved out yet (job.c) */
 };
 
 struct ferry_runner {
@@ -119,5 +121,12 @@ void ferry__job_exited(struct job *job);
 /* Writes the failure notes that could not be written before; last: the rule
  * lets go of its failed folder, and what still cannot be is logged instead. */
 void ferry__late_notes_write(struct rule_state *rs, bool last);
+/* A claim adopted with its outcome noted (it was handled already): moved out
+ * without running the handler again. Takes the claim. */
+void ferry__job_adopt_handled(struct rule_state *rs, struct ferry__claim *c);
+/* Moves out the handled files whose move failed before (their outcome folder
+ * not writable, or full); last: the rule lets go of its folder, and what
+ * still cannot be moved stays in the work area with its outcome noted. */
+void ferry__unfinished_move(struct rule_state *rs, bool last);
 
 #endif
