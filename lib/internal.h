@@ -239,6 +239,7 @@ struct ferry_watch {
         size_t polled_count;    /* folders beyond: listed every few seconds instead (as many at most) */
         int last_polled_wd;     /* the numbers polled folders go by: -2, -3, ... */
         bool starting;          /* a root's first scan: the kernel's limit is an error, not polled */
+        bool start_failed;      /* ... and it was reached there */
         struct ferry__timer_queue timers[FERRY__TIMER_COUNT];
         struct ferry__event_queue queue;
         struct ferry__inotify *inotify;

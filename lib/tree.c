@@ -640,6 +640,8 @@ int ferry__root_attach(struct ferry_watch *w, struct ferry__root *root, int scan
         root->dir = d;
         w->starting = scan_mode == FERRY__SCAN_START;
         r = ferry__scan(w, d, (enum ferry__scan_mode)scan_mode);
+        if (r == -ENOSPC && w->starting)
+                w->start_failed = true; /* the error is the caller's to say: nothing is listed instead */
         w->starting = false;
         if (r < 0 && root->dir)
                 ferry__dir_detach(w, root->dir);

@@ -428,7 +428,7 @@ int ferry_watch_explain(struct ferry_watch *w, int error, const char *path, char
                              "cannot watch %s: %s (inotify watch limit %ld reached, %ld in use by this user; "
                              "raise fs.inotify.max_user_watches, e.g. sysctl fs.inotify.max_user_watches=%ld)%s",
                              path, strerror(ENOSPC), limit, in_use, limit > 0 ? limit * 4 : 524288,
-                             root ? "" : "; until then it is listed every 5 s instead");
+                             root || w->start_failed ? "" : "; until then it is listed every 5 s instead");
         } else if (error == -EDQUOT) {
                 n = snprintf(buf, size,
                              "cannot watch %s: this rule's cap of %zu watched folders is reached (so that a tree "

@@ -39,6 +39,8 @@ make_dirs() {
         [[ $stderr == *fs.inotify.max_user_watches* ]] || { echo "stderr does not name the sysctl: $stderr" >&2; return 1; }
         [[ $stderr == *"$D"* ]] || { echo "stderr does not name the path: $stderr" >&2; return 1; }
         [[ $stderr =~ (^|[^0-9])$limit([^0-9]|$) ]] || { echo "stderr does not state the limit $limit: $stderr" >&2; return 1; }
+        # It exits: nothing is listed instead, and the message does not say it is.
+        [[ $stderr != *"listed every"* ]] || { echo "stderr promises a listing that an exit never makes: $stderr" >&2; return 1; }
 }
 
 @test "watch limit: subdirectories created later beyond the limit: error event and message, ferry keeps watching" {
