@@ -355,6 +355,11 @@ int ferry_rule_explain_path(struct ferry_rule *rule, const char *path, char *buf
 int ferry_runner_each_rule(struct ferry_runner *runner, int (*callback)(void *userdata, struct ferry_rule *rule),
                            void *userdata);
 
+/* 1 when the folder of the runner's rule of this name is taken up, 0 while
+ * it is gone and looked for (deleted, moved, unmounted); -ENOENT: no such
+ * rule. */
+int ferry_runner_rule_up(struct ferry_runner *runner, const char *name);
+
 /* Stops claiming; handlers get grace_ns to finish, then SIGTERM, then
  * SIGKILL; unfinished claims return to the queue. Dispatch until it returns 0. */
 void ferry_runner_stop(struct ferry_runner *runner, int64_t grace_ns);

@@ -1107,6 +1107,19 @@ int ferry_runner_each_rule(struct ferry_runner *r, int (*callback)(void *userdat
         return 0;
 }
 
+int ferry_runner_rule_up(struct ferry_runner *r, const char *name)
+{
+        if (!r || !name)
+                return -EINVAL;
+        for (struct rule_state *rs = r->states; rs; rs = rs->next)
+                if (strcmp(rs->rule->name, name) == 0)
+                        return !rs->down;
+        for (struct ferry_rule *rule = r->rules; rule; rule = rule->next)
+                if (strcmp(rule->name, name) == 0)
+                        return 1;
+        return -ENOENT;
+}
+
 int ferry_runner_fd(struct ferry_runner *r)
 {
         return r ? r->epoll_fd : -EINVAL;

@@ -107,11 +107,13 @@ bool metrics_path_usable(const char *path);
 /* Sets the file (copied; NULL: none). The next update writes it. */
 int metrics_set_path(struct metrics *m, const char *path);
 void metrics_free(struct metrics *m);
-/* Replaces the file with st now. 0, or -errno (reported once until a write works again). */
-int metrics_write(struct metrics *m, const struct ferry_runner_stats *st, int64_t now);
+/* Replaces the file with st (and, with runner, whether each rule's folder is
+ * up) now. 0, or -errno (reported once until a write works again). */
+int metrics_write(struct metrics *m, struct ferry_runner *runner, const struct ferry_runner_stats *st, int64_t now);
 /* Writes st when it differs from the file's and the last write is 5 s old.
  * Returns when to call again (a later write is due), or INT64_MAX. */
-int64_t metrics_update(struct metrics *m, const struct ferry_runner_stats *st, int64_t now);
+int64_t metrics_update(struct metrics *m, struct ferry_runner *runner, const struct ferry_runner_stats *st,
+                       int64_t now);
 
 int cmd_watch(int argc, char **argv);
 int cmd_wait(int argc, char **argv);

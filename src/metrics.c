@@ -81,8 +81,21 @@ static void gauge(FILE *f, const char *name, const char *help, uint64_t value)
         fprintf(f, "# HELP %s %s\n# TYPE %s gauge\n%s %" PRIu64 "\n", name, help, name, name, value);
 }
 
+static int rule_up_line(void *userdata, struct ferry_rule *rule)
+{
+        struct ferry_runner *runner = ((void **)userdata)[0];
+        FILE *f = ((void **)userdata)[1];
+        const char *name = ferry_rule_name(rule);
+        int up = ferry_runner_rule_up(runner, name);
+
+        /* Rule names are letters, digits, '-', '_' and '.': nothing to escape. */
+        if (up >= 0)
+                fprintf(f, "ferry_rule_up{rule=\"%s\"} %d\n", name, up);
+        return 0;
+}
+
 /* The whole exposition: every metric with its HELP and TYPE lines first. */
-static void render(FILE *f, const struct ferry_runner_stats *st)
+static void render(FILE *f, struct ferry_runner *runner, const struct ferry_runner_stats *st)
 {
         static const char duration[] = "ferry_handler_duration_seconds";
 
@@ -102,6 +115,13 @@ static void render(FILE *f, const struct ferry_runner_stats *st)
         gauge(f, "ferry_watches", "Kernel watches held.", st->watches);
         gauge(f, "ferry_folders_lost", "Rules whose folder went away (deleted, moved, unmounted), looked for until it "
               "is back.", st->folders_lost);
+        if (runner) {
+                void *both[] = {runner, f};
+
+                fputs("# HELP ferry_rule_up 1 while the rule's folder is taken up, 0 while it is gone and looked "
+                      "for.\n# TYPE ferry_rule_up gauge\n", f);
+                (void)ferry_runner_each_rule(runner, rule_up_line, both);
+        }
         fprintf(f, "# HELP %s How long handler runs took, in seconds.\n# TYPE %s histogram\n", duration, duration);
         for (int i = 0; i < FERRY_DURATION_BUCKETS; i++) {
                 /* The last bound is +Inf, whatever number stands for it. */
@@ -115,7 +135,7 @@ static void render(FILE *f, const struct ferry_runner_stats *st)
                 st->duration_count[FERRY_DURATION_BUCKETS - 1]);
 }
 
-int metrics_write(struct metrics *m, const struct ferry_runner_stats *st, int64_t now)
+int metrics_write(struct metrics *m, struct ferry_runner *runner, const struct ferry_runner_stats *st, int64_t now)
 {
         const char *slash, *name;
         char *temp = NULL;
@@ -147,7 +167,7 @@ int metrics_write(struct metrics *m, const struct ferry_runner_stats *st, int64_
         }
         fd = -1; /* f owns it now */
         errno = 0;
-        render(f, st);
+        render(f, runner, st);
         if (fflush(f) != 0 || ferror(f) || fchmod(fileno(f), m->mode) < 0) {
                 e = errno ? errno : EIO;
                 goto fail;
@@ -182,7 +202,8 @@ fail:
         return -e;
 }
 
-int64_t metrics_update(struct metrics *m, const struct ferry_runner_stats *st, int64_t now)
+int64_t metrics_update(struct metrics *m, struct ferry_runner *runner, const struct ferry_runner_stats *st,
+                       int64_t now)
 {
         int64_t due;
 
@@ -192,6 +213,6 @@ int64_t metrics_update(struct metrics *m, const struct ferry_runner_stats *st, i
         due = m->written_at + METRICS_INTERVAL_NS;
         if (now < due)
                 return due;
-        (void)metrics_write(m, st, now);
+        (void)metrics_write(m, runner, st, now);
         return INT64_MAX;
 }

@@ -419,7 +419,7 @@ static void service_ready(struct service *s, struct ferry_runner *runner, const 
         notify_send(&s->notifier, "READY=1\nSTATUS=%s: %" PRIu64 " file%s present at start; %s", what,
                     st.found_at_start, st.found_at_start == 1 ? "" : "s", counts);
         status_remember(s, &st);
-        (void)metrics_write(&s->metrics, &st, cli_now());
+        (void)metrics_write(&s->metrics, runner, &st, cli_now());
 }
 
 static void service_stopping(struct service *s, int64_t grace_ns)
@@ -463,7 +463,7 @@ static int64_t service_tick(struct service *s, struct ferry_runner *runner)
                         next = due;
                 }
         }
-        int64_t metrics_due = metrics_update(&s->metrics, &st, now);
+        int64_t metrics_due = metrics_update(&s->metrics, runner, &st, now);
 
         return metrics_due < next ? metrics_due : next;
 }
@@ -604,7 +604,7 @@ static int serve(struct source *src, struct ferry_runner *runner, struct service
         }
         /* The last word of the metrics file: what this process did. */
         service_stats(svc, runner, &st);
-        (void)metrics_write(&svc->metrics, &st, cli_now());
+        (void)metrics_write(&svc->metrics, runner, &st, cli_now());
         ferry_runner_free(runner);
         if (signal_fd >= 0)
                 close(signal_fd);

@@ -129,7 +129,7 @@ log_count() { grep -c -- "$2" "$1.err" || true; }
         [[ -e $T/away/.ferry/done/one ]]
 }
 
-@test "run: one rule's folder gone, the other rule goes on; the metrics say a folder is gone" {
+@test "run: one rule's folder gone, the other rule goes on; the metrics say which folder is gone" {
         mkdir "$T/a" "$T/b"
         printf '[ferry]\nmetrics-file = %s\n\n[rule a]\ndir = %s\ncommand = %s %s\n\n[rule b]\ndir = %s\ncommand = %s %s\n' \
                 "$T/m.prom" "$T/a" "$T/h.sh" "$T/handled" "$T/b" "$T/h.sh" "$T/handled" >"$T/ferry.conf"
@@ -140,10 +140,13 @@ log_count() { grep -c -- "$2" "$1.err" || true; }
         echo 1 >"$T/b/still"
         wait_nul_records "$T/handled" 1 10
         wait_for has_line "$T/m.prom" 'ferry_folders_lost 1' 15
+        has_line "$T/m.prom" 'ferry_rule_up{rule="a"} 0'
+        has_line "$T/m.prom" 'ferry_rule_up{rule="b"} 1'
         mkdir "$T/a"
         echo 2 >"$T/a/back"
         wait_nul_records "$T/handled" 2 15
         wait_for has_line "$T/m.prom" 'ferry_folders_lost 0' 15
+        has_line "$T/m.prom" 'ferry_rule_up{rule="a"} 1'
         stop_ferry "$T/run"
         handled_set still back
 }
