@@ -1,9 +1,10 @@
 #!/usr/bin/env bats
 # run_folder_lost.bats: a rule's folder that goes away while `ferry run` works (deleted and
-# made again, moved away and back, a file system mounted on it or unmounted) is said once in
-# the log and taken up again when it is back: the files made in it meanwhile are handled, once
-# each, and other rules go on. require-file keeps an empty mount point from being taken for
-# the folder; on-folder-lost = exit stops instead, with status 1, for a supervisor to restart.
+# made again, moved away and back, a file system mounted on it or unmounted, its file server
+# dead) is said once in the log and taken up again when it is back: the files made in it
+# meanwhile are handled, once each, and other rules go on. require-file keeps an empty mount
+# point from being taken for the folder; on-folder-lost = exit stops instead, with status 1,
+# for a supervisor to restart.
 
 load helpers
 
@@ -15,7 +16,7 @@ setup() {
 
 teardown() {
         if [[ -n $MOUNTED ]]; then
-                umount -l "$MOUNTED" 2>/dev/null || true
+                fusermount -u "$MOUNTED" 2>/dev/null || umount -l "$MOUNTED" 2>/dev/null || true
         fi
         ferry_teardown
 }
@@ -99,6 +100,34 @@ log_count() { grep -c -- "$2" "$1.err" || true; }
         handled_set first on-the-mount beneath
         [[ -e $T/in/.ferry/done/first && -e $T/in/.ferry/done/beneath && -e $T/in/.mounted ]]
         assert_no_claims "$T/in"
+}
+
+@test "run: the folder's file server dies (a FUSE daemon killed: ENOTCONN): said once; mounted again, its files are handled once" {
+        require_root "mounts a FUSE file system"
+        command -v bindfs >/dev/null || skip "bindfs is missing (scripts/install-deps test installs it)"
+        [[ -c /dev/fuse ]] || skip "no /dev/fuse on this machine"
+        mkdir "$T/server" "$T/in"
+        bindfs "$T/server" "$T/in" || skip "cannot mount FUSE here"
+        MOUNTED=$T/in
+        start_ferry "$T/run" run --poll-interval 1s "$T/in" -- "$T/h.sh" "$T/handled"
+        wait_run_started "$T/run"
+        echo 1 >"$T/in/before"
+        wait_nul_records "$T/handled" 1 15
+        pkill -9 -xf "bindfs $T/server $T/in"
+        wait_for has_text "$T/run.err" "$T/in cannot be read any more (Transport endpoint is not connected)" 15
+        echo 2 >"$T/server/while-down" # as another machine writes on the server meanwhile
+        sleep 1.5                       # a retry or two: the dead mount is not taken up
+        umount -l "$T/in"
+        bindfs "$T/server" "$T/in"
+        wait_for has_text "$T/run.err" "$T/in is back: taken up again" 40
+        wait_nul_records "$T/handled" 2 15
+        echo 3 >"$T/server/after"
+        wait_nul_records "$T/handled" 3 15
+        stop_ferry "$T/run"
+        handled_set before while-down after
+        [[ $(log_count "$T/run" 'cannot be read any more') -eq 1 ]]
+        [[ -e $T/server/.ferry/done/while-down && -e $T/server/.ferry/done/after ]]
+        assert_no_claims "$T/server"
 }
 
 @test "run: require-file missing at start is an error naming the folder and the file; nothing is made in the folder" {
