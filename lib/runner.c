@@ -304,6 +304,7 @@ static void warn_if_open(struct rule_state *rs)
 
 static void heartbeat(struct ferry_runner *r, int64_t now);
 static struct pending *pop_pending(struct rule_state *rs);
+static void append_pending(struct rule_state *rs, struct pending *p);
 static void drain_watch(struct rule_state *rs);
 
 /* A watcher's long scan of a folder behind a slow mount: renew the leases. */
@@ -334,6 +335,10 @@ static void rule_unwatch(struct rule_state *rs)
 
         while ((p = pop_pending(rs)))
                 free(p);
+        while ((p = rs->blocked)) {
+                rs->blocked = p->next;
+                free(p);
+        }
         if (rs->watch) {
                 if (rs->watch_source.owner)
                         ferry__runner_epoll_del(rs->runner, ferry_watch_fd(rs->watch));
@@ -581,6 +586,12 @@ static void check_folders(struct ferry_runner *r, int64_t now)
 
                 if (rs->unfinished && !rs->down)
                         ferry__unfinished_move(rs, false);
+                while (rs->blocked && !rs->down) {
+                        struct pending *p = rs->blocked;
+
+                        rs->blocked = p->next;
+                        append_pending(rs, p);
+                }
                 if (rs->late_notes && !rs->down)
                         ferry__late_notes_write(rs, false);
                 if (rs->down && now >= rs->retry_at)
@@ -643,20 +654,26 @@ static void heartbeat(struct ferry_runner *r, int64_t now)
         r->next_heartbeat = now + period;
 }
 
-static bool push_pending(struct rule_state *rs, const char *path, size_t len)
+static void append_pending(struct rule_state *rs, struct pending *p)
 {
-        struct pending *p = malloc(sizeof(*p) + len + 1);
-
-        if (!p)
-                return false;
         p->next = NULL;
-        memcpy(p->path, path, len + 1);
         if (rs->pending_tail)
                 rs->pending_tail->next = p;
         else
                 rs->pending_head = p;
         rs->pending_tail = p;
         rs->pending_count++;
+}
+
+static bool push_pending(struct rule_state *rs, const char *path, size_t len)
+{
+        struct pending *p = malloc(sizeof(*p) + len + 1);
+
+        if (!p)
+                return false;
+        p->said = false;
+        memcpy(p->path, path, len + 1);
+        append_pending(rs, p);
         return true;
 }
 
@@ -857,13 +874,23 @@ static void claim_and_start(struct rule_state *rs)
                 } else if (e == -ELOOP) {
                         LOG(r, FERRY_LOG_WARNING, rs->rule->name, p->path,
                             "not claimed: a folder on the way to it became a symbolic link (never followed)");
-                } else if (e == -ESTALE) {
-                        LOG(r, FERRY_LOG_ERROR, rs->rule->name, p->path,
-                            "cannot claim %s: the work area %s/.ferry/work/%s is gone and cannot be made again",
-                            p->path, rs->rule->dir, rs->wa.worker);
                 } else {
-                        LOG(r, FERRY_LOG_ERROR, rs->rule->name, p->path, "cannot claim %s: %s", p->path,
-                            strerror(-e));
+                        /* A full file system, a folder not writable for now, a
+                         * work area that cannot be made again: the file stays
+                         * where it is, and is tried again every second. */
+                        if (!p->said && e == -ESTALE)
+                                LOG(r, FERRY_LOG_ERROR, rs->rule->name, p->path,
+                                    "cannot claim %s: the work area %s/.ferry/work/%s is gone and cannot be made "
+                                    "again; tried again every second",
+                                    p->path, rs->rule->dir, rs->wa.worker);
+                        else if (!p->said)
+                                LOG(r, FERRY_LOG_ERROR, rs->rule->name, p->path,
+                                    "cannot claim %s: %s; it stays there, tried again every second", p->path,
+                                    strerror(-e));
+                        p->said = true;
+                        p->next = rs->blocked;
+                        rs->blocked = p;
+                        continue;
                 }
                 free(p);
         }

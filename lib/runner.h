@@ -17,6 +17,7 @@ struct source {
 
 struct pending {
         struct pending *next;
+        bool said; /* a claim of it failed, and the log said so: not again */
         char path[];
 };
 
@@ -58,6 +59,7 @@ struct rule_state {
         char *output_dir; /* output folder, absolute (its descriptor is wa.output_fd); NULL: none */
         struct pending *pending_head, *pending_tail;
         size_t pending_count;
+        struct pending *blocked; /* files whose claim failed for a reason that may pass: tried each second */
         unsigned restored_seen; /* wa.restored already logged */
         unsigned running;
         bool down;                  /* the folder went away: no watch; looked for again at retry_at */

@@ -234,3 +234,30 @@ proc_reaped() { [[ ! -e /proc/$1 ]]; }
         assert_log_has "$T/run" "the failure note for $D/.ferry/failed/second.txt could not be written (No space left on device); its reason: exit status 4"
         [[ -z $(find "$D/.ferry/failed" -name '.ferry-tmp*') ]]
 }
+
+@test "run: the file system full when a file is to be claimed: it stays, is tried every second, and handled once space returns" {
+        require_root "mounts a small tmpfs"
+        mkdir "$T/fs"
+        mount -t tmpfs -o size=1m ferry-test "$T/fs" || skip "cannot mount a tmpfs"
+        MOUNTED=$T/fs
+        D=$T/fs/in
+        mkdir -p "$D" "$T/fs/stage/sub"
+        printf 'payload\n' >"$T/fs/stage/sub/second"
+        make_handler "$T/h.sh" 'printf "%s\0" "$FERRY_NAME" >>"'"$T"'/handled"'
+        start_ferry "$T/run" run -r --retries 0 "$D" -- "$T/h.sh"
+        wait_run_started "$T/run"
+        # Full, then a folder moved in (a rename needs no space): its file's claim needs a
+        # note of its folder (.origin), which does not fit.
+        dd if=/dev/zero of="$T/fs/filler" bs=4k 2>/dev/null || true
+        mv "$T/fs/stage/sub" "$D/sub"
+        wait_for has_text "$T/run.err" "cannot claim $D/sub/second: No space left on device; it stays there, tried again every second" 20
+        sleep 1.5 # tried again meanwhile: said once
+        [[ -e $D/sub/second ]]
+        [[ $(grep -c "cannot claim $D/sub/second" "$T/run.err") -eq 1 ]]
+        rm -f "$T/fs/filler"
+        wait_for file_exists "$D/.ferry/done/sub/second" 10
+        stop_ferry "$T/run"
+        printf '%s\0' second >"$T/want"
+        assert_same_nul_set "$T/want" "$T/handled"
+        assert_no_claims "$D"
+}
