@@ -7,20 +7,24 @@ faults: files written and closed (one by one, or forty in a burst), renamed
 into place, hard-linked in, linked in from an O_TMPFILE, written in a new
 folder, moved in with their folder, delivered with `ferry put --marker`,
 truncated and written again, deleted before they were ready, a writer killed
-half-way (under done-file it never wrote its marker); workers killed with SIGKILL and started again,
-more workers started, the folder deleted and made again, the folder moved away
-(a file written into it there) and back; as root, in a quarter of the rounds,
-workers whose kernel event queue holds 16 events (a burst overflows it: they
-must rescan). As root, a hostile uploader (an unprivileged user made for the
-round) plays its moves at the same time: links to a root-only canary folder,
-fifos, subfolders swapped for links, writes into .ferry. At the end it checks:
+half-way (under done-file it never wrote its marker); workers killed with
+SIGKILL and started again, more workers started, the folder deleted and made
+again, the folder moved away (a file written into it there) and back. As
+root, in a third of the rounds the folder is on a tmpfs of its own, which is
+unmounted (a file written on it meanwhile, where it is kept) and mounted
+again, whose done or failed folder refuses new files for a while (chattr +i),
+and which fills up (producers meet ENOSPC) and is freed; in a quarter of the
+rounds, workers whose kernel event queue holds 16 events (a burst overflows
+it: they must rescan); and a hostile uploader (an unprivileged user made for
+the round) plays its moves at the same time: links to a root-only canary
+folder, fifos, subfolders swapped for links, writes into .ferry. At the end it checks:
 
   - every file a producer completed was handled at least once, with its final
     content; exactly once when no worker was killed;
   - with done-file, no handler ever saw content other than the final one, and
     no file whose writer died before its marker;
   - nothing is left in the work areas, and every completed file is in the
-    done folder;
+    done folder (once the done folder takes files again);
   - the canary folder is exactly as it was, and no canary content reached a
     handler.
 
@@ -31,6 +35,7 @@ shorter one that still fails (--reduce), and exits 1.
 """
 import argparse
 import ctypes
+import errno
 import fcntl
 import hashlib
 import os
@@ -57,6 +62,8 @@ printf '%s %s\n' "$rel" "$sum" >>"$1"
 PRODUCER_ACTIONS = ["write", "rename", "chunks", "newdir", "movedir", "put", "delete", "link", "tmpfile", "burst",
                     "rewrite", "diewriting"]
 FAULTS = ["kill", "add", "recreate", "moveroot"]
+# Faults of the file system the folder is on: only in rounds where it is a tmpfs of its own.
+MOUNT_FAULTS = ["unmount", "readonly", "full"]
 QUEUE_SYSCTL = "/proc/sys/fs/inotify/max_queued_events"
 SYSCTL_LOCK = "/run/lock/ferry-tests-sysctl.lock"  # as tests/system/helpers.bash
 HOSTILE = ["symlink", "fifo", "swapdir", "plant", "dotferry", "swapferry"]
@@ -100,11 +107,23 @@ class Round:
         self.problems = []
         self.overflows = 0
         self.small_queue = False
+        self.fs = None  # mount rounds: the tmpfs that holds the folder and the stage
+        self.kept = None  # while unmounted: where that tmpfs is kept
+        self.immutable = set()  # folders made immutable now
+        self.full = False  # the tmpfs is full now: producers may get ENOSPC
+        self.made = []  # every name made, in order
 
     # ---- set-up ------------------------------------------------------------------
 
-    def setup(self, policy, hostile):
+    def setup(self, policy, hostile, mount):
         self.policy = policy
+        if mount:
+            # The folder and the stage on a file system of their own, small enough to fill.
+            self.fs = os.path.join(self.root, "fs")
+            os.mkdir(self.fs, 0o755)
+            subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m,mode=755", "ferry-model", self.fs], check=True)
+            self.dir = os.path.join(self.fs, "in")
+            self.stage = os.path.join(self.fs, "stage")
         os.mkdir(self.stage, 0o755)
         os.mkdir(self.dir, 0o755)
         os.mkdir(self.secret, 0o700)
@@ -219,7 +238,9 @@ class Round:
 
     def name(self, prefix="f"):
         self.counter += 1
-        return "%s%03d-%d" % (prefix, self.counter, self.rng.randint(0, 9999))
+        name = "%s%03d-%d" % (prefix, self.counter, self.rng.randint(0, 9999))
+        self.made.append(name)
+        return name
 
     def content(self):
         return os.urandom(self.rng.choice([1, 100, 5000, 70000]))
@@ -231,7 +252,18 @@ class Round:
         return path
 
     def do(self, action):
-        getattr(self, "act_" + action)()
+        if not self.full:
+            return getattr(self, "act_" + action)()
+        made = len(self.made)
+        try:
+            getattr(self, "act_" + action)()
+        except OSError as e:
+            if e.errno != errno.ENOSPC:
+                raise
+            # A careful producer: what it could not write whole is not published; a part
+            # that was closed may be handed out, as any closed file is.
+            for name in self.made[made:]:
+                self.partial_ok.add(name)
 
     def act_write(self):
         if self.policy != "auto":
@@ -451,20 +483,94 @@ class Round:
         before = self.backs()
         away = self.dir + ".away"
         os.rename(self.dir, away)
+        self.drop_into(away)
+        time.sleep(self.rng.random() * 1.5)
+        os.rename(away, self.dir)
+        self.wait_taken_up(before)
+
+    def drop_into(self, folder):
+        """One complete file written into the folder while it is away, at folder."""
         name, data = self.name(), self.content()
         if self.policy == "auto":
-            with open(os.path.join(away, name), "wb") as f:
+            with open(os.path.join(folder, name), "wb") as f:
                 f.write(data)
             self.expected[name] = sha(data)
         else:
             target = os.path.join(self.stage, name)
             os.rename(self.write_staged(data), target)
-            if subprocess.run([self.args.ferry, "put", "--marker", target, away], stdout=subprocess.DEVNULL,
+            if subprocess.run([self.args.ferry, "put", "--marker", target, folder], stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL).returncode == 0:
                 self.expected[name] = sha(data)
+
+    # ---- faults of the folder's file system (mount rounds) ----------------------
+
+    def act_unmount(self):
+        # The file system above the folder unmounted and mounted again, as a share is: kept
+        # reachable elsewhere meanwhile, where a file is written into the folder (as another
+        # machine writes on the server). Paths handed out meanwhile lead nowhere: --stdin only.
+        if not self.fs or not self.stdin:
+            return self.act_recreate()
+        self.restore_ferry()
+        before = self.backs()
+        self.kept = os.path.join(self.root, "kept")
+        os.makedirs(self.kept, exist_ok=True)
+        subprocess.run(["mount", "--bind", self.fs, self.kept], check=True)
+        subprocess.run(["umount", "-l", self.fs], check=True)
+        stage = self.stage
+        self.stage = os.path.join(self.kept, "stage")
+        try:
+            self.drop_into(os.path.join(self.kept, "in"))
+        finally:
+            self.stage = stage
         time.sleep(self.rng.random() * 1.5)
-        os.rename(away, self.dir)
+        subprocess.run(["mount", "--move", self.kept, self.fs], check=True)
+        self.kept = None
         self.wait_taken_up(before)
+
+    def act_readonly(self):
+        # The done (or failed) folder refuses new entries for a while, root's too: handled
+        # files wait in the work area, and are moved, never handled again, once it takes them.
+        if not self.fs or not shutil.which("chattr"):
+            return
+        self.restore_ferry()
+        folder = os.path.join(self.dir, ".ferry", self.rng.choice(["done", "done", "failed"]))
+        if not os.path.isdir(folder) or subprocess.run(["chattr", "+i", folder], stdout=subprocess.DEVNULL,
+                                                       stderr=subprocess.DEVNULL).returncode != 0:
+            return
+        self.immutable.add(folder)
+        until = time.monotonic() + 0.3 + self.rng.random() * 1.7
+        for _ in range(self.rng.randint(1, 3)):
+            self.do(self.rng.choice(["write", "rename", "link", "put", "burst"]))
+        time.sleep(max(0, until - time.monotonic()))
+        subprocess.run(["chattr", "-i", folder], check=True)
+        self.immutable.discard(folder)
+
+    def act_full(self):
+        # The file system full for a while: producers get ENOSPC (what they could not write
+        # is not expected), ferry's notes and moves meet it too; then space comes back.
+        if not self.fs:
+            return
+        filler = os.path.join(self.fs, "filler")
+        fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            for size in (1 << 20, 4096, 1):
+                try:
+                    while True:
+                        os.write(fd, b"\0" * size)
+                except OSError as e:
+                    if e.errno != errno.ENOSPC:
+                        raise
+        finally:
+            os.close(fd)
+        self.full = True
+        try:
+            until = time.monotonic() + 0.3 + self.rng.random() * 1.2
+            for _ in range(self.rng.randint(1, 3)):
+                self.do(self.rng.choice(["write", "rename", "link", "put", "chunks"]))
+            time.sleep(max(0, until - time.monotonic()))
+        finally:
+            self.full = False
+            os.unlink(filler)
 
     # ---- the hostile uploader ------------------------------------------------------
 
@@ -607,6 +713,11 @@ class Round:
             if w.poll() is None:
                 w.kill()
                 w.wait()
+        for folder in self.immutable:
+            subprocess.run(["chattr", "-i", folder], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for mount in (self.kept, self.fs):
+            if mount:
+                subprocess.run(["umount", "-l", mount], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         if self.attacker:
             subprocess.run(["userdel", self.attacker], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         if not self.args.keep:
@@ -616,14 +727,15 @@ class Round:
 def plan(seed, count, hostile):
     rng = random.Random(seed * 7919 + 1)
     policy = rng.choice(["auto", "auto", "done-file"])
-    kinds = PRODUCER_ACTIONS * 4 + FAULTS + (HOSTILE * 2 if hostile else [])
-    return policy, [rng.choice(kinds) for _ in range(count)]
+    mount = os.geteuid() == 0 and rng.random() < 1 / 3
+    kinds = PRODUCER_ACTIONS * 4 + FAULTS + (MOUNT_FAULTS * 2 if mount else []) + (HOSTILE * 2 if hostile else [])
+    return policy, mount, [rng.choice(kinds) for _ in range(count)]
 
 
-def play(args, seed, policy, actions, hostile):
+def play(args, seed, policy, mount, actions, hostile):
     r = Round(args, seed, actions)
     try:
-        r.setup(policy, hostile)
+        r.setup(policy, hostile, mount)
         for action in actions:
             r.do(action)
             time.sleep(r.rng.random() * 0.03)
@@ -634,14 +746,14 @@ def play(args, seed, policy, actions, hostile):
         r.cleanup()
 
 
-def reduce(args, seed, policy, actions, hostile):
+def reduce(args, seed, policy, mount, actions, hostile):
     """Greedy: drops chunks of the list, then single actions, while it still fails."""
     chunk = max(1, len(actions) // 2)
     while chunk >= 1:
         i = 0
         while i < len(actions):
             trial = actions[:i] + actions[i + chunk:]
-            if trial and not play(args, seed, policy, trial, hostile)[0]:
+            if trial and not play(args, seed, policy, mount, trial, hostile)[0]:
                 actions = trial
             else:
                 i += chunk
@@ -664,22 +776,24 @@ def main():
         print("model: no hostile uploader (needs root, useradd and setpriv)")
     start = time.monotonic()
     seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "little")
-    rounds = actions_played = kills = overflows = 0
+    rounds = actions_played = kills = overflows = mounts = 0
     played = {}
     while True:
-        policy, actions = plan(seed, args.actions, hostile)
-        ok, r = play(args, seed, policy, actions, hostile)
+        policy, mount, actions = plan(seed, args.actions, hostile)
+        ok, r = play(args, seed, policy, mount, actions, hostile)
         rounds += 1
+        mounts += mount
         actions_played += len(actions)
         kills += r.killed
         overflows += r.overflows
         for action in actions:
             played[action] = played.get(action, 0) + 1
         if not ok:
-            print("model: FAILED seed %d (policy %s): %s" % (seed, policy, "; ".join(r.problems)))
+            print("model: FAILED seed %d (policy %s%s): %s" % (seed, policy, ", on a tmpfs of its own" if mount else "",
+                                                            "; ".join(r.problems)))
             print("model: actions: %s" % " ".join(actions))
             if args.reduce:
-                shorter = reduce(args, seed, policy, actions, hostile)
+                shorter = reduce(args, seed, policy, mount, actions, hostile)
                 print("model: reduced to %d actions: %s" % (len(shorter), " ".join(shorter)))
             print("model: replay with: %s --ferry %s --seed %d --actions %d" % (sys.argv[0], args.ferry, seed,
                                                                               args.actions))
@@ -687,8 +801,8 @@ def main():
         if args.seed is not None or time.monotonic() - start >= args.seconds:
             break
         seed = (seed * 1103515245 + 12345) & 0x7FFFFFFF
-    print("model: %d rounds, %d actions (%d worker kills, %d kernel queue overflows rescanned), %s, all "
-          "invariants held" % (rounds, actions_played, kills, overflows,
+    print("model: %d rounds (%d on a tmpfs of their own), %d actions (%d worker kills, %d kernel queue overflows "
+          "rescanned), %s, all invariants held" % (rounds, mounts, actions_played, kills, overflows,
                                "with a hostile uploader" if hostile else "no hostile uploader"))
     print("model: actions played: %s" % ", ".join("%s %d" % (k, played[k]) for k in sorted(played)))
     return 0

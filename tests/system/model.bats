@@ -1,6 +1,7 @@
 #!/usr/bin/env bats
 # model.bats: the randomized model test (tests/model/model.py) for a bounded time: random
-# producers, worker kills and, as root, a hostile uploader against real ferry run workers;
+# producers, worker kills and, as root, a file system unmounted, refusing files or full, and a
+# hostile uploader, against real ferry run workers;
 # every invariant must hold. `make soak SECONDS=N` plays it as long as asked.
 
 load helpers

@@ -23,6 +23,7 @@ teardown() {
 
 # immutable FOLDER: nobody, root included, can add to FOLDER or take from it (chattr +i).
 immutable() {
+        command -v chattr >/dev/null || skip "chattr is missing (scripts/install-deps test installs e2fsprogs)"
         chattr +i "$1" || skip "this file system has no immutable flag (chattr +i $1)"
         IMMUTABLE+=("$1")
 }
