@@ -35,7 +35,12 @@ endif
 # libnettle: SHA-256 of done-markers (ferry put --marker, the done-file policy).
 LIBS := -lsqlite3 -lnettle -lm
 
-LIB_SOURCES := $(wildcard lib/*.c)
+# The library's three layers, each a folder with its own private header:
+# lib/common (time, hashing, files and folders), lib/watch (the watch engine)
+# and lib/run (claims, handlers, the runner). The include paths are the
+# layering: lib/run sees of the engine only lib/watch/api/filter.h, and a file
+# includes a private header of its own folder by its name alone.
+LIB_SOURCES := $(wildcard lib/common/*.c lib/watch/*.c lib/run/*.c)
 CLI_SOURCES := $(wildcard src/*.c)
 UNIT_SOURCES := $(wildcard tests/unit/*.c)
 LIB_OBJECTS := $(LIB_SOURCES:%.c=$(BUILD)/%.o)
@@ -47,9 +52,20 @@ MAN_PAGES := $(wildcard man/*.[0-9])
 
 all: $(BUILD)/ferry $(BUILD)/libferry.a $(BUILD)/libferry.so
 
-$(BUILD)/%.o: %.c $(wildcard include/*.h lib/*.h src/*.h) Makefile
+LAYER_FLAGS_common := -Ilib/common
+LAYER_FLAGS_watch := -Ilib/common -Ilib/watch/api
+LAYER_FLAGS_run := -Ilib/common -Ilib/watch/api
+DEPFLAGS = -MMD -MP
+
+$(BUILD)/lib/%.o: lib/%.c Makefile
 	@mkdir -p $(dir $@)
-	$(CC) $(BASEFLAGS) $(CFLAGS) -c $< -o $@
+	$(CC) $(BASEFLAGS) $(LAYER_FLAGS_$(firstword $(subst /, ,$*))) $(DEPFLAGS) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/src/%.o: src/%.c Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(BASEFLAGS) $(DEPFLAGS) $(CFLAGS) -c $< -o $@
+
+-include $(LIB_OBJECTS:.o=.d) $(CLI_OBJECTS:.o=.d)
 
 $(BUILD)/libferry.a: $(LIB_OBJECTS)
 	rm -f $@
@@ -67,9 +83,11 @@ $(BUILD)/libferry.so: $(BUILD)/libferry.so.$(VERSION)
 $(BUILD)/ferry: $(CLI_OBJECTS) $(BUILD)/libferry.a
 	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJECTS) $(BUILD)/libferry.a $(LIBS)
 
-$(BUILD)/tests/unit/%: tests/unit/%.c $(BUILD)/libferry.a $(wildcard tests/unit/*.h)
+# Unit tests may look inside every layer.
+$(BUILD)/tests/unit/%: tests/unit/%.c $(BUILD)/libferry.a $(wildcard tests/unit/*.h lib/*/*.h lib/watch/api/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(BASEFLAGS) -Ilib $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libferry.a -lcriterion $(LIBS)
+	$(CC) $(BASEFLAGS) -Ilib/common -Ilib/watch/api -Ilib/watch -Ilib/run $(CFLAGS) $(LDFLAGS) -o $@ $< \
+		$(BUILD)/libferry.a -lcriterion $(LIBS)
 
 check: all $(UNIT_TESTS)
 	BUILD=$(BUILD) tests/run
@@ -109,7 +127,7 @@ uninstall:
 	for page in $(MAN_PAGES); do rm -f $(DESTDIR)$(MANDIR)/man$${page##*.}/$$(basename $$page); done
 
 format:
-	clang-format -i $(LIB_SOURCES) $(CLI_SOURCES) $(UNIT_SOURCES) include/*.h lib/*.h src/*.h
+	clang-format -i $(LIB_SOURCES) $(CLI_SOURCES) $(UNIT_SOURCES) include/*.h lib/*/*.h lib/watch/api/*.h src/*.h
 
 clean:
 	rm -rf build build-asan

@@ -2,7 +2,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 
-#include "internal.h"
+#include "run.h"
 
 Test(duration, units)
 {

@@ -7,7 +7,7 @@
  * holder; F_SETSIG routes that signal to SIGURG, whose default action is to be
  * ignored, so the host process is never killed by the default SIGIO.
  */
-#include "internal.h"
+#include "common.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -74,7 +74,7 @@ int ferry__stat_version(const char *path, struct ferry__version *ret_version, bo
 }
 
 /* Processes that hold files open on behalf of remote writers, and keep them
- * open after the remote writer is done (fd caches): FINDINGS.md, E1. */
+ * open after the remote writer is done (they cache descriptors). */
 static bool is_file_server(const char *comm)
 {
         static const char *const servers[] = {"ganesha.nfsd", "smbd", "sftp-server", "sshd", "nfsd", "ksmbd",

@@ -4,7 +4,7 @@
  * per bucket and nothing per item beyond the embedded node. The table doubles
  * when it holds more items than buckets.
  */
-#include "internal.h"
+#include "common.h"
 
 #include <errno.h>
 #include <stdlib.h>

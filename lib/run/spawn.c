@@ -27,7 +27,7 @@
  * has been killed: while it is a zombie its pid, and with it the group id, can
  * not be reused, so a signal to the group never reaches a stranger.
  */
-#include "internal.h"
+#include "run.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -6,7 +6,7 @@
  * a gone root's next check). The same epoll fd is what ferry_watch_fd() hands
  * to callers who run their own poll loop.
  */
-#include "internal.h"
+#include "engine.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -23,12 +23,15 @@
 /* How often a gone root is looked for, with FERRY_WATCH_FOLLOW. */
 #define ROOT_RETRY_NS (250 * FERRY__NSEC_PER_MSEC)
 
-int64_t ferry__now(void)
+void ferry__watch_set_busy(struct ferry_watch *w, void (*busy)(void *data), void *data)
 {
-        struct timespec ts;
+        w->busy = busy;
+        w->busy_data = data;
+}
 
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t)ts.tv_sec * FERRY__NSEC_PER_SEC + ts.tv_nsec;
+uint64_t ferry__watch_found_at_start(const struct ferry_watch *w)
+{
+        return w->found_at_start;
 }
 
 int ferry_watch_new(struct ferry_watch **ret_watch, unsigned flags)

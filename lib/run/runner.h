@@ -3,7 +3,7 @@
 #ifndef FERRY_RUNNER_H
 #define FERRY_RUNNER_H
 
-#include "internal.h"
+#include "run.h"
 
 #include <stdarg.h>
 #include <sys/types.h>

@@ -14,7 +14,7 @@
  * reaches the processes of one machine (and NFS's clients, where it is a
  * POSIX lock); across FUSE mounts it does not.
  */
-#include "internal.h"
+#include "run.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -452,15 +452,14 @@ static int rule_attach(struct rule_state *rs)
         e = ferry__rule_watch_new(rule, flags, &rs->watch);
         if (e < 0)
                 return attach_error(rs, e, "%s", strerror(-e));
-        rs->watch->busy = watch_busy;
-        rs->watch->busy_data = r;
+        ferry__watch_set_busy(rs->watch, watch_busy, r);
         e = ferry_watch_add(rs->watch, rule->dir);
         if (e < 0) {
                 (void)ferry_watch_explain(rs->watch, e, rule->dir, rs->why, sizeof(rs->why));
                 return e;
         }
         if (!rs->down) /* at start; not when the folder is taken up again */
-                r->stats.found_at_start += rs->watch->found_at_start;
+                r->stats.found_at_start += ferry__watch_found_at_start(rs->watch);
         if (rule->on_success != FERRY__ON_SUCCESS_KEEP) {
                 /* After the start scan, which on a slow mount of a large
                  * folder can outlast the lease: the lease starts fresh. */

@@ -28,7 +28,7 @@
  *   - A stat that finds a file gone while the folder looked unchanged (an
  *     attribute cache, as FUSE keeps) lists the folder after all.
  */
-#include "internal.h"
+#include "engine.h"
 
 #include <dirent.h>
 #include <errno.h>

@@ -15,7 +15,7 @@
  * file pointer is the loop's alone (the thread never reads it): a file that
  * goes away, or changes, sets it to NULL, and the result is dropped.
  */
-#include "internal.h"
+#include "engine.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -9,7 +9,7 @@
  *
  * Messages are one record each (SOCK_SEQPACKET): "+PGID", "-PGID", "bye".
  */
-#include "internal.h"
+#include "run.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -10,7 +10,7 @@
  * before it counts as a move out.
  * IN_Q_OVERFLOW becomes a RESCAN event and a rescan of every root.
  */
-#include "internal.h"
+#include "engine.h"
 
 #include <errno.h>
 #include <stdio.h>

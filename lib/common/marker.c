@@ -10,7 +10,7 @@
  *
  * An empty marker (touch X.done) carries no claim and checks nothing.
  */
-#include "internal.h"
+#include "common.h"
 
 #include <errno.h>
 #include <fcntl.h>

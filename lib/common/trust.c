@@ -22,7 +22,7 @@
  *     reached through links, but only through links that root or ferry's
  *     own user made.
  */
-#include "internal.h"
+#include "common.h"
 
 #include <errno.h>
 #include <fcntl.h>

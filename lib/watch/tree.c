@@ -7,7 +7,7 @@
  * name, so moving a whole subtree is one relink, and paths are built on
  * demand by walking up to the root.
  */
-#include "internal.h"
+#include "engine.h"
 
 #include <errno.h>
 #include <fnmatch.h>

@@ -8,7 +8,7 @@
  * the receiver can also tell a complete file from one whose writer died.
  * Temporary names start with ".ferry-put.": watchers in ready mode ignore them.
  */
-#include "internal.h"
+#include "run.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -5,7 +5,7 @@
  * message when watches run out). Processes and fds come and go while the
  * walk runs; one that is gone when its turn comes is skipped.
  */
-#include "internal.h"
+#include "common.h"
 
 #include <dirent.h>
 #include <errno.h>

@@ -4,7 +4,7 @@
  * (--jobs 4) and a config file (jobs = 4) share one grammar and one set of
  * error messages. Every value is checked when it is set.
  */
-#include "internal.h"
+#include "run.h"
 
 #include <ctype.h>
 #include <errno.h>

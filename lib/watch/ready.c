@@ -11,7 +11,7 @@
  * Delays are kept in timer queues of one fixed delay each, so a queue is
  * ordered by appending and the next deadline is always its head.
  */
-#include "internal.h"
+#include "engine.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -4,7 +4,7 @@
  * running ferry: it works the same whether workers run, died or never ran,
  * and on any machine that shares the folder.
  */
-#include "internal.h"
+#include "run.h"
 
 #include <dirent.h>
 #include <errno.h>

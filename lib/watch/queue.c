@@ -4,7 +4,7 @@
  * its strings. The event handed out last stays alive until the next call, so
  * callers may borrow its strings without copying them.
  */
-#include "internal.h"
+#include "engine.h"
 
 #include <errno.h>
 #include <stdlib.h>

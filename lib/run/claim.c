@@ -33,7 +33,7 @@
  * claim is refused, not followed. What another worker left (claim folders,
  * .origin and .output notes) is data to check, never a path to use as is.
  */
-#include "internal.h"
+#include "run.h"
 
 #include <dirent.h>
 #include <errno.h>

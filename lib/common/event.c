@@ -1,5 +1,5 @@
 /* event.c: the names of event types, for output and for parsing event lists. */
-#include "internal.h"
+#include "common.h"
 
 #include <errno.h>
 #include <string.h>

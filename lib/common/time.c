@@ -1,11 +1,20 @@
-/* duration.c: durations as people write them ("250ms", "1.5s", "2m"), in nanoseconds. */
-#include "internal.h"
-
-#include <stdbool.h>
-#include <stdio.h>
+/* time.c: the monotonic clock, and durations as people write them ("250ms",
+ * "1.5s", "2m"), in nanoseconds. */
+#include "common.h"
 
 #include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
+#include <time.h>
+
+int64_t ferry__now(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t)ts.tv_sec * FERRY__NSEC_PER_SEC + ts.tv_nsec;
+}
 
 int ferry_duration_parse(const char *text, int64_t *ret_ns)
 {

@@ -1,0 +1,281 @@
+/* run.h: the run layer's own header (lib/run): claims and work areas, the
+ * record of files kept in place, the keeper, rules, and spawning handlers.
+ */
+#ifndef FERRY_RUN_H
+#define FERRY_RUN_H
+
+#include "common.h"
+#include "filter.h"
+
+/* ---- claim.c: the folder as the queue ------------------------------------- */
+
+/* One worker's area in a rule's folder: DIR/.ferry/work/RULE@WORKER/. Every
+ * descriptor was opened once, at start, and checked: renaming or replacing
+ * a path later changes nothing that ferry touches. */
+struct ferry__workarea {
+        char *dir;          /* the rule's folder */
+        char *worker;       /* RULE@HOST.PID.START */
+        char *rule_prefix;  /* RULE@ */
+        char host[256];
+        char machine[64];   /* /etc/machine-id, or "-" */
+        char boot[64];      /* this boot's id */
+        int root_fd;        /* DIR: files are found beneath it */
+        int ferry_fd;       /* DIR/.ferry, ours */
+        dev_t ferry_dev;    /* .ferry's identity: found under another name, it is still not work */
+        ino_t ferry_ino;
+        int base_fd;        /* DIR/.ferry/work, ours; -1 when files stay in place */
+        int work_fd;        /* our work folder; -1 when files stay in place */
+        int output_fd;      /* the output folder, where a dead worker's partial output is removed; -1: none */
+        struct ferry__trust trust;
+        uint64_t seq;       /* last claim number */
+        int64_t lease_ns;
+        unsigned restored;  /* times our work folder was found removed and made again */
+        char **refused;     /* claim folders left alone, said once each */
+        size_t refused_count;
+};
+
+/* A claimed file. */
+struct ferry__claim {
+        uint64_t seq;
+        char *name;          /* its name */
+        char *origin;        /* its folder relative to DIR, NULL for DIR itself */
+        char *claimed_path;  /* where it is now, in the work area */
+        char *original_path; /* where it was: DIR/[ORIGIN/]NAME */
+        bool in_place;        /* on-success = keep: not moved; claimed_path is original_path */
+        bool output_noted;    /* its folder holds an .output note */
+        char *outcome;        /* adopted: "done\n" or "failed\nNOTE" when it was handled already, or NULL */
+        mode_t type;          /* S_IFREG, S_IFLNK, ...: what was claimed (0: unknown) */
+        struct ferry__version version; /* in_place: the version being handled */
+};
+
+/* An outcome folder (done, failed), opened and checked once, at start. */
+struct ferry__folder {
+        char *path; /* for messages and the paths handed out */
+        int fd;
+        mode_t mode; /* of the folders made in it */
+};
+
+/* Opens DIR and its .ferry, made or checked (ours, writable by nobody
+ * else); on failure, wa->trust.why says why. */
+int ferry__workarea_home(struct ferry__workarea *wa, const char *dir);
+/* Opens (makes) the worker's own folder after ferry__workarea_home. */
+int ferry__workarea_open(struct ferry__workarea *wa, const char *rule, int64_t lease_ns);
+void ferry__workarea_close(struct ferry__workarea *wa);
+void ferry__workarea_heartbeat(struct ferry__workarea *wa);
+/* lstat(2) of path (DIR/...), walked from DIR without following links;
+ * -EPERM for a path inside .ferry under another name. */
+int ferry__lstat_beneath(struct ferry__workarea *wa, const char *path, struct stat *ret_st);
+/* Claims path (DIR/...) by renaming it into the work area; -ENOENT when
+ * another worker was faster or the file is gone; -ELOOP when a link stands
+ * on its way; -EPERM when it is inside .ferry renamed. */
+int ferry__claim(struct ferry__workarea *wa, const char *path, struct ferry__claim **ret_claim);
+/* Opens the claimed file for reading: only a regular file (-EINVAL else). */
+int ferry__claim_open(struct ferry__workarea *wa, const struct ferry__claim *c, bool follow, int *ret_fd);
+/* Opens an outcome folder: path, or DIR/.ferry/name when path is NULL. */
+int ferry__folder_open(struct ferry__workarea *wa, struct ferry__folder *f, const char *path, const char *name);
+void ferry__folder_close(struct ferry__folder *f);
+/* Writes the note RELATIVE+suffix (cut to NAME_MAX) in the folder. */
+int ferry__folder_note(const struct ferry__folder *f, const char *relative, const char *suffix, const char *text,
+                       size_t len);
+/* Moves the claimed file to folder/ORIGIN/NAME (never replacing: NAME.1, ...),
+ * or deletes it when folder is NULL; removes the claim's folder. Where it
+ * went, relative to the folder, goes to *ret_relative (may be NULL; caller frees). */
+int ferry__claim_finish(struct ferry__workarea *wa, struct ferry__claim *c, const struct ferry__folder *folder,
+                        char **ret_relative);
+/* Notes that the claim was handled (text "done\n", or "failed\n" and its
+ * failure note; NULL: no longer) while its move out waits, so that a worker
+ * taking it over moves it without handling it again. */
+int ferry__claim_note_outcome(struct ferry__workarea *wa, const struct ferry__claim *c, const char *text);
+/* Notes the pid of the claim's running handler (0: none runs), for ferry status. */
+void ferry__claim_note_handler(struct ferry__workarea *wa, const struct ferry__claim *c, pid_t pid);
+/* Notes the name of the claim's handler output in the output folder (NULL:
+ * no longer), so that a worker adopting the claim after a crash removes it. */
+void ferry__claim_note_output(struct ferry__workarea *wa, struct ferry__claim *c, const char *name);
+/* Makes a new private output file .ferry-out.XXXXXX in dir_fd; its name to ret_name. */
+int ferry__output_create(int dir_fd, char *ret_name, size_t size);
+/* Puts the claimed file back where it was; -EEXIST when a new file took its name. */
+int ferry__claim_return(struct ferry__workarea *wa, struct ferry__claim *c);
+void ferry__claim_free(struct ferry__claim *c);
+/* A claim of a file left in place (on-success = keep): nothing moves. */
+int ferry__claim_in_place(struct ferry__workarea *wa, const char *path, struct ferry__claim **ret_claim);
+/* The claim's path relative to the rule's folder (ORIGIN/NAME); caller frees. */
+char *ferry__claim_relative(const struct ferry__claim *c);
+
+typedef void (*ferry__adopt_cb)(void *userdata, struct ferry__claim *claim);
+typedef void (*ferry__refuse_cb)(void *userdata, const char *path, const char *why);
+/* Adopts the claims of dead workers of the same rule into ours; calls adopt
+ * for each, which takes ownership, and refused, once, for each claim folder
+ * it leaves alone (not ferry's, a link, an origin outside DIR). Returns how
+ * many it adopted, or -errno. */
+int ferry__recover(struct ferry__workarea *wa, ferry__adopt_cb adopt, ferry__refuse_cb refused, void *userdata);
+/* Takes up claims left in our own work folder by an earlier runner of this
+ * process, and numbers new claims after them. */
+int ferry__recover_own(struct ferry__workarea *wa, ferry__adopt_cb adopt, void *userdata);
+
+/* A claim as ferry status sees it. */
+struct ferry__claim_info {
+        const char *path;   /* where it came from: DIR/[ORIGIN/]NAME */
+        const char *worker; /* RULE@HOST.PID.START */
+        int pid;            /* its running handler, 0 when none runs */
+        int64_t since;      /* realtime ns: claimed, or its handler started */
+        bool worker_alive;
+};
+typedef void (*ferry__claim_list_cb)(void *userdata, const struct ferry__claim_info *claim);
+/* Calls callback for every claim of rule in dir's work area; returns how many, or -errno. */
+int ferry__claims_list(const char *dir, const char *rule, ferry__claim_list_cb callback, void *userdata);
+/* ---- store.c: what was handled, for files left in place ------------------ */
+
+struct ferry__store;
+
+/* Opens .ferry/state.db in ferry_fd (DIR/.ferry), holding .ferry/keep.lock:
+ * -EBUSY when another worker does. */
+int ferry__store_open(int ferry_fd, struct ferry__store **ret_store);
+/* A worker that moves files holds .ferry/keep.lock shared, in a descriptor
+ * it keeps: -EBUSY while a worker keeps files in the folder. */
+int ferry__store_share(int ferry_fd, int *ret_fd);
+void ferry__store_close(struct ferry__store *s);
+/* 1 when path (relative to DIR) was handled in version v, 0 when not, -EIO. */
+int ferry__store_handled(struct ferry__store *s, const char *path, const struct ferry__version *v);
+/* Records the outcome ("done", "failed") of path in version v. */
+int ferry__store_record(struct ferry__store *s, const char *path, const struct ferry__version *v,
+                        const char *outcome, const char *reason);
+/* ---- keeper.c: handlers' process groups die with ferry ---------------------- */
+
+struct ferry__keeper {
+        int fd;    /* our end of the socket; -1 when there is no keeper */
+        pid_t pid; /* the keeper process */
+};
+
+/* Forks the keeper. Call before any handler starts. */
+int ferry__keeper_start(struct ferry__keeper *k);
+/* A handler's process group started, or ended. */
+void ferry__keeper_add(struct ferry__keeper *k, pid_t pgid);
+void ferry__keeper_remove(struct ferry__keeper *k, pid_t pgid);
+/* Says goodbye (nothing is killed) and reaps the keeper. */
+void ferry__keeper_stop(struct ferry__keeper *k);
+
+/* Read-only, without the lock: for ferry status and explain. -ENOENT: no record. */
+int ferry__store_open_readonly(const char *dir, struct ferry__store **ret_store);
+int ferry__store_count(struct ferry__store *s, const char *outcome, uint64_t *ret_count);
+struct ferry__record {
+        struct ferry__version version;
+        char outcome[16];
+        char reason[512];
+        int64_t at; /* unix time */
+};
+/* 1 and *ret_record when path has a record, 0 when not, -EIO. Read-only stores only. */
+int ferry__store_get(struct ferry__store *s, const char *path, struct ferry__record *ret_record);
+
+/* ---- rule.c ---------------------------------------------------------------- */
+
+enum ferry__on_success { FERRY__ON_SUCCESS_DONE, FERRY__ON_SUCCESS_DELETE, FERRY__ON_SUCCESS_KEEP };
+
+struct ferry_rule {
+        struct ferry_rule *next; /* in the runner */
+        char *name;
+        char *dir;
+        char **match, **exclude, **command; /* NULL-terminated */
+        size_t match_count, exclude_count, command_count;
+        bool recursive;
+        bool use_stdin;
+        bool follow_symlinks;  /* hand symlinks to the handler; default: skip them */
+        char *ready;           /* policy text, checked */
+        struct ferry__policy policy; /* the same, parsed */
+        unsigned jobs;         /* handlers at once */
+        unsigned retries;      /* attempts after the first */
+        unsigned batch;        /* files per handler run; 1: no batching */
+        unsigned max_folders;  /* folders the rule's watcher watches at most */
+        int64_t timeout_ns;    /* 0: none */
+        int64_t kill_after_ns; /* SIGTERM to SIGKILL */
+        int64_t retry_delay_ns;/* first back-off; doubles per attempt */
+        int64_t lease_ns;      /* a claim whose heartbeat is older is a dead worker's */
+        enum ferry__on_success on_success;
+        char *done_dir, *failed_dir, *output_dir; /* NULL: defaults */
+        char *user;
+        char *backend;         /* NULL: auto */
+        int64_t poll_interval_ns;
+        char *require_file;    /* a name DIR must hold to count as there (a mount's marker); NULL: none */
+        bool exit_when_lost;   /* on-folder-lost = exit: the runner ends when DIR goes away */
+        uid_t uid;
+        gid_t gid;
+        char explanation[512];
+};
+
+/* A watcher set up as the rule's (policy, backend, intervals, cap, globs,
+ * its require-file left out), no folder added yet: ferry run watches with
+ * it, ferry explain judges names with it, so that the two agree. */
+int ferry__rule_watch_new(const struct ferry_rule *rule, unsigned flags, struct ferry_watch **ret_watch);
+
+
+
+/* ---- spawn.c ---- */
+
+/* Values for the placeholders of a command template. Borrowed for the call. */
+struct ferry__placeholders {
+        const char *path;         /* {} and {path}: the file's path as the handler sees it; NULL in batch mode */
+        const char *const *paths; /* {paths}: batch mode, NULL-terminated; NULL when not batching */
+};
+
+/* Expands a command template into a new NULL-terminated argv (free with ferry__argv_free). Each template
+ * argument becomes exactly one argument, placeholders filled in byte for byte, except a standalone {paths},
+ * which becomes one argument per path; -EINVAL for an unknown or valueless placeholder, a lone brace, an
+ * embedded {paths}, or an empty result. Placeholders: {} {path} {name} {dir} {stem} {ext} {paths}; "{{" and
+ * "}}" are literal braces. */
+int ferry__argv_expand(char *const *template, const struct ferry__placeholders *values, char ***ret_argv);
+/* Validates a template at configuration time, as ferry__argv_expand would for a single file (batch: false,
+ * no {paths}) or a batch (true: only {paths}). Returns 0 or -EINVAL. */
+int ferry__argv_check(char *const *template, bool batch);
+/* Frees an argv from ferry__argv_expand. NULL-safe. */
+void ferry__argv_free(char **argv);
+
+/* How to start a handler. Borrowed for the call. */
+struct ferry__spawn_request {
+        char *const *argv; /* argv[0] is searched in PATH (absolute entries only) when it has no '/' */
+        char *const *envp; /* the child's whole environment; its PATH is the one searched */
+        int stdin_fd;      /* dup'ed to 0; -1: /dev/null */
+        int stdout_fd;     /* dup'ed to 1; -1: /dev/null */
+        const char *cwd;   /* NULL: inherit */
+        bool switch_user;  /* setgroups (uid's supplementary groups), setresgid, setresuid before exec */
+        uid_t uid;
+        gid_t gid;
+};
+
+#define FERRY__STDERR_TAIL 4096 /* bytes of the child's stderr kept: the newest */
+
+/* A started handler: the leader of its own process group. Owned by the caller; ends with
+ * ferry__child_reap or ferry__child_abandon, which close the fds. */
+struct ferry__child {
+        pid_t pid;
+        int pidfd;     /* readable when the child exited; O_CLOEXEC; -1 once reaped */
+        int stderr_fd; /* read end of the child's stderr, O_NONBLOCK | O_CLOEXEC; -1 after EOF or reap */
+        bool tail_cut; /* older bytes were dropped: tail may begin in the middle of a line */
+        size_t tail_len;
+        char tail[FERRY__STDERR_TAIL]; /* the last bytes of stderr, oldest first */
+};
+
+/* Starts a handler: own process group, default signal dispositions and an empty mask, stdin and stdout as
+ * requested, stderr to a pipe, no other fds, optional user switch, chdir, execve. Returns 0, or the -errno of
+ * the step that failed in the child (-ENOENT, -EACCES, ...), the child then already reaped. */
+int ferry__spawn(const struct ferry__spawn_request *req, struct ferry__child *ret_child);
+/* Reads what the child wrote to stderr so far into tail, at most 64 KiB per call; call while stderr_fd is
+ * readable: a child blocks once the pipe (64 KiB) is full. */
+void ferry__child_read_stderr(struct ferry__child *c);
+/* Sends sig to the child's whole process group. */
+void ferry__child_signal(struct ferry__child *c, int sig);
+
+struct ferry__exit {
+        int code;   /* exit status, or -1 when killed */
+        int signal; /* the signal that killed it, or 0 */
+};
+
+/* Waits for the child's exit (call when pidfd is readable), SIGKILLs what is left of its process group,
+ * reaps it, drains stderr and closes the fds. Returns 0 or -errno; on error too the fds are closed. */
+int ferry__child_reap(struct ferry__child *c, struct ferry__exit *ret_exit);
+/* The last max_lines lines of the stderr tail, without the final newline, starting at a line boundary when
+ * the tail holds one; points into c->tail. */
+const char *ferry__child_stderr_lines(const struct ferry__child *c, int max_lines, size_t *ret_len);
+/* Kills the child's group with SIGKILL, reaps it and closes the fds: for shutdown paths. NULL-safe, and a
+ * no-op on a child already reaped. */
+void ferry__child_abandon(struct ferry__child *c);
+
+#endif

@@ -1,0 +1,304 @@
+/* engine.h: the watch engine's own header, for the files of lib/watch only.
+ *
+ * The watcher keeps a mirror of the watched trees: a node for every watched
+ * directory and an entry for every file it has seen. Backends (inotify.c)
+ * translate what the kernel reports into calls on that mirror (tree.c); the
+ * mirror turns them into public events (queue.c) and feeds the ready policy
+ * (ready.c), which decides when a file is complete. scan.c lists directories
+ * for start-up, new subdirectories and rescans after lost events.
+ */
+#ifndef FERRY_ENGINE_H
+#define FERRY_ENGINE_H
+
+#include "common.h"
+#include "filter.h"
+
+/* ---- the mirror of the watched trees (tree.c) ------------------------------ */
+
+enum ferry__kind { FERRY__DIR, FERRY__FILE };
+
+/* A name inside a watched directory, file or directory. Owned by the watcher;
+ * found by (parent, name) in the watcher's name table. */
+struct ferry__entry {
+        struct ferry__hash_node by_name;
+        struct ferry__dir *parent; /* NULL for the top directory of a root */
+        struct ferry__entry *sibling_prev, *sibling_next; /* in parent->children */
+        char *name;                /* in the same allocation, NUL-terminated */
+        uint16_t name_len;
+        uint8_t kind;              /* enum ferry__kind */
+        uint8_t seen;              /* rescan bookkeeping: found by the current listing */
+};
+
+/* A watched directory. */
+struct ferry__dir {
+        struct ferry__entry entry;
+        struct ferry__hash_node by_wd;
+        struct ferry__entry *children;
+        struct ferry__root *root;
+        int wd;
+        bool incomplete; /* a subfolder could not be watched, or this one is polled: list it again later */
+        bool polled;     /* no watch (the cap or the kernel's limit): wd is a number of our own, < 0 */
+        bool retrying;   /* listed by the retry under way (its subfolders with it) */
+        uint32_t file_count;   /* polled roots: files seen by the last poll of this folder */
+        uint64_t listed_stamp; /* polled roots: the folder's inode, mtime and ctime, mixed, at the last listing */
+        int64_t list_until;    /* polled roots: list at every poll until then (CLOCK_MONOTONIC ns) */
+};
+
+/* Ready-tracking state of a file.
+ *
+ *   state          meaning                                   next
+ *   IDLE           nothing pending (reported, or baseline)   a write or arrival
+ *   WRITING        written to; waiting for the last close    close, marker
+ *   GUARD          closed, no writer; quiet guard running    ready, or WRITING
+ *   SETTLE         waiting for size and mtime to settle      ready, or SETTLE
+ *   QUIET          auto: written, no close yet; if it stays  ready (writers are servers),
+ *                  unchanged, a server's cache may hold it   or WRITING (a local writer)
+ *   WAIT_MARKER    complete, waiting for its done-marker     ready
+ */
+enum ferry__state { FERRY__IDLE, FERRY__WRITING, FERRY__GUARD, FERRY__SETTLE, FERRY__WAIT_MARKER, FERRY__QUIET };
+
+/* A file seen in a watched directory. */
+struct ferry__file {
+        struct ferry__entry entry;
+        struct ferry__file *timer_prev, *timer_next; /* in one timer queue while GUARD/SETTLE */
+        int64_t deadline;                            /* CLOCK_MONOTONIC ns, while in a timer queue */
+        struct ferry__version known;                 /* last stat, valid when stat_known */
+        struct ferry__version reported;              /* last reported ready (was_reported) or refused (refused) */
+        uint8_t state;                               /* enum ferry__state */
+        uint8_t timer;                               /* which timer queue, while in one */
+        uint8_t rechecks;                            /* GUARD: looks at a writer seen after a close */
+        uint8_t quiet_polls;                         /* polls in a row that found it unchanged (saturates) */
+        bool stat_known : 1;
+        bool dirty : 1;        /* written to since the last stat */
+        bool was_reported : 1;
+        bool refused : 1; /* done-file: reported is a version its marker refused (was_reported false) */
+        bool guard_without_close : 1; /* GUARD for a name that appeared with content, no close seen:
+                                       * a write then is a writer at work, not one that reopened */
+};
+
+/* A path handed to ferry_watch_add*(). */
+struct ferry__root {
+        struct ferry__root *next;
+        char *given;          /* as the caller gave it: event->root */
+        char *prefix;         /* event paths start with this; "" for a bare file name */
+        char *watch_path;     /* what to open and watch: prefix, or "." */
+        char *only_name;      /* file roots: the one name reported; NULL for directories */
+        struct ferry__dir *dir; /* NULL while gone */
+        int64_t retry_at;     /* FOLLOW: next check for its return, while gone */
+        bool poll;            /* also listed every poll interval (network, FUSE, or asked) */
+        int64_t next_poll;
+        uint32_t polls;       /* poll cycles so far: which slice of the quiet files is checked */
+        char fs_name[64];     /* "local", "nfs", "fuse.sshfs", ... */
+};
+
+/* Changes a backend reports about a file, or a scan finds. */
+enum ferry__change {
+        FERRY__CHANGE_CREATE,
+        FERRY__CHANGE_MODIFY,
+        FERRY__CHANGE_ATTRIB,
+        FERRY__CHANGE_CLOSE_WRITE,
+        FERRY__CHANGE_ARRIVED, /* renamed into place */
+        FERRY__CHANGE_FOUND,   /* found by a scan, history unknown */
+};
+/* ---- ready.c: policies -------------------------------------------------- */
+
+/* Timer queues: each has one fixed delay, so appending keeps it sorted. */
+enum {
+        FERRY__TIMER_GUARD,       /* close: quiet after the last close */
+        FERRY__TIMER_BLIND_GUARD, /* close without the lease check */
+        FERRY__TIMER_SETTLE,      /* settle=DURATION */
+        FERRY__TIMER_POLL_SETTLE, /* auto on a polled root: two poll intervals */
+        FERRY__TIMER_QUIET,       /* auto: written, no close seen (server fd caches) */
+        FERRY__TIMER_COUNT
+};
+
+struct ferry__timer_queue {
+        struct ferry__file *head, *tail;
+        int64_t delay_ns;
+};
+
+void ferry__ready_change(struct ferry_watch *w, struct ferry__file *f, enum ferry__change change);
+void ferry__ready_marker(struct ferry_watch *w, struct ferry__dir *dir, const char *name, size_t len);
+/* The verdict of a marker's check of version v of f (verify.c): 0, -EBADMSG, -errno. */
+void ferry__ready_verified(struct ferry_watch *w, struct ferry__file *f, const struct ferry__version *v, int result);
+bool ferry__ready_is_marker(const struct ferry_watch *w, const char *name, size_t len);
+void ferry__ready_forget(struct ferry_watch *w, struct ferry__file *f);
+void ferry__ready_expire(struct ferry_watch *w, int64_t now);
+int64_t ferry__ready_next_deadline(const struct ferry_watch *w);
+/* ---- queue.c: the events handed out ---------------------------------------- */
+
+struct ferry__queued;
+
+struct ferry__event_queue {
+        struct ferry__queued *head, *tail;
+        struct ferry__queued *current; /* handed out; freed on the next call */
+};
+
+/* Queues an event about path (len bytes), copying the strings. Returns -ENOMEM. */
+int ferry__queue_push(struct ferry_watch *w, unsigned type, unsigned flags, const struct ferry__root *root,
+                      const char *path, size_t len, const char *old_path, size_t old_len, int error,
+                      int64_t size);
+bool ferry__queue_pop(struct ferry__event_queue *q, const struct ferry_event **ret_event);
+void ferry__queue_done(struct ferry__event_queue *q);
+/* ---- the watcher (watch.c) ------------------------------------------------- */
+
+struct ferry__glob {
+        char *pattern;
+        bool has_slash;
+};
+
+struct ferry__globs {
+        struct ferry__glob *items;
+        size_t count;
+};
+
+enum ferry__backend { FERRY__BACKEND_AUTO, FERRY__BACKEND_INOTIFY, FERRY__BACKEND_POLL };
+
+struct ferry__verifier;
+
+struct ferry_watch {
+        /* Called every so many file system calls of a long scan (a large
+         * folder behind a slow mount): the runner renews its leases there. */
+        void (*busy)(void *data);
+        void *busy_data;
+        unsigned busy_count;
+        unsigned flags;         /* FERRY_WATCH_* */
+        enum ferry__backend backend;
+        int64_t poll_interval_ns;
+        unsigned event_mask;    /* FERRY_EVENT_* handed out */
+        struct ferry__policy policy;
+        struct ferry__globs include, exclude;
+        struct ferry__root *roots;
+        struct ferry__hash by_name; /* entries by (parent, name) */
+        struct ferry__hash by_wd;   /* dirs by watch descriptor */
+        uint64_t hash_seed;
+        size_t dir_count;
+        size_t max_dirs;        /* folders watched at most, roots counted (a root always is); 0: no cap */
+        size_t polled_count;    /* folders beyond: listed every few seconds instead (as many at most) */
+        int last_polled_wd;     /* the numbers polled folders go by: -2, -3, ... */
+        bool starting;          /* a root's first scan: the kernel's limit is an error, not polled */
+        bool start_failed;      /* ... and it was reached there */
+        struct ferry__timer_queue timers[FERRY__TIMER_COUNT];
+        struct ferry__event_queue queue;
+        struct ferry__inotify *inotify;
+        struct ferry__verifier *verifier; /* markers' hashes, off the loop; NULL until the first */
+        int epoll_fd;
+        int timer_fd;
+        int64_t timer_armed; /* the deadline timer_fd is armed for; FOREVER: disarmed */
+        bool rescan_needed;
+        int64_t retry_at; /* next retry of folders with unwatched subfolders */
+        bool retrying;    /* in that retry: failures were reported already */
+        uint64_t found_at_start; /* files the scans of ferry_watch_add*() found */
+        int64_t limits_at; /* when limit and in_use were read (explaining ENOSPC) */
+        long limit, in_use;
+        char path[2 * PATH_MAX]; /* scratch for building paths */
+};
+
+/* One more file system call of a scan or probe: every 64th calls w->busy. */
+static inline void ferry__watch_busy(struct ferry_watch *w)
+{
+        if (w->busy && ++w->busy_count % 64 == 0)
+                w->busy(w->busy_data);
+}
+
+/* ---- tree.c ---------------------------------------------------------------- */
+
+/* Builds the path of a directory, or of name inside it, into w->path (or buf
+ * when given, of PATH_MAX * 2 bytes). Returns its length, or -ENAMETOOLONG. */
+ssize_t ferry__dir_path(struct ferry_watch *w, const struct ferry__dir *dir, const char *name, size_t name_len,
+                        char *buf);
+struct ferry__entry *ferry__entry_find(struct ferry_watch *w, const struct ferry__dir *parent, const char *name,
+                                       size_t len);
+bool ferry__file_wanted(struct ferry_watch *w, struct ferry__dir *dir, const char *name, size_t len);
+/* Whether a subdirectory of that name is watched (recursion, temp names in ready mode). */
+bool ferry__dir_wanted(const struct ferry_watch *w, const struct ferry__dir *parent, const char *name, size_t len);
+/* A glob against a file: its name, or with '/' in the glob its path relative to the root. */
+bool ferry__glob_match(const char *pattern, const char *name, const char *relative);
+
+/* What backends and scans call. */
+/* A file changed: keeps the mirror, emits emit_type (0: nothing) and feeds the policy. */
+struct ferry__file *ferry__file_changed(struct ferry_watch *w, struct ferry__dir *dir, const char *name,
+                                        size_t len, enum ferry__change change, unsigned emit_type,
+                                        unsigned emit_flags);
+/* A file present when watching started, recorded as already seen at version v. */
+void ferry__file_baseline(struct ferry_watch *w, struct ferry__dir *dir, const char *name, size_t len,
+                          const struct ferry__version *v);
+void ferry__file_gone(struct ferry_watch *w, struct ferry__dir *dir, const char *name, size_t len,
+                      unsigned event_type, unsigned event_flags);
+void ferry__file_remove(struct ferry_watch *w, struct ferry__file *f);
+void ferry__file_set_known(struct ferry__file *f, const struct ferry__version *v);
+/* Watches name inside parent (or the root's own directory when parent is NULL)
+ * and adds its node, without scanning it. */
+int ferry__dir_attach(struct ferry_watch *w, struct ferry__dir *parent, const char *name, size_t len,
+                      struct ferry__root *root, struct ferry__dir **ret_dir);
+struct ferry__dir *ferry__dir_find_wd(struct ferry_watch *w, int wd);
+void ferry__dir_detach(struct ferry_watch *w, struct ferry__dir *dir);
+/* A polled folder gets a watch if one is free now: 0, or -errno (it stays polled). */
+int ferry__dir_watch_again(struct ferry_watch *w, struct ferry__dir *dir);
+/* name inside dir could not be watched (error): reports an ERROR event and
+ * marks dir for a later retry. */
+void ferry__dir_unwatched(struct ferry_watch *w, struct ferry__dir *dir, const char *name, size_t len, int error);
+void ferry__moved(struct ferry_watch *w, struct ferry__dir *from_dir, const char *from_name, size_t from_len,
+                  struct ferry__dir *to_dir, const char *to_name, size_t to_len, bool is_dir);
+void ferry__root_lost(struct ferry_watch *w, struct ferry__root *root);
+int ferry__root_attach(struct ferry_watch *w, struct ferry__root *root, int scan_mode);
+void ferry__emit(struct ferry_watch *w, unsigned type, unsigned flags, struct ferry__dir *dir, const char *name,
+                 size_t len);
+/* ---- scan.c ---------------------------------------------------------------- */
+
+enum ferry__scan_mode {
+        FERRY__SCAN_START,  /* root added: files are the baseline (or reported with FERRY_WATCH_EXISTING) */
+        FERRY__SCAN_NEW,    /* directory new to the watcher: everything in it is new */
+        FERRY__SCAN_RESCAN, /* events were lost: report the difference */
+        FERRY__SCAN_POLL,   /* a poll cycle: RESCAN, but a folder that did not change is not listed again,
+                             * and files quiet for long are looked at in slices (scan.c) */
+};
+
+/* Lists dir and, when recursive, its subdirectories; returns 0 or the first
+ * error that must be reported (-ENOSPC). */
+int ferry__scan(struct ferry_watch *w, struct ferry__dir *dir, enum ferry__scan_mode mode);
+void ferry__rescan_all(struct ferry_watch *w);
+/* How often folders with unwatched subfolders are listed again. */
+#define FERRY__RETRY_UNWATCHED_NS (5 * FERRY__NSEC_PER_SEC)
+void ferry__retry_unwatched(struct ferry_watch *w);/* ---- backend.c ------------------------------------------------------------- */
+
+void ferry__root_choose_backend(struct ferry_watch *w, struct ferry__root *root);
+/* Lists the polled roots that are due. */
+void ferry__poll_due(struct ferry_watch *w, int64_t now);
+/* ---- inotify.c: the only file that knows inotify --------------------------- */
+
+int ferry__inotify_new(struct ferry__inotify **ret, int *ret_fd);
+void ferry__inotify_free(struct ferry__inotify *in);
+/* Watches path; top: a root given by the user (symlinks followed). Returns the wd or -errno. */
+int ferry__inotify_add(struct ferry__inotify *in, const char *path, bool top);
+/* Which kernel events the watcher needs (FERRY__NEED_*): each one asked for
+ * without need is a wake-up per write or per file. */
+enum {
+        FERRY__NEED_CREATE = 1u << 0,
+        FERRY__NEED_MODIFY = 1u << 1,
+        FERRY__NEED_ATTRIB = 1u << 2,
+        FERRY__NEED_CLOSE_WRITE = 1u << 3,
+};
+void ferry__inotify_set_needs(struct ferry__inotify *in, unsigned needs);
+void ferry__inotify_remove(struct ferry__inotify *in, int wd);
+/* Reads what is pending without blocking and applies it; returns > 0 when
+ * something was read, 0 when nothing was pending, -errno. */
+int ferry__inotify_read(struct ferry_watch *w);
+/* When a move seen half must count as a move out of the tree (FERRY__FOREVER: none pending). */
+int64_t ferry__inotify_deadline(const struct ferry__inotify *in);
+/* Limit and use of inotify watches for the error message. */
+void ferry__inotify_limits(long *ret_limit, long *ret_in_use);
+/* ---- verify.c: markers' SHA-256 checked off the event loop ----------------- */
+
+/* Starts checking version of the file f at data_path against claim, in the
+ * verifier's thread; ferry__ready_verified gets the verdict. -EBADMSG when
+ * the size alone refutes it; -errno when the file cannot be read. */
+int ferry__verify_start(struct ferry_watch *w, struct ferry__file *f, const char *data_path,
+                        const struct ferry__version *version, const struct ferry__marker_claim *claim);
+/* f goes away or changes: a check under way is dropped when it ends. */
+void ferry__verify_forget(struct ferry_watch *w, struct ferry__file *f);
+/* Hands finished checks to ferry__ready_verified. */
+void ferry__verify_collect(struct ferry_watch *w);
+/* Stops the verifier's thread (between two slices) and frees what it held. */
+void ferry__verify_free(struct ferry_watch *w);
+#endif
