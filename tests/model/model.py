@@ -440,14 +440,18 @@ class Round:
             os.chown(self.dir, 0, self.att_gid)
             os.chmod(self.dir, self.mode)
 
-    def backs(self):
-        """How many times each live worker said it took its folder up again."""
+    def backs(self, said=b" is back: taken up again"):
+        """How many times each live worker said it took its folder up again (or said)."""
         out = {}
         for p, errpath in zip(self.workers, self.worker_errs):
             if p.poll() is None:
                 with open(errpath, "rb") as f:
-                    out[errpath] = f.read().count(b" is back: taken up again")
+                    out[errpath] = f.read().count(said)
         return out
+
+    def losses(self):
+        """How many times each live worker said its folder was gone."""
+        return self.backs(b": its files wait; it is looked for again")
 
     def wait_taken_up(self, before):
         """Each worker that was alive takes the folder up again by itself (within the
@@ -511,7 +515,7 @@ class Round:
         if not self.fs or not self.stdin:
             return self.act_recreate()
         self.restore_ferry()
-        before = self.backs()
+        before, lost_before = self.backs(), self.losses()
         self.kept = os.path.join(self.root, "kept")
         os.makedirs(self.kept, exist_ok=True)
         subprocess.run(["mount", "--bind", self.fs, self.kept], check=True)
@@ -525,7 +529,12 @@ class Round:
         time.sleep(self.rng.random() * 1.5)
         subprocess.run(["mount", "--move", self.kept, self.fs], check=True)
         self.kept = None
-        self.wait_taken_up(before)
+        # A worker whose once-a-second look fell outside that moment saw nothing: the
+        # folder it holds never went away (the same file system, the same folder). Those
+        # that saw it gone must take it up again.
+        time.sleep(0.2)
+        lost = {k: n - lost_before.get(k, 0) for k, n in self.losses().items()}
+        self.wait_taken_up({k: n for k, n in before.items() if lost.get(k, 0) > 0})
 
     def act_readonly(self):
         # The done (or failed) folder refuses new entries for a while, root's too: handled
