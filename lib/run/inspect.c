@@ -485,7 +485,7 @@ int ferry_rule_explain_path(struct ferry_rule *rule, const char *path, char *buf
                 goto out;
         }
         if (S_ISLNK(st.st_mode) && !rule->follow_symlinks) {
-                say(&o, "skipped: a symlink (--symlinks, or symlinks = yes, hands symlinks to the handler)\n");
+                say(&o, "skipped: a symlink (a rule that takes symlinks hands them to the handler)\n");
                 goto out;
         }
         if (!S_ISREG(st.st_mode) && !S_ISLNK(st.st_mode)) {

@@ -788,7 +788,7 @@ static bool claimable(struct rule_state *rs, const char *path)
         if (S_ISLNK(st.st_mode) && rs->rule->follow_symlinks)
                 return true;
         LOG(rs->runner, FERRY_LOG_WARNING, rs->rule->name, path, "skipped: %s",
-            S_ISLNK(st.st_mode) ? "a symlink (--symlinks, or symlinks = yes, hands symlinks to the handler)"
+            S_ISLNK(st.st_mode) ? "a symlink (a rule that takes symlinks hands them to the handler)"
                                 : "not a regular file");
         return false;
 }
@@ -859,8 +859,8 @@ static void claim_and_start(struct rule_state *rs)
                         rs->restored_seen = rs->wa.restored;
                         LOG(r, FERRY_LOG_WARNING, rs->rule->name, rs->rule->dir,
                             "another worker took this worker for dead (its lease, %s/.ferry/work/%s/.lease, was "
-                            "not touched within --lease) and took over its claims; the work area is made again. "
-                            "A longer --lease avoids this on slow mounts",
+                            "not touched within the rule's lease) and took over its claims; the work area is made "
+                            "again. A longer lease avoids this on slow mounts",
                             rs->rule->dir, rs->wa.worker);
                 }
                 if (e == 0 && claimed_irregular(rs, c)) {

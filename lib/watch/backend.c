@@ -70,7 +70,7 @@ int ferry_watch_describe_root(struct ferry_watch *w, const char *path, char *buf
                 if (!root->poll)
                         n = snprintf(buf, size, "inotify (%s file system)", root->fs_name);
                 else if (w->backend == FERRY__BACKEND_POLL)
-                        n = snprintf(buf, size, "poll every %.3gs and inotify (%s file system; --backend poll)",
+                        n = snprintf(buf, size, "poll every %.3gs and inotify (%s file system; polling asked for)",
                                      (double)w->poll_interval_ns / FERRY__NSEC_PER_SEC, root->fs_name);
                 else
                         n = snprintf(buf, size,

@@ -459,7 +459,7 @@ int ferry_watch_explain(struct ferry_watch *w, int error, const char *path, char
         } else if (error == -ENOTDIR) {
                 n = snprintf(buf, size, "cannot watch %s: not a directory", path);
         } else if (error == -EISDIR) {
-                n = snprintf(buf, size, "cannot wait for %s: it is a directory (give a file, or use --match)",
+                n = snprintf(buf, size, "cannot wait for %s: it is a directory (give a file, or watch the directory for names that match)",
                              path);
         } else {
                 n = snprintf(buf, size, "cannot watch %s: %s", path, strerror(-error));
