@@ -327,6 +327,7 @@ struct ferry_claim_info {
         int pid;            /* its running handler, 0 when none runs */
         int64_t since;      /* CLOCK_REALTIME ns: claimed, or its handler started */
         int worker_alive;   /* 0: the worker died; its claims wait to be taken over */
+        int handled;        /* 1: handled; its move to the done or failed folder waits (refused so far) */
 };
 
 struct ferry_failure_info {

@@ -187,14 +187,18 @@ static void print_claim(void *userdata, const struct ferry_claim_info *c)
         if (p->json) {
                 fputs(p->first ? "" : ",", stdout);
                 p->first = false;
-                printf("{\"worker\":\"%s\",\"pid\":%d,\"for\":%.3f,\"worker_alive\":%s", c->worker, c->pid, for_s,
-                       c->worker_alive ? "true" : "false");
+                printf("{\"worker\":\"%s\",\"pid\":%d,\"for\":%.3f,\"worker_alive\":%s,\"handled\":%s", c->worker,
+                       c->pid, for_s, c->worker_alive ? "true" : "false", c->handled ? "true" : "false");
                 output_json_field(stdout, "path", c->path, strlen(c->path));
                 fputs("}", stdout);
                 return;
         }
         fputs("  ", stdout);
-        fputs(!c->worker_alive ? "orphaned " : c->pid ? "in flight " : "retry pending ", stdout);
+        fputs(c->handled         ? "handled, to move "
+              : !c->worker_alive ? "orphaned "
+              : c->pid           ? "in flight "
+                                 : "retry pending ",
+              stdout);
         output_escaped(stdout, c->path, strlen(c->path));
         if (c->pid)
                 printf("  pid %d, running for %.1fs", c->pid, for_s);

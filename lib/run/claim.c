@@ -1142,6 +1142,7 @@ int ferry__claims_list(const char *dir, const char *rule, ferry__claim_list_cb c
                         if (fstat(claim_fd, &st) == 0)
                                 info.since = (int64_t)st.st_mtim.tv_sec * FERRY__NSEC_PER_SEC + st.st_mtim.tv_nsec;
                         info.pid = alive ? running_handler(claim_fd, &info.since) : 0;
+                        info.handled = faccessat(claim_fd, OUTCOME_FILE, F_OK, AT_SYMLINK_NOFOLLOW) == 0;
                         files = fdopendir(claim_fd);
                         if (!files) {
                                 close(claim_fd);

@@ -175,7 +175,8 @@ struct claim_count {
 static void count_claim(void *userdata, const struct ferry__claim_info *claim)
 {
         struct claim_count *cc = userdata;
-        struct ferry_claim_info info = {claim->path, claim->worker, claim->pid, claim->since, claim->worker_alive};
+        struct ferry_claim_info info = {claim->path, claim->worker, claim->pid, claim->since, claim->worker_alive,
+                                        claim->handled};
 
         if (!claim->worker_alive)
                 cc->status->orphaned++;
@@ -300,7 +301,12 @@ static void find_claim(void *userdata, const struct ferry__claim_info *claim)
         fc->found = true;
         say_time(fc->out, "claimed by worker", claim->since / FERRY__NSEC_PER_SEC);
         say(fc->out, " (%s): ", claim->worker);
-        if (!claim->worker_alive)
+        if (claim->handled)
+                say(fc->out, "handled already; its outcome folder refused it so far, and it is moved there once "
+                             "it takes it (by %s)\n",
+                    claim->worker_alive ? "that worker" : "the worker that takes the claim over, without running "
+                                                          "the handler again");
+        else if (!claim->worker_alive)
                 say(fc->out, "that worker died; the next worker takes the claim over and runs it again\n");
         else if (claim->pid)
                 say(fc->out, "its handler runs, pid %d\n", claim->pid);

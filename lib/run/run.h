@@ -119,6 +119,7 @@ struct ferry__claim_info {
         int pid;            /* its running handler, 0 when none runs */
         int64_t since;      /* realtime ns: claimed, or its handler started */
         bool worker_alive;
+        bool handled; /* its outcome is noted: only its move out waits */
 };
 typedef void (*ferry__claim_list_cb)(void *userdata, const struct ferry__claim_info *claim);
 /* Calls callback for every claim of rule in dir's work area; returns how many, or -errno. */

@@ -77,6 +77,10 @@ handled_set() {
         echo 2 >"$T/in/bad"
         wait_for has_text "$T/run.err" "good: handled, but cannot move it" 15
         wait_for has_text "$T/run.err" "bad: failed (exit status 5); cannot move it" 15
+        run "$FERRY" status --dir "$T/in"
+        [[ $output == *"handled, to move $T/in/good"* ]] || { echo "status: $output" >&2; false; }
+        run "$FERRY" explain --dir "$T/in" "$T/in/good"
+        [[ $output == *"handled already; its outcome folder refused it so far"* ]] || { echo "explain: $output" >&2; false; }
         stop_ferry "$T/run"
         assert_log_has "$T/run" "good: handled, and still cannot be moved out (Operation not permitted): it stays in"
         [[ -n $(find "$T/in/.ferry/work" -name good -type f) ]]
