@@ -365,6 +365,46 @@ int ferry_runner_rule_up(struct ferry_runner *runner, const char *name);
  * SIGKILL; unfinished claims return to the queue. Dispatch until it returns 0. */
 void ferry_runner_stop(struct ferry_runner *runner, int64_t grace_ns);
 
+/* ---- the folder as a queue, for programs that handle files themselves ------
+ *
+ * A queue is ferry_runner's work without the handlers: it watches the rule's
+ * folder, claims each complete file exactly once across processes and hosts
+ * (rename claims, leases, the claims of dead workers taken over), and hands
+ * the claims to the caller, who says how each went: done (to the done
+ * folder), failed with a reason (retried as the rule says, then to the failed
+ * folder with a note), or given back to the queue. Single-threaded, like the
+ * rest: one thread calls a queue's functions. */
+struct ferry_queue;
+struct ferry_claim;
+
+/* Opens a queue on the rule's folder; takes the rule, also on failure. The
+ * rule has no handler command (nor stdin, output, batch or user); its jobs
+ * are how many claims are taken ahead of the caller (default: 1 here).
+ * log (may be NULL) receives what ferry run would log. */
+int ferry_queue_open(struct ferry_queue **ret_queue, struct ferry_rule *rule, ferry_log_cb log, void *userdata);
+/* Readable when ferry_queue_take() may have something; for the caller's poll loop. */
+int ferry_queue_fd(struct ferry_queue *queue);
+/* The next claim: waits up to timeout_ms (-1: no limit, 0: not at all).
+ * 0 and *ret_claim; -ETIMEDOUT when none came in time; -ENODEV when the
+ * folder went away and the rule says on-folder-lost = exit; -errno. Also
+ * renews the leases: call it, or ferry_queue_renew(), at least every lease/3. */
+int ferry_queue_take(struct ferry_queue *queue, int timeout_ms, struct ferry_claim **ret_claim);
+/* Where the claimed file is now (read it there), and where it was found. */
+const char *ferry_claim_path(const struct ferry_claim *claim);
+const char *ferry_claim_original_path(const struct ferry_claim *claim);
+/* How it went; each frees the claim. done: to the done folder (or deleted,
+ * or recorded, as the rule says); fail: retried while the rule's retries
+ * last (taken again later), then to the failed folder with reason in its
+ * note; release: back to the queue, untouched, for any worker to take. */
+int ferry_claim_done(struct ferry_claim *claim);
+int ferry_claim_fail(struct ferry_claim *claim, const char *reason);
+int ferry_claim_release(struct ferry_claim *claim);
+/* Renews the leases and does what is due without waiting (a caller busy
+ * with a long claim calls it at least every lease/3). 0 or -errno. */
+int ferry_queue_renew(struct ferry_queue *queue);
+/* Gives back the claims still held (their handles end) and closes. */
+void ferry_queue_close(struct ferry_queue *queue);
+
 
 #ifdef __cplusplus
 }

@@ -82,6 +82,27 @@ static char *env_pair(const char *key, const char *value)
         return asprintf(&s, "%s=%s", key, value) < 0 ? NULL : s;
 }
 
+void ferry__job_return(struct job *job)
+{
+        struct rule_state *rs = job->rs;
+
+        for (size_t i = 0; i < job->count; i++) {
+                struct ferry__claim *c = job->claims[i];
+                int e = ferry__claim_return(&rs->wa, c);
+
+                ferry__runner_log(rs->runner,
+                                  &(struct ferry_log_record){.kind = e < 0 ? FERRY_LOG_WARNING : FERRY_LOG_RETURNED,
+                                                             .rule = rs->rule->name, .path = c->original_path,
+                                                             .duration_ns = -1},
+                                  e < 0 ? "given back; cannot return it to the queue (%s): it stays in %s"
+                                        : "given back: returned to the queue%s%s",
+                                  e < 0 ? strerror(-e) : "", e < 0 ? c->claimed_path : "");
+        }
+        if (job->running)
+                rs->running--;
+        ferry__job_free(job);
+}
+
 void ferry__job_start(struct job *job)
 {
         struct rule_state *rs = job->rs;
@@ -99,6 +120,16 @@ void ferry__job_start(struct job *job)
         job->running = true;
         job->timed_out = false;
         rs->running++;
+        if (r->external) {
+                /* A queue: the caller takes it (ferry_queue_take) and says how it went. */
+                free(paths);
+                job->started = ferry__now();
+                job->term_at = job->kill_at = 0;
+                job->handed = true;
+                job->taken = NULL;
+                r->handed++;
+                return;
+        }
         if (!paths)
                 goto nomem;
         for (size_t i = 0; i < job->count; i++)

@@ -186,8 +186,10 @@ int ferry_rule_set(struct ferry_rule *rule, const char *key, const char *value)
                         rule->policy = p;
                 return r;
         }
-        if (strcmp(key, "jobs") == 0)
+        if (strcmp(key, "jobs") == 0) {
+                rule->jobs_set = true;
                 return set_count(rule, &rule->jobs, key, value, 1, 4096);
+        }
         if (strcmp(key, "timeout") == 0)
                 return set_duration(rule, &rule->timeout_ns, key, value);
         if (strcmp(key, "kill-after") == 0)
@@ -393,12 +395,26 @@ static int check_placement(struct ferry_rule *rule, const char *folder, const ch
 
 int ferry_rule_check(struct ferry_rule *rule)
 {
+        return ferry__rule_check(rule, true);
+}
+
+int ferry__rule_check(struct ferry_rule *rule, bool handler)
+{
         struct stat st;
         int r;
 
-        if (!rule->command)
+        if (handler && !rule->command)
                 return fail(rule, -EINVAL, "rule %s has no handler command", rule->name);
-        r = ferry__argv_check(rule->command, rule->batch > 1);
+        if (!handler) {
+                if (rule->command || rule->use_stdin || rule->output_dir || rule->batch > 1 || rule->user)
+                        return fail(rule, -EINVAL,
+                                    "rule %s: a queue hands its files to its caller: no handler command, stdin, "
+                                    "output folder, batch or user",
+                                    rule->name);
+                r = 0;
+        } else {
+                r = ferry__argv_check(rule->command, rule->batch > 1);
+        }
         if (r < 0)
                 return fail(rule, r,
                             rule->batch > 1 ? "rule %s: with batch, the command takes the files as {paths}, a "

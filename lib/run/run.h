@@ -183,6 +183,7 @@ struct ferry_rule {
         char *ready;           /* policy text, checked */
         struct ferry__policy policy; /* the same, parsed */
         unsigned jobs;         /* handlers at once */
+        bool jobs_set;  /* jobs was given: a queue takes one claim ahead otherwise */
         unsigned retries;      /* attempts after the first */
         unsigned batch;        /* files per handler run; 1: no batching */
         unsigned max_folders;  /* folders the rule's watcher watches at most */
@@ -206,6 +207,9 @@ struct ferry_rule {
  * its require-file left out), no folder added yet: ferry run watches with
  * it, ferry explain judges names with it, so that the two agree. */
 int ferry__rule_watch_new(const struct ferry_rule *rule, unsigned flags, struct ferry_watch **ret_watch);
+/* ferry_rule_check(), for a rule whose files a handler takes (handler) or
+ * the caller of a queue (no command, stdin, output, batch or user then). */
+int ferry__rule_check(struct ferry_rule *rule, bool handler);
 
 
 

@@ -503,7 +503,7 @@ static int rule_start(struct ferry_runner *r, struct ferry_rule *rule)
         rs->done.fd = rs->failed.fd = rs->share_fd = -1;
         rs->next = r->states;
         r->states = rs;
-        e = ferry_rule_check(rule);
+        e = ferry__rule_check(rule, !r->external);
         if (e < 0) {
                 LOG(r, FERRY_LOG_ERROR, rule->name, NULL, "%s", ferry_rule_explain(rule));
                 return e;
@@ -609,17 +609,21 @@ int ferry_runner_start(struct ferry_runner *r)
         if (!r || r->started || !r->rules)
                 return -EINVAL;
         r->started = true;
-        /* Orphans of handlers (daemons they forked) come back to us to be reaped. */
-        (void)prctl(PR_SET_CHILD_SUBREAPER, 1);
-        snprintf(r->children_path, sizeof(r->children_path), "/proc/self/task/%d/children", (int)getpid());
-        e = ferry__keeper_start(&r->keeper);
-        if (e < 0)
-                LOG(r, FERRY_LOG_WARNING, NULL, NULL,
-                    "cannot start the keeper (%s): if ferry is killed, what handlers started may outlive it",
-                    strerror(-e));
-        e = build_env_base(r);
-        if (e < 0)
-                return e;
+        if (!r->external) {
+                /* Orphans of handlers (daemons they forked) come back to us to be reaped. */
+                (void)prctl(PR_SET_CHILD_SUBREAPER, 1);
+                snprintf(r->children_path, sizeof(r->children_path), "/proc/self/task/%d/children",
+                         (int)getpid());
+                e = ferry__keeper_start(&r->keeper);
+                if (e < 0)
+                        LOG(r, FERRY_LOG_WARNING, NULL, NULL,
+                            "cannot start the keeper (%s): if ferry is killed, what handlers started may outlive "
+                            "it",
+                            strerror(-e));
+                e = build_env_base(r);
+                if (e < 0)
+                        return e;
+        }
         r->umask = read_umask();
         r->random = (uint64_t)ferry__now() ^ ((uint64_t)getpid() << 32) ^ 0x9e3779b97f4a7c15u;
         while (r->rules) {
@@ -1061,6 +1065,11 @@ int ferry_runner_dispatch(struct ferry_runner *r, int timeout_ms)
                         return -ENODEV; /* said in the log; the caller stops */
                 if (!r->stopping)
                         start_work(r, now);
+                if (r->handed && !r->stopping) {
+                        /* A queue's caller has a claim to take. */
+                        arm_timer(r, next_deadline(r));
+                        return 1;
+                }
                 if (r->stopping && !any_running(r)) {
                         /* Claims waiting for a retry go back to the queue. */
                         while (r->jobs) {

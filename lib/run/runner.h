@@ -43,6 +43,8 @@ struct job {
         int64_t kill_at;  /* running: when SIGKILL follows; 0: not yet */
         int output_fd;
         char *output_temp;
+        bool handed;                     /* a queue's: with its caller, or waiting to be taken */
+        struct ferry_claim *taken;       /* a queue's: the caller's handle, once taken */
 };
 
 struct rule_state {
@@ -96,6 +98,8 @@ struct ferry_runner {
         unsigned warnings_logged;        /* warnings logged in it */
         unsigned long long warnings_suppressed; /* warnings left out since, to be said in one line */
         bool limit_next;                 /* the next record is rate-limited as a warning is */
+        bool external;                   /* a queue (queue.c): jobs are handed to the caller, not spawned */
+        unsigned handed;                 /* jobs handed out and not taken yet */
 };
 
 void ferry__runner_log(struct ferry_runner *r, struct ferry_log_record *rec, const char *format, ...)
@@ -118,6 +122,8 @@ void ferry__job_start(struct job *job);
 /* The handler ended (or never started): done, retry, failed, or back to the
  * queue when the runner stopped it. Frees the job unless it retries. */
 void ferry__job_finish(struct job *job, const struct ferry__exit *st, const char *why);
+/* A queue's job, given back by its caller: its claims return to the queue. */
+void ferry__job_return(struct job *job);
 /* Its pidfd said the handler exited: reap it and finish the job. */
 void ferry__job_exited(struct job *job);
 /* Writes the failure notes that could not be written before; last: the rule

@@ -3,7 +3,7 @@
  * The watcher keeps a mirror of the watched trees: a node for every watched
  * directory and an entry for every file it has seen. Backends (inotify.c)
  * translate what the kernel reports into calls on that mirror (tree.c); the
- * mirror turns them into public events (queue.c) and feeds the ready policy
+ * mirror turns them into public events (events.c) and feeds the ready policy
  * (ready.c), which decides when a file is complete. scan.c lists directories
  * for start-up, new subdirectories and rescans after lost events.
  */
@@ -125,7 +125,7 @@ bool ferry__ready_is_marker(const struct ferry_watch *w, const char *name, size_
 void ferry__ready_forget(struct ferry_watch *w, struct ferry__file *f);
 void ferry__ready_expire(struct ferry_watch *w, int64_t now);
 int64_t ferry__ready_next_deadline(const struct ferry_watch *w);
-/* ---- queue.c: the events handed out ---------------------------------------- */
+/* ---- events.c: the events handed out --------------------------------------- */
 
 struct ferry__queued;
 

@@ -1,4 +1,4 @@
-/* queue.c: the queue of events waiting to be handed out by ferry_watch_next().
+/* events.c: the queue of events waiting to be handed out by ferry_watch_next().
  *
  * Each queued event is one allocation holding the public struct and copies of
  * its strings. The event handed out last stays alive until the next call, so
