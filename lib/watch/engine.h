@@ -84,6 +84,7 @@ struct ferry__root {
         char *watch_path;     /* what to open and watch: prefix, or "." */
         char *only_name;      /* file roots: the one name reported; NULL for directories */
         struct ferry__dir *dir; /* NULL while gone */
+        int held_fd;          /* while dir is set: the root's directory, O_PATH (ready.c), or -1 */
         int64_t retry_at;     /* FOLLOW: next check for its return, while gone */
         bool poll;            /* also listed every poll interval (network, FUSE, or asked) */
         int64_t next_poll;

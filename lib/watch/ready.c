@@ -246,6 +246,43 @@ static bool marker_path(struct ferry_watch *w, struct ferry__file *f, char *buf)
         return ferry__dir_path(w, f->entry.parent, name, total, buf) >= 0;
 }
 
+/* w->path, the file's path, led nowhere: the same file through the root's
+ * held descriptor instead, into w->path. The root's path may lead nowhere
+ * for a moment while its files are all there (a file system above it
+ * unmounted lazily and mounted again; another machine writing meanwhile):
+ * they are not taken for gone. False when there is no such way. */
+static bool through_held_root(struct ferry_watch *w, const struct ferry__file *f)
+{
+        const struct ferry__root *root = f->entry.parent->root;
+        size_t prefix_len = strlen(root->prefix);
+        char held[sizeof(w->path)];
+        int n;
+
+        if (root->held_fd < 0 || strncmp(w->path, root->prefix, prefix_len) != 0)
+                return false;
+        n = snprintf(held, sizeof(held), "/proc/self/fd/%d/%s", root->held_fd, w->path + prefix_len);
+        if (n < 0 || (size_t)n >= sizeof(held))
+                return false;
+        memcpy(w->path, held, (size_t)n + 1);
+        return true;
+}
+
+/* ferry__writers_check and ferry__stat_version of the file at w->path, or
+ * through its root's held descriptor when that path leads nowhere. */
+static int writers_check(struct ferry_watch *w, const struct ferry__file *f, struct ferry__version *ret_version)
+{
+        int r = ferry__writers_check(w->path, ret_version);
+
+        return r == -ENOENT && through_held_root(w, f) ? ferry__writers_check(w->path, ret_version) : r;
+}
+
+static int stat_version(struct ferry_watch *w, const struct ferry__file *f, struct ferry__version *ret_version)
+{
+        int r = ferry__stat_version(w->path, ret_version, NULL);
+
+        return r == -ENOENT && through_held_root(w, f) ? ferry__stat_version(w->path, ret_version, NULL) : r;
+}
+
 /* Asks the kernel about the file's writers and version (ferry__writers_check);
  * a file that is gone, or whose path cannot be built, is set IDLE: -ENOENT. */
 static int probe(struct ferry_watch *w, struct ferry__file *f, struct ferry__version *ret_version)
@@ -253,7 +290,7 @@ static int probe(struct ferry_watch *w, struct ferry__file *f, struct ferry__ver
         int r;
 
         ferry__watch_busy(w);
-        r = file_path(w, f) < 0 ? -ENOENT : ferry__writers_check(w->path, ret_version);
+        r = file_path(w, f) < 0 ? -ENOENT : writers_check(w, f, ret_version);
         if (r == -ENOENT)
                 set_state(w, f, FERRY__IDLE);
         return r;
@@ -585,7 +622,7 @@ void ferry__ready_expire(struct ferry_watch *w, int64_t now)
                                 continue;
                         }
                         if (i == FERRY__TIMER_QUIET) {
-                                r = ferry__stat_version(w->path, &v, NULL);
+                                r = stat_version(w, f, &v);
                                 if (r == 0 && same_version(&v, &f->known)) {
                                         /* Quiet long enough: ready unless a local program still
                                          * writes. Without lease rights, /proc alone can tell. */
@@ -596,9 +633,9 @@ void ferry__ready_expire(struct ferry_watch *w, int64_t now)
                                         }
                                 }
                         } else if (i == FERRY__TIMER_SETTLE || i == FERRY__TIMER_POLL_SETTLE) {
-                                r = ferry__stat_version(w->path, &v, NULL);
+                                r = stat_version(w, f, &v);
                         } else {
-                                r = ferry__writers_check(w->path, &v);
+                                r = writers_check(w, f, &v);
                                 if (r == FERRY__WRITER_OPEN) {
                                         /* Twice more, then trust it: a real
                                          * writer's own close is still to come. */

@@ -10,9 +10,11 @@
 #include "engine.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <fnmatch.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static uint32_t name_hash(const struct ferry_watch *w, const struct ferry__dir *parent, const char *name,
                           size_t len)
@@ -484,8 +486,12 @@ void ferry__dir_detach(struct ferry_watch *w, struct ferry__dir *dir)
                 ferry__inotify_remove(w->inotify, dir->wd);
         ferry__hash_remove(&w->by_wd, &dir->by_wd);
         entry_unlink(w, &dir->entry);
-        if (dir->root->dir == dir)
+        if (dir->root->dir == dir) {
                 dir->root->dir = NULL;
+                if (dir->root->held_fd >= 0)
+                        close(dir->root->held_fd);
+                dir->root->held_fd = -1;
+        }
         if (dir->polled)
                 w->polled_count--;
         else
@@ -638,6 +644,9 @@ int ferry__root_attach(struct ferry_watch *w, struct ferry__root *root, int scan
         if (r < 0)
                 return r;
         root->dir = d;
+        if (root->held_fd >= 0)
+                close(root->held_fd);
+        root->held_fd = open(root->watch_path, O_PATH | O_DIRECTORY | O_CLOEXEC);
         w->starting = scan_mode == FERRY__SCAN_START;
         r = ferry__scan(w, d, (enum ferry__scan_mode)scan_mode);
         if (r == -ENOSPC && w->starting)

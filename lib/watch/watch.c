@@ -211,6 +211,8 @@ static int root_add(struct ferry_watch *w, const char *path, bool is_file)
         if (!w || !path || !*path)
                 return -EINVAL;
         root = calloc(1, sizeof(*root));
+        if (root)
+                root->held_fd = -1;
         if (!root)
                 return -ENOMEM;
         root->retry_at = FERRY__FOREVER;

@@ -130,6 +130,33 @@ log_count() { grep -c -- "$2" "$1.err" || true; }
         assert_no_claims "$T/server"
 }
 
+@test "run: the file system above the folder unmounted for a moment and mounted again: a file written meanwhile is handled" {
+        require_root "mounts a tmpfs"
+        mkdir "$T/fs" "$T/kept"
+        mount -t tmpfs ferry-test "$T/fs"
+        MOUNTED=$T/fs
+        mkdir "$T/fs/in"
+        # A handler that reads its standard input: it needs no path while the folder's path is gone.
+        make_handler "$T/cat.sh" 'cat >/dev/null && printf "%s\0" "$FERRY_NAME" >>"$1"'
+        start_ferry "$T/run" run --stdin "$T/fs/in" -- "$T/cat.sh" "$T/handled"
+        wait_run_started "$T/run"
+        echo 1 >"$T/fs/in/before"
+        wait_nul_records "$T/handled" 1 10
+        # Kept reachable elsewhere, unmounted, written to there (as a file server's other
+        # clients write), and mounted back within the second ferry looks for its folder in.
+        mount --bind "$T/fs" "$T/kept"
+        umount -l "$T/fs"
+        echo 2 >"$T/kept/in/meanwhile"
+        sleep 0.4 # longer than its quiet time: it is looked at while its path leads nowhere
+        mount --move "$T/kept" "$T/fs"
+        wait_nul_records "$T/handled" 2 15
+        echo 3 >"$T/fs/in/after"
+        wait_nul_records "$T/handled" 3 15
+        stop_ferry "$T/run"
+        handled_set before meanwhile after
+        assert_no_claims "$T/fs/in"
+}
+
 @test "run: require-file missing at start is an error naming the folder and the file; nothing is made in the folder" {
         mkdir "$T/in"
         run "$FERRY" run --require-file .mounted "$T/in" -- /bin/true
