@@ -12,22 +12,7 @@
 
 #include <ferry.h>
 
-static char folder[256];
-
-static void make_folder(void)
-{
-        strcpy(folder, "/tmp/ferry-unit-XXXXXX");
-        cr_assert_not_null(mkdtemp(folder));
-}
-
-static void remove_folder(void)
-{
-        char command[300];
-
-        /* Test scaffolding only: the folder name is ours and has no specials. */
-        snprintf(command, sizeof(command), "rm -rf '%s'", folder);
-        cr_assert_eq(system(command), 0);
-}
+#include "scratch.h"
 
 static void write_file(const char *name, const char *content)
 {
