@@ -183,7 +183,7 @@ static int count_names(const char *path, int *counts, int n)
 
 Test(queue, two_processes_share_one_folder_each_file_handled_once, .init = make_folder, .fini = remove_folder)
 {
-        enum { FILES = 2000 };
+        enum { FILES = 10000 };
         static int counts[FILES];
         char out[2][300];
         pid_t pid[2];
