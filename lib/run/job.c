@@ -82,24 +82,34 @@ static char *env_pair(const char *key, const char *value)
         return asprintf(&s, "%s=%s", key, value) < 0 ? NULL : s;
 }
 
-void ferry__job_return(struct job *job)
+void ferry__job_return(struct job *job, bool stopped)
 {
         struct rule_state *rs = job->rs;
 
         for (size_t i = 0; i < job->count; i++) {
                 struct ferry__claim *c = job->claims[i];
-                int e = ferry__claim_return(&rs->wa, c);
+                struct ferry_log_record rec = {.kind = FERRY_LOG_RETURNED, .rule = rs->rule->name,
+                                               .path = c->original_path, .duration_ns = -1,
+                                               .attempt = (int)job->attempt};
+                const char *how = stopped ? "stopped" : "given back";
+                int e;
 
-                ferry__runner_log(rs->runner,
-                                  &(struct ferry_log_record){.kind = e < 0 ? FERRY_LOG_WARNING : FERRY_LOG_RETURNED,
-                                                             .rule = rs->rule->name, .path = c->original_path,
-                                                             .duration_ns = -1},
-                                  e < 0 ? "given back; cannot return it to the queue (%s): it stays in %s"
-                                        : "given back: returned to the queue%s%s",
-                                  e < 0 ? strerror(-e) : "", e < 0 ? c->claimed_path : "");
+                if (c->in_place) {
+                        ferry__runner_log(rs->runner, &rec, "%s; left in place", how);
+                        continue;
+                }
+                e = ferry__claim_return(&rs->wa, c);
+                if (e < 0) {
+                        rec.kind = FERRY_LOG_WARNING;
+                        ferry__runner_log(rs->runner, &rec, "%s; cannot return it to the queue (%s): it stays in %s",
+                                          how, strerror(-e), c->claimed_path);
+                } else {
+                        ferry__runner_log(rs->runner, &rec, "%s; returned to the queue", how);
+                }
         }
         if (job->running)
                 rs->running--;
+        job->running = false;
         ferry__job_free(job);
 }
 
@@ -478,85 +488,38 @@ static int record(struct rule_state *rs, struct ferry__claim *c, const char *out
         return e;
 }
 
-void ferry__job_finish(struct job *job, const struct ferry__exit *st, const char *why)
+/* The record of one claim of the run that ended. */
+static struct ferry_log_record run_record(const struct job *job, const struct ferry__claim *c,
+                                          const struct ferry__exit *st, int64_t duration)
+{
+        return (struct ferry_log_record){.rule = job->rs->rule->name, .path = c->original_path,
+                                         .duration_ns = duration, .pid = job->pid, .attempt = (int)job->attempt,
+                                         .exit_code = st->code, .signal = st->signal};
+}
+
+/* The handler succeeded: each file to the done folder (or deleted, or
+ * recorded in place); one the done folder refuses waits to be moved. */
+static void finish_done(struct job *job, const struct ferry__exit *st, int64_t duration)
 {
         struct rule_state *rs = job->rs;
         struct ferry_runner *r = rs->runner;
-        struct ferry_rule *rule = rs->rule;
-        int64_t duration = ferry__now() - job->started;
-        bool success = !why && st->code == 0 && !job->timed_out;
-        char reason[512];
+        double took = (double)duration / FERRY__NSEC_PER_SEC;
 
-        job->running = false;
-        rs->running--;
-        if (!why && !job->stopped)
-                count_run(r, duration);
-        if (success) {
-                int e = deliver_output(job);
-
-                if (e < 0) {
-                        snprintf(reason, sizeof(reason), "cannot deliver the output to %s: %s", rule->output_dir,
-                                 strerror(-e));
-                        success = false;
-                        why = reason;
-                }
-        }
-        if (!why && !success) {
-                if (job->timed_out) {
-                        char took[32];
-
-                        (void)ferry__format_duration(rule->timeout_ns, took, sizeof(took));
-                        snprintf(reason, sizeof(reason), "timed out after %s", took);
-                }
-                else if (st->signal)
-                        snprintf(reason, sizeof(reason), "killed by signal %d (%s)", st->signal,
-                                 strsignal(st->signal));
-                else
-                        snprintf(reason, sizeof(reason), "exit status %d", st->code);
-                why = reason;
-        }
-        /* A failure while stopping that has retries left is the next run's business. */
-        if (!success && r->stopping && job->attempt <= rule->retries)
-                job->stopped = true;
-        if (job->output_temp) {
-                if (job->output_fd >= 0)
-                        close(job->output_fd);
-                job->output_fd = -1;
-                (void)unlinkat(rs->wa.output_fd, job->output_temp, 0);
-                free(job->output_temp);
-                job->output_temp = NULL;
-        }
-        for (size_t i = 0; i < job->count && (success || (job->stopped && r->stopping)); i++) {
+        for (size_t i = 0; i < job->count; i++) {
                 struct ferry__claim *c = job->claims[i];
-                struct ferry_log_record rec = {.rule = rule->name, .path = c->original_path, .duration_ns = duration,
-                                               .pid = job->pid, .attempt = (int)job->attempt,
-                                               .exit_code = st->code, .signal = st->signal};
+                struct ferry_log_record rec = run_record(job, c, st, duration);
                 char *final = NULL, *relative = NULL;
                 int e;
 
-                if (c->in_place && !success) {
-                        rec.kind = FERRY_LOG_RETURNED;
-                        ferry__runner_log(r, &rec, "stopped; left in place");
-                        continue;
-                }
                 if (c->in_place) {
                         e = record(rs, c, "done", NULL);
                         rec.kind = e < 0 ? FERRY_LOG_ERROR : FERRY_LOG_DONE;
                         if (e < 0)
-                                ferry__runner_log(r, &rec, "handled, but cannot record it (%s): it will be handled again",
-                                            strerror(-e));
+                                ferry__runner_log(r, &rec,
+                                                  "handled, but cannot record it (%s): it will be handled again",
+                                                  strerror(-e));
                         else
-                                ferry__runner_log(r, &rec, "done in %.3fs; kept in place",
-                                            (double)duration / FERRY__NSEC_PER_SEC);
-                        continue;
-                }
-                if (!success) {
-                        /* Stopped by us: back to the queue for the next run. */
-                        e = ferry__claim_return(&rs->wa, c);
-                        rec.kind = e < 0 ? FERRY_LOG_WARNING : FERRY_LOG_RETURNED;
-                        ferry__runner_log(r, &rec, e < 0 ? "stopped; cannot return it to the queue (%s): it stays in %s"
-                                                   : "stopped; returned to the queue%s%s",
-                                    e < 0 ? strerror(-e) : "", e < 0 ? c->claimed_path : "");
+                                ferry__runner_log(r, &rec, "done in %.3fs; kept in place", took);
                         continue;
                 }
                 e = ferry__claim_finish(&rs->wa, c, rs->done.fd >= 0 ? &rs->done : NULL, &relative);
@@ -564,48 +527,60 @@ void ferry__job_finish(struct job *job, const struct ferry__exit *st, const char
                         final = NULL;
                 free(relative);
                 rec.kind = e < 0 && e != -ENOENT ? FERRY_LOG_ERROR : FERRY_LOG_DONE;
-                if (e == -ENOENT)
+                if (e == -ENOENT) {
                         ferry__runner_log(r, &rec, "done in %.3fs; the handler removed or moved the file itself",
-                                    (double)duration / FERRY__NSEC_PER_SEC);
-                else if (e < 0) {
+                                          took);
+                } else if (e < 0) {
                         ferry__runner_log(r, &rec,
                                           "handled, but cannot %s%s (%s): it waits in %s and is moved once it can be",
                                           rs->done.fd >= 0 ? "move it to " : "delete it",
                                           rs->done.fd >= 0 ? rs->done.path : "", strerror(-e), c->claimed_path);
                         wait_to_move(rs, c, NULL, 0);
                         job->claims[i] = NULL;
-                } else
-                        ferry__runner_log(r, &rec, "done in %.3fs%s%s", (double)duration / FERRY__NSEC_PER_SEC,
-                                    final ? ": " : "; deleted", final ? final : "");
+                } else {
+                        ferry__runner_log(r, &rec, "done in %.3fs%s%s", took, final ? ": " : "; deleted",
+                                          final ? final : "");
+                }
                 free(final);
         }
-        if (success || (job->stopped && r->stopping)) {
-                ferry__job_free(job);
-                return;
-        }
-        if (job->attempt <= rule->retries && !r->stopping) {
-                char delay[32];
+        ferry__job_free(job);
+}
 
-                (void)ferry__format_duration(backoff(rule, job->attempt), delay, sizeof(delay));
-                job->retry_at = ferry__now() + backoff(rule, job->attempt);
-                for (size_t i = 0; i < job->count; i++)
-                        ferry__runner_log(r,
-                                    &(struct ferry_log_record){.kind = FERRY_LOG_RETRY, .rule = rule->name,
-                                                               .path = job->claims[i]->original_path,
-                                                               .duration_ns = duration, .pid = job->pid,
-                                                               .attempt = (int)job->attempt,
-                                                               .exit_code = st->code, .signal = st->signal},
-                                    "failed (%s); retry %u of %u in %s", why, job->attempt, rule->retries,
-                                    delay);
-                memset(&job->child, 0, sizeof(job->child));
-                job->child.pidfd = job->child.stderr_fd = -1;
-                for (size_t i = 0; i < job->count; i++)
-                        ferry__claim_note_handler(&rs->wa, job->claims[i], 0);
-                return;
+/* The handler failed with retries left: the job waits for its next run. */
+static void schedule_retry(struct job *job, const struct ferry__exit *st, const char *why, int64_t duration)
+{
+        struct rule_state *rs = job->rs;
+        struct ferry_rule *rule = rs->rule;
+        char delay[32];
+
+        (void)ferry__format_duration(backoff(rule, job->attempt), delay, sizeof(delay));
+        job->retry_at = ferry__now() + backoff(rule, job->attempt);
+        for (size_t i = 0; i < job->count; i++) {
+                struct ferry_log_record rec = run_record(job, job->claims[i], st, duration);
+
+                rec.kind = FERRY_LOG_RETRY;
+                ferry__runner_log(rs->runner, &rec, "failed (%s); retry %u of %u in %s", why, job->attempt,
+                                  rule->retries, delay);
         }
+        memset(&job->child, 0, sizeof(job->child));
+        job->child.pidfd = job->child.stderr_fd = -1;
+        for (size_t i = 0; i < job->count; i++)
+                ferry__claim_note_handler(&rs->wa, job->claims[i], 0);
+}
+
+/* The handler failed for good: each file to the failed folder with its
+ * note (or the note alone, for files kept in place); one the failed folder
+ * refuses waits to be moved. */
+static void finish_failed(struct job *job, const struct ferry__exit *st, const char *why, int64_t duration)
+{
+        struct rule_state *rs = job->rs;
+        struct ferry_runner *r = rs->runner;
+
         for (size_t i = 0; i < job->count; i++) {
                 struct ferry__claim *c = job->claims[i];
-                char *final = NULL, *relative = NULL;
+                struct ferry_log_record rec = run_record(job, c, st, duration);
+                char *final = NULL, *relative = NULL, *text;
+                size_t len = 0;
                 bool gone = false;
                 int e;
 
@@ -622,27 +597,16 @@ void ferry__job_finish(struct job *job, const struct ferry__exit *st, const char
                                 relative = ferry__claim_relative(c);
                         }
                 }
+                text = failure_text(job, c, why, st, duration, &len);
                 if (relative && (e == 0 || c->in_place)) {
-                        size_t len = 0;
-                        char *text = failure_text(job, c, why, st, duration, &len);
-
                         if (text)
                                 write_note(rs, c->original_path, relative, text, len);
-                        free(text);
                         if (asprintf(&final, "%s/%s", rs->failed.path, relative) < 0)
                                 final = NULL;
                 }
                 free(relative);
-                struct ferry_log_record rec = {.kind = e < 0 ? FERRY_LOG_ERROR : FERRY_LOG_FAILED,
-                                               .rule = rule->name, .path = c->original_path,
-                                               .duration_ns = duration, .pid = job->pid,
-                                               .attempt = (int)job->attempt, .exit_code = st->code,
-                                               .signal = st->signal};
-
+                rec.kind = e < 0 ? FERRY_LOG_ERROR : FERRY_LOG_FAILED;
                 if (e < 0 && !c->in_place) {
-                        size_t len = 0;
-                        char *text = failure_text(job, c, why, st, duration, &len);
-
                         ferry__runner_log(r, &rec,
                                           "failed (%s); cannot move it to the failed folder (%s): it %s in %s%s", why,
                                           strerror(-e), text ? "waits" : "stays", c->claimed_path,
@@ -650,21 +614,84 @@ void ferry__job_finish(struct job *job, const struct ferry__exit *st, const char
                         if (text) {
                                 wait_to_move(rs, c, text, len);
                                 job->claims[i] = NULL;
+                                text = NULL;
                         }
-                } else if (e < 0)
+                } else if (e < 0) {
                         ferry__runner_log(r, &rec, "failed (%s); cannot record it (%s): it stays in %s", why,
                                           strerror(-e), c->claimed_path);
-                else if (c->in_place || gone)
+                } else if (c->in_place || gone) {
                         ferry__runner_log(r, &rec, "failed (%s) after %u attempt%s; %s, note in %s.ferry-error", why,
-                                    job->attempt, job->attempt == 1 ? "" : "s",
-                                    gone ? "the handler removed or moved the file itself" : "left in place",
-                                    final ? final : "?");
-                else
+                                          job->attempt, job->attempt == 1 ? "" : "s",
+                                          gone ? "the handler removed or moved the file itself" : "left in place",
+                                          final ? final : "?");
+                } else {
                         ferry__runner_log(r, &rec, "failed (%s) after %u attempt%s: %s", why, job->attempt,
-                                    job->attempt == 1 ? "" : "s", final);
+                                          job->attempt == 1 ? "" : "s", final);
+                }
+                free(text);
                 free(final);
         }
         ferry__job_free(job);
+}
+
+/* Why the run failed, into reason, from how it ended; NULL: it succeeded. */
+static const char *run_failure(const struct job *job, const struct ferry__exit *st, char *reason, size_t size)
+{
+        if (!job->timed_out && st->code == 0)
+                return NULL;
+        if (job->timed_out) {
+                char took[32];
+
+                (void)ferry__format_duration(job->rs->rule->timeout_ns, took, sizeof(took));
+                snprintf(reason, size, "timed out after %s", took);
+        } else if (st->signal) {
+                snprintf(reason, size, "killed by signal %d (%s)", st->signal, strsignal(st->signal));
+        } else {
+                snprintf(reason, size, "exit status %d", st->code);
+        }
+        return reason;
+}
+
+void ferry__job_finish(struct job *job, const struct ferry__exit *st, const char *why)
+{
+        struct rule_state *rs = job->rs;
+        struct ferry_runner *r = rs->runner;
+        struct ferry_rule *rule = rs->rule;
+        int64_t duration = ferry__now() - job->started;
+        char reason[512];
+
+        job->running = false;
+        rs->running--;
+        if (!why && !job->stopped)
+                count_run(r, duration);
+        if (!why)
+                why = run_failure(job, st, reason, sizeof(reason));
+        if (!why) {
+                int e = deliver_output(job);
+
+                if (e < 0) {
+                        snprintf(reason, sizeof(reason), "cannot deliver the output to %s: %s", rule->output_dir,
+                                 strerror(-e));
+                        why = reason;
+                }
+        }
+        if (job->output_temp) {
+                if (job->output_fd >= 0)
+                        close(job->output_fd);
+                job->output_fd = -1;
+                (void)unlinkat(rs->wa.output_fd, job->output_temp, 0);
+                free(job->output_temp);
+                job->output_temp = NULL;
+        }
+        if (!why)
+                return finish_done(job, st, duration);
+        /* Stopped by us, or a failure while stopping that has retries left:
+         * the next run's business. */
+        if (r->stopping && (job->stopped || job->attempt <= rule->retries))
+                return ferry__job_return(job, true);
+        if (job->attempt <= rule->retries)
+                return schedule_retry(job, st, why, duration);
+        finish_failed(job, st, why, duration);
 }
 
 /* Handlers' descendants that left their process group (setsid, daemons) and

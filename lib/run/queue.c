@@ -161,7 +161,7 @@ int ferry_claim_release(struct ferry_claim *c)
                 return -EINVAL;
         job = c->job;
         free(c);
-        ferry__job_return(job);
+        ferry__job_return(job, false);
         return 0;
 }
 
@@ -188,7 +188,7 @@ void ferry_queue_close(struct ferry_queue *q)
                         next = job->next;
                         if (job->handed) {
                                 free(job->taken);
-                                ferry__job_return(job);
+                                ferry__job_return(job, false);
                         }
                 }
                 r->handed = 0;

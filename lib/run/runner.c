@@ -1072,14 +1072,8 @@ int ferry_runner_dispatch(struct ferry_runner *r, int timeout_ms)
                 }
                 if (r->stopping && !any_running(r)) {
                         /* Claims waiting for a retry go back to the queue. */
-                        while (r->jobs) {
-                                struct job *job = r->jobs;
-
-                                job->stopped = true;
-                                job->running = true;
-                                job->rs->running++;
-                                ferry__job_finish(job, &(struct ferry__exit){.code = -1}, "stopped");
-                        }
+                        while (r->jobs)
+                                ferry__job_return(r->jobs, true);
                         return 0;
                 }
                 next = next_deadline(r);
@@ -1203,16 +1197,8 @@ void ferry_runner_free(struct ferry_runner *r)
                                 job->stopped = true;
                                 ferry__child_abandon(&job->child);
                         }
-                while (r->jobs) {
-                        struct job *job = r->jobs;
-
-                        job->stopped = true;
-                        if (!job->running) {
-                                job->running = true;
-                                job->rs->running++;
-                        }
-                        ferry__job_finish(job, &(struct ferry__exit){.code = -1}, "stopped");
-                }
+                while (r->jobs)
+                        ferry__job_return(r->jobs, true);
         }
         while (r->states) {
                 struct rule_state *rs = r->states;

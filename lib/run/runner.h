@@ -122,8 +122,9 @@ void ferry__job_start(struct job *job);
 /* The handler ended (or never started): done, retry, failed, or back to the
  * queue when the runner stopped it. Frees the job unless it retries. */
 void ferry__job_finish(struct job *job, const struct ferry__exit *st, const char *why);
-/* A queue's job, given back by its caller: its claims return to the queue. */
-void ferry__job_return(struct job *job);
+/* The job's claims return to the queue (files kept in place stay): stopped
+ * by the runner, or given back by a queue's caller. Frees the job. */
+void ferry__job_return(struct job *job, bool stopped);
 /* Its pidfd said the handler exited: reap it and finish the job. */
 void ferry__job_exited(struct job *job);
 /* Writes the failure notes that could not be written before; last: the rule
