@@ -138,6 +138,9 @@ void ferry__job_start(struct job *job)
                 job->handed = true;
                 job->taken = NULL;
                 r->handed++;
+                /* For ferry status: "in flight", in this process. */
+                for (size_t i = 0; i < job->count; i++)
+                        ferry__claim_note_handler(&rs->wa, job->claims[i], getpid());
                 return;
         }
         if (!paths)

@@ -109,6 +109,11 @@ Test(queue, fail_retries_then_goes_to_failed_with_the_reason, .init = make_folde
         ferry_queue_close(q);
 }
 
+static void claim_pid(void *userdata, const struct ferry_claim_info *claim)
+{
+        *(int *)userdata = claim->pid;
+}
+
 Test(queue, release_and_close_give_claims_back_untouched, .init = make_folder, .fini = remove_folder)
 {
         struct ferry_queue *q = open_queue(NULL);
@@ -116,6 +121,16 @@ Test(queue, release_and_close_give_claims_back_untouched, .init = make_folder, .
 
         write_file("one", "1");
         cr_assert_eq(ferry_queue_take(q, 5000, &c), 0);
+        /* ferry status sees it in flight, in this process. */
+        struct ferry_rule *rule;
+        struct ferry_rule_status status;
+        int pid = 0;
+
+        cr_assert_eq(ferry_rule_new(&rule, "q", folder), 0);
+        cr_assert_eq(ferry_rule_status(rule, &status, claim_pid, NULL, &pid), 0);
+        ferry_rule_free(rule);
+        cr_assert_eq(status.in_flight, 1);
+        cr_assert_eq(pid, getpid());
         cr_assert_eq(ferry_claim_release(c), 0);
         cr_assert(exists("one"), "released: back in the folder");
         cr_assert_eq(ferry_queue_take(q, 5000, &c), 0, "and taken again");
