@@ -246,6 +246,8 @@ static bool marker_path(struct ferry_watch *w, struct ferry__file *f, char *buf)
         return ferry__dir_path(w, f->entry.parent, name, total, buf) >= 0;
 }
 
+static bool held_path(const struct ferry__file *f, char *path, size_t size);
+
 /* w->path, the file's path, led nowhere: the same file through the root's
  * held descriptor instead, into w->path. The root's path may lead nowhere
  * for a moment while its files are all there (a file system above it
@@ -253,17 +255,23 @@ static bool marker_path(struct ferry_watch *w, struct ferry__file *f, char *buf)
  * they are not taken for gone. False when there is no such way. */
 static bool through_held_root(struct ferry_watch *w, const struct ferry__file *f)
 {
+        return held_path(f, w->path, sizeof(w->path));
+}
+
+/* The same for path (of size bytes), a path beneath the file's root. */
+static bool held_path(const struct ferry__file *f, char *path, size_t size)
+{
         const struct ferry__root *root = f->entry.parent->root;
         size_t prefix_len = strlen(root->prefix);
-        char held[sizeof(w->path)];
+        char held[2 * PATH_MAX];
         int n;
 
-        if (root->held_fd < 0 || strncmp(w->path, root->prefix, prefix_len) != 0)
+        if (root->held_fd < 0 || strncmp(path, root->prefix, prefix_len) != 0)
                 return false;
-        n = snprintf(held, sizeof(held), "/proc/self/fd/%d/%s", root->held_fd, w->path + prefix_len);
-        if (n < 0 || (size_t)n >= sizeof(held))
+        n = snprintf(held, sizeof(held), "/proc/self/fd/%d/%s", root->held_fd, path + prefix_len);
+        if (n < 0 || (size_t)n >= sizeof(held) || (size_t)n >= size)
                 return false;
-        memcpy(w->path, held, (size_t)n + 1);
+        memcpy(path, held, (size_t)n + 1);
         return true;
 }
 
@@ -366,7 +374,10 @@ static void consider_marked(struct ferry_watch *w, struct ferry__file *f)
         ssize_t n;
         int r;
 
-        if (!marker_path(w, f, marker) || stat(marker, &marker_st) < 0)
+        if (!marker_path(w, f, marker))
+                return set_state(w, f, FERRY__WAIT_MARKER);
+        if (stat(marker, &marker_st) < 0 &&
+            (errno != ENOENT || !held_path(f, marker, sizeof(marker)) || stat(marker, &marker_st) < 0))
                 return set_state(w, f, FERRY__WAIT_MARKER);
         /* An empty marker checks nothing, but a marker being written is empty
          * at first, and some clients close it empty before they write it
@@ -383,7 +394,7 @@ static void consider_marked(struct ferry_watch *w, struct ferry__file *f)
                         return schedule(w, f, FERRY__GUARD, FERRY__TIMER_BLIND_GUARD);
         }
         n = file_path(w, f);
-        if (n < 0 || ferry__stat_version(w->path, &v, NULL) < 0)
+        if (n < 0 || stat_version(w, f, &v) < 0)
                 return set_state(w, f, FERRY__IDLE);
         if (!is_new_version(f, &v))
                 return set_state(w, f, FERRY__IDLE);
@@ -411,7 +422,7 @@ void ferry__ready_verified(struct ferry_watch *w, struct ferry__file *f, const s
         ssize_t n = file_path(w, f);
 
         /* Judged only if the file is still the version that was read. */
-        if (n < 0 || ferry__stat_version(w->path, &v, NULL) < 0 || !same_version(&v, verified))
+        if (n < 0 || stat_version(w, f, &v) < 0 || !same_version(&v, verified))
                 return;
         if (!is_new_version(f, &v))
                 return set_state(w, f, FERRY__IDLE);
@@ -427,7 +438,8 @@ static void judge_marked(struct ferry_watch *w, struct ferry__file *f, const str
         if (r == -EBADMSG) {
                 /* Once per version of the file: a client that closes the
                  * marker twice (smbnetfs) does not make it a second error. */
-                if (!f->refused || !same_version(&f->reported, &v))
+                /* Said with the file's own path (w->path may lead through the root's descriptor). */
+                if ((!f->refused || !same_version(&f->reported, &v)) && (n = file_path(w, f)) >= 0)
                         (void)ferry__queue_push(w, FERRY_EVENT_ERROR, 0, f->entry.parent->root, w->path, (size_t)n,
                                                 NULL, 0, r, v.size);
                 f->reported = v;
@@ -457,7 +469,12 @@ static enum appeared appeared(struct ferry_watch *w, struct ferry__file *f)
         struct ferry__version v;
         struct stat st;
 
-        if (file_path(w, f) < 0 || lstat(w->path, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size == 0)
+        if (file_path(w, f) < 0)
+                return APPEARED_EMPTY;
+        if (lstat(w->path, &st) < 0 &&
+            (errno != ENOENT || !through_held_root(w, f) || lstat(w->path, &st) < 0))
+                return APPEARED_EMPTY;
+        if (!S_ISREG(st.st_mode) || st.st_size == 0)
                 return APPEARED_EMPTY;
         ferry__version_from_stat(&st, &v);
         if (st.st_nlink > 1 && ferry__writers_check(w->path, &v) == FERRY__NO_WRITER)

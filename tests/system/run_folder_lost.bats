@@ -157,6 +157,27 @@ log_count() { grep -c -- "$2" "$1.err" || true; }
         assert_no_claims "$T/fs/in"
 }
 
+@test "run: done-file: a file and its marker put while the folder's file system is unmounted for a moment are handled" {
+        require_root "mounts a tmpfs"
+        mkdir "$T/fs" "$T/kept"
+        mount -t tmpfs ferry-test "$T/fs"
+        MOUNTED=$T/fs
+        mkdir "$T/fs/in" "$T/fs/stage"
+        make_handler "$T/cat.sh" 'cat >/dev/null && printf "%s\0" "$FERRY_NAME" >>"$1"'
+        start_ferry "$T/run" run --ready done-file --stdin "$T/fs/in" -- "$T/cat.sh" "$T/handled"
+        wait_run_started "$T/run"
+        mount --bind "$T/fs" "$T/kept"
+        umount -l "$T/fs"
+        echo 2 >"$T/kept/stage/meanwhile"
+        "$FERRY" put --marker "$T/kept/stage/meanwhile" "$T/kept/in"
+        sleep 0.4 # its marker is looked at while the folder's path leads nowhere
+        mount --move "$T/kept" "$T/fs"
+        wait_nul_records "$T/handled" 1 15
+        stop_ferry "$T/run"
+        handled_set meanwhile
+        assert_no_claims "$T/fs/in"
+}
+
 @test "run: require-file missing at start is an error naming the folder and the file; nothing is made in the folder" {
         mkdir "$T/in"
         run "$FERRY" run --require-file .mounted "$T/in" -- /bin/true
