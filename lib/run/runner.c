@@ -453,6 +453,7 @@ static int rule_attach(struct rule_state *rs)
         if (e < 0)
                 return attach_error(rs, e, "%s", strerror(-e));
         ferry__watch_set_busy(rs->watch, watch_busy, r);
+        ferry__watch_hold_roots(rs->watch);
         e = ferry_watch_add(rs->watch, rule->dir);
         if (e < 0) {
                 (void)ferry_watch_explain(rs->watch, e, rule->dir, rs->why, sizeof(rs->why));

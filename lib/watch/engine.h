@@ -179,6 +179,7 @@ struct ferry_watch {
         int last_polled_wd;     /* the numbers polled folders go by: -2, -3, ... */
         bool starting;          /* a root's first scan: the kernel's limit is an error, not polled */
         bool start_failed;      /* ... and it was reached there */
+        bool hold_roots;        /* roots are held open (ferry__watch_hold_roots) */
         struct ferry__timer_queue timers[FERRY__TIMER_COUNT];
         struct ferry__event_queue queue;
         struct ferry__inotify *inotify;

@@ -646,7 +646,10 @@ int ferry__root_attach(struct ferry_watch *w, struct ferry__root *root, int scan
         root->dir = d;
         if (root->held_fd >= 0)
                 close(root->held_fd);
-        root->held_fd = open(root->watch_path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        /* Held only for a runner, which holds the folder open anyway and
+         * sees it deleted by itself: a held directory is deleted for inotify
+         * (IN_DELETE_SELF) only once the last descriptor closes. */
+        root->held_fd = w->hold_roots ? open(root->watch_path, O_PATH | O_DIRECTORY | O_CLOEXEC) : -1;
         w->starting = scan_mode == FERRY__SCAN_START;
         r = ferry__scan(w, d, (enum ferry__scan_mode)scan_mode);
         if (r == -ENOSPC && w->starting)

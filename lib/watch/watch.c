@@ -29,6 +29,11 @@ void ferry__watch_set_busy(struct ferry_watch *w, void (*busy)(void *data), void
         w->busy_data = data;
 }
 
+void ferry__watch_hold_roots(struct ferry_watch *w)
+{
+        w->hold_roots = true;
+}
+
 uint64_t ferry__watch_found_at_start(const struct ferry_watch *w)
 {
         return w->found_at_start;

@@ -47,6 +47,12 @@ bool ferry__is_temp_name(const char *name, size_t len);
 /* Called every so many file system calls of a long scan (a large folder
  * behind a slow mount), with data: a runner renews its leases there. */
 void ferry__watch_set_busy(struct ferry_watch *w, void (*busy)(void *data), void *data);
+/* Holds each root open, so that its files are probed through it while the
+ * root's path leads nowhere for a moment (a file system above it unmounted
+ * lazily and mounted again). Only for a caller that holds the root open
+ * anyway and sees it deleted by itself: inotify says a held directory was
+ * deleted only once it is closed. Before ferry_watch_add*(). */
+void ferry__watch_hold_roots(struct ferry_watch *w);
 /* Files the scans of ferry_watch_add*() found. */
 uint64_t ferry__watch_found_at_start(const struct ferry_watch *w);
 
