@@ -892,7 +892,8 @@ static struct ferry__claim *adopted_claim(struct ferry__workarea *wa, uint64_t s
                 c->origin = strdup(origin);
         }
         remove_noted_output(wa, fd);
-        if ((c->outcome = malloc(OUTCOME_MAX + 1)) &&
+        /* Most claims have no outcome noted: no buffer for them. */
+        if (faccessat(fd, OUTCOME_FILE, F_OK, AT_SYMLINK_NOFOLLOW) == 0 && (c->outcome = malloc(OUTCOME_MAX + 1)) &&
             (ferry__read_note(fd, OUTCOME_FILE, c->outcome, OUTCOME_MAX + 1) <= 0 ||
              (strncmp(c->outcome, "done\n", 5) != 0 && strncmp(c->outcome, "failed\n", 7) != 0))) {
                 free(c->outcome);

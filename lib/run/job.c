@@ -404,9 +404,11 @@ static void wait_to_move(struct rule_state *rs, struct ferry__claim *c, char *no
         struct unfinished *u = calloc(1, sizeof(*u));
         char *outcome = NULL;
 
-        if (asprintf(&outcome, "%s\n%.*s", note ? "failed" : "done", note ? (int)note_len : 0, note ? note : "") <
-                    0 ||
-            ferry__claim_note_outcome(&rs->wa, c, outcome) < 0)
+        /* An adopted claim has its outcome noted already. */
+        if (!c->outcome &&
+            (asprintf(&outcome, "%s\n%.*s", note ? "failed" : "done", note ? (int)note_len : 0, note ? note : "") <
+                     0 ||
+             ferry__claim_note_outcome(&rs->wa, c, outcome) < 0))
                 LOG(rs->runner, FERRY_LOG_WARNING, rs->rule->name, c->original_path,
                     "cannot note in %s that it was handled: if ferry stops before it is moved out, it is handled "
                     "again", c->claimed_path);
@@ -423,43 +425,56 @@ static void wait_to_move(struct rule_state *rs, struct ferry__claim *c, char *no
         rs->unfinished = u;
 }
 
+/* Tries to move u out; last: what still cannot be is said and left. True
+ * when u is done with (moved, gone, or left for good): the caller frees it. */
+static bool move_unfinished(struct rule_state *rs, const struct unfinished *u, bool last)
+{
+        struct ferry__claim *c = u->claim;
+        const struct ferry__folder *to = u->note ? &rs->failed : rs->done.fd >= 0 ? &rs->done : NULL;
+        char *relative = NULL;
+        int e = rs->wa.work_fd < 0 || (to && to->fd < 0) ? -EBADF : ferry__claim_finish(&rs->wa, c, to, &relative);
+
+        if (e < 0 && e != -ENOENT && !last)
+                return false;
+        if (e < 0 && e != -ENOENT)
+                LOG(rs->runner, FERRY_LOG_WARNING, rs->rule->name, c->original_path,
+                    "handled, and still cannot be %s (%s): it stays in %s, noted as handled; the next "
+                    "worker moves it without handling it again",
+                    to ? "moved out" : "deleted", strerror(-e), c->claimed_path);
+        else if (e == -ENOENT)
+                LOG(rs->runner, u->note ? FERRY_LOG_FAILED : FERRY_LOG_DONE, rs->rule->name, c->original_path,
+                    "handled before; it was removed from the work area meanwhile");
+        else if (to) {
+                if (u->note)
+                        write_note(rs, c->original_path, relative, u->note, u->note_len);
+                LOG(rs->runner, u->note ? FERRY_LOG_FAILED : FERRY_LOG_DONE, rs->rule->name, c->original_path,
+                    "handled before; moved to %s/%s now", to->path, relative);
+        } else
+                LOG(rs->runner, FERRY_LOG_DONE, rs->rule->name, c->original_path, "handled before; deleted now");
+        free(relative);
+        return true;
+}
+
+static void unfinished_free(struct unfinished *u)
+{
+        ferry__claim_free(u->claim);
+        free(u->note);
+        free(u);
+}
+
 void ferry__unfinished_move(struct rule_state *rs, bool last)
 {
         struct unfinished **link = &rs->unfinished;
 
         while (*link) {
                 struct unfinished *u = *link;
-                struct ferry__claim *c = u->claim;
-                const struct ferry__folder *to = u->note ? &rs->failed : rs->done.fd >= 0 ? &rs->done : NULL;
-                char *relative = NULL;
-                int e = rs->wa.work_fd < 0 || (to && to->fd < 0) ? -EBADF
-                                                                  : ferry__claim_finish(&rs->wa, c, to, &relative);
 
-                if (e < 0 && e != -ENOENT && !last) {
+                if (!move_unfinished(rs, u, last)) {
                         link = &u->next;
                         continue;
                 }
-                if (e < 0 && e != -ENOENT)
-                        LOG(rs->runner, FERRY_LOG_WARNING, rs->rule->name, c->original_path,
-                            "handled, and still cannot be %s (%s): it stays in %s, noted as handled; the next "
-                            "worker moves it without handling it again",
-                            to ? "moved out" : "deleted", strerror(-e), c->claimed_path);
-                else if (e == -ENOENT)
-                        LOG(rs->runner, u->note ? FERRY_LOG_FAILED : FERRY_LOG_DONE, rs->rule->name,
-                            c->original_path, "handled before; it was removed from the work area meanwhile");
-                else if (to) {
-                        if (u->note)
-                                write_note(rs, c->original_path, relative, u->note, u->note_len);
-                        LOG(rs->runner, u->note ? FERRY_LOG_FAILED : FERRY_LOG_DONE, rs->rule->name,
-                            c->original_path, "handled before; moved to %s/%s now", to->path, relative);
-                } else
-                        LOG(rs->runner, FERRY_LOG_DONE, rs->rule->name, c->original_path,
-                            "handled before; deleted now");
-                free(relative);
                 *link = u->next;
-                ferry__claim_free(c);
-                free(u->note);
-                free(u);
+                unfinished_free(u);
         }
 }
 
@@ -467,6 +482,7 @@ void ferry__job_adopt_handled(struct rule_state *rs, struct ferry__claim *c)
 {
         bool failed = strncmp(c->outcome, "failed\n", 7) == 0;
         char *note = failed ? strdup(c->outcome + 7) : NULL;
+        struct unfinished *u;
 
         if (failed && !note) {
                 LOG(rs->runner, FERRY_LOG_ERROR, rs->rule->name, c->original_path,
@@ -475,11 +491,18 @@ void ferry__job_adopt_handled(struct rule_state *rs, struct ferry__claim *c)
                 return;
         }
         wait_to_move(rs, c, note, note ? strlen(note) : 0);
-        ferry__unfinished_move(rs, false);
-        if (rs->unfinished && rs->unfinished->claim == c)
-                LOG(rs->runner, FERRY_LOG_WARNING, rs->rule->name, c->original_path,
-                    "handled by a worker that stopped before it could move it out, and cannot be moved out yet: "
-                    "it waits in %s and is moved once it can be", c->claimed_path);
+        /* Only this one is tried now: the others are tried each second. */
+        u = rs->unfinished;
+        if (!u || u->claim != c)
+                return; /* out of memory: left in the work area, its outcome noted */
+        if (move_unfinished(rs, u, false)) {
+                rs->unfinished = u->next;
+                unfinished_free(u);
+                return;
+        }
+        LOG(rs->runner, FERRY_LOG_WARNING, rs->rule->name, c->original_path,
+            "handled by a worker that stopped before it could move it out, and cannot be moved out yet: "
+            "it waits in %s and is moved once it can be", c->claimed_path);
 }
 
 static int record(struct rule_state *rs, struct ferry__claim *c, const char *outcome, const char *why)

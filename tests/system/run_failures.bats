@@ -32,6 +32,17 @@ teardown() {
         ferry_teardown
 }
 
+# small_tmpfs: a 1 MiB tmpfs on $T/fs (gone at teardown) holding the folder D=$T/fs/in, as
+# root; skips where no tmpfs can be mounted.
+small_tmpfs() {
+        require_root "mounts a small tmpfs"
+        mkdir "$T/fs"
+        mount -t tmpfs -o size=1m ferry-test "$T/fs" || skip "cannot mount a tmpfs"
+        MOUNTED=$T/fs
+        D=$T/fs/in
+        mkdir "$D"
+}
+
 # proc_reaped PID: no /proc entry at all: exited and reaped (not a zombie).
 proc_reaped() { [[ ! -e /proc/$1 ]]; }
 
@@ -205,12 +216,7 @@ proc_reaped() { [[ ! -e /proc/$1 ]]; }
 }
 
 @test "run: the failed folder's file system full: the failure note is kept and written once space returns" {
-        require_root "mounts a small tmpfs"
-        mkdir "$T/fs"
-        mount -t tmpfs -o size=1m ferry-test "$T/fs" || skip "cannot mount a tmpfs"
-        MOUNTED=$T/fs
-        D=$T/fs/in
-        mkdir "$D"
+        small_tmpfs
         # The handler fills the file system, then fails: the file can still be moved (a
         # rename), its note cannot be written: two pages with its 4 KiB of stderr, more than
         # the claim's own notes give back.
@@ -236,12 +242,8 @@ proc_reaped() { [[ ! -e /proc/$1 ]]; }
 }
 
 @test "run: the file system full when a file is to be claimed: it stays, is tried every second, and handled once space returns" {
-        require_root "mounts a small tmpfs"
-        mkdir "$T/fs"
-        mount -t tmpfs -o size=1m ferry-test "$T/fs" || skip "cannot mount a tmpfs"
-        MOUNTED=$T/fs
-        D=$T/fs/in
-        mkdir -p "$D" "$T/fs/stage/sub"
+        small_tmpfs
+        mkdir -p "$T/fs/stage/sub"
         printf 'payload\n' >"$T/fs/stage/sub/second"
         make_handler "$T/h.sh" 'printf "%s\0" "$FERRY_NAME" >>"'"$T"'/handled"'
         start_ferry "$T/run" run -r --retries 0 "$D" -- "$T/h.sh"

@@ -29,6 +29,27 @@ handled_set() {
 
 log_count() { grep -c -- "$2" "$1.err" || true; }
 
+# tmpfs_with DIR...: a tmpfs on $T/fs (gone at teardown) holding the folders $T/fs/DIR...
+tmpfs_with() {
+        mkdir "$T/fs" "$T/kept"
+        mount -t tmpfs ferry-test "$T/fs"
+        MOUNTED=$T/fs
+        local d
+        for d in "$@"; do mkdir "$T/fs/$d"; done
+}
+
+# unmounted_a_moment COMMAND...: the tmpfs kept reachable at $T/kept, unmounted from $T/fs,
+# COMMAND run meanwhile (writing through $T/kept, as a file server's other clients write),
+# then, longer than a quiet time later, mounted back on $T/fs: within the second in which
+# ferry looks for its folder.
+unmounted_a_moment() {
+        mount --bind "$T/fs" "$T/kept"
+        umount -l "$T/fs"
+        "$@"
+        sleep 0.4 # what was written is looked at while the folder's path leads nowhere
+        mount --move "$T/kept" "$T/fs"
+}
+
 @test "run: the folder deleted and made again is said once and taken up again; files in the new one are handled once" {
         mkdir "$T/in"
         start_ferry "$T/run" run "$T/in" -- "$T/h.sh" "$T/handled"
@@ -132,23 +153,14 @@ log_count() { grep -c -- "$2" "$1.err" || true; }
 
 @test "run: the file system above the folder unmounted for a moment and mounted again: a file written meanwhile is handled" {
         require_root "mounts a tmpfs"
-        mkdir "$T/fs" "$T/kept"
-        mount -t tmpfs ferry-test "$T/fs"
-        MOUNTED=$T/fs
-        mkdir "$T/fs/in"
+        tmpfs_with in
         # A handler that reads its standard input: it needs no path while the folder's path is gone.
         make_handler "$T/cat.sh" 'cat >/dev/null && printf "%s\0" "$FERRY_NAME" >>"$1"'
         start_ferry "$T/run" run --stdin "$T/fs/in" -- "$T/cat.sh" "$T/handled"
         wait_run_started "$T/run"
         echo 1 >"$T/fs/in/before"
         wait_nul_records "$T/handled" 1 10
-        # Kept reachable elsewhere, unmounted, written to there (as a file server's other
-        # clients write), and mounted back within the second ferry looks for its folder in.
-        mount --bind "$T/fs" "$T/kept"
-        umount -l "$T/fs"
-        echo 2 >"$T/kept/in/meanwhile"
-        sleep 0.4 # longer than its quiet time: it is looked at while its path leads nowhere
-        mount --move "$T/kept" "$T/fs"
+        unmounted_a_moment sh -c 'echo 2 >"$1/kept/in/meanwhile"' sh "$T"
         wait_nul_records "$T/handled" 2 15
         echo 3 >"$T/fs/in/after"
         wait_nul_records "$T/handled" 3 15
@@ -159,19 +171,12 @@ log_count() { grep -c -- "$2" "$1.err" || true; }
 
 @test "run: done-file: a file and its marker put while the folder's file system is unmounted for a moment are handled" {
         require_root "mounts a tmpfs"
-        mkdir "$T/fs" "$T/kept"
-        mount -t tmpfs ferry-test "$T/fs"
-        MOUNTED=$T/fs
-        mkdir "$T/fs/in" "$T/fs/stage"
+        tmpfs_with in stage
         make_handler "$T/cat.sh" 'cat >/dev/null && printf "%s\0" "$FERRY_NAME" >>"$1"'
         start_ferry "$T/run" run --ready done-file --stdin "$T/fs/in" -- "$T/cat.sh" "$T/handled"
         wait_run_started "$T/run"
-        mount --bind "$T/fs" "$T/kept"
-        umount -l "$T/fs"
-        echo 2 >"$T/kept/stage/meanwhile"
-        "$FERRY" put --marker "$T/kept/stage/meanwhile" "$T/kept/in"
-        sleep 0.4 # its marker is looked at while the folder's path leads nowhere
-        mount --move "$T/kept" "$T/fs"
+        echo 2 >"$T/fs/stage/meanwhile"
+        unmounted_a_moment "$FERRY" put --marker "$T/kept/stage/meanwhile" "$T/kept/in"
         wait_nul_records "$T/handled" 1 15
         stop_ferry "$T/run"
         handled_set meanwhile

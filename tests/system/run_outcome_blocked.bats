@@ -29,6 +29,15 @@ immutable() {
 }
 writable() { chattr -i "$1"; }
 
+# start_refused: ferry run on $T/in, whose done and failed folders then refuse new files.
+start_refused() {
+        mkdir "$T/in"
+        start_ferry "$T/run" run --retries 0 "$T/in" -- "$T/h.sh"
+        wait_run_started "$T/run"
+        immutable "$T/in/.ferry/done"
+        immutable "$T/in/.ferry/failed"
+}
+
 handled_set() {
         printf '%s\0' "$@" >"$T/want"
         assert_same_nul_set "$T/want" "$T/handled"
@@ -36,11 +45,7 @@ handled_set() {
 
 @test "run: done and failed folders not writable for a while: handled files wait, then move; none handled twice" {
         require_root "makes folders immutable (chattr +i)"
-        mkdir "$T/in"
-        start_ferry "$T/run" run --retries 0 "$T/in" -- "$T/h.sh"
-        wait_run_started "$T/run"
-        immutable "$T/in/.ferry/done"
-        immutable "$T/in/.ferry/failed"
+        start_refused
         echo 1 >"$T/in/good1"
         echo 2 >"$T/in/good2"
         echo 3 >"$T/in/bad1"
@@ -68,11 +73,7 @@ handled_set() {
 
 @test "run: stopped while the done folder refuses a handled file: the next start moves it, not handling it again" {
         require_root "makes folders immutable (chattr +i)"
-        mkdir "$T/in"
-        start_ferry "$T/run" run --retries 0 "$T/in" -- "$T/h.sh"
-        wait_run_started "$T/run"
-        immutable "$T/in/.ferry/done"
-        immutable "$T/in/.ferry/failed"
+        start_refused
         echo 1 >"$T/in/good"
         echo 2 >"$T/in/bad"
         wait_for has_text "$T/run.err" "good: handled, but cannot move it" 15
