@@ -350,6 +350,18 @@ require_root() {
         fi
 }
 
+# mount_bindfs SERVER MOUNT: SERVER's folder mounted on MOUNT through FUSE (bindfs, as sshfs or
+# smbnetfs would be), both made; MOUNTED=MOUNT for the teardown. Skips, saying why, where it
+# cannot be.
+mount_bindfs() {
+        require_root "mounts a FUSE file system"
+        command -v bindfs >/dev/null || skip "bindfs is missing (scripts/install-deps test installs it)"
+        [[ -c /dev/fuse ]] || skip "no /dev/fuse on this machine"
+        mkdir -p "$1" "$2"
+        bindfs "$1" "$2" || skip "cannot mount FUSE here"
+        MOUNTED=$2
+}
+
 # restore_sysctls: puts back every sysctl with_sysctl changed, in reverse order (so a value
 # set twice ends at the original). teardown calls it; a test may call it earlier.
 restore_sysctls() {

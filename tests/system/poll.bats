@@ -5,14 +5,7 @@
 
 load helpers
 
-mount_fuse() {
-        require_root "mounts a FUSE file system"
-        command -v bindfs >/dev/null || skip "bindfs is missing (scripts/install-deps test installs it)"
-        [[ -c /dev/fuse ]] || skip "no /dev/fuse on this machine"
-        mkdir "$T/server" "$T/mnt"
-        bindfs "$T/server" "$T/mnt" || skip "cannot mount FUSE here"
-        MOUNTED=$T/mnt
-}
+mount_fuse() { mount_bindfs "$T/server" "$T/mnt"; }
 
 teardown() {
         [[ -n ${MOUNTED:-} ]] && { fusermount -u "$MOUNTED" 2>/dev/null || umount -l "$MOUNTED"; }

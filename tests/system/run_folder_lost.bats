@@ -124,12 +124,7 @@ unmounted_a_moment() {
 }
 
 @test "run: the folder's file server dies (a FUSE daemon killed: ENOTCONN): said once; mounted again, its files are handled once" {
-        require_root "mounts a FUSE file system"
-        command -v bindfs >/dev/null || skip "bindfs is missing (scripts/install-deps test installs it)"
-        [[ -c /dev/fuse ]] || skip "no /dev/fuse on this machine"
-        mkdir "$T/server" "$T/in"
-        bindfs "$T/server" "$T/in" || skip "cannot mount FUSE here"
-        MOUNTED=$T/in
+        mount_bindfs "$T/server" "$T/in"
         start_ferry "$T/run" run --poll-interval 1s "$T/in" -- "$T/h.sh" "$T/handled"
         wait_run_started "$T/run"
         echo 1 >"$T/in/before"
