@@ -785,6 +785,7 @@ def main():
         print("model: no hostile uploader (needs root, useradd and setpriv)")
     start = time.monotonic()
     seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "little")
+    first = seed  # the seeds played follow from it: --seed replays one of them
     rounds = actions_played = kills = overflows = mounts = 0
     played = {}
     while True:
@@ -810,6 +811,7 @@ def main():
         if args.seed is not None or time.monotonic() - start >= args.seconds:
             break
         seed = (seed * 1103515245 + 12345) & 0x7FFFFFFF
+    print("model: seeds from %d (each next one = (seed * 1103515245 + 12345) mod 2^31)" % first)
     print("model: %d rounds (%d on a tmpfs of their own), %d actions (%d worker kills, %d kernel queue overflows "
           "rescanned), %s, all invariants held" % (rounds, mounts, actions_played, kills, overflows,
                                "with a hostile uploader" if hostile else "no hostile uploader"))
