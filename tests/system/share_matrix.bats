@@ -24,6 +24,11 @@
 #                                                             within the test (no close yet)
 #   A|B       either, depending on timing (close with smbnetfs: its reopen after the close
 #             at size 0 comes within the guard, or not on a busy machine)
+#   stalled   settle only: a partial file was handed out, and the writer through a FUSE mount
+#             was stalled longer than the settle time between two chunks (each chunk's write
+#             is stamped: from the start of one to the end of the next). That is what a
+#             settle time means; it matches a cell that says ok. A partial file without such a
+#             stall is a failure.
 # A writer may fail where its cell allows "partial": the file was claimed while written.
 # SHARE_MATRIX_TABLE=FILE writes the markdown table to FILE; SHARE_MATRIX_DISCOVER=1 prints
 # the outcomes without comparing (to refresh the table after a change).
@@ -122,20 +127,26 @@ marker_text() {
         printf 'ferry-marker 1\nsize %s\nsha256 %s\n' "$(stat -c %s "$1")" "$(sha256sum <"$1" | cut -c1-64)"
 }
 
+# stamp WORD: "WORD SECONDS" (the wall clock) appended to $STAMPS, when set
+stamp() { [[ -z ${STAMPS:-} ]] || echo "$1 $(date +%s.%N)" >>"$STAMPS"; }
+
 # slow_cat SRC [KILL_AFTER]: SRC's chunks on stdout with pauses; with KILL_AFTER, SIGKILL
 # itself after that many chunks (stdout, the file, still open).
 slow_cat() {
         local i
         for ((i = 0; i < CHUNKS; i++)); do
                 ((i == 0)) || sleep "0.$PAUSE_MS"
+                stamp start
                 dd if="$1" bs=$CHUNK skip=$i count=1 status=none
+                stamp end
                 if [[ -n ${2:-} ]] && ((i + 1 == $2)); then
                         kill -KILL "$BASHPID"
                 fi
         done
 }
 
-# write_fuse MOUNT CASE SRC NAME: the case through a FUSE mount, by local programs
+# write_fuse MOUNT CASE SRC NAME: the case through a FUSE mount, by local programs (the
+# chunks' writes stamped in $STAMPS when set)
 write_fuse() {
         local dir=$1 case=$2 src=$3 name=$4 i
         case $case in
@@ -143,7 +154,9 @@ write_fuse() {
         chunks)
                 for ((i = 0; i < CHUNKS; i++)); do
                         ((i == 0)) || sleep "0.$PAUSE_MS"
+                        stamp start
                         dd if="$src" of="$dir/$name" bs=$CHUNK skip=$i seek=$i count=1 conv=notrunc status=none
+                        stamp end
                 done
                 ;;
         killed)
@@ -208,13 +221,26 @@ write_lib() {
 }
 
 # outcomes T: from $T/sources (NAME CLIENT CASE SIZE SHA256), $T/handled (FOLDER NAME SIZE
-# SHA256, one line per handler run) and $T/run-FOLDER.err, prints "CLIENT CASE OUTCOME..."
-# per line, the policies in the order of POLICIES; writes the markdown table to $T/table.md.
+# SHA256, one line per handler run), $T/run-FOLDER.err and the writers' stamps
+# $T/w/NAME-FOLDER.stamps, prints "CLIENT CASE OUTCOME..." per line, the policies in the
+# order of POLICIES; writes the markdown table to $T/table.md.
 outcomes() {
         python3 - "$T" "${POLICIES[@]}" <<'PY'
 import collections, os, sys
 t, policies = sys.argv[1], sys.argv[2:]
 folders = [p.split('=')[0] for p in policies]
+settle = {p.split('=')[0]: float(p.split('=')[1].rstrip('s')) for p in policies if '=' in p}
+
+def stall(name, folder):
+    # the longest time from one chunk's start to the next chunk's end, or 0
+    try:
+        marks = [l.split() for l in open(os.path.join(t, 'w', f'{name}-{folder}.stamps'))]
+    except FileNotFoundError:
+        return 0
+    starts = [float(v) for w, v in marks if w == 'start']
+    ends = [float(v) for w, v in marks if w == 'end']
+    return max((e - s for s, e in zip(starts, ends[1:])), default=0)
+
 sources = [l.split() for l in open(os.path.join(t, 'sources'))]
 handled = collections.defaultdict(list)
 if os.path.exists(os.path.join(t, 'handled')):
@@ -229,6 +255,10 @@ for name, client, case, size, sha in sources:
         got = handled[f, name]
         if any(h != (int(size), sha) for h in got):
             out = 'partial'
+            if f in settle and stall(name, f) >= settle[f]:
+                out = 'stalled'
+                print(f'{name} into {f}: its writer stalled {stall(name, f):.1f} s between '
+                      'two chunks', file=sys.stderr)
         elif len(got) == 1:
             out = 'ok'
         elif got:
@@ -293,7 +323,7 @@ may_be_partial() {
 handled_quiet() { file_quiet "$T/handled" "$1"; }
 
 @test "share matrix: every client x writer case x ready policy, on Samba, sshd and nfs-ganesha" {
-        local share=$FERRY_HOSTS/srv/share p f client case name w
+        local share=$FERRY_HOSTS/srv/share p f client case name w STAMPS
         RUN_PIDS=()
         make_handler "$T/handler" \
                 "printf '%s %s %s %s\\n' \"\$1\" \"\$2\" \"\$(stat -c %s \"\$3\")\" \"\$(sha256sum <\"\$3\" | cut -c1-64)\" >>$T/handled"
@@ -325,6 +355,7 @@ handled_quiet() { file_quiet "$T/handled" "$1"; }
                         name=$client-$case
                         for p in "${POLICIES[@]}"; do
                                 f=$(folder_of "$p")
+                                STAMPS=$T/w/$name-$f.stamps
                                 case $client in
                                 sshfs) write_fuse "$MNT_SSHFS/$f" "$case" "$T/src/$name" "$name" ;;
                                 smbnetfs) write_fuse "$MNT_SMBNETFS/$f" "$case" "$T/src/$name" "$name" ;;
@@ -366,8 +397,8 @@ handled_quiet() { file_quiet "$T/handled" "$1"; }
         done
         RUN_PIDS=()
 
-        outcomes >"$T/outcomes"
-        sed 's/^/# /' "$T/table.md" >&3
+        outcomes >"$T/outcomes" 2>"$T/stalls"
+        sed 's/^/# /' "$T/table.md" "$T/stalls" >&3
         [[ -z ${SHARE_MATRIX_TABLE:-} ]] || cp "$T/table.md" "$SHARE_MATRIX_TABLE"
         [[ -z ${SHARE_MATRIX_DISCOVER:-} ]] || return 0
         awk 'NF { $1 = $1; print }' <<<"$EXPECTED" >"$T/expected"
@@ -377,7 +408,7 @@ handled_quiet() { file_quiet "$T/handled" "$1"; }
                         n = split(want[FNR], w, " "); split($0, g, " ")
                         bad = NF != n
                         for (i = 1; i <= n && !bad; i++)
-                                if (("|" w[i] "|") !~ ("[|]" g[i] "[|]")) bad = 1
+                                if (("|" w[i] "|") !~ ("[|]" (g[i] == "stalled" ? "ok" : g[i]) "[|]")) bad = 1
                         if (bad) { print "< " want[FNR]; print "> " $0; failed = 1 }
                 }
                 END { if (FNR != nwant) failed = 1; exit failed }' "$T/expected" "$T/outcomes" >"$T/diff"; then
