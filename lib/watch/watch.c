@@ -43,7 +43,7 @@ int ferry_watch_new(struct ferry_watch **ret_watch, unsigned flags)
 {
         struct ferry_watch *w;
         struct epoll_event ev = {.events = EPOLLIN};
-        int inotify_fd, r;
+        int r;
 
         if (!ret_watch || (flags & ~(unsigned)(FERRY_WATCH_RECURSIVE | FERRY_WATCH_FOLLOW | FERRY_WATCH_EXISTING)))
                 return -EINVAL;
@@ -54,19 +54,14 @@ int ferry_watch_new(struct ferry_watch **ret_watch, unsigned flags)
         w->event_mask = FERRY_EVENT_ALL;
         w->epoll_fd = w->timer_fd = -1;
         w->retry_at = FERRY__FOREVER;
-        w->last_polled_wd = -1; /* -1 is no watch's number in any event; polled folders start below */
         w->timer_armed = FERRY__FOREVER;
         w->poll_interval_ns = 2 * FERRY__NSEC_PER_SEC;
         w->timers[FERRY__TIMER_POLL_SETTLE].delay_ns = 2 * w->poll_interval_ns;
         if (getrandom(&w->hash_seed, sizeof(w->hash_seed), GRND_NONBLOCK) != sizeof(w->hash_seed))
                 w->hash_seed = (uint64_t)ferry__now() ^ (uint64_t)(uintptr_t)w;
-        r = ferry__inotify_new(&w->inotify, &inotify_fd);
-        if (r < 0)
-                goto fail;
         w->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
         w->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-        if (w->epoll_fd < 0 || w->timer_fd < 0 || epoll_ctl(w->epoll_fd, EPOLL_CTL_ADD, inotify_fd, &ev) < 0 ||
-            epoll_ctl(w->epoll_fd, EPOLL_CTL_ADD, w->timer_fd, &ev) < 0) {
+        if (w->epoll_fd < 0 || w->timer_fd < 0 || epoll_ctl(w->epoll_fd, EPOLL_CTL_ADD, w->timer_fd, &ev) < 0) {
                 r = -errno;
                 goto fail;
         }
@@ -108,10 +103,10 @@ void ferry_watch_free(struct ferry_watch *w)
         }
         ferry__queue_done(&w->queue);
         ferry__hash_done(&w->by_name);
-        ferry__hash_done(&w->by_wd);
+        ferry__hash_done(&w->by_id);
         globs_done(&w->include);
         globs_done(&w->exclude);
-        ferry__inotify_free(w->inotify);
+        ferry__backends_close(w);
         if (w->timer_fd >= 0)
                 close(w->timer_fd);
         if (w->epoll_fd >= 0)
@@ -253,8 +248,13 @@ static int root_add(struct ferry_watch *w, const char *path, bool is_file)
                 r = -ENOTDIR;
                 goto fail;
         }
+        if (!w->backend_count) {
+                r = ferry__backends_open(w);
+                if (r < 0)
+                        goto fail;
+        }
         if (!w->roots)
-                ferry__inotify_set_needs(w->inotify, kernel_needs(w));
+                ferry__backends_set_needs(w, kernel_needs(w));
         for (tail = &w->roots; *tail; tail = &(*tail)->next)
                 ;
         *tail = root;
@@ -316,17 +316,15 @@ static void retry_roots(struct ferry_watch *w, int64_t now)
 
 static int64_t next_deadline(const struct ferry_watch *w)
 {
-        int64_t next = ferry__ready_next_deadline(w), move = ferry__inotify_deadline(w->inotify);
+        int64_t next = ferry__ready_next_deadline(w), backends = ferry__backends_deadline(w);
 
-        if (move < next)
-                next = move;
+        if (backends < next)
+                next = backends;
         if (w->retry_at < next)
                 next = w->retry_at;
         for (const struct ferry__root *root = w->roots; root; root = root->next) {
                 if (!root->dir && root->retry_at < next)
                         next = root->retry_at;
-                if (root->dir && root->poll && root->next_poll < next)
-                        next = root->next_poll;
         }
         return next;
 }
@@ -366,14 +364,13 @@ static int work(struct ferry_watch *w)
         ferry__verify_collect(w);
         ferry__ready_expire(w, now);
         retry_roots(w, now);
-        r = ferry__inotify_read(w);
+        r = ferry__backends_read(w, now);
         if (r < 0)
                 return r;
         if (w->rescan_needed)
                 ferry__rescan_all(w);
         if (now >= w->retry_at)
                 ferry__retry_unwatched(w);
-        ferry__poll_due(w, now);
         return 0;
 }
 
@@ -404,7 +401,9 @@ int ferry_watch_next(struct ferry_watch *w, const struct ferry_event **ret_event
                 }
                 if (deadline > until)
                         deadline = until;
-                wait_ns = deadline == FERRY__FOREVER ? -1 : deadline - now;
+                /* A deadline that passed while work() ran (timers set by a
+                 * long read) is due now: no wait, never an endless one. */
+                wait_ns = deadline == FERRY__FOREVER ? -1 : deadline > now ? deadline - now : 0;
                 r = epoll_wait(w->epoll_fd, &ev, 1,
                                wait_ns < 0 ? -1 : (int)((wait_ns + FERRY__NSEC_PER_MSEC - 1) / FERRY__NSEC_PER_MSEC));
                 if (r < 0 && errno != EINTR)
