@@ -91,8 +91,8 @@ int ferry_watch_describe_ready(struct ferry_watch *w, char *buf, size_t size);
 
 /* How roots are watched: "auto" (default: inotify; on network and FUSE file
  * systems, where inotify sees only this machine's own writes, also polled),
- * "inotify", or "poll" (inotify and polling everywhere). Before the first
- * ferry_watch_add(). */
+ * "inotify", or "poll" (listing only, everywhere: no inotify watch is held;
+ * changes show at the next listing). Before the first ferry_watch_add(). */
 int ferry_watch_set_backend(struct ferry_watch *w, const char *backend);
 
 /* How often polled roots are listed (default 2 s, at least 10 ms). Under the

@@ -195,10 +195,10 @@ static void describe_backend(const struct ferry_rule *rule, char *buf, size_t si
         const char *backend = rule->backend ? rule->backend : "auto";
 
         if (strcmp(backend, "poll") == 0 || (strcmp(backend, "auto") == 0 && remote))
-                snprintf(buf, size, "poll every %.3gs and inotify (%s%s)",
-                         (double)rule->poll_interval_ns / FERRY__NSEC_PER_SEC, fs,
-                         remote && strcmp(backend, "auto") == 0 ? ": inotify sees only this machine's own writes there"
-                                                                : " file system; backend poll");
+                snprintf(buf, size, "poll every %.3gs%s (%s%s)", (double)rule->poll_interval_ns / FERRY__NSEC_PER_SEC,
+                         strcmp(backend, "auto") == 0 ? " and inotify" : ", no inotify", fs,
+                         strcmp(backend, "auto") == 0 ? ": inotify sees only this machine's own writes there"
+                                                      : " file system; polling asked for");
         else
                 snprintf(buf, size, "inotify (%s file system)", fs);
 }

@@ -1,17 +1,18 @@
 /* engine.h: the watch engine's own header, for the files of lib/watch only.
  *
  * The watcher keeps a mirror of the watched trees: a node for every watched
- * directory and an entry for every file it has seen. Backends (inotify.c)
- * translate what the kernel reports into calls on that mirror (tree.c); the
- * mirror turns them into public events (events.c) and feeds the ready policy
+ * directory and an entry for every file it has seen. Backends (backend.h:
+ * inotify.c, poll.c) tell that mirror what changed (tree.c); the mirror
+ * turns it into public events (events.c) and feeds the ready policy
  * (ready.c), which decides when a file is complete. scan.c lists directories
- * for start-up, new subdirectories and rescans after lost events.
+ * for start-up, new subdirectories, rescans after lost events and polls.
  */
 #ifndef FERRY_ENGINE_H
 #define FERRY_ENGINE_H
 
 #include "common.h"
 #include "filter.h"
+#include "backend.h"
 
 /* ---- the mirror of the watched trees (tree.c) ------------------------------ */
 
@@ -32,12 +33,15 @@ struct ferry__entry {
 /* A watched directory. */
 struct ferry__dir {
         struct ferry__entry entry;
-        struct ferry__hash_node by_wd;
+        struct ferry__hash_node by_id;    /* the tree's: w->by_id */
+        struct ferry__hash_node by_watch; /* the kernel backend's (inotify.c), while watch >= 0 */
         struct ferry__entry *children;
         struct ferry__root *root;
-        int wd;
+        uint32_t id;     /* the tree's own number for it, never reused while the watcher lives */
+        int watch;       /* the kernel backend's handle for it (an inotify wd), or -1 */
         bool incomplete; /* a subfolder could not be watched, or this one is polled: list it again later */
-        bool polled;     /* no watch (the cap or the kernel's limit): wd is a number of our own, < 0 */
+        bool polled;     /* the kernel backend could not take it (the cap or the kernel's limit): listed
+                          * every few seconds with the retries instead */
         bool retrying;   /* listed by the retry under way (its subfolders with it) */
         uint32_t file_count;   /* polled roots: files seen by the last poll of this folder */
         uint64_t listed_stamp; /* polled roots: the folder's inode, mtime and ctime, mixed, at the last listing */
@@ -85,6 +89,8 @@ struct ferry__root {
         char *only_name;      /* file roots: the one name reported; NULL for directories */
         struct ferry__dir *dir; /* NULL while gone */
         int held_fd;          /* while dir is set: the root's directory, O_PATH (ready.c), or -1 */
+        dev_t dev;            /* while dir is set: the folder attached (poll.c sees it replaced) */
+        ino_t ino;
         int64_t retry_at;     /* FOLLOW: next check for its return, while gone */
         bool poll;            /* also listed every poll interval (network, FUSE, or asked) */
         int64_t next_poll;
@@ -153,7 +159,7 @@ struct ferry__globs {
         size_t count;
 };
 
-enum ferry__backend { FERRY__BACKEND_AUTO, FERRY__BACKEND_INOTIFY, FERRY__BACKEND_POLL };
+enum ferry__backend_choice { FERRY__BACKEND_AUTO, FERRY__BACKEND_INOTIFY, FERRY__BACKEND_POLL };
 
 struct ferry__verifier;
 
@@ -164,25 +170,29 @@ struct ferry_watch {
         void *busy_data;
         unsigned busy_count;
         unsigned flags;         /* FERRY_WATCH_* */
-        enum ferry__backend backend;
+        enum ferry__backend_choice backend;
         int64_t poll_interval_ns;
         unsigned event_mask;    /* FERRY_EVENT_* handed out */
         struct ferry__policy policy;
         struct ferry__globs include, exclude;
         struct ferry__root *roots;
         struct ferry__hash by_name; /* entries by (parent, name) */
-        struct ferry__hash by_wd;   /* dirs by watch descriptor */
+        struct ferry__hash by_id;   /* dirs by their id */
         uint64_t hash_seed;
         size_t dir_count;
         size_t max_dirs;        /* folders watched at most, roots counted (a root always is); 0: no cap */
         size_t polled_count;    /* folders beyond: listed every few seconds instead (as many at most) */
-        int last_polled_wd;     /* the numbers polled folders go by: -2, -3, ... */
+        uint32_t last_dir_id;
         bool starting;          /* a root's first scan: the kernel's limit is an error, not polled */
         bool start_failed;      /* ... and it was reached there */
         bool hold_roots;        /* roots are held open (ferry__watch_hold_roots) */
         struct ferry__timer_queue timers[FERRY__TIMER_COUNT];
         struct ferry__event_queue queue;
-        struct ferry__inotify *inotify;
+        /* The backends in use (backend.h), set up with the first root:
+         * inotify unless polling alone was asked for, then poll. */
+        const struct ferry__backend *backends[2];
+        unsigned backend_count;
+        struct ferry__inotify *inotify; /* inotify.c's state, while it is in use */
         struct ferry__verifier *verifier; /* markers' hashes, off the loop; NULL until the first */
         int epoll_fd;
         int timer_fd;
@@ -233,7 +243,7 @@ void ferry__file_set_known(struct ferry__file *f, const struct ferry__version *v
  * and adds its node, without scanning it. */
 int ferry__dir_attach(struct ferry_watch *w, struct ferry__dir *parent, const char *name, size_t len,
                       struct ferry__root *root, struct ferry__dir **ret_dir);
-struct ferry__dir *ferry__dir_find_wd(struct ferry_watch *w, int wd);
+struct ferry__dir *ferry__dir_find_id(struct ferry_watch *w, uint32_t id);
 void ferry__dir_detach(struct ferry_watch *w, struct ferry__dir *dir);
 /* A polled folder gets a watch if one is free now: 0, or -errno (it stays polled). */
 int ferry__dir_watch_again(struct ferry_watch *w, struct ferry__dir *dir);
@@ -262,17 +272,17 @@ int ferry__scan(struct ferry_watch *w, struct ferry__dir *dir, enum ferry__scan_
 void ferry__rescan_all(struct ferry_watch *w);
 /* How often folders with unwatched subfolders are listed again. */
 #define FERRY__RETRY_UNWATCHED_NS (5 * FERRY__NSEC_PER_SEC)
-void ferry__retry_unwatched(struct ferry_watch *w);/* ---- backend.c ------------------------------------------------------------- */
+void ferry__retry_unwatched(struct ferry_watch *w);/* ---- backend.c: which backends watch a root ------------------------------ */
 
+/* Sets up the backends the watcher's choice asks for (with its first root). */
+int ferry__backends_open(struct ferry_watch *w);
+void ferry__backends_close(struct ferry_watch *w);
 void ferry__root_choose_backend(struct ferry_watch *w, struct ferry__root *root);
-/* Lists the polled roots that are due. */
-void ferry__poll_due(struct ferry_watch *w, int64_t now);
-/* ---- inotify.c: the only file that knows inotify --------------------------- */
-
-int ferry__inotify_new(struct ferry__inotify **ret, int *ret_fd);
-void ferry__inotify_free(struct ferry__inotify *in);
-/* Watches path; top: a root given by the user (symlinks followed). Returns the wd or -errno. */
-int ferry__inotify_add(struct ferry__inotify *in, const char *path, bool top);
+/* Every backend that attaches folders, told of dir: 0 or the first -errno (the others undone). */
+int ferry__backends_attach(struct ferry_watch *w, struct ferry__dir *dir, const char *path, bool top);
+void ferry__backends_detach(struct ferry_watch *w, struct ferry__dir *dir);
+int ferry__backends_read(struct ferry_watch *w, int64_t now);
+int64_t ferry__backends_deadline(const struct ferry_watch *w);
 /* Which kernel events the watcher needs (FERRY__NEED_*): each one asked for
  * without need is a wake-up per write or per file. */
 enum {
@@ -281,14 +291,8 @@ enum {
         FERRY__NEED_ATTRIB = 1u << 2,
         FERRY__NEED_CLOSE_WRITE = 1u << 3,
 };
-void ferry__inotify_set_needs(struct ferry__inotify *in, unsigned needs);
-void ferry__inotify_remove(struct ferry__inotify *in, int wd);
-/* Reads what is pending without blocking and applies it; returns > 0 when
- * something was read, 0 when nothing was pending, -errno. */
-int ferry__inotify_read(struct ferry_watch *w);
-/* When a move seen half must count as a move out of the tree (FERRY__FOREVER: none pending). */
-int64_t ferry__inotify_deadline(const struct ferry__inotify *in);
-/* Limit and use of inotify watches for the error message. */
+void ferry__backends_set_needs(struct ferry_watch *w, unsigned needs);
+/* Limit and use of inotify watches for the error message (inotify.c). */
 void ferry__inotify_limits(long *ret_limit, long *ret_in_use);
 /* ---- verify.c: markers' SHA-256 checked off the event loop ----------------- */
 

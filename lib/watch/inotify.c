@@ -16,6 +16,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stddef.h>
+#include <sys/epoll.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -36,6 +38,7 @@
 
 struct ferry__inotify {
         int fd;
+        struct ferry__hash by_watch; /* folders by their wd: dir->by_watch */
         uint32_t mask; /* what the watches ask for: only what the watcher needs wakes it */
         bool drained;  /* the last read was short: the queue was empty then */
         /* A MOVED_FROM waiting for its MOVED_TO. */
@@ -49,35 +52,43 @@ struct ferry__inotify {
         char buffer[64 * 1024] __attribute__((aligned(__alignof__(struct inotify_event))));
 };
 
-int ferry__inotify_new(struct ferry__inotify **ret, int *ret_fd)
+static int inotify_open(struct ferry_watch *w)
 {
         struct ferry__inotify *in = calloc(1, sizeof(*in));
+        struct epoll_event ev = {.events = EPOLLIN};
+        int r;
 
         if (!in)
                 return -ENOMEM;
         in->mask = BASE_MASK | IN_CREATE | IN_MODIFY | IN_ATTRIB | IN_CLOSE_WRITE;
         in->fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-        if (in->fd < 0) {
-                int r = -errno;
-
+        if (in->fd < 0 || epoll_ctl(w->epoll_fd, EPOLL_CTL_ADD, in->fd, &ev) < 0) {
+                r = -errno;
+                if (in->fd >= 0)
+                        close(in->fd);
                 free(in);
                 return r;
         }
-        *ret = in;
-        *ret_fd = in->fd;
+        w->inotify = in;
         return 0;
 }
 
-void ferry__inotify_free(struct ferry__inotify *in)
+static void inotify_close(struct ferry_watch *w)
 {
+        struct ferry__inotify *in = w->inotify;
+
         if (!in)
                 return;
+        ferry__hash_done(&in->by_watch);
         close(in->fd);
         free(in);
+        w->inotify = NULL;
 }
 
-void ferry__inotify_set_needs(struct ferry__inotify *in, unsigned needs)
+static void inotify_set_needs(struct ferry_watch *w, unsigned needs)
 {
+        struct ferry__inotify *in = w->inotify;
+
         in->mask = BASE_MASK;
         if (needs & FERRY__NEED_CREATE)
                 in->mask |= IN_CREATE;
@@ -89,17 +100,48 @@ void ferry__inotify_set_needs(struct ferry__inotify *in, unsigned needs)
                 in->mask |= IN_CLOSE_WRITE;
 }
 
-int ferry__inotify_add(struct ferry__inotify *in, const char *path, bool top)
+static struct ferry__dir *dir_of(const struct ferry__inotify *in, int wd)
 {
-        int wd = inotify_add_watch(in->fd, path, in->mask | (top ? 0 : IN_DONT_FOLLOW));
+        for (struct ferry__hash_node *n = ferry__hash_chain(&in->by_watch, (uint32_t)wd); n; n = n->next) {
+                struct ferry__dir *d = (struct ferry__dir *)((char *)n - offsetof(struct ferry__dir, by_watch));
 
-        return wd < 0 ? -errno : wd;
+                if (d->watch == wd)
+                        return d;
+        }
+        return NULL;
 }
 
-void ferry__inotify_remove(struct ferry__inotify *in, int wd)
+static int inotify_attach(struct ferry_watch *w, struct ferry__dir *dir, const char *path, bool top)
 {
+        struct ferry__inotify *in = w->inotify;
+        int wd = inotify_add_watch(in->fd, path, in->mask | (top ? 0 : IN_DONT_FOLLOW));
+        int r;
+
+        if (wd < 0)
+                return -errno;
+        /* The same folder reached twice (a bind mount, a link followed to a
+         * root) shares one wd: the first keeps it. */
+        if (dir_of(in, wd))
+                return -EEXIST;
+        r = ferry__hash_insert(&in->by_watch, &dir->by_watch, (uint32_t)wd);
+        if (r < 0) {
+                (void)inotify_rm_watch(in->fd, wd);
+                return r;
+        }
+        dir->watch = wd;
+        return 0;
+}
+
+static void inotify_detach(struct ferry_watch *w, struct ferry__dir *dir)
+{
+        struct ferry__inotify *in = w->inotify;
+
+        if (dir->watch < 0)
+                return;
         /* Fails harmlessly when the kernel already dropped the watch. */
-        (void)inotify_rm_watch(in->fd, wd);
+        (void)inotify_rm_watch(in->fd, dir->watch);
+        ferry__hash_remove(&in->by_watch, &dir->by_watch);
+        dir->watch = -1;
 }
 
 static long read_number(const char *path)
@@ -168,7 +210,7 @@ static void flush_move(struct ferry_watch *w)
         if (!in->move_pending)
                 return;
         in->move_pending = false;
-        dir = ferry__dir_find_wd(w, in->move_wd);
+        dir = dir_of(in, in->move_wd);
         if (!dir)
                 return;
         if (in->move_is_dir) {
@@ -222,7 +264,7 @@ static void handle(struct ferry_watch *w, const struct inotify_event *ev)
         }
         if (in->move_pending && !((ev->mask & IN_MOVED_TO) && ev->cookie == in->move_cookie))
                 flush_move(w);
-        dir = ferry__dir_find_wd(w, ev->wd);
+        dir = dir_of(in, ev->wd);
         if (!dir)
                 return; /* a watch already dropped; its last events trail behind */
         if (ev->mask & IN_IGNORED) {
@@ -250,7 +292,7 @@ static void handle(struct ferry_watch *w, const struct inotify_event *ev)
         }
         if (ev->mask & IN_MOVED_TO) {
                 if (in->move_pending) {
-                        struct ferry__dir *from = ferry__dir_find_wd(w, in->move_wd);
+                        struct ferry__dir *from = dir_of(in, in->move_wd);
 
                         in->move_pending = false;
                         if (from) {
@@ -291,12 +333,12 @@ static void handle(struct ferry_watch *w, const struct inotify_event *ev)
                 ferry__file_gone(w, dir, name, len, FERRY_EVENT_DELETE, 0);
 }
 
-int64_t ferry__inotify_deadline(const struct ferry__inotify *in)
+static int64_t inotify_deadline(const struct ferry_watch *w)
 {
-        return in->move_pending ? in->move_deadline : FERRY__FOREVER;
+        return w->inotify->move_pending ? w->inotify->move_deadline : FERRY__FOREVER;
 }
 
-int ferry__inotify_read(struct ferry_watch *w)
+static int inotify_read(struct ferry_watch *w, int64_t now)
 {
         struct ferry__inotify *in = w->inotify;
         int reads = 0;
@@ -316,7 +358,7 @@ int ferry__inotify_read(struct ferry_watch *w)
                         if (errno != EAGAIN)
                                 return -errno;
                         /* Nothing more: a MOVED_FROM waiting past its time left the tree. */
-                        if (in->move_pending && ferry__now() >= in->move_deadline)
+                        if (in->move_pending && now >= in->move_deadline)
                                 flush_move(w);
                         break;
                 }
@@ -336,3 +378,14 @@ int ferry__inotify_read(struct ferry_watch *w)
         }
         return reads > 0;
 }
+
+const struct ferry__backend ferry__inotify_backend = {
+        .name = "inotify",
+        .open = inotify_open,
+        .close = inotify_close,
+        .set_needs = inotify_set_needs,
+        .attach = inotify_attach,
+        .detach = inotify_detach,
+        .read = inotify_read,
+        .deadline = inotify_deadline,
+};

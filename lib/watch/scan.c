@@ -465,48 +465,46 @@ void ferry__rescan_all(struct ferry_watch *w)
 void ferry__retry_unwatched(struct ferry_watch *w)
 {
         size_t count = 0;
-        int *wds;
+        uint32_t *ids;
 
         size_t most = w->dir_count + w->polled_count;
 
         w->retry_at = FERRY__FOREVER;
-        wds = malloc(most * sizeof(*wds) + 1);
-        if (!wds) {
+        ids = malloc(most * sizeof(*ids) + 1);
+        if (!ids) {
                 w->retry_at = ferry__now() + FERRY__RETRY_UNWATCHED_NS;
                 return;
         }
         /* Collect first: a rescan changes the table, and may detach a folder
          * collected here (when it went away); each is looked up again. */
-        for (size_t b = 0; b < w->by_wd.bucket_count; b++)
-                for (struct ferry__hash_node *n = w->by_wd.buckets[b]; n; n = n->next) {
-                        struct ferry__dir *d = (struct ferry__dir *)((char *)n - offsetof(struct ferry__dir, by_wd));
+        for (size_t b = 0; b < w->by_id.bucket_count; b++)
+                for (struct ferry__hash_node *n = w->by_id.buckets[b]; n; n = n->next) {
+                        struct ferry__dir *d = (struct ferry__dir *)((char *)n - offsetof(struct ferry__dir, by_id));
 
                         if (d->incomplete && count < most) {
                                 d->incomplete = false;
                                 d->retrying = true;
-                                wds[count++] = d->wd;
+                                ids[count++] = d->id;
                         }
                 }
         w->retrying = true;
         for (size_t i = 0; i < count; i++) {
-                struct ferry__dir *d = ferry__dir_find_wd(w, wds[i]);
+                struct ferry__dir *d = ferry__dir_find_id(w, ids[i]);
                 bool covered;
 
                 if (!d)
                         continue;
                 /* A polled folder gets a watch once one is free; else it is
                  * listed again now and at the next retry. */
-                if (d->polled) {
-                        if (ferry__dir_watch_again(w, d) == 0)
-                                wds[i] = d->wd;
-                }
+                if (d->polled)
+                        (void)ferry__dir_watch_again(w, d);
                 /* The rescan of a folder lists its subfolders too: one whose
                  * parent is rescanned here is not listed twice (a chain of
                  * polled folders costs its length, not its square). */
                 covered = d->entry.parent && d->entry.parent->retrying;
                 if (!covered) {
                         (void)ferry__scan(w, d, FERRY__SCAN_RESCAN);
-                        d = ferry__dir_find_wd(w, wds[i]); /* the rescan may have detached it */
+                        d = ferry__dir_find_id(w, ids[i]); /* the rescan may have detached it */
                 }
                 if (d && d->polled) {
                         d->incomplete = true;
@@ -515,11 +513,11 @@ void ferry__retry_unwatched(struct ferry_watch *w)
                 }
         }
         for (size_t i = 0; i < count; i++) {
-                struct ferry__dir *d = ferry__dir_find_wd(w, wds[i]);
+                struct ferry__dir *d = ferry__dir_find_id(w, ids[i]);
 
                 if (d)
                         d->retrying = false;
         }
         w->retrying = false;
-        free(wds);
+        free(ids);
 }

@@ -14,6 +14,7 @@
 #include <fnmatch.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static uint32_t name_hash(const struct ferry_watch *w, const struct ferry__dir *parent, const char *name,
@@ -350,29 +351,23 @@ void ferry__file_gone(struct ferry_watch *w, struct ferry__dir *dir, const char 
                 ferry__file_remove(w, (struct ferry__file *)e);
 }
 
-static struct ferry__dir *dir_by_wd(struct ferry_watch *w, int wd)
+struct ferry__dir *ferry__dir_find_id(struct ferry_watch *w, uint32_t id)
 {
-        for (struct ferry__hash_node *n = ferry__hash_chain(&w->by_wd, (uint32_t)wd); n; n = n->next) {
-                struct ferry__dir *d = (struct ferry__dir *)((char *)n - offsetof(struct ferry__dir, by_wd));
+        for (struct ferry__hash_node *n = ferry__hash_chain(&w->by_id, id); n; n = n->next) {
+                struct ferry__dir *d = (struct ferry__dir *)((char *)n - offsetof(struct ferry__dir, by_id));
 
-                if (d->wd == wd)
+                if (d->id == id)
                         return d;
         }
         return NULL;
-}
-
-struct ferry__dir *ferry__dir_find_wd(struct ferry_watch *w, int wd)
-{
-        return dir_by_wd(w, wd);
 }
 
 int ferry__dir_attach(struct ferry_watch *w, struct ferry__dir *parent, const char *name, size_t len,
                       struct ferry__root *root, struct ferry__dir **ret_dir)
 {
         struct ferry__dir *d;
-        bool polled = false;
         ssize_t n;
-        int wd, r;
+        int r;
 
         if (parent)
                 n = ferry__dir_path(w, parent, name, len, NULL);
@@ -380,51 +375,50 @@ int ferry__dir_attach(struct ferry_watch *w, struct ferry__dir *parent, const ch
                 n = (ssize_t)strlen(root->watch_path);
         if (n < 0)
                 return (int)n;
+        d = calloc(1, sizeof(*d));
+        if (!d)
+                return -ENOMEM;
+        d->entry.kind = FERRY__DIR;
+        d->root = root;
+        d->watch = -1;
+        d->id = ++w->last_dir_id;
         /* Subfolders beyond the cap are left unwatched (a root always is watched). */
         if (parent && w->max_dirs && w->dir_count >= w->max_dirs)
-                wd = -EDQUOT;
+                r = -EDQUOT;
         else
-                wd = ferry__inotify_add(w->inotify, parent ? w->path : root->watch_path, !parent);
+                r = ferry__backends_attach(w, d, parent ? w->path : root->watch_path, !parent);
         /* The kernel's limit reached while the folders given are set up is
          * an error for the caller to say (raise it); later, and for our own
          * cap (whoever fills the tree must not stop the watcher), polled. */
-        if (wd < 0 && parent && (wd == -EDQUOT || (wd == -ENOSPC && !w->starting)) &&
-            w->polled_count >= (w->max_dirs ? w->max_dirs : FERRY__DEFAULT_MAX_FOLDERS))
-                return -EOVERFLOW; /* as many listed as watched already: it waits */
-        if (wd < 0 && parent && (wd == -EDQUOT || (wd == -ENOSPC && !w->starting))) {
+        if (r < 0 && parent && (r == -EDQUOT || (r == -ENOSPC && !w->starting))) {
+                if (w->polled_count >= (w->max_dirs ? w->max_dirs : FERRY__DEFAULT_MAX_FOLDERS)) {
+                        free(d);
+                        return -EOVERFLOW; /* as many listed as watched already: it waits */
+                }
                 /* No watch to be had: the folder is listed every few seconds
-                 * instead, under a number of its own. Said once. */
+                 * instead. Said once. */
                 if (!w->retrying)
                         (void)ferry__queue_push(w, FERRY_EVENT_ERROR, FERRY_EVENT_IS_DIR, root, w->path, (size_t)n,
-                                                NULL, 0, wd, -1);
-                wd = --w->last_polled_wd;
-                polled = true;
+                                                NULL, 0, r, -1);
+                d->polled = true;
+                r = 0;
         }
-        if (wd < 0 && !polled)
-                return wd;
-        if (dir_by_wd(w, wd))
-                return -EEXIST; /* the same directory reached twice */
-        d = calloc(1, sizeof(*d));
-        if (!d) {
-                r = -ENOMEM;
-                goto fail;
+        if (r < 0) {
+                free(d);
+                return r;
         }
-        d->entry.kind = FERRY__DIR;
-        d->root = root;
-        d->wd = wd;
-        d->polled = polled;
         if (parent) {
                 r = entry_link(w, &d->entry, parent, name, len);
                 if (r < 0)
                         goto fail;
         }
-        r = ferry__hash_insert(&w->by_wd, &d->by_wd, (uint32_t)wd);
+        r = ferry__hash_insert(&w->by_id, &d->by_id, d->id);
         if (r < 0) {
                 entry_unlink(w, &d->entry);
                 free(d->entry.name);
                 goto fail;
         }
-        if (polled) {
+        if (d->polled) {
                 w->polled_count++;
                 d->incomplete = true; /* listed again with the retries */
                 if (w->retry_at == FERRY__FOREVER)
@@ -435,37 +429,25 @@ int ferry__dir_attach(struct ferry_watch *w, struct ferry__dir *parent, const ch
         *ret_dir = d;
         return 0;
 fail:
+        if (!d->polled)
+                ferry__backends_detach(w, d);
         free(d);
-        if (!polled)
-                ferry__inotify_remove(w->inotify, wd);
         return r;
 }
 
 int ferry__dir_watch_again(struct ferry_watch *w, struct ferry__dir *dir)
 {
         ssize_t n;
-        int wd, r;
+        int r;
 
         if (!dir->polled || (w->max_dirs && w->dir_count >= w->max_dirs))
                 return -EDQUOT;
         n = ferry__dir_path(w, dir, NULL, 0, NULL);
         if (n < 0)
                 return (int)n;
-        wd = ferry__inotify_add(w->inotify, w->path, false);
-        if (wd < 0)
-                return wd;
-        if (dir_by_wd(w, wd)) {
-                ferry__inotify_remove(w->inotify, wd);
-                return -EEXIST;
-        }
-        ferry__hash_remove(&w->by_wd, &dir->by_wd);
-        r = ferry__hash_insert(&w->by_wd, &dir->by_wd, (uint32_t)wd);
-        if (r < 0) {
-                ferry__inotify_remove(w->inotify, wd);
-                (void)ferry__hash_insert(&w->by_wd, &dir->by_wd, (uint32_t)dir->wd);
+        r = ferry__backends_attach(w, dir, w->path, false);
+        if (r < 0)
                 return r;
-        }
-        dir->wd = wd;
         dir->polled = false;
         w->polled_count--;
         w->dir_count++;
@@ -483,8 +465,8 @@ void ferry__dir_detach(struct ferry_watch *w, struct ferry__dir *dir)
                         ferry__file_remove(w, (struct ferry__file *)child);
         }
         if (!dir->polled)
-                ferry__inotify_remove(w->inotify, dir->wd);
-        ferry__hash_remove(&w->by_wd, &dir->by_wd);
+                ferry__backends_detach(w, dir);
+        ferry__hash_remove(&w->by_id, &dir->by_id);
         entry_unlink(w, &dir->entry);
         if (dir->root->dir == dir) {
                 dir->root->dir = NULL;
@@ -638,12 +620,17 @@ void ferry__root_lost(struct ferry_watch *w, struct ferry__root *root)
 
 int ferry__root_attach(struct ferry_watch *w, struct ferry__root *root, int scan_mode)
 {
+        struct stat st;
         struct ferry__dir *d;
         int r = ferry__dir_attach(w, NULL, NULL, 0, root, &d);
 
         if (r < 0)
                 return r;
         root->dir = d;
+        if (stat(root->watch_path, &st) == 0) {
+                root->dev = st.st_dev;
+                root->ino = st.st_ino;
+        }
         if (root->held_fd >= 0)
                 close(root->held_fd);
         /* Held only for a runner, which holds the folder open anyway and
