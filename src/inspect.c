@@ -21,7 +21,8 @@ static const char status_usage[] =
         "      --dir DIR          the folder of a rule given on the command line\n"
         "      --name NAME        that rule's name (default run, as ferry run)\n"
         "      --match, --exclude, -r, --ready, --done, --failed, --keep, --delete,\n"
-        "      --symlinks, --require-file: as given to ferry run, so the same files count\n"
+        "      --symlinks, --require-file, --backend, --poll-interval: as given to\n"
+        "                         ferry run, so the same files count\n"
         "      --json             one JSON object per rule\n"
         "  -h, --help             show this help\n";
 
@@ -35,7 +36,7 @@ static const char explain_usage[] =
         "  -c, --config FILE      the rules of FILE\n"
         "      --dir DIR          one rule given as for ferry run (--match, --exclude, -r,\n"
         "                         --ready, --done, --failed, --keep, --delete, --symlinks,\n"
-        "                         --require-file)\n"
+        "                         --require-file, --backend, --poll-interval)\n"
         "  -h, --help             show this help\n";
 
 enum {
@@ -49,7 +50,9 @@ enum {
         OPT_KEEP,
         OPT_DELETE,
         OPT_SYMLINKS,
-        OPT_REQUIRE_FILE
+        OPT_REQUIRE_FILE,
+        OPT_BACKEND,
+        OPT_POLL_INTERVAL
 };
 
 static const struct option options[] = {
@@ -60,6 +63,7 @@ static const struct option options[] = {
         {"done", required_argument, NULL, OPT_DONE}, {"failed", required_argument, NULL, OPT_FAILED},
         {"keep", no_argument, NULL, OPT_KEEP}, {"delete", no_argument, NULL, OPT_DELETE},
         {"symlinks", no_argument, NULL, OPT_SYMLINKS}, {"require-file", required_argument, NULL, OPT_REQUIRE_FILE},
+        {"backend", required_argument, NULL, OPT_BACKEND}, {"poll-interval", required_argument, NULL, OPT_POLL_INTERVAL},
         {"help", no_argument, NULL, 'h'}, {0},
 };
 
@@ -99,6 +103,8 @@ static int load(int argc, char **argv, struct args *a, struct ferry_runner **ret
                 case OPT_DELETE: settings[count].key = "on-success", settings[count++].value = "delete"; break;
                 case OPT_SYMLINKS: settings[count].key = "symlinks", settings[count++].value = "yes"; break;
                 case OPT_REQUIRE_FILE: settings[count].key = "require-file", settings[count++].value = optarg; break;
+                case OPT_BACKEND: settings[count].key = "backend", settings[count++].value = optarg; break;
+                case OPT_POLL_INTERVAL: settings[count].key = "poll-interval", settings[count++].value = optarg; break;
                 case 'h':
                         fputs(strcmp(a->command, "status") == 0 ? status_usage : explain_usage, stdout);
                         status = EXIT_OK;

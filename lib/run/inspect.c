@@ -192,15 +192,9 @@ static void describe_backend(const struct ferry_rule *rule, char *buf, size_t si
 {
         char fs[64];
         bool remote = ferry__fs_is_remote(rule->dir, fs, sizeof(fs));
-        const char *backend = rule->backend ? rule->backend : "auto";
 
-        if (strcmp(backend, "poll") == 0 || (strcmp(backend, "auto") == 0 && remote))
-                snprintf(buf, size, "poll every %.3gs%s (%s%s)", (double)rule->poll_interval_ns / FERRY__NSEC_PER_SEC,
-                         strcmp(backend, "auto") == 0 ? " and inotify" : ", no inotify", fs,
-                         strcmp(backend, "auto") == 0 ? ": inotify sees only this machine's own writes there"
-                                                      : " file system; polling asked for");
-        else
-                snprintf(buf, size, "inotify (%s file system)", fs);
+        (void)ferry__describe_watching(rule->backend ? rule->backend : "auto", remote, fs, rule->poll_interval_ns,
+                                       buf, size);
 }
 
 int ferry_rule_status(struct ferry_rule *rule, struct ferry_rule_status *ret_status, ferry_claim_cb on_claim,
@@ -350,62 +344,19 @@ static bool explain_outcome(const struct ferry_rule *rule, const char *relative,
         return false;
 }
 
-/* The ready policy's view of a file that is in the folder. */
+/* The ready policy's view of a file that is in the folder: the watch
+ * engine's own judgement (ferry__policy_explain), on the folder as the rule
+ * would watch it (polled or not). */
 static void explain_ready(const struct ferry_rule *rule, const char *path, const struct stat *st, struct out *o)
 {
-        struct ferry__policy policy = rule->policy;
-        struct ferry__version v;
-        int64_t age_ns;
-        struct timespec now;
-        int r;
+        char text[PATH_MAX * 3], fs[64];
+        const char *backend = rule->backend ? rule->backend : "auto";
+        bool polled = strcmp(backend, "poll") == 0 ||
+                      (strcmp(backend, "auto") == 0 && ferry__fs_is_remote(rule->dir, fs, sizeof(fs)));
 
-        clock_gettime(CLOCK_REALTIME, &now);
-        age_ns = ((int64_t)now.tv_sec - st->st_mtim.tv_sec) * FERRY__NSEC_PER_SEC + (now.tv_nsec - st->st_mtim.tv_nsec);
-        r = ferry__writers_check(path, &v);
-        if (policy.kind == FERRY__POLICY_DONE_FILE) {
-                char marker[PATH_MAX * 2];
-
-                if (policy.marker_is_suffix)
-                        snprintf(marker, sizeof(marker), "%s%s", path, policy.marker);
-                else
-                        snprintf(marker, sizeof(marker), "%.*s/%s", (int)(strrchr(path, '/') - path), path,
-                                 policy.marker);
-                if (access(marker, F_OK) < 0) {
-                        say(o, "not ready: waiting for its marker %s (policy done-file)\n", marker);
-                        return;
-                }
-                r = ferry__marker_check(marker, path);
-                if (r == -EBADMSG) {
-                        say(o, "not handed out: it does not match its marker %s (size or SHA-256): its writer "
-                               "did not finish, or it changed after the marker was written\n",
-                            marker);
-                        return;
-                }
-                say(o, "ready: its marker %s is there%s\n", marker, r == 0 ? " and matches it" : "");
-                return;
-        }
-        if (r == FERRY__WRITER_OPEN && policy.kind != FERRY__POLICY_SETTLE && policy.kind != FERRY__POLICY_RENAME) {
-                if (policy.kind == FERRY__POLICY_AUTO && ferry__writers_are_servers(path) == 1)
-                        say(o, "not ready yet: only file servers hold it open for writing (their fd caches); under "
-                               "auto it is ready after %.3gs unchanged (it has been unchanged for %.3gs)\n",
-                            (double)policy.settle_ns / FERRY__NSEC_PER_SEC, (double)age_ns / FERRY__NSEC_PER_SEC);
-                else
-                        say(o, "not ready: a process still has it open for writing (policy %s waits for the last "
-                               "close)\n",
-                            rule->ready);
-                return;
-        }
-        if (policy.kind == FERRY__POLICY_SETTLE && age_ns < policy.settle_ns) {
-                say(o, "settling: unchanged for %.3gs of the %.3gs it needs (policy %s)\n",
-                    (double)age_ns / FERRY__NSEC_PER_SEC, (double)policy.settle_ns / FERRY__NSEC_PER_SEC, rule->ready);
-                return;
-        }
-        if (policy.kind == FERRY__POLICY_RENAME)
-                say(o, "ready if it arrived by rename (policy rename); a file written in place under its final "
-                       "name is never taken\n");
-        else
-                say(o, "complete (no writer holds it open): a running ferry takes it as soon as a handler slot is "
-                       "free\n");
+        if (ferry__policy_explain(&rule->policy, path, st, polled ? rule->poll_interval_ns : 0, text,
+                                  sizeof(text)) == 0)
+                say(o, "%s\n", text);
 }
 
 int ferry_rule_explain_path(struct ferry_rule *rule, const char *path, char *buf, size_t size)

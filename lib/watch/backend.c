@@ -129,26 +129,36 @@ void ferry__root_choose_backend(struct ferry_watch *w, struct ferry__root *root)
         root->next_poll = root->poll ? ferry__now() + w->poll_interval_ns : FERRY__FOREVER;
 }
 
+int ferry__describe_watching(const char *backend, bool remote, const char *fs, int64_t poll_interval_ns, char *buf,
+                             size_t size)
+{
+        char every[32];
+        int n;
+
+        if (poll_interval_ns < FERRY__NSEC_PER_SEC)
+                snprintf(every, sizeof(every), "%.3gs", (double)poll_interval_ns / FERRY__NSEC_PER_SEC);
+        else
+                (void)ferry__format_duration(poll_interval_ns, every, sizeof(every));
+        if (strcmp(backend, "poll") == 0)
+                n = snprintf(buf, size, "poll every %s, no inotify (%s file system; polling asked for)", every, fs);
+        else if (strcmp(backend, "auto") == 0 && remote)
+                n = snprintf(buf, size, "poll every %s and inotify (%s: inotify sees only this machine's own writes "
+                                        "there)", every, fs);
+        else
+                n = snprintf(buf, size, "inotify (%s file system)", fs);
+        return n < 0 ? -EIO : 0;
+}
+
 int ferry_watch_describe_root(struct ferry_watch *w, const char *path, char *buf, size_t size)
 {
-        int n = -1;
+        static const char *const names[] = {[FERRY__BACKEND_AUTO] = "auto", [FERRY__BACKEND_INOTIFY] = "inotify",
+                                            [FERRY__BACKEND_POLL] = "poll"};
 
         if (!w || !path || !buf || size == 0)
                 return -EINVAL;
-        for (struct ferry__root *root = w->roots; root; root = root->next) {
-                if (strcmp(root->given, path) != 0)
-                        continue;
-                if (!root->poll)
-                        n = snprintf(buf, size, "inotify (%s file system)", root->fs_name);
-                else if (w->backend == FERRY__BACKEND_POLL)
-                        n = snprintf(buf, size, "poll every %.3gs, no inotify (%s file system; polling asked for)",
-                                     (double)w->poll_interval_ns / FERRY__NSEC_PER_SEC, root->fs_name);
-                else
-                        n = snprintf(buf, size,
-                                     "poll every %.3gs and inotify (%s: inotify sees only this machine's own "
-                                     "writes there)",
-                                     (double)w->poll_interval_ns / FERRY__NSEC_PER_SEC, root->fs_name);
-                return n < 0 ? -EIO : 0;
-        }
+        for (struct ferry__root *root = w->roots; root; root = root->next)
+                if (strcmp(root->given, path) == 0)
+                        return ferry__describe_watching(names[w->backend], root->poll, root->fs_name,
+                                                        w->poll_interval_ns, buf, size);
         return -ENOENT;
 }

@@ -124,7 +124,15 @@ struct ferry__timer_queue {
         int64_t delay_ns;
 };
 
+/* The policy's change function (policy.c's table) for a change of f. */
 void ferry__ready_change(struct ferry_watch *w, struct ferry__file *f, enum ferry__change change);
+void ferry__ready_change_auto(struct ferry_watch *w, struct ferry__file *f, enum ferry__change change);
+void ferry__ready_change_close(struct ferry_watch *w, struct ferry__file *f, enum ferry__change change);
+void ferry__ready_change_rename(struct ferry_watch *w, struct ferry__file *f, enum ferry__change change);
+void ferry__ready_change_done_file(struct ferry_watch *w, struct ferry__file *f, enum ferry__change change);
+void ferry__ready_change_settle(struct ferry_watch *w, struct ferry__file *f, enum ferry__change change);
+/* What the kernel must report for the policy (FERRY__NEED_*). */
+unsigned ferry__policy_needs(const struct ferry__policy *p);
 void ferry__ready_marker(struct ferry_watch *w, struct ferry__dir *dir, const char *name, size_t len);
 /* The verdict of a marker's check of version v of f (verify.c): 0, -EBADMSG, -errno. */
 void ferry__ready_verified(struct ferry_watch *w, struct ferry__file *f, const struct ferry__version *v, int result);

@@ -1,7 +1,9 @@
-/* ready.c: ready policies: deciding when a file is completely written.
+/* ready.c: ready policies at work: deciding when a file is completely written.
  *
- * Each file runs a small state machine (see enum ferry__state) fed by the
- * changes the tree reports. A file is reported ready once per version: a
+ * What each policy is (name, argument, needs, description, explanation) is
+ * policy.c's table; its change function, here, runs the policy's part of a
+ * small state machine (see enum ferry__state) that each file runs, fed by
+ * the changes the tree reports. A file is reported ready once per version: a
  * version is the (inode, size, mtime) seen when it was reported, and a file
  * becomes a new version when it is written to, arrives by rename, or is found
  * by a scan with a different stat. That is what makes readiness survive queue
@@ -18,108 +20,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#define DEFAULT_GUARD_NS (100 * FERRY__NSEC_PER_MSEC)
-/* Without the lease check a close proves nothing about other writers: wait longer. */
-#define BLIND_GUARD_NS (1 * FERRY__NSEC_PER_SEC)
-/* auto: how long a file written and never closed must stay unchanged before
- * a server's fd cache is taken to hold it (nfs-ganesha NFSv3 never closes). */
-#define DEFAULT_QUIET_NS (10 * FERRY__NSEC_PER_SEC)
-
-int ferry__policy_parse(const char *text, struct ferry__policy *ret_policy)
-{
-        struct ferry__policy p = {.guard_ns = DEFAULT_GUARD_NS};
-        const char *eq = strchr(text, '=');
-        size_t name_len = eq ? (size_t)(eq - text) : strlen(text);
-        const char *value = eq ? eq + 1 : NULL;
-        int r;
-
-#define IS(word) (name_len == strlen(word) && strncmp(text, word, name_len) == 0)
-        if (IS("auto")) {
-                p.kind = FERRY__POLICY_AUTO;
-                p.settle_ns = DEFAULT_QUIET_NS;
-                if (value) {
-                        r = ferry_duration_parse(value, &p.settle_ns);
-                        if (r < 0)
-                                return r;
-                }
-        } else if (IS("close")) {
-                p.kind = FERRY__POLICY_CLOSE;
-                if (value) {
-                        r = ferry_duration_parse(value, &p.guard_ns);
-                        if (r < 0)
-                                return r;
-                }
-        } else if (IS("rename") && !value) {
-                p.kind = FERRY__POLICY_RENAME;
-                /* A renamed file that only a file server still holds open
-                 * (nfs-ganesha keeps its descriptor) is ready once unchanged
-                 * this long: never a busy wait on one still being written. */
-                p.settle_ns = BLIND_GUARD_NS;
-        } else if (IS("settle") && value) {
-                p.kind = FERRY__POLICY_SETTLE;
-                r = ferry_duration_parse(value, &p.settle_ns);
-                if (r < 0)
-                        return r;
-        } else if (IS("done-file")) {
-                const char *marker = value ? value : ".done";
-                size_t len = strlen(marker);
-
-                if (len == 0 || len > NAME_MAX || strchr(marker, '/') || strcmp(marker, ".") == 0)
-                        return -EINVAL;
-                p.kind = FERRY__POLICY_DONE_FILE;
-                p.marker_is_suffix = marker[0] == '.';
-                memcpy(p.marker, marker, len + 1);
-        } else {
-                return -EINVAL;
-        }
-#undef IS
-        *ret_policy = p;
-        return 0;
-}
-
-int ferry_watch_describe_ready(struct ferry_watch *w, char *buf, size_t size)
-{
-        const struct ferry__policy *p;
-        int n = 0;
-
-        if (!w || !buf || size == 0)
-                return -EINVAL;
-        p = &w->policy;
-        switch (p->kind) {
-        case FERRY__POLICY_NONE:
-                n = snprintf(buf, size, "none: raw events only");
-                break;
-        case FERRY__POLICY_CLOSE:
-                n = snprintf(buf, size,
-                             "close: ready when the last writer closed (read-lease check) and it stayed quiet "
-                             "for %.3gs",
-                             (double)p->guard_ns / FERRY__NSEC_PER_SEC);
-                break;
-        case FERRY__POLICY_RENAME:
-                n = snprintf(buf, size, "rename: ready when renamed into place under a final name");
-                break;
-        case FERRY__POLICY_DONE_FILE:
-                n = p->marker_is_suffix
-                            ? snprintf(buf, size, "done-file: X is ready when X%s exists", p->marker)
-                            : snprintf(buf, size, "done-file: a folder's files are ready when %s appears in it",
-                                       p->marker);
-                break;
-        case FERRY__POLICY_SETTLE:
-                n = snprintf(buf, size, "settle: ready when size and mtime stayed unchanged for %.3gs",
-                             (double)p->settle_ns / FERRY__NSEC_PER_SEC);
-                break;
-        case FERRY__POLICY_AUTO:
-                n = snprintf(buf, size,
-                             "auto: renamed into place: ready at once; closed after writing: ready when the last "
-                             "writer closed and it stayed quiet for %.3gs; written and never closed: ready after "
-                             "%.3gs unchanged when only file servers hold it open; on polled folders: ready "
-                             "when size and mtime stayed unchanged for two poll intervals",
-                             (double)p->guard_ns / FERRY__NSEC_PER_SEC, (double)p->settle_ns / FERRY__NSEC_PER_SEC);
-                break;
-        }
-        return n < 0 ? -EIO : 0;
-}
 
 bool ferry__ready_is_marker(const struct ferry_watch *w, const char *name, size_t len)
 {
@@ -498,91 +398,105 @@ static void consider_settling(struct ferry_watch *w, struct ferry__file *f, enum
         schedule(w, f, state, timer);
 }
 
-void ferry__ready_change(struct ferry_watch *w, struct ferry__file *f, enum ferry__change change)
+/* ---- one change function per policy (policy.c's table) ---------------------- */
+
+/* close, and auto on folders it sees closes in. */
+static void change_closing(struct ferry_watch *w, struct ferry__file *f, enum ferry__change change)
 {
-        /* auto on a polled root: no close from other machines is ever seen,
-         * so a file is ready when it stopped changing for two poll intervals. */
-        if (w->policy.kind == FERRY__POLICY_AUTO && f->entry.parent->root->poll) {
+        switch (change) {
+        case FERRY__CHANGE_CREATE:
+                switch (appeared(w, f)) {
+                case APPEARED_LINKED:
+                        if (w->policy.kind == FERRY__POLICY_AUTO)
+                                return consider_arrived(w, f);
+                        return consider_closed(w, f, false);
+                case APPEARED_CONTENT:
+                        consider_closed(w, f, false);
+                        f->guard_without_close = f->state == FERRY__GUARD;
+                        return;
+                case APPEARED_EMPTY:
+                        break;
+                }
+                /* fall through */
+        case FERRY__CHANGE_MODIFY:
+                /* auto: a close may never come (a server's fd cache); a
+                 * local writer's will, and cancels the quiet wait. */
+                if (w->policy.kind == FERRY__POLICY_AUTO && (f->state != FERRY__GUARD || f->guard_without_close))
+                        return consider_settling(w, f, FERRY__QUIET, FERRY__TIMER_QUIET);
+                return set_state(w, f, FERRY__WRITING);
+        case FERRY__CHANGE_ATTRIB:
+                return;
+        case FERRY__CHANGE_ARRIVED:
+                if (w->policy.kind == FERRY__POLICY_AUTO)
+                        return consider_arrived(w, f);
+                return consider_closed(w, f, false);
+        case FERRY__CHANGE_CLOSE_WRITE:
+        case FERRY__CHANGE_FOUND:
+                if (f->state == FERRY__GUARD && change == FERRY__CHANGE_FOUND)
+                        return;
+                return consider_closed(w, f, change == FERRY__CHANGE_CLOSE_WRITE);
+        }
+}
+
+void ferry__ready_change_auto(struct ferry_watch *w, struct ferry__file *f, enum ferry__change change)
+{
+        /* On a polled root no close from other machines is ever seen, so a
+         * file is ready when it stopped changing for two poll intervals. */
+        if (f->entry.parent->root->poll) {
                 if (change == FERRY__CHANGE_FOUND && f->state == FERRY__SETTLE)
                         return;
                 return consider_settling(w, f, FERRY__SETTLE, FERRY__TIMER_POLL_SETTLE);
         }
-        switch (w->policy.kind) {
-        case FERRY__POLICY_NONE:
-                return;
-        case FERRY__POLICY_CLOSE:
-        case FERRY__POLICY_AUTO:
-                switch (change) {
-                case FERRY__CHANGE_CREATE:
-                        switch (appeared(w, f)) {
-                        case APPEARED_LINKED:
-                                if (w->policy.kind == FERRY__POLICY_AUTO)
-                                        return consider_arrived(w, f);
-                                return consider_closed(w, f, false);
-                        case APPEARED_CONTENT:
-                                consider_closed(w, f, false);
-                                f->guard_without_close = f->state == FERRY__GUARD;
-                                return;
-                        case APPEARED_EMPTY:
-                                break;
-                        }
-                        /* fall through */
-                case FERRY__CHANGE_MODIFY:
-                        /* auto: a close may never come (a server's fd cache); a
-                         * local writer's will, and cancels the quiet wait. */
-                        if (w->policy.kind == FERRY__POLICY_AUTO &&
-                            (f->state != FERRY__GUARD || f->guard_without_close))
-                                return consider_settling(w, f, FERRY__QUIET, FERRY__TIMER_QUIET);
-                        return set_state(w, f, FERRY__WRITING);
-                case FERRY__CHANGE_ATTRIB:
-                        return;
-                case FERRY__CHANGE_ARRIVED:
-                        if (w->policy.kind == FERRY__POLICY_AUTO)
-                                return consider_arrived(w, f);
-                        return consider_closed(w, f, false);
-                case FERRY__CHANGE_CLOSE_WRITE:
-                case FERRY__CHANGE_FOUND:
-                        if (f->state == FERRY__GUARD && change == FERRY__CHANGE_FOUND)
-                                return;
-                        return consider_closed(w, f, change == FERRY__CHANGE_CLOSE_WRITE);
-                }
-                return;
-        case FERRY__POLICY_RENAME:
-                switch (change) {
-                case FERRY__CHANGE_ARRIVED:
+        change_closing(w, f, change);
+}
+
+void ferry__ready_change_close(struct ferry_watch *w, struct ferry__file *f, enum ferry__change change)
+{
+        change_closing(w, f, change);
+}
+
+void ferry__ready_change_rename(struct ferry_watch *w, struct ferry__file *f, enum ferry__change change)
+{
+        switch (change) {
+        case FERRY__CHANGE_ARRIVED:
+                return consider_arrived(w, f);
+        case FERRY__CHANGE_CREATE:
+                /* Hard-linked into place from elsewhere: as good as renamed;
+                 * a file written in place under its final name is not (nor
+                 * an O_TMPFILE linked in). */
+                if (appeared(w, f) == APPEARED_LINKED)
                         return consider_arrived(w, f);
-                case FERRY__CHANGE_CREATE:
-                        /* Hard-linked into place from elsewhere: as good as
-                         * renamed; a file written in place under its final
-                         * name is not (nor an O_TMPFILE linked in). */
-                        if (appeared(w, f) == APPEARED_LINKED)
-                                return consider_arrived(w, f);
-                        return;
-                case FERRY__CHANGE_FOUND:
-                        /* History unknown: a final name found by a scan is
-                         * taken as renamed into place, as the convention says. */
-                        return consider_arrived(w, f);
-                default:
-                        return;
-                }
-        case FERRY__POLICY_DONE_FILE:
-                switch (change) {
-                case FERRY__CHANGE_CREATE:
-                        if (appeared(w, f) != APPEARED_EMPTY)
-                                return consider_marked(w, f);
-                        return set_state(w, f, FERRY__WRITING);
-                case FERRY__CHANGE_MODIFY:
-                        return set_state(w, f, FERRY__WRITING);
-                case FERRY__CHANGE_ATTRIB:
-                        return;
-                default:
-                        return consider_marked(w, f);
-                }
-        case FERRY__POLICY_SETTLE:
-                if (change == FERRY__CHANGE_FOUND && f->state == FERRY__SETTLE)
-                        return;
-                return consider_settling(w, f, FERRY__SETTLE, FERRY__TIMER_SETTLE);
+                return;
+        case FERRY__CHANGE_FOUND:
+                /* History unknown: a final name found by a scan is taken as
+                 * renamed into place, as the convention says. */
+                return consider_arrived(w, f);
+        default:
+                return;
         }
+}
+
+void ferry__ready_change_done_file(struct ferry_watch *w, struct ferry__file *f, enum ferry__change change)
+{
+        switch (change) {
+        case FERRY__CHANGE_CREATE:
+                if (appeared(w, f) != APPEARED_EMPTY)
+                        return consider_marked(w, f);
+                return set_state(w, f, FERRY__WRITING);
+        case FERRY__CHANGE_MODIFY:
+                return set_state(w, f, FERRY__WRITING);
+        case FERRY__CHANGE_ATTRIB:
+                return;
+        default:
+                return consider_marked(w, f);
+        }
+}
+
+void ferry__ready_change_settle(struct ferry_watch *w, struct ferry__file *f, enum ferry__change change)
+{
+        if (change == FERRY__CHANGE_FOUND && f->state == FERRY__SETTLE)
+                return;
+        consider_settling(w, f, FERRY__SETTLE, FERRY__TIMER_SETTLE);
 }
 
 void ferry__ready_marker(struct ferry_watch *w, struct ferry__dir *dir, const char *name, size_t len)

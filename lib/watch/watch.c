@@ -186,18 +186,17 @@ static char *strip_slashes(const char *path, size_t len)
  * writers that never close. */
 static unsigned kernel_needs(const struct ferry_watch *w)
 {
-        unsigned needs = 0, events = w->event_mask;
-        enum ferry__policy_kind policy = w->policy.kind;
+        unsigned needs = ferry__policy_needs(&w->policy), events = w->event_mask;
 
         /* New subfolders come this way, and files that appear complete by
          * link(2) or linkat(2) (O_TMPFILE): their only event. */
-        if ((events & FERRY_EVENT_CREATE) || (w->flags & FERRY_WATCH_RECURSIVE) || policy != FERRY__POLICY_NONE)
+        if ((events & FERRY_EVENT_CREATE) || (w->flags & FERRY_WATCH_RECURSIVE))
                 needs |= FERRY__NEED_CREATE;
-        if ((events & FERRY_EVENT_MODIFY) || policy == FERRY__POLICY_SETTLE || policy == FERRY__POLICY_AUTO)
-                needs |= FERRY__NEED_MODIFY; /* auto: writes that never see a close */
-        if ((events & FERRY_EVENT_ATTRIB) || policy == FERRY__POLICY_SETTLE)
+        if (events & FERRY_EVENT_MODIFY)
+                needs |= FERRY__NEED_MODIFY;
+        if (events & FERRY_EVENT_ATTRIB)
                 needs |= FERRY__NEED_ATTRIB;
-        if ((events & FERRY_EVENT_CLOSE_WRITE) || policy != FERRY__POLICY_NONE)
+        if (events & FERRY_EVENT_CLOSE_WRITE)
                 needs |= FERRY__NEED_CLOSE_WRITE;
         return needs;
 }

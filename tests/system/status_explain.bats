@@ -67,6 +67,24 @@ assert o["failures"][0]["reason"] == "exit status 4", o
         [[ $output == *"failed for good"* && $output == *"reason: exit status 3"* ]] || { echo "$output" >&2; return 1; }
 }
 
+@test "explain: judges readiness as run does: settle's time, auto on a polled folder, a marker" {
+        mkdir "$T/in"
+        printf 'x' >"$T/in/fresh.csv"
+        run --separate-stderr "$FERRY" explain --dir "$T/in" --ready settle=1h "$T/in/fresh.csv"
+        [[ $output == *"settling: unchanged for"*"of the 1h00m it needs (policy settle)"* ]] || { echo "$output" >&2; return 1; }
+        # Polled, auto waits two poll intervals unchanged (run does): not "takes it at once".
+        run --separate-stderr "$FERRY" explain --dir "$T/in" --backend poll --poll-interval 1h "$T/in/fresh.csv"
+        [[ $output == *"settling: unchanged for"*"of the 2h00m it needs (policy auto, on a polled folder)"* ]] ||
+                { echo "$output" >&2; return 1; }
+        run --separate-stderr "$FERRY" explain --dir "$T/in" "$T/in/fresh.csv"
+        [[ $output == *"complete (no writer holds it open)"* ]] || { echo "$output" >&2; return 1; }
+        run --separate-stderr "$FERRY" explain --dir "$T/in" --ready done-file "$T/in/fresh.csv"
+        [[ $output == *"waiting for its marker $T/in/fresh.csv.done"* ]] || { echo "$output" >&2; return 1; }
+        printf 'ferry-marker 1\nsize 2\n' >"$T/in/fresh.csv.done"
+        run --separate-stderr "$FERRY" explain --dir "$T/in" --ready done-file "$T/in/fresh.csv"
+        [[ $output == *"does not match its marker"* ]] || { echo "$output" >&2; return 1; }
+}
+
 @test "status: a folder that cannot be read is said on stderr and makes the exit status 1" {
         run --separate-stderr "$FERRY" status --dir "$T/nonexistent"
         assert_status 1

@@ -7,6 +7,8 @@
 
 #include "common.h"
 
+#include <sys/stat.h>
+
 enum ferry__policy_kind {
         FERRY__POLICY_NONE,
         FERRY__POLICY_CLOSE,
@@ -25,6 +27,16 @@ struct ferry__policy {
 };
 
 int ferry__policy_parse(const char *text, struct ferry__policy *ret_policy);
+/* What the policy makes of the file at path (st: its lstat) as it is now,
+ * in one line into buf, with the probes a watcher uses: what ferry explain
+ * says. poll_interval_ns: its folder's, when it is polled; else 0. */
+int ferry__policy_explain(const struct ferry__policy *p, const char *path, const struct stat *st,
+                          int64_t poll_interval_ns, char *buf, size_t size);
+
+/* How a folder on file system fs is watched, in words, for backend "auto",
+ * "inotify" or "poll" (remote: fs hides other machines' writes from inotify). */
+int ferry__describe_watching(const char *backend, bool remote, const char *fs, int64_t poll_interval_ns, char *buf,
+                             size_t size);
 
 /* Why a watcher takes a file by its name, or not: what ferry explain says. */
 enum ferry__verdict {
