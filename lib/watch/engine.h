@@ -37,7 +37,7 @@ struct ferry__dir {
         struct ferry__hash_node by_watch; /* the kernel backend's (inotify.c), while watch >= 0 */
         struct ferry__entry *children;
         struct ferry__root *root;
-        uint32_t id;     /* the tree's own number for it, never reused while the watcher lives */
+        uint64_t id;     /* the tree's own number for it, never reused while the watcher lives */
         int watch;       /* the kernel backend's handle for it (an inotify wd), or -1 */
         bool incomplete; /* a subfolder could not be watched, or this one is polled: list it again later */
         bool polled;     /* the kernel backend could not take it (the cap or the kernel's limit): listed
@@ -190,7 +190,7 @@ struct ferry_watch {
         size_t dir_count;
         size_t max_dirs;        /* folders watched at most, roots counted (a root always is); 0: no cap */
         size_t polled_count;    /* folders beyond: listed every few seconds instead (as many at most) */
-        uint32_t last_dir_id;
+        uint64_t last_dir_id;
         bool starting;          /* a root's first scan: the kernel's limit is an error, not polled */
         bool start_failed;      /* ... and it was reached there */
         bool hold_roots;        /* roots are held open (ferry__watch_hold_roots) */
@@ -251,7 +251,7 @@ void ferry__file_set_known(struct ferry__file *f, const struct ferry__version *v
  * and adds its node, without scanning it. */
 int ferry__dir_attach(struct ferry_watch *w, struct ferry__dir *parent, const char *name, size_t len,
                       struct ferry__root *root, struct ferry__dir **ret_dir);
-struct ferry__dir *ferry__dir_find_id(struct ferry_watch *w, uint32_t id);
+struct ferry__dir *ferry__dir_find_id(struct ferry_watch *w, uint64_t id);
 void ferry__dir_detach(struct ferry_watch *w, struct ferry__dir *dir);
 /* A polled folder gets a watch if one is free now: 0, or -errno (it stays polled). */
 int ferry__dir_watch_again(struct ferry_watch *w, struct ferry__dir *dir);

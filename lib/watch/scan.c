@@ -465,7 +465,7 @@ void ferry__rescan_all(struct ferry_watch *w)
 void ferry__retry_unwatched(struct ferry_watch *w)
 {
         size_t count = 0;
-        uint32_t *ids;
+        uint64_t *ids;
 
         size_t most = w->dir_count + w->polled_count;
 

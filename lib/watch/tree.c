@@ -351,9 +351,9 @@ void ferry__file_gone(struct ferry_watch *w, struct ferry__dir *dir, const char 
                 ferry__file_remove(w, (struct ferry__file *)e);
 }
 
-struct ferry__dir *ferry__dir_find_id(struct ferry_watch *w, uint32_t id)
+struct ferry__dir *ferry__dir_find_id(struct ferry_watch *w, uint64_t id)
 {
-        for (struct ferry__hash_node *n = ferry__hash_chain(&w->by_id, id); n; n = n->next) {
+        for (struct ferry__hash_node *n = ferry__hash_chain(&w->by_id, (uint32_t)id); n; n = n->next) {
                 struct ferry__dir *d = (struct ferry__dir *)((char *)n - offsetof(struct ferry__dir, by_id));
 
                 if (d->id == id)
@@ -412,7 +412,7 @@ int ferry__dir_attach(struct ferry_watch *w, struct ferry__dir *parent, const ch
                 if (r < 0)
                         goto fail;
         }
-        r = ferry__hash_insert(&w->by_id, &d->by_id, d->id);
+        r = ferry__hash_insert(&w->by_id, &d->by_id, (uint32_t)d->id);
         if (r < 0) {
                 entry_unlink(w, &d->entry);
                 free(d->entry.name);
