@@ -15,9 +15,11 @@ unmounted (a file written on it meanwhile, where it is kept) and mounted
 again, whose done or failed folder refuses new files for a while (chattr +i),
 and which fills up (producers meet ENOSPC) and is freed; in a quarter of the
 rounds, workers whose kernel event queue holds 16 events (a burst overflows
-it: they must rescan); and a hostile uploader (an unprivileged user made for
-the round) plays its moves at the same time: links to a root-only canary
-folder, fifos, subfolders swapped for links, writes into .ferry. At the end it checks:
+it: they must rescan); in a quarter, workers that only poll the folder
+(--backend poll: no inotify at all, every change found by listing); and a
+hostile uploader (an unprivileged user made for the round) plays its moves at
+the same time: links to a root-only canary folder, fifos, subfolders swapped
+for links, writes into .ferry. At the end it checks:
 
   - every file a producer completed was handled at least once, with its final
     content; exactly once when no worker was killed;
@@ -115,8 +117,9 @@ class Round:
 
     # ---- set-up ------------------------------------------------------------------
 
-    def setup(self, policy, hostile, mount):
+    def setup(self, policy, hostile, mount, backend="auto"):
         self.policy = policy
+        self.backend = backend
         if mount:
             # The folder and the stage on a file system of their own, small enough to fill.
             self.fs = os.path.join(self.root, "fs")
@@ -204,6 +207,8 @@ class Round:
         errpath = os.path.join(self.root, "worker%d.err" % len(self.workers))
         command = [self.args.ferry, "run", "-r", "--name", "model", "--lease", "2s", "--retries", "0",
                    "--ready", self.policy, "--jobs", str(self.jobs)]
+        if self.backend == "poll":
+            command += ["--backend", "poll", "--poll-interval", "200ms"]
         if self.attacker:
             command += ["--user", "nobody"]
         if self.stdin:
@@ -738,13 +743,16 @@ def plan(seed, count, hostile):
     policy = rng.choice(["auto", "auto", "done-file"])
     mount = os.geteuid() == 0 and rng.random() < 1 / 3
     kinds = PRODUCER_ACTIONS * 4 + FAULTS + (MOUNT_FAULTS * 2 if mount else []) + (HOSTILE * 2 if hostile else [])
-    return policy, mount, [rng.choice(kinds) for _ in range(count)]
+    actions = [rng.choice(kinds) for _ in range(count)]
+    # Drawn last, so that a seed's policy and actions are what they were before backends were drawn.
+    backend = "poll" if rng.random() < 1 / 4 else "auto"
+    return policy, mount, backend, actions
 
 
-def play(args, seed, policy, mount, actions, hostile):
+def play(args, seed, policy, mount, backend, actions, hostile):
     r = Round(args, seed, actions)
     try:
-        r.setup(policy, hostile, mount)
+        r.setup(policy, hostile, mount, backend)
         for action in actions:
             r.do(action)
             time.sleep(r.rng.random() * 0.03)
@@ -755,14 +763,14 @@ def play(args, seed, policy, mount, actions, hostile):
         r.cleanup()
 
 
-def reduce(args, seed, policy, mount, actions, hostile):
+def reduce(args, seed, policy, mount, backend, actions, hostile):
     """Greedy: drops chunks of the list, then single actions, while it still fails."""
     chunk = max(1, len(actions) // 2)
     while chunk >= 1:
         i = 0
         while i < len(actions):
             trial = actions[:i] + actions[i + chunk:]
-            if trial and not play(args, seed, policy, mount, trial, hostile)[0]:
+            if trial and not play(args, seed, policy, mount, backend, trial, hostile)[0]:
                 actions = trial
             else:
                 i += chunk
@@ -786,24 +794,26 @@ def main():
     start = time.monotonic()
     seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "little")
     first = seed  # the seeds played follow from it: --seed replays one of them
-    rounds = actions_played = kills = overflows = mounts = 0
+    rounds = actions_played = kills = overflows = mounts = polled = 0
     played = {}
     while True:
-        policy, mount, actions = plan(seed, args.actions, hostile)
-        ok, r = play(args, seed, policy, mount, actions, hostile)
+        policy, mount, backend, actions = plan(seed, args.actions, hostile)
+        ok, r = play(args, seed, policy, mount, backend, actions, hostile)
         rounds += 1
         mounts += mount
+        polled += backend == "poll"
         actions_played += len(actions)
         kills += r.killed
         overflows += r.overflows
         for action in actions:
             played[action] = played.get(action, 0) + 1
         if not ok:
-            print("model: FAILED seed %d (policy %s%s): %s" % (seed, policy, ", on a tmpfs of its own" if mount else "",
-                                                            "; ".join(r.problems)))
+            print("model: FAILED seed %d (policy %s%s%s): %s" % (seed, policy, ", on a tmpfs of its own" if mount else "",
+                                                              ", polled only" if backend == "poll" else "",
+                                                              "; ".join(r.problems)))
             print("model: actions: %s" % " ".join(actions))
             if args.reduce:
-                shorter = reduce(args, seed, policy, mount, actions, hostile)
+                shorter = reduce(args, seed, policy, mount, backend, actions, hostile)
                 print("model: reduced to %d actions: %s" % (len(shorter), " ".join(shorter)))
             print("model: replay with: %s --ferry %s --seed %d --actions %d" % (sys.argv[0], args.ferry, seed,
                                                                               args.actions))
@@ -812,8 +822,9 @@ def main():
             break
         seed = (seed * 1103515245 + 12345) & 0x7FFFFFFF
     print("model: seeds from %d (each next one = (seed * 1103515245 + 12345) mod 2^31)" % first)
-    print("model: %d rounds (%d on a tmpfs of their own), %d actions (%d worker kills, %d kernel queue overflows "
-          "rescanned), %s, all invariants held" % (rounds, mounts, actions_played, kills, overflows,
+    print("model: %d rounds (%d on a tmpfs of their own, %d polled only), %d actions (%d worker kills, %d kernel "
+          "queue overflows rescanned), %s, all invariants held" % (rounds, mounts, polled, actions_played, kills,
+                                                                  overflows,
                                "with a hostile uploader" if hostile else "no hostile uploader"))
     print("model: actions played: %s" % ", ".join("%s %d" % (k, played[k]) for k in sorted(played)))
     return 0
