@@ -54,7 +54,7 @@ int ferry__writers_check(const char *path, struct ferry__version *ret_version)
                 r = errno == EAGAIN ? FERRY__WRITER_OPEN : -errno;
                 goto out;
         }
-        (void)fcntl(fd, F_SETLEASE, F_UNLCK);
+        /* The lease goes with the descriptor's close below: no F_UNLCK call. */
         r = FERRY__NO_WRITER;
 out:
         close(fd);

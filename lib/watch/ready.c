@@ -211,8 +211,15 @@ static void consider_settling(struct ferry_watch *w, struct ferry__file *f, enum
 static void consider_closed(struct ferry_watch *w, struct ferry__file *f, bool closed)
 {
         struct ferry__version v;
-        int r = probe(w, f, &v);
+        int r;
 
+        /* Reported already in the version it has now (its close comes after
+         * the create that found it complete): a stat tells, no lease probe. */
+        if (f->was_reported && file_path(w, f) >= 0 && stat_version(w, f, &v) == 0 && !is_new_version(f, &v)) {
+                f->guard_without_close = false;
+                return set_state(w, f, FERRY__IDLE);
+        }
+        r = probe(w, f, &v);
         f->guard_without_close = false;
         if (r == -ENOENT)
                 return;
@@ -233,6 +240,11 @@ static void consider_closed(struct ferry_watch *w, struct ferry__file *f, bool c
          * stayed empty for the quiet time. */
         if (w->policy.kind == FERRY__POLICY_AUTO && closed && v.size == 0)
                 return consider_settling(w, f, FERRY__QUIET, FERRY__TIMER_QUIET);
+        /* No quiet time asked for (close=0) and the kernel says no writer
+         * holds it: ready now, not after a timer's round trip and a second
+         * look that can only say the same. */
+        if (r == FERRY__NO_WRITER && w->timers[FERRY__TIMER_GUARD].delay_ns == 0)
+                return report(w, f, &v);
         schedule(w, f, FERRY__GUARD, r == FERRY__NO_WRITER ? FERRY__TIMER_GUARD : FERRY__TIMER_BLIND_GUARD);
 }
 
