@@ -18,6 +18,7 @@
 #include <ferry.h>
 
 #include "scratch.h"
+#include "next_event.h"
 
 #define POLL_MS 50
 #define WAIT_MS 10000
@@ -51,17 +52,6 @@ static struct ferry_watch *watcher(const char *backend, const char *policy, unsi
                 cr_assert_eq(ferry_watch_set_ready(w, policy), 0);
         cr_assert_eq(ferry_watch_add(w, folder), 0);
         return w;
-}
-
-/* Next event of one of the types in mask within timeout_ms; NULL when none came. */
-static const struct ferry_event *next_of(struct ferry_watch *w, unsigned mask, int timeout_ms)
-{
-        const struct ferry_event *ev;
-
-        while (ferry_watch_next(w, &ev, timeout_ms) == 1)
-                if (ev->type & mask)
-                        return ev;
-        return NULL;
 }
 
 /* The path of ev relative to the folder. */

@@ -13,6 +13,7 @@
 #include <ferry.h>
 
 #include "scratch.h"
+#include "next_event.h"
 
 static void write_file(const char *name, const char *content)
 {
@@ -24,17 +25,6 @@ static void write_file(const char *name, const char *content)
         cr_assert_not_null(f);
         fputs(content, f);
         fclose(f);
-}
-
-/* Next event of one of the types in mask, within timeout_ms. */
-static const struct ferry_event *next_of(struct ferry_watch *w, unsigned mask, int timeout_ms)
-{
-        const struct ferry_event *ev;
-
-        while (ferry_watch_next(w, &ev, timeout_ms) == 1)
-                if (ev->type & mask)
-                        return ev;
-        return NULL;
 }
 
 static const char *name_of(const struct ferry_event *ev)
