@@ -63,6 +63,16 @@ static const char *relative(const struct ferry_event *ev)
         return ev->path + n + 1;
 }
 
+/* The next READY event, which must be for name (relative to the folder). */
+static const struct ferry_event *expect_ready(struct ferry_watch *w, const char *backend, const char *name)
+{
+        const struct ferry_event *ev = next_of(w, FERRY_EVENT_READY, WAIT_MS);
+
+        cr_assert_not_null(ev, "%s: %s was not reported ready", backend, name);
+        cr_assert_str_eq(relative(ev), name);
+        return ev;
+}
+
 /* Collects READY events for quiet_ms after the last one: how often each
  * name was reported, into names/counts (at most max names). */
 static size_t collect_ready(struct ferry_watch *w, int quiet_ms, char names[][64], int *counts, size_t max)
@@ -132,9 +142,7 @@ BACKEND_TEST(written_file_ready_once_with_its_size)
         const struct ferry_event *ev;
 
         write_at("a b", "hello");
-        ev = next_of(w, FERRY_EVENT_READY, WAIT_MS);
-        cr_assert_not_null(ev, "%s: no ready event", backend);
-        cr_assert_str_eq(relative(ev), "a b");
+        ev = expect_ready(w, backend, "a b");
         cr_assert_eq(ev->size, 5);
         cr_assert_str_eq(ev->root, folder);
         cr_assert_null(next_of(w, FERRY_EVENT_READY, 5 * POLL_MS), "%s: reported twice", backend);
@@ -158,17 +166,13 @@ BACKEND_TEST(renamed_and_linked_in_files_are_ready)
         at(from, sizeof(from), "x.part");
         at(to, sizeof(to), "x");
         cr_assert_eq(rename(from, to), 0);
-        ev = next_of(w, FERRY_EVENT_READY, WAIT_MS);
-        cr_assert_not_null(ev, "%s: a renamed file was not reported", backend);
-        cr_assert_str_eq(relative(ev), "x");
+        ev = expect_ready(w, backend, "x");
         /* Published by link(2) from a staging folder. */
         write_at(".staging/y", "linked");
         at(from, sizeof(from), ".staging/y");
         at(to, sizeof(to), "y");
         cr_assert_eq(link(from, to), 0);
-        ev = next_of(w, FERRY_EVENT_READY, WAIT_MS);
-        cr_assert_not_null(ev, "%s: a linked-in file was not reported", backend);
-        cr_assert_str_eq(relative(ev), "y");
+        ev = expect_ready(w, backend, "y");
         cr_assert_eq(ev->size, 6);
         ferry_watch_free(w);
 }
@@ -192,7 +196,6 @@ BACKEND_TEST(deletions_are_seen)
 BACKEND_TEST(new_subfolders_are_followed)
 {
         struct ferry_watch *w = watcher(backend, "close=50ms", FERRY_WATCH_RECURSIVE);
-        const struct ferry_event *ev;
         char path[512];
 
         at(path, sizeof(path), "sub");
@@ -200,9 +203,7 @@ BACKEND_TEST(new_subfolders_are_followed)
         at(path, sizeof(path), "sub/deeper");
         cr_assert_eq(mkdir(path, 0755), 0);
         write_at("sub/deeper/f", "deep");
-        ev = next_of(w, FERRY_EVENT_READY, WAIT_MS);
-        cr_assert_not_null(ev, "%s: a file in a new subfolder was not reported", backend);
-        cr_assert_str_eq(relative(ev), "sub/deeper/f");
+        (void)expect_ready(w, backend, "sub/deeper/f");
         ferry_watch_free(w);
 }
 
@@ -231,39 +232,30 @@ BACKEND_TEST(names_are_bytes)
 {
         struct ferry_watch *w = watcher(backend, "close=20ms", 0);
         const char *odd = "new\nline \xff\xfe *?";
-        const struct ferry_event *ev;
 
         write_at(odd, "odd");
-        ev = next_of(w, FERRY_EVENT_READY, WAIT_MS);
-        cr_assert_not_null(ev, "%s: no ready event", backend);
-        cr_assert_str_eq(relative(ev), odd);
+        (void)expect_ready(w, backend, odd);
         ferry_watch_free(w);
 }
 
 BACKEND_TEST(existing_files_are_reported_when_asked)
 {
         struct ferry_watch *w;
-        const struct ferry_event *ev;
 
         write_at("before", "already here");
         w = watcher(backend, "close=20ms", FERRY_WATCH_EXISTING);
-        ev = next_of(w, FERRY_EVENT_READY, WAIT_MS);
-        cr_assert_not_null(ev, "%s: an existing file was not reported", backend);
-        cr_assert_str_eq(relative(ev), "before");
+        (void)expect_ready(w, backend, "before");
         ferry_watch_free(w);
 }
 
 BACKEND_TEST(done_file_markers)
 {
         struct ferry_watch *w = watcher(backend, "done-file", 0);
-        const struct ferry_event *ev;
 
         write_at("data", "payload");
         cr_assert_null(next_of(w, FERRY_EVENT_READY, 5 * POLL_MS), "%s: ready without its marker", backend);
         write_at("data.done", "");
-        ev = next_of(w, FERRY_EVENT_READY, WAIT_MS);
-        cr_assert_not_null(ev, "%s: the marker did not release the file", backend);
-        cr_assert_str_eq(relative(ev), "data");
+        (void)expect_ready(w, backend, "data");
         ferry_watch_free(w);
 }
 
@@ -283,9 +275,7 @@ BACKEND_TEST(a_root_that_goes_and_comes_back)
         cr_assert_not_null(next_of(w, FERRY_EVENT_ROOT_BACK, WAIT_MS), "%s: the root's return was not said",
                            backend);
         write_at("after", "back");
-        ev = next_of(w, FERRY_EVENT_READY, WAIT_MS);
-        cr_assert_not_null(ev, "%s: a file in the returned root was not reported", backend);
-        cr_assert_str_eq(relative(ev), "after");
+        ev = expect_ready(w, backend, "after");
         ferry_watch_free(w);
         snprintf(command, sizeof(command), "rm -rf '%s'", aside);
         cr_assert_eq(system(command), 0);
