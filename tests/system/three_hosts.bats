@@ -84,8 +84,10 @@ all_done() { (($(done_count) >= N)) && [[ -z $(claims_left "$SHARE") ]]; }
         worker w1 "$m1" "$T/w1.out"
         worker w2 "$m2" "$T/w2.out"
 
-        # Mid-run: w1 has handled some and holds claims. Its host dies.
-        wait_for has_handled_by w1 200 120 || {
+        # Mid-run: w1 has handled some and holds claims. Its host dies. (50: s, local and woken by
+        # inotify, is many times faster than the sshfs workers on a loaded machine, and must not
+        # have finished all the files before w1 got going.)
+        wait_for has_handled_by w1 50 120 || {
                 show_workers
                 false
         }
