@@ -48,7 +48,7 @@ CLI_OBJECTS := $(CLI_SOURCES:%.c=$(BUILD)/%.o)
 UNIT_TESTS := $(UNIT_SOURCES:tests/unit/%.c=$(BUILD)/tests/unit/%)
 MAN_PAGES := $(wildcard man/*.[0-9])
 
-.PHONY: all check soak bench demo install uninstall format clean
+.PHONY: all check soak bench demo install uninstall format format-check clean
 
 all: $(BUILD)/ferry $(BUILD)/libferry.a $(BUILD)/libferry.so
 
@@ -89,8 +89,17 @@ $(BUILD)/tests/unit/%: tests/unit/%.c $(BUILD)/libferry.a $(wildcard tests/unit/
 	$(CC) $(BASEFLAGS) -Ilib/common -Ilib/watch/api -Ilib/watch -Ilib/run $(CFLAGS) $(LDFLAGS) -o $@ $< \
 		$(BUILD)/libferry.a -lcriterion $(LIBS)
 
-check: all $(UNIT_TESTS)
+# One formatting (.clang-format, clang-format 14): make format applies it, and
+# make check begins by checking that every C file follows it.
+FORMAT_FILES := $(LIB_SOURCES) $(CLI_SOURCES) $(UNIT_SOURCES) \
+	$(wildcard include/*.h lib/*/*.h lib/watch/api/*.h src/*.h tests/unit/*.h)
+
+check: format-check all $(UNIT_TESTS)
 	BUILD=$(BUILD) tests/run
+
+format-check:
+	@clang-format --dry-run --Werror $(FORMAT_FILES) || \
+		{ echo 'format: the files above differ from .clang-format; make format rewrites them' >&2; exit 1; }
 
 # The randomized model test for as long as asked (default 30 minutes): make soak SECONDS=N
 soak: all
@@ -127,7 +136,7 @@ uninstall:
 	for page in $(MAN_PAGES); do rm -f $(DESTDIR)$(MANDIR)/man$${page##*.}/$$(basename $$page); done
 
 format:
-	clang-format -i $(LIB_SOURCES) $(CLI_SOURCES) $(UNIT_SOURCES) include/*.h lib/*/*.h lib/watch/api/*.h src/*.h
+	clang-format -i $(FORMAT_FILES)
 
 clean:
 	rm -rf build build-asan

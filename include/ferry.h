@@ -48,15 +48,15 @@ enum {
 };
 
 struct ferry_event {
-        unsigned type;        /* one FERRY_EVENT_* type */
-        unsigned flags;       /* FERRY_EVENT_IS_DIR, FERRY_EVENT_FOUND */
-        const char *path;     /* the path, as the root was given plus the relative part */
+        unsigned type;    /* one FERRY_EVENT_* type */
+        unsigned flags;   /* FERRY_EVENT_IS_DIR, FERRY_EVENT_FOUND */
+        const char *path; /* the path, as the root was given plus the relative part */
         size_t path_len;
         const char *old_path; /* MOVED_TO from inside the tree: where it came from; else NULL */
         size_t old_path_len;
-        const char *root;     /* the root this event belongs to, as given to ferry_watch_add */
-        int error;            /* ERROR events: -errno; 0 otherwise */
-        int64_t size;         /* READY events: the size at that moment; -1 when unknown */
+        const char *root; /* the root this event belongs to, as given to ferry_watch_add */
+        int error;        /* ERROR events: -errno; 0 otherwise */
+        int64_t size;     /* READY events: the size at that moment; -1 when unknown */
 };
 
 /* Flags for ferry_watch_new(). */
@@ -178,8 +178,7 @@ typedef void (*ferry_progress_cb)(void *userdata, const char *source, uint64_t d
  * progress may be NULL. Returns 0 or -errno; no temporary file is left. A
  * failure before the rename leaves target untouched; one after it (syncing
  * the folder, the marker) leaves target complete but maybe unmarked. */
-int ferry_put(const char *source, const char *target, const char *marker, ferry_progress_cb progress,
-              void *userdata);
+int ferry_put(const char *source, const char *target, const char *marker, ferry_progress_cb progress, void *userdata);
 
 /* ---- Rules and the runner: the folder is the queue ------------------------
  *
@@ -235,21 +234,21 @@ const char *ferry_rule_explain(const struct ferry_rule *rule);
 
 /* What the runner reports. Strings are borrowed for the callback's duration. */
 enum ferry_log_kind {
-        FERRY_LOG_INFO,    /* start-up, backend and policy in use, stop */
-        FERRY_LOG_CLAIMED, /* a ready file was claimed */
-        FERRY_LOG_STARTED, /* its handler started (pid) */
-        FERRY_LOG_DONE,    /* the handler succeeded; the file went to its done place */
-        FERRY_LOG_RETRY,   /* the handler failed; another attempt follows */
-        FERRY_LOG_FAILED,  /* the handler failed for good; the file went to the failed folder */
-        FERRY_LOG_RETURNED,/* a claim went back to the queue (stop, or recovered from a dead worker) */
-        FERRY_LOG_WARNING, /* something the admin should see; no file was lost */
-        FERRY_LOG_ERROR,   /* something failed; see message */
+        FERRY_LOG_INFO,     /* start-up, backend and policy in use, stop */
+        FERRY_LOG_CLAIMED,  /* a ready file was claimed */
+        FERRY_LOG_STARTED,  /* its handler started (pid) */
+        FERRY_LOG_DONE,     /* the handler succeeded; the file went to its done place */
+        FERRY_LOG_RETRY,    /* the handler failed; another attempt follows */
+        FERRY_LOG_FAILED,   /* the handler failed for good; the file went to the failed folder */
+        FERRY_LOG_RETURNED, /* a claim went back to the queue (stop, or recovered from a dead worker) */
+        FERRY_LOG_WARNING,  /* something the admin should see; no file was lost */
+        FERRY_LOG_ERROR,    /* something failed; see message */
 };
 
 struct ferry_log_record {
         enum ferry_log_kind kind;
-        const char *rule;    /* NULL for runner-wide records */
-        const char *path;    /* the file's original path, or NULL */
+        const char *rule; /* NULL for runner-wide records */
+        const char *path; /* the file's original path, or NULL */
         size_t path_len;
         const char *message; /* one line, human-readable */
         int64_t duration_ns; /* DONE, RETRY, FAILED: how long the handler ran; else -1 */
@@ -283,18 +282,18 @@ int ferry_runner_dispatch(struct ferry_runner *runner, int timeout_ms);
 /* Counters of a runner since it started, over all its rules. */
 #define FERRY_DURATION_BUCKETS 10
 struct ferry_runner_stats {
-        uint64_t ready;      /* files reported ready by the watchers */
-        uint64_t claimed;    /* claims made (adopted ones included) */
-        uint64_t done;       /* files handled successfully */
-        uint64_t failed;     /* files that failed for good */
-        uint64_t retried;    /* handler runs that failed and will run again */
-        uint64_t returned;   /* claims given back to the queue */
-        uint64_t rescans;    /* kernel queue overflows recovered by rescanning */
-        uint64_t errors;     /* ERROR events and failures to claim or move */
-        uint64_t queued;     /* now: ready files waiting for a handler slot */
-        uint64_t running;    /* now: handlers running */
-        uint64_t waiting;    /* now: claims waiting for a retry */
-        uint64_t watches;    /* now: kernel watches held */
+        uint64_t ready;          /* files reported ready by the watchers */
+        uint64_t claimed;        /* claims made (adopted ones included) */
+        uint64_t done;           /* files handled successfully */
+        uint64_t failed;         /* files that failed for good */
+        uint64_t retried;        /* handler runs that failed and will run again */
+        uint64_t returned;       /* claims given back to the queue */
+        uint64_t rescans;        /* kernel queue overflows recovered by rescanning */
+        uint64_t errors;         /* ERROR events and failures to claim or move */
+        uint64_t queued;         /* now: ready files waiting for a handler slot */
+        uint64_t running;        /* now: handlers running */
+        uint64_t waiting;        /* now: claims waiting for a retry */
+        uint64_t watches;        /* now: kernel watches held */
         uint64_t found_at_start; /* files present when the runner started */
         /* Handler run times: runs that took at most FERRY_DURATION_BOUNDS[i]
          * seconds, cumulative as Prometheus histograms count, and their sum. */
@@ -404,7 +403,6 @@ int ferry_claim_release(struct ferry_claim *claim);
 int ferry_queue_renew(struct ferry_queue *queue);
 /* Gives back the claims still held (their handles end) and closes. */
 void ferry_queue_close(struct ferry_queue *queue);
-
 
 #ifdef __cplusplus
 }

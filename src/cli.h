@@ -76,8 +76,8 @@ struct notifier {
         int fd;                     /* -1: no $NOTIFY_SOCKET, every send does nothing */
         struct sockaddr_un address; /* where to send */
         socklen_t address_len;
-        int64_t watchdog_ns;        /* $WATCHDOG_USEC meant for us, in ns; 0: no watchdog */
-        bool failed;                /* the last send failed (and was reported) */
+        int64_t watchdog_ns; /* $WATCHDOG_USEC meant for us, in ns; 0: no watchdog */
+        bool failed;         /* the last send failed (and was reported) */
 };
 
 /* Reads $NOTIFY_SOCKET, $WATCHDOG_USEC and $WATCHDOG_PID (and unsets them, so

@@ -58,7 +58,9 @@ static char *trim(char *s)
 
 static int hex_digit(char c)
 {
-        return isdigit((unsigned char)c) ? c - '0' : isxdigit((unsigned char)c) ? tolower((unsigned char)c) - 'a' + 10 : -1;
+        return isdigit((unsigned char)c)    ? c - '0'
+               : isxdigit((unsigned char)c) ? tolower((unsigned char)c) - 'a' + 10
+                                            : -1;
 }
 
 /* One backslash escape at s (after the backslash); returns bytes consumed or -1. */
@@ -67,7 +69,10 @@ static int unescape(const char *s, char *out)
         switch (*s) {
         case 'n': *out = '\n'; return 1;
         case 't': *out = '\t'; return 1;
-        case '\\': case '"': case '\'': case ' ': *out = *s; return 1;
+        case '\\':
+        case '"':
+        case '\'':
+        case ' ': *out = *s; return 1;
         case 'x':
                 if (hex_digit(s[1]) < 0 || hex_digit(s[2]) < 0 || (s[1] == '0' && s[2] == '0'))
                         return -1;

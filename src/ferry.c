@@ -23,6 +23,7 @@ static const char usage[] =
         "\n"
         "See ferry(1), ferry-watch(1), ferry-wait(1), ferry-run(1), ferry-put(1), ferry-status(1).\n";
 
+/* clang-format off */
 static const struct {
         const char *name;
         int (*run)(int argc, char **argv);
@@ -34,6 +35,7 @@ static const struct {
         {"status", cmd_status},
         {"explain", cmd_explain},
 };
+/* clang-format on */
 
 int main(int argc, char **argv)
 {

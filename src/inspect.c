@@ -56,15 +56,24 @@ enum {
 };
 
 static const struct option options[] = {
-        {"config", required_argument, NULL, 'c'}, {"dir", required_argument, NULL, OPT_DIR},
-        {"name", required_argument, NULL, OPT_NAME}, {"json", no_argument, NULL, OPT_JSON},
-        {"match", required_argument, NULL, 'm'}, {"exclude", required_argument, NULL, OPT_EXCLUDE},
-        {"recursive", no_argument, NULL, 'r'}, {"ready", required_argument, NULL, OPT_READY},
-        {"done", required_argument, NULL, OPT_DONE}, {"failed", required_argument, NULL, OPT_FAILED},
-        {"keep", no_argument, NULL, OPT_KEEP}, {"delete", no_argument, NULL, OPT_DELETE},
-        {"symlinks", no_argument, NULL, OPT_SYMLINKS}, {"require-file", required_argument, NULL, OPT_REQUIRE_FILE},
-        {"backend", required_argument, NULL, OPT_BACKEND}, {"poll-interval", required_argument, NULL, OPT_POLL_INTERVAL},
-        {"help", no_argument, NULL, 'h'}, {0},
+        {"config", required_argument, NULL, 'c'},
+        {"dir", required_argument, NULL, OPT_DIR},
+        {"name", required_argument, NULL, OPT_NAME},
+        {"json", no_argument, NULL, OPT_JSON},
+        {"match", required_argument, NULL, 'm'},
+        {"exclude", required_argument, NULL, OPT_EXCLUDE},
+        {"recursive", no_argument, NULL, 'r'},
+        {"ready", required_argument, NULL, OPT_READY},
+        {"done", required_argument, NULL, OPT_DONE},
+        {"failed", required_argument, NULL, OPT_FAILED},
+        {"keep", no_argument, NULL, OPT_KEEP},
+        {"delete", no_argument, NULL, OPT_DELETE},
+        {"symlinks", no_argument, NULL, OPT_SYMLINKS},
+        {"require-file", required_argument, NULL, OPT_REQUIRE_FILE},
+        {"backend", required_argument, NULL, OPT_BACKEND},
+        {"poll-interval", required_argument, NULL, OPT_POLL_INTERVAL},
+        {"help", no_argument, NULL, 'h'},
+        {0},
 };
 
 struct args {
@@ -77,7 +86,9 @@ struct args {
 /* Parses the options both commands share into a runner of rules; returns -1 or an exit code. */
 static int load(int argc, char **argv, struct args *a, struct ferry_runner **ret_runner)
 {
-        struct { const char *key, *value; } *settings = calloc((size_t)argc + 1, sizeof(*settings));
+        struct {
+                const char *key, *value;
+        } *settings = calloc((size_t)argc + 1, sizeof(*settings));
         struct config config = {0};
         struct ferry_runner *runner = NULL;
         size_t count = 0;
@@ -273,9 +284,8 @@ static int status_of_rule(void *userdata, struct ferry_rule *rule)
                 start_failures(p);
                 printf("],\"queued\":%llu,\"in_flight\":%llu,\"retries_pending\":%llu,\"orphaned\":%llu,"
                        "\"done\":%llu,\"failed\":%llu",
-                       (unsigned long long)st.queued, (unsigned long long)st.in_flight,
-                       (unsigned long long)st.waiting, (unsigned long long)st.orphaned,
-                       (unsigned long long)st.done, (unsigned long long)st.failed);
+                       (unsigned long long)st.queued, (unsigned long long)st.in_flight, (unsigned long long)st.waiting,
+                       (unsigned long long)st.orphaned, (unsigned long long)st.done, (unsigned long long)st.failed);
                 output_json_field(stdout, "backend", st.backend, strlen(st.backend));
                 fputs("}\n", stdout);
                 return 0;

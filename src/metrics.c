@@ -113,13 +113,16 @@ static void render(FILE *f, struct ferry_runner *runner, const struct ferry_runn
         gauge(f, "ferry_handlers_running", "Handlers running now.", st->running);
         gauge(f, "ferry_claims_waiting", "Claimed files waiting for a retry.", st->waiting);
         gauge(f, "ferry_watches", "Kernel watches held.", st->watches);
-        gauge(f, "ferry_folders_lost", "Rules whose folder went away (deleted, moved, unmounted), looked for until it "
-              "is back.", st->folders_lost);
+        gauge(f, "ferry_folders_lost",
+              "Rules whose folder went away (deleted, moved, unmounted), looked for until it "
+              "is back.",
+              st->folders_lost);
         if (runner) {
                 void *both[] = {runner, f};
 
                 fputs("# HELP ferry_rule_up 1 while the rule's folder is taken up, 0 while it is gone and looked "
-                      "for.\n# TYPE ferry_rule_up gauge\n", f);
+                      "for.\n# TYPE ferry_rule_up gauge\n",
+                      f);
                 (void)ferry_runner_each_rule(runner, rule_up_line, both);
         }
         fprintf(f, "# HELP %s How long handler runs took, in seconds.\n# TYPE %s histogram\n", duration, duration);
@@ -202,8 +205,7 @@ fail:
         return -e;
 }
 
-int64_t metrics_update(struct metrics *m, struct ferry_runner *runner, const struct ferry_runner_stats *st,
-                       int64_t now)
+int64_t metrics_update(struct metrics *m, struct ferry_runner *runner, const struct ferry_runner_stats *st, int64_t now)
 {
         int64_t due;
 

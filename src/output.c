@@ -29,8 +29,7 @@ static size_t utf8_sequence(const unsigned char *s, size_t n)
                         return 0;
                 cp = (cp << 6) | (s[i] & 0x3f);
         }
-        if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-            (cp >= 0xd800 && cp <= 0xdfff))
+        if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) || (cp >= 0xd800 && cp <= 0xdfff))
                 return 0;
         return len;
 }
@@ -215,8 +214,8 @@ static bool format_names_event(const char *fmt)
 
 bool output_writes(const struct output *o, const struct ferry_event *ev)
 {
-        bool special = ev->type & (FERRY_EVENT_RESCAN | FERRY_EVENT_ROOT_GONE | FERRY_EVENT_ROOT_BACK |
-                                   FERRY_EVENT_ERROR);
+        bool special = ev->type &
+                       (FERRY_EVENT_RESCAN | FERRY_EVENT_ROOT_GONE | FERRY_EVENT_ROOT_BACK | FERRY_EVENT_ERROR);
 
         if (!special)
                 return true;
@@ -237,9 +236,7 @@ void output_event(const struct output *o, const struct ferry_event *ev)
                 fwrite(ev->path, 1, ev->path_len, out);
                 fputc('\0', out);
                 return;
-        case OUTPUT_FORMAT:
-                format_event(out, o->format, ev);
-                return;
+        case OUTPUT_FORMAT: format_event(out, o->format, ev); return;
         case OUTPUT_TEXT:
                 fputs(name, out);
                 if (ev->path_len) {

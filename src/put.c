@@ -46,9 +46,8 @@ static void draw(void *userdata, const char *source, uint64_t done, uint64_t tot
         p->last = now;
         p->shown = true;
         filled = total ? (int)(done * (uint64_t)width / total) : width;
-        fprintf(stderr, "\r%-30.30s [%.*s%*s] %3d%% %6.1f MiB", source, filled,
-                "##############################", width - filled, "", total ? (int)(done * 100 / total) : 100,
-                (double)done / (1024 * 1024));
+        fprintf(stderr, "\r%-30.30s [%.*s%*s] %3d%% %6.1f MiB", source, filled, "##############################",
+                width - filled, "", total ? (int)(done * 100 / total) : 100, (double)done / (1024 * 1024));
         fflush(stderr);
 }
 

@@ -166,8 +166,8 @@ struct setting {
 };
 
 static const char *const kind_names[] = {
-        [FERRY_LOG_INFO] = "info",       [FERRY_LOG_CLAIMED] = "claimed", [FERRY_LOG_STARTED] = "started",
-        [FERRY_LOG_DONE] = "done",       [FERRY_LOG_RETRY] = "retry",     [FERRY_LOG_FAILED] = "failed",
+        [FERRY_LOG_INFO] = "info",         [FERRY_LOG_CLAIMED] = "claimed", [FERRY_LOG_STARTED] = "started",
+        [FERRY_LOG_DONE] = "done",         [FERRY_LOG_RETRY] = "retry",     [FERRY_LOG_FAILED] = "failed",
         [FERRY_LOG_RETURNED] = "returned", [FERRY_LOG_WARNING] = "warning", [FERRY_LOG_ERROR] = "error",
 };
 
@@ -242,14 +242,14 @@ static void log_json(void *userdata, const struct ferry_log_record *rec)
 
 /* Where the rules come from: a config file, or the command line. */
 struct source {
-        const char *config_path;     /* -c FILE, or NULL */
-        struct setting *settings;    /* the command line's rule */
+        const char *config_path;  /* -c FILE, or NULL */
+        struct setting *settings; /* the command line's rule */
         size_t count;
         const char *name, *dir;
         char **command;
-        struct config config;        /* grace, log format, metrics file; the command line wins */
+        struct config config; /* grace, log format, metrics file; the command line wins */
         bool grace_given, json_given;
-        const char *metrics_option;  /* --metrics-file, or NULL */
+        const char *metrics_option; /* --metrics-file, or NULL */
 };
 
 /* The metrics file in force: the command line's, else the config file's. */
@@ -390,8 +390,7 @@ static void status_text(char *buf, size_t size, const struct ferry_runner_stats 
         if (n >= 0 && (size_t)n < size && st->waiting)
                 n += snprintf(buf + n, size - (size_t)n, "%" PRIu64 " waiting to retry, ", st->waiting);
         if (n >= 0 && (size_t)n < size)
-                n += snprintf(buf + n, size - (size_t)n, "%" PRIu64 " done, %" PRIu64 " failed", st->done,
-                              st->failed);
+                n += snprintf(buf + n, size - (size_t)n, "%" PRIu64 " done, %" PRIu64 " failed", st->done, st->failed);
         if (n >= 0 && (size_t)n < size && st->folders_lost)
                 snprintf(buf + n, size - (size_t)n, "; %" PRIu64 " folder%s gone, waiting for %s (see the log)",
                          st->folders_lost, st->folders_lost == 1 ? "" : "s", st->folders_lost == 1 ? "it" : "them");
@@ -486,15 +485,13 @@ static int timeout_until(int64_t deadline)
  * meanwhile (the caller must then stop, not go on), 0, or -errno. */
 static int drain(struct ferry_runner *runner, int64_t grace_ns, int signal_fd, struct service *svc)
 {
-        struct pollfd fds[2] = {{.fd = ferry_runner_fd(runner), .events = POLLIN},
-                                {.fd = signal_fd, .events = POLLIN}};
+        struct pollfd fds[2] = {{.fd = ferry_runner_fd(runner), .events = POLLIN}, {.fd = signal_fd, .events = POLLIN}};
         bool stop_signal = false;
         int r;
 
         ferry_runner_stop(runner, grace_ns);
         while ((r = ferry_runner_dispatch(runner, 0)) > 0) {
-                if (poll(fds, signal_fd >= 0 ? 2 : 1, timeout_until(service_tick(svc, runner))) < 0 &&
-                    errno != EINTR)
+                if (poll(fds, signal_fd >= 0 ? 2 : 1, timeout_until(service_tick(svc, runner))) < 0 && errno != EINTR)
                         return -errno;
                 if (signal_fd >= 0 && (fds[1].revents & POLLIN)) {
                         struct signalfd_siginfo info;
@@ -542,8 +539,7 @@ static int serve(struct source *src, struct ferry_runner *runner, struct service
                         status = EXIT_FAILURE_RUNTIME;
                         break;
                 }
-                if (poll(fds, signal_fd >= 0 ? 2 : 1, timeout_until(service_tick(svc, runner))) < 0 &&
-                    errno != EINTR)
+                if (poll(fds, signal_fd >= 0 ? 2 : 1, timeout_until(service_tick(svc, runner))) < 0 && errno != EINTR)
                         break;
                 if (signal_fd < 0 || !(fds[1].revents & POLLIN))
                         continue;
@@ -579,8 +575,7 @@ static int serve(struct source *src, struct ferry_runner *runner, struct service
                 src->config.metrics_file = NULL;
                 if (build(src, &next) >= 0) {
                         src->config = old;
-                        cli_error("%s: the new config is rejected; the rules in force keep running",
-                                  src->config_path);
+                        cli_error("%s: the new config is rejected; the rules in force keep running", src->config_path);
                         service_ready(svc, runner, "new config rejected, the rules in force keep running");
                         continue;
                 }

@@ -142,8 +142,9 @@ static int setup(const struct wait_args *a, struct ferry_watch **ret_watch)
         }
         *ret_watch = w;
         if (ferry_watch_set_ready(w, a->ready) < 0)
-                return cli_usage_error("wait", "invalid ready policy '%s' (use auto, close[=GUARD], rename, "
-                                               "done-file[=.SUFFIX|=MARKER] or settle=DURATION)",
+                return cli_usage_error("wait",
+                                       "invalid ready policy '%s' (use auto, close[=GUARD], rename, "
+                                       "done-file[=.SUFFIX|=MARKER] or settle=DURATION)",
                                        a->ready);
         (void)ferry_watch_set_events(w, FERRY_EVENT_READY);
         if (a->backend && ferry_watch_set_backend(w, a->backend) < 0)
@@ -156,8 +157,7 @@ static int setup(const struct wait_args *a, struct ferry_watch **ret_watch)
                 r = ferry_watch_add(w, a->path);
         } else {
                 if (stat(a->path, &st) == 0 && S_ISDIR(st.st_mode))
-                        return cli_usage_error("wait", "%s is a directory: give a file, or add --match GLOB",
-                                               a->path);
+                        return cli_usage_error("wait", "%s is a directory: give a file, or add --match GLOB", a->path);
                 r = ferry_watch_add_file(w, a->path);
         }
         if (r < 0)

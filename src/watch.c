@@ -76,8 +76,8 @@ struct watch_args {
         const char *ready;
         const char *backend;
         int64_t poll_interval_ns; /* 0: default */
-        int64_t timeout_ns; /* INT64_MAX: none */
-        uint64_t count;     /* 0: unlimited */
+        int64_t timeout_ns;       /* INT64_MAX: none */
+        uint64_t count;           /* 0: unlimited */
         struct output output;
 };
 
@@ -223,14 +223,15 @@ static int build(const struct watch_args *a, struct ferry_watch **ret_watch)
         if (a->poll_interval_ns && ferry_watch_set_poll_interval(*ret_watch, a->poll_interval_ns) < 0)
                 return cli_usage_error("watch", "--poll-interval must be at least 10ms");
         if (a->ready && ferry_watch_set_ready(*ret_watch, a->ready) < 0)
-                return cli_usage_error("watch", "invalid ready policy '%s' (use auto, close[=GUARD], rename, "
-                                                "done-file[=.SUFFIX|=MARKER] or settle=DURATION)",
+                return cli_usage_error("watch",
+                                       "invalid ready policy '%s' (use auto, close[=GUARD], rename, "
+                                       "done-file[=.SUFFIX|=MARKER] or settle=DURATION)",
                                        a->ready);
         if (!events)
                 events = a->ready ? FERRY_EVENT_READY
                                   : FERRY_EVENT_CREATE | FERRY_EVENT_MODIFY | FERRY_EVENT_ATTRIB |
-                                            FERRY_EVENT_CLOSE_WRITE | FERRY_EVENT_DELETE |
-                                            FERRY_EVENT_MOVED_FROM | FERRY_EVENT_MOVED_TO;
+                                            FERRY_EVENT_CLOSE_WRITE | FERRY_EVENT_DELETE | FERRY_EVENT_MOVED_FROM |
+                                            FERRY_EVENT_MOVED_TO;
         (void)ferry_watch_set_events(*ret_watch, events);
         return -1;
 }

@@ -57,7 +57,6 @@ struct ferry__version {
         int64_t mtime_ns;
 };
 
-
 /* ---- probe.c --------------------------------------------------------------- */
 
 enum { FERRY__NO_WRITER = 0, FERRY__WRITER_OPEN = 1 };
@@ -82,8 +81,7 @@ int ferry__stat_version(const char *path, struct ferry__version *ret_version, bo
 /* Calls fd_cb(pid, fd, data) for each open fd of each process that process_cb
  * (NULL: every one) accepts, until a callback returns nonzero; returns that
  * value, 0 once all were seen, -errno when /proc cannot be listed. */
-int ferry__proc_each_fd(bool (*process_cb)(int pid, void *data), int (*fd_cb)(int pid, int fd, void *data),
-                        void *data);
+int ferry__proc_each_fd(bool (*process_cb)(int pid, void *data), int (*fd_cb)(int pid, int fd, void *data), void *data);
 /* /proc/PID/fdinfo/FD opened for reading, or NULL (errno). */
 FILE *ferry__proc_fdinfo(int pid, int fd);
 /* ---- trust.c: folders ferry trusts, and files beneath them --------------- */

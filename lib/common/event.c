@@ -8,12 +8,12 @@ static const struct {
         unsigned type;
         const char *name;
 } names[] = {
-        {FERRY_EVENT_CREATE, "create"},         {FERRY_EVENT_MODIFY, "modify"},
-        {FERRY_EVENT_ATTRIB, "attrib"},         {FERRY_EVENT_CLOSE_WRITE, "close_write"},
-        {FERRY_EVENT_DELETE, "delete"},         {FERRY_EVENT_MOVED_FROM, "moved_from"},
-        {FERRY_EVENT_MOVED_TO, "moved_to"},     {FERRY_EVENT_READY, "ready"},
-        {FERRY_EVENT_RESCAN, "rescan"},         {FERRY_EVENT_ROOT_GONE, "root_gone"},
-        {FERRY_EVENT_ROOT_BACK, "root_back"},   {FERRY_EVENT_ERROR, "error"},
+        {FERRY_EVENT_CREATE, "create"},       {FERRY_EVENT_MODIFY, "modify"},
+        {FERRY_EVENT_ATTRIB, "attrib"},       {FERRY_EVENT_CLOSE_WRITE, "close_write"},
+        {FERRY_EVENT_DELETE, "delete"},       {FERRY_EVENT_MOVED_FROM, "moved_from"},
+        {FERRY_EVENT_MOVED_TO, "moved_to"},   {FERRY_EVENT_READY, "ready"},
+        {FERRY_EVENT_RESCAN, "rescan"},       {FERRY_EVENT_ROOT_GONE, "root_gone"},
+        {FERRY_EVENT_ROOT_BACK, "root_back"}, {FERRY_EVENT_ERROR, "error"},
 };
 
 const char *ferry_event_type_name(unsigned type)

@@ -12,11 +12,11 @@ static const struct {
         unsigned long magic;
         const char *name;
 } remote[] = {
-        {0x6969, "nfs"},         {0xFF534D42, "cifs"},    {0xFE534D42, "smb2"},   {0x517B, "smb"},
-        {0x65735546, "fuse"},    {0x00C36400, "ceph"},    {0x01021997, "9p"},     {0x5346414F, "afs"},
-        {0x6B414653, "kafs"},    {0x73757245, "coda"},    {0x564C, "ncp"},        {0x7461636F, "ocfs2"},
-        {0x01161970, "gfs2"},    {0x0BD00BD0, "lustre"},  {0x47504653, "gpfs"},   {0x13661366, "orangefs"},
-        {0x19830326, "fhgfs"},   {0xAAD7AAEA, "panfs"},
+        {0x6969, "nfs"},       {0xFF534D42, "cifs"},   {0xFE534D42, "smb2"}, {0x517B, "smb"},
+        {0x65735546, "fuse"},  {0x00C36400, "ceph"},   {0x01021997, "9p"},   {0x5346414F, "afs"},
+        {0x6B414653, "kafs"},  {0x73757245, "coda"},   {0x564C, "ncp"},      {0x7461636F, "ocfs2"},
+        {0x01161970, "gfs2"},  {0x0BD00BD0, "lustre"}, {0x47504653, "gpfs"}, {0x13661366, "orangefs"},
+        {0x19830326, "fhgfs"}, {0xAAD7AAEA, "panfs"},
 };
 
 /* For FUSE, the subtype from /proc/self/mountinfo ("fuse.sshfs") says more. */

@@ -77,8 +77,8 @@ int ferry__stat_version(const char *path, struct ferry__version *ret_version, bo
  * open after the remote writer is done (they cache descriptors). */
 static bool is_file_server(const char *comm)
 {
-        static const char *const servers[] = {"ganesha.nfsd", "smbd", "sftp-server", "sshd", "nfsd", "ksmbd",
-                                              "proftpd", "vsftpd", "pure-ftpd", "in.tftpd"};
+        static const char *const servers[] = {"ganesha.nfsd", "smbd",    "sftp-server", "sshd",      "nfsd",
+                                              "ksmbd",        "proftpd", "vsftpd",      "pure-ftpd", "in.tftpd"};
 
         for (size_t i = 0; i < sizeof(servers) / sizeof(servers[0]); i++)
                 if (strcmp(comm, servers[i]) == 0)

@@ -24,8 +24,7 @@ static int number_of(const char *name)
         return *end || n > INT_MAX ? -1 : (int)n;
 }
 
-int ferry__proc_each_fd(bool (*process_cb)(int pid, void *data), int (*fd_cb)(int pid, int fd, void *data),
-                        void *data)
+int ferry__proc_each_fd(bool (*process_cb)(int pid, void *data), int (*fd_cb)(int pid, int fd, void *data), void *data)
 {
         struct dirent *pe;
         DIR *proc = opendir("/proc");

@@ -18,6 +18,7 @@ int64_t ferry__now(void)
 
 int ferry_duration_parse(const char *text, int64_t *ret_ns)
 {
+        /* clang-format off */
         static const struct {
                 const char *unit;
                 double ns;
@@ -25,6 +26,7 @@ int ferry_duration_parse(const char *text, int64_t *ret_ns)
                 {"ns", 1},         {"us", 1e3},  {"ms", 1e6},   {"s", 1e9},
                 {"", 1e9},         {"m", 60e9},  {"min", 60e9}, {"h", 3600e9},
         };
+        /* clang-format on */
         const char *p = text;
         double value = 0, scale = 1;
         bool digits = false;

@@ -329,8 +329,7 @@ static bool link_trusted(int dir_fd, const char *name)
 {
         struct stat st;
 
-        return fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-               (st.st_uid == 0 || st.st_uid == geteuid());
+        return fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && (st.st_uid == 0 || st.st_uid == geteuid());
 }
 
 int ferry__open_admin_dir(struct ferry__trust *t, const char *path, mode_t create_mode, int *ret_fd)

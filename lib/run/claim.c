@@ -45,7 +45,7 @@
 #include <unistd.h>
 
 #define WORK_DIR ".ferry/work"
-#define FOLDER_MODE 0711        /* reachable by a handler of another user; listed by nobody */
+#define FOLDER_MODE 0711 /* reachable by a handler of another user; listed by nobody */
 #define ORIGIN_FILE ".origin"
 #define LEASE_FILE ".lease"
 #define HANDLER_FILE ".handler" /* "PID": the claim's running handler, for ferry status; its mtime: since when */
@@ -265,8 +265,8 @@ static int claim_paths(struct ferry__workarea *wa, struct ferry__claim *c)
         free(c->claimed_path);
         free(c->original_path);
         c->claimed_path = c->original_path = NULL;
-        if (asprintf(&c->claimed_path, "%s/" WORK_DIR "/%s/%llu/%s", wa->dir, wa->worker,
-                     (unsigned long long)c->seq, c->name) < 0)
+        if (asprintf(&c->claimed_path, "%s/" WORK_DIR "/%s/%llu/%s", wa->dir, wa->worker, (unsigned long long)c->seq,
+                     c->name) < 0)
                 c->claimed_path = NULL;
         if (asprintf(&c->original_path, "%s/%s%s%s", wa->dir, c->origin ? c->origin : "", c->origin ? "/" : "",
                      c->name) < 0)
@@ -634,8 +634,8 @@ static int move_out(struct ferry__workarea *wa, struct ferry__claim *c, const st
         close(dir_fd);
         if (r == 0) {
                 claim_folder_remove(wa, c);
-                if (ret_relative && asprintf(ret_relative, "%s%s%s", c->origin ? c->origin : "",
-                                             c->origin ? "/" : "", target) < 0)
+                if (ret_relative &&
+                    asprintf(ret_relative, "%s%s%s", c->origin ? c->origin : "", c->origin ? "/" : "", target) < 0)
                         *ret_relative = NULL;
                 return 0;
         }
@@ -1002,8 +1002,8 @@ int ferry__recover(struct ferry__workarea *wa, ferry__adopt_cb adopt, ferry__ref
                 fd = openat(wa->base_fd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
                 if (fd < 0) {
                         if (errno == ELOOP || errno == ENOTDIR)
-                                refuse(wa, de->d_name, NULL, "it is not a folder (a symbolic link, or a file)",
-                                       refused, userdata);
+                                refuse(wa, de->d_name, NULL, "it is not a folder (a symbolic link, or a file)", refused,
+                                       userdata);
                         continue;
                 }
                 if (ferry__trust_check(&wa->trust, fd, wa->base_fd, de->d_name) < 0) {

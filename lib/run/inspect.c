@@ -43,14 +43,11 @@ static bool rule_wants(struct ferry_watch *w, const char *relative, const char *
         case FERRY__VERDICT_MARKER:
                 *ret_why = "a done-marker: it says its file is complete, and is never handed out itself";
                 return false;
-        case FERRY__VERDICT_NO_MATCH:
-                *ret_why = "its name matches none of the rule's match globs";
-                return false;
+        case FERRY__VERDICT_NO_MATCH: *ret_why = "its name matches none of the rule's match globs"; return false;
         case FERRY__VERDICT_EXCLUDED:
                 *ret_why = "an exclude glob of the rule matches it (or it is the rule's require-file)";
                 return false;
-        case FERRY__VERDICT_WANTED:
-                break;
+        case FERRY__VERDICT_WANTED: break;
         }
         return true;
 }
@@ -175,8 +172,8 @@ struct claim_count {
 static void count_claim(void *userdata, const struct ferry__claim_info *claim)
 {
         struct claim_count *cc = userdata;
-        struct ferry_claim_info info = {claim->path, claim->worker, claim->pid, claim->since, claim->worker_alive,
-                                        claim->handled};
+        struct ferry_claim_info info = {claim->path,  claim->worker,       claim->pid,
+                                        claim->since, claim->worker_alive, claim->handled};
 
         if (!claim->worker_alive)
                 cc->status->orphaned++;
@@ -193,8 +190,8 @@ static void describe_backend(const struct ferry_rule *rule, char *buf, size_t si
         char fs[64];
         bool remote = ferry__fs_is_remote(rule->dir, fs, sizeof(fs));
 
-        (void)ferry__describe_watching(rule->backend ? rule->backend : "auto", remote, fs, rule->poll_interval_ns,
-                                       buf, size);
+        (void)ferry__describe_watching(rule->backend ? rule->backend : "auto", remote, fs, rule->poll_interval_ns, buf,
+                                       size);
 }
 
 int ferry_rule_status(struct ferry_rule *rule, struct ferry_rule_status *ret_status, ferry_claim_cb on_claim,
@@ -296,10 +293,12 @@ static void find_claim(void *userdata, const struct ferry__claim_info *claim)
         say_time(fc->out, "claimed by worker", claim->since / FERRY__NSEC_PER_SEC);
         say(fc->out, " (%s): ", claim->worker);
         if (claim->handled)
-                say(fc->out, "handled already; its outcome folder refused it so far, and it is moved there once "
-                             "it takes it (by %s)\n",
-                    claim->worker_alive ? "that worker" : "the worker that takes the claim over, without running "
-                                                          "the handler again");
+                say(fc->out,
+                    "handled already; its outcome folder refused it so far, and it is moved there once "
+                    "it takes it (by %s)\n",
+                    claim->worker_alive ? "that worker"
+                                        : "the worker that takes the claim over, without running "
+                                          "the handler again");
         else if (!claim->worker_alive)
                 say(fc->out, "that worker died; the next worker takes the claim over and runs it again\n");
         else if (claim->pid)
@@ -320,8 +319,9 @@ static bool explain_outcome(const struct ferry_rule *rule, const char *relative,
 
                         if (!failed) {
                                 say_time(o, "handled:", st.st_mtim.tv_sec);
-                                say(o, "; it is in the done folder as %s (a later file of the same name gets .1, "
-                                       ".2, ...)\n",
+                                say(o,
+                                    "; it is in the done folder as %s (a later file of the same name gets .1, "
+                                    ".2, ...)\n",
                                     path);
                         } else {
                                 say(o, "failed for good: it is in the failed folder as %s\n", path);
@@ -354,8 +354,8 @@ static void explain_ready(const struct ferry_rule *rule, const char *path, const
         bool polled = strcmp(backend, "poll") == 0 ||
                       (strcmp(backend, "auto") == 0 && ferry__fs_is_remote(rule->dir, fs, sizeof(fs)));
 
-        if (ferry__policy_explain(&rule->policy, path, st, polled ? rule->poll_interval_ns : 0, text,
-                                  sizeof(text)) == 0)
+        if (ferry__policy_explain(&rule->policy, path, st, polled ? rule->poll_interval_ns : 0, text, sizeof(text)) ==
+            0)
                 say(o, "%s\n", text);
 }
 
@@ -460,8 +460,8 @@ int ferry_rule_explain_path(struct ferry_rule *rule, const char *path, char *buf
                                 bool same = v.ino == rec.version.ino && v.size == rec.version.size &&
                                             v.mtime_ns == rec.version.mtime_ns;
 
-                                say_time(&o, same ? "handled in this version:" : "handled in an earlier version:",
-                                         rec.at);
+                                say_time(&o,
+                                         same ? "handled in this version:" : "handled in an earlier version:", rec.at);
                                 say(&o, " (%s%s%s)%s\n", rec.outcome, rec.reason[0] ? ": " : "", rec.reason,
                                     same ? "" : "; it changed since, and is handled again");
                                 ferry__store_close(store);

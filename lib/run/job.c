@@ -88,8 +88,10 @@ void ferry__job_return(struct job *job, bool stopped)
 
         for (size_t i = 0; i < job->count; i++) {
                 struct ferry__claim *c = job->claims[i];
-                struct ferry_log_record rec = {.kind = FERRY_LOG_RETURNED, .rule = rs->rule->name,
-                                               .path = c->original_path, .duration_ns = -1,
+                struct ferry_log_record rec = {.kind = FERRY_LOG_RETURNED,
+                                               .rule = rs->rule->name,
+                                               .path = c->original_path,
+                                               .duration_ns = -1,
                                                .attempt = (int)job->attempt};
                 const char *how = stopped ? "stopped" : "given back";
                 int e;
@@ -189,8 +191,8 @@ void ferry__job_start(struct job *job)
                 /* As the handler would have made it itself. */
                 (void)fchmod(job->output_fd, 0666 & ~r->umask);
                 if (rule->user && fchown(job->output_fd, rule->uid, rule->gid) < 0)
-                        LOG(r, FERRY_LOG_WARNING, rule->name, job->output_temp,
-                            "cannot give the output to user %s: %s", rule->user, strerror(errno));
+                        LOG(r, FERRY_LOG_WARNING, rule->name, job->output_temp, "cannot give the output to user %s: %s",
+                            rule->user, strerror(errno));
                 req.stdout_fd = job->output_fd;
                 /* A worker that adopts the claim after a crash removes the partial
                  * output (--output never batches: one claim). */
@@ -216,10 +218,13 @@ void ferry__job_start(struct job *job)
                 (void)ferry__runner_epoll_add(r, job->child.stderr_fd, &job->err_source);
         for (size_t i = 0; i < job->count; i++)
                 ferry__runner_log(r,
-                            &(struct ferry_log_record){.kind = FERRY_LOG_STARTED, .rule = rule->name,
-                                                       .path = job->claims[i]->original_path, .duration_ns = -1,
-                                                       .pid = job->child.pid, .attempt = (int)job->attempt},
-                            "started %s (pid %d, attempt %u)", argv[0], (int)job->child.pid, job->attempt);
+                                  &(struct ferry_log_record){.kind = FERRY_LOG_STARTED,
+                                                             .rule = rule->name,
+                                                             .path = job->claims[i]->original_path,
+                                                             .duration_ns = -1,
+                                                             .pid = job->child.pid,
+                                                             .attempt = (int)job->attempt},
+                                  "started %s (pid %d, attempt %u)", argv[0], (int)job->child.pid, job->attempt);
         goto out;
 nomem:
         e = -ENOMEM;
@@ -343,8 +348,8 @@ void ferry__late_notes_write(struct rule_state *rs, bool last)
 
                         LOG(rs->runner, FERRY_LOG_ERROR, rs->rule->name, note->path,
                             "the failure note for %s/%s could not be written (%s); its reason: %.*s",
-                            rs->failed.path ? rs->failed.path : "the failed folder", note->relative,
-                            strerror(-e), reason_len, reason ? reason + 9 : "");
+                            rs->failed.path ? rs->failed.path : "the failed folder", note->relative, strerror(-e),
+                            reason_len, reason ? reason + 9 : "");
                 } else {
                         link = &note->next;
                         continue;
@@ -355,8 +360,8 @@ void ferry__late_notes_write(struct rule_state *rs, bool last)
 }
 
 /* The failure note of a claim: what NAME.ferry-error holds. Its length to *ret_len. */
-static char *failure_text(struct job *job, const struct ferry__claim *c, const char *why,
-                          const struct ferry__exit *st, int64_t duration, size_t *ret_len)
+static char *failure_text(struct job *job, const struct ferry__claim *c, const char *why, const struct ferry__exit *st,
+                          int64_t duration, size_t *ret_len)
 {
         size_t tail_len = 0;
         const char *tail = job->child.tail_len ? ferry__child_stderr_lines(&job->child, 20, &tail_len) : NULL;
@@ -366,10 +371,9 @@ static char *failure_text(struct job *job, const struct ferry__claim *c, const c
         n = asprintf(&text,
                      "path: %s\nrule: %s\nreason: %s\nexit-status: %d\nsignal: %d\ntimed-out: %s\n"
                      "attempts: %u\nduration: %.3fs\nfailed-at: %lld\nstderr:\n%.*s%s",
-                     c->original_path, job->rs->rule->name, why, st->code, st->signal,
-                     job->timed_out ? "yes" : "no", job->attempt, (double)duration / FERRY__NSEC_PER_SEC,
-                     (long long)time(NULL), (int)tail_len, tail ? tail : "",
-                     tail_len && tail[tail_len - 1] != '\n' ? "\n" : "");
+                     c->original_path, job->rs->rule->name, why, st->code, st->signal, job->timed_out ? "yes" : "no",
+                     job->attempt, (double)duration / FERRY__NSEC_PER_SEC, (long long)time(NULL), (int)tail_len,
+                     tail ? tail : "", tail_len && tail[tail_len - 1] != '\n' ? "\n" : "");
         if (n < 0)
                 return NULL;
         *ret_len = (size_t)n;
@@ -406,12 +410,12 @@ static void wait_to_move(struct rule_state *rs, struct ferry__claim *c, char *no
 
         /* An adopted claim has its outcome noted already. */
         if (!c->outcome &&
-            (asprintf(&outcome, "%s\n%.*s", note ? "failed" : "done", note ? (int)note_len : 0, note ? note : "") <
-                     0 ||
+            (asprintf(&outcome, "%s\n%.*s", note ? "failed" : "done", note ? (int)note_len : 0, note ? note : "") < 0 ||
              ferry__claim_note_outcome(&rs->wa, c, outcome) < 0))
                 LOG(rs->runner, FERRY_LOG_WARNING, rs->rule->name, c->original_path,
                     "cannot note in %s that it was handled: if ferry stops before it is moved out, it is handled "
-                    "again", c->claimed_path);
+                    "again",
+                    c->claimed_path);
         free(outcome);
         if (!u) {
                 free(note);
@@ -502,7 +506,8 @@ void ferry__job_adopt_handled(struct rule_state *rs, struct ferry__claim *c)
         }
         LOG(rs->runner, FERRY_LOG_WARNING, rs->rule->name, c->original_path,
             "handled by a worker that stopped before it could move it out, and cannot be moved out yet: "
-            "it waits in %s and is moved once it can be", c->claimed_path);
+            "it waits in %s and is moved once it can be",
+            c->claimed_path);
 }
 
 static int record(struct rule_state *rs, struct ferry__claim *c, const char *outcome, const char *why)
@@ -518,9 +523,13 @@ static int record(struct rule_state *rs, struct ferry__claim *c, const char *out
 static struct ferry_log_record run_record(const struct job *job, const struct ferry__claim *c,
                                           const struct ferry__exit *st, int64_t duration)
 {
-        return (struct ferry_log_record){.rule = job->rs->rule->name, .path = c->original_path,
-                                         .duration_ns = duration, .pid = job->pid, .attempt = (int)job->attempt,
-                                         .exit_code = st->code, .signal = st->signal};
+        return (struct ferry_log_record){.rule = job->rs->rule->name,
+                                         .path = c->original_path,
+                                         .duration_ns = duration,
+                                         .pid = job->pid,
+                                         .attempt = (int)job->attempt,
+                                         .exit_code = st->code,
+                                         .signal = st->signal};
 }
 
 /* The handler succeeded: each file to the done folder (or deleted, or
@@ -554,8 +563,7 @@ static void finish_done(struct job *job, const struct ferry__exit *st, int64_t d
                 free(relative);
                 rec.kind = e < 0 && e != -ENOENT ? FERRY_LOG_ERROR : FERRY_LOG_DONE;
                 if (e == -ENOENT) {
-                        ferry__runner_log(r, &rec, "done in %.3fs; the handler removed or moved the file itself",
-                                          took);
+                        ferry__runner_log(r, &rec, "done in %.3fs; the handler removed or moved the file itself", took);
                 } else if (e < 0) {
                         ferry__runner_log(r, &rec,
                                           "handled, but cannot %s%s (%s): it waits in %s and is moved once it can be",
@@ -769,4 +777,3 @@ void ferry__job_exited(struct job *job)
         ferry__job_finish(job, &st, NULL);
         kill_orphans(r);
 }
-

@@ -91,8 +91,7 @@ static int commit(int fd, char *temp, const char *target)
         return r == 0 ? sync_folder(target) : r;
 }
 
-int ferry_put(const char *source, const char *target, const char *marker, ferry_progress_cb progress,
-              void *userdata)
+int ferry_put(const char *source, const char *target, const char *marker, ferry_progress_cb progress, void *userdata)
 {
         char buffer[256 * 1024], text[256], *temp = NULL, *marker_path = NULL;
         uint8_t digest[FERRY__SHA256_SIZE];

@@ -107,8 +107,8 @@ int ferry_queue_take(struct ferry_queue *q, int timeout_ms, struct ferry_claim *
                                 continue;
                         return -ETIMEDOUT;
                 }
-                e = ferry_runner_dispatch(q->runner, until == INT64_MAX
-                                                             ? -1
+                e = ferry_runner_dispatch(q->runner,
+                                          until == INT64_MAX ? -1
                                                              : (int)((until - now + FERRY__NSEC_PER_MSEC - 1) /
                                                                      FERRY__NSEC_PER_MSEC));
                 if (e < 0)

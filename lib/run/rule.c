@@ -433,8 +433,8 @@ int ferry__rule_check(struct ferry_rule *rule, bool handler)
         if (stat(rule->dir, &st) < 0 || !S_ISDIR(st.st_mode))
                 return fail(rule, -ENOENT, "rule %s: %s is not a folder (create it first)", rule->name, rule->dir);
         if (rule->output_dir && (stat(rule->output_dir, &st) < 0 || !S_ISDIR(st.st_mode)))
-                return fail(rule, -ENOENT, "rule %s: output folder %s does not exist (create it first)",
-                            rule->name, rule->output_dir);
+                return fail(rule, -ENOENT, "rule %s: output folder %s does not exist (create it first)", rule->name,
+                            rule->output_dir);
         r = check_placement(rule, rule->output_dir, "output", true);
         if (r == 0)
                 r = check_placement(rule, rule->done_dir, "done", false);
@@ -490,21 +490,28 @@ int ferry_rule_check_system(struct ferry_rule *rule)
                 return r;
         /* A placeholder as the program (the file itself run) is the user's business. */
         if (!strchr(rule->command[0], '{') && (why = handler_problem(rule->command[0], found, sizeof(found))))
-                return fail(rule, -ENOENT, strchr(rule->command[0], '/') ? "rule %s: the handler %s %s"
-                                                                        : "rule %s: the handler %s %s (%s)",
+                return fail(rule, -ENOENT,
+                            strchr(rule->command[0], '/') ? "rule %s: the handler %s %s"
+                                                          : "rule %s: the handler %s %s (%s)",
                             rule->name, rule->command[0], why, found);
         /* ferry keeps its work in DIR/.ferry: DIR must be able to hold it. */
         if (statfs(rule->dir, &fs) == 0 &&
             (fs.f_type == PROC_SUPER_MAGIC || fs.f_type == SYSFS_MAGIC || fs.f_type == CGROUP2_SUPER_MAGIC ||
              fs.f_type == CGROUP_SUPER_MAGIC || fs.f_type == DEBUGFS_MAGIC))
-                return fail(rule, -EROFS, "rule %s: %s is on a kernel file system: ferry cannot keep its work "
-                                          "folder %s/.ferry there", rule->name, rule->dir, rule->dir);
+                return fail(rule, -EROFS,
+                            "rule %s: %s is on a kernel file system: ferry cannot keep its work "
+                            "folder %s/.ferry there",
+                            rule->name, rule->dir, rule->dir);
         if (statvfs(rule->dir, &vfs) == 0 && (vfs.f_flag & ST_RDONLY))
-                return fail(rule, -EROFS, "rule %s: %s is on a read-only file system: ferry keeps its work in "
-                                          "%s/.ferry", rule->name, rule->dir, rule->dir);
+                return fail(rule, -EROFS,
+                            "rule %s: %s is on a read-only file system: ferry keeps its work in "
+                            "%s/.ferry",
+                            rule->name, rule->dir, rule->dir);
         if (faccessat(AT_FDCWD, rule->dir, W_OK | X_OK, AT_EACCESS) < 0)
-                return fail(rule, -EACCES, "rule %s: uid %u cannot write into %s, where ferry keeps its work "
-                                           "(%s/.ferry)", rule->name, (unsigned)geteuid(), rule->dir, rule->dir);
+                return fail(rule, -EACCES,
+                            "rule %s: uid %u cannot write into %s, where ferry keeps its work "
+                            "(%s/.ferry)",
+                            rule->name, (unsigned)geteuid(), rule->dir, rule->dir);
         /* A .ferry already there must be one ferry trusts (trust.c): checked, not made. */
         {
                 struct ferry__trust trust = {0};

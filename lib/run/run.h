@@ -13,38 +13,38 @@
  * descriptor was opened once, at start, and checked: renaming or replacing
  * a path later changes nothing that ferry touches. */
 struct ferry__workarea {
-        char *dir;          /* the rule's folder */
-        char *worker;       /* RULE@HOST.PID.START */
-        char *rule_prefix;  /* RULE@ */
+        char *dir;         /* the rule's folder */
+        char *worker;      /* RULE@HOST.PID.START */
+        char *rule_prefix; /* RULE@ */
         char host[256];
-        char machine[64];   /* /etc/machine-id, or "-" */
-        char boot[64];      /* this boot's id */
-        int root_fd;        /* DIR: files are found beneath it */
-        int ferry_fd;       /* DIR/.ferry, ours */
-        dev_t ferry_dev;    /* .ferry's identity: found under another name, it is still not work */
+        char machine[64]; /* /etc/machine-id, or "-" */
+        char boot[64];    /* this boot's id */
+        int root_fd;      /* DIR: files are found beneath it */
+        int ferry_fd;     /* DIR/.ferry, ours */
+        dev_t ferry_dev;  /* .ferry's identity: found under another name, it is still not work */
         ino_t ferry_ino;
-        int base_fd;        /* DIR/.ferry/work, ours; -1 when files stay in place */
-        int work_fd;        /* our work folder; -1 when files stay in place */
-        int output_fd;      /* the output folder, where a dead worker's partial output is removed; -1: none */
+        int base_fd;   /* DIR/.ferry/work, ours; -1 when files stay in place */
+        int work_fd;   /* our work folder; -1 when files stay in place */
+        int output_fd; /* the output folder, where a dead worker's partial output is removed; -1: none */
         struct ferry__trust trust;
-        uint64_t seq;       /* last claim number */
+        uint64_t seq; /* last claim number */
         int64_t lease_ns;
-        unsigned restored;  /* times our work folder was found removed and made again */
-        char **refused;     /* claim folders left alone, said once each */
+        unsigned restored; /* times our work folder was found removed and made again */
+        char **refused;    /* claim folders left alone, said once each */
         size_t refused_count;
 };
 
 /* A claimed file. */
 struct ferry__claim {
         uint64_t seq;
-        char *name;          /* its name */
-        char *origin;        /* its folder relative to DIR, NULL for DIR itself */
-        char *claimed_path;  /* where it is now, in the work area */
-        char *original_path; /* where it was: DIR/[ORIGIN/]NAME */
-        bool in_place;        /* on-success = keep: not moved; claimed_path is original_path */
-        bool output_noted;    /* its folder holds an .output note */
-        char *outcome;        /* adopted: "done\n" or "failed\nNOTE" when it was handled already, or NULL */
-        mode_t type;          /* S_IFREG, S_IFLNK, ...: what was claimed (0: unknown) */
+        char *name;                    /* its name */
+        char *origin;                  /* its folder relative to DIR, NULL for DIR itself */
+        char *claimed_path;            /* where it is now, in the work area */
+        char *original_path;           /* where it was: DIR/[ORIGIN/]NAME */
+        bool in_place;                 /* on-success = keep: not moved; claimed_path is original_path */
+        bool output_noted;             /* its folder holds an .output note */
+        char *outcome;                 /* adopted: "done\n" or "failed\nNOTE" when it was handled already, or NULL */
+        mode_t type;                   /* S_IFREG, S_IFLNK, ...: what was claimed (0: unknown) */
         struct ferry__version version; /* in_place: the version being handled */
 };
 
@@ -138,8 +138,8 @@ void ferry__store_close(struct ferry__store *s);
 /* 1 when path (relative to DIR) was handled in version v, 0 when not, -EIO. */
 int ferry__store_handled(struct ferry__store *s, const char *path, const struct ferry__version *v);
 /* Records the outcome ("done", "failed") of path in version v. */
-int ferry__store_record(struct ferry__store *s, const char *path, const struct ferry__version *v,
-                        const char *outcome, const char *reason);
+int ferry__store_record(struct ferry__store *s, const char *path, const struct ferry__version *v, const char *outcome,
+                        const char *reason);
 /* ---- keeper.c: handlers' process groups die with ferry ---------------------- */
 
 struct ferry__keeper {
@@ -179,25 +179,25 @@ struct ferry_rule {
         size_t match_count, exclude_count, command_count;
         bool recursive;
         bool use_stdin;
-        bool follow_symlinks;  /* hand symlinks to the handler; default: skip them */
-        char *ready;           /* policy text, checked */
+        bool follow_symlinks;        /* hand symlinks to the handler; default: skip them */
+        char *ready;                 /* policy text, checked */
         struct ferry__policy policy; /* the same, parsed */
-        unsigned jobs;         /* handlers at once */
-        bool jobs_set;  /* jobs was given: a queue takes one claim ahead otherwise */
-        unsigned retries;      /* attempts after the first */
-        unsigned batch;        /* files per handler run; 1: no batching */
-        unsigned max_folders;  /* folders the rule's watcher watches at most */
-        int64_t timeout_ns;    /* 0: none */
-        int64_t kill_after_ns; /* SIGTERM to SIGKILL */
-        int64_t retry_delay_ns;/* first back-off; doubles per attempt */
-        int64_t lease_ns;      /* a claim whose heartbeat is older is a dead worker's */
+        unsigned jobs;               /* handlers at once */
+        bool jobs_set;               /* jobs was given: a queue takes one claim ahead otherwise */
+        unsigned retries;            /* attempts after the first */
+        unsigned batch;              /* files per handler run; 1: no batching */
+        unsigned max_folders;        /* folders the rule's watcher watches at most */
+        int64_t timeout_ns;          /* 0: none */
+        int64_t kill_after_ns;       /* SIGTERM to SIGKILL */
+        int64_t retry_delay_ns;      /* first back-off; doubles per attempt */
+        int64_t lease_ns;            /* a claim whose heartbeat is older is a dead worker's */
         enum ferry__on_success on_success;
         char *done_dir, *failed_dir, *output_dir; /* NULL: defaults */
         char *user;
-        char *backend;         /* NULL: auto */
+        char *backend; /* NULL: auto */
         int64_t poll_interval_ns;
-        char *require_file;    /* a name DIR must hold to count as there (a mount's marker); NULL: none */
-        bool exit_when_lost;   /* on-folder-lost = exit: the runner ends when DIR goes away */
+        char *require_file;  /* a name DIR must hold to count as there (a mount's marker); NULL: none */
+        bool exit_when_lost; /* on-folder-lost = exit: the runner ends when DIR goes away */
         uid_t uid;
         gid_t gid;
         char explanation[512];
@@ -210,8 +210,6 @@ int ferry__rule_watch_new(const struct ferry_rule *rule, unsigned flags, struct 
 /* ferry_rule_check(), for a rule whose files a handler takes (handler) or
  * the caller of a queue (no command, stdin, output, batch or user then). */
 int ferry__rule_check(struct ferry_rule *rule, bool handler);
-
-
 
 /* ---- spawn.c ---- */
 

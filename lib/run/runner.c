@@ -51,11 +51,13 @@ static bool rate_allows(struct ferry_runner *r, bool limited)
                 if (r->warnings_suppressed) {
                         char text[96];
 
-                        snprintf(text, sizeof(text), "suppressed %llu similar message%s (more than %d warnings a second)",
+                        snprintf(text, sizeof(text),
+                                 "suppressed %llu similar message%s (more than %d warnings a second)",
                                  r->warnings_suppressed, r->warnings_suppressed == 1 ? "" : "s", WARNINGS_PER_SECOND);
                         r->warnings_suppressed = 0;
-                        r->log(r->log_data, &(struct ferry_log_record){.kind = FERRY_LOG_WARNING, .duration_ns = -1,
-                                                                        .message = text});
+                        r->log(r->log_data, &(struct ferry_log_record){.kind = FERRY_LOG_WARNING,
+                                                                       .duration_ns = -1,
+                                                                       .message = text});
                 }
                 r->warnings_since = now;
                 r->warnings_logged = 0;
@@ -233,7 +235,9 @@ static bool claimed_irregular(struct rule_state *rs, struct ferry__claim *c)
         else
                 LOG(rs->runner, FERRY_LOG_FAILED, rs->rule->name, c->original_path,
                     "not a regular file (%s, put there after the file was seen): not handled, moved to %s/%s",
-                    c->type == S_IFLNK ? "a symbolic link" : c->type == S_IFDIR ? "a folder" : "a special file",
+                    c->type == S_IFLNK   ? "a symbolic link"
+                    : c->type == S_IFDIR ? "a folder"
+                                         : "a special file",
                     rs->failed.path, relative ? relative : "?");
         free(relative);
         ferry__claim_free(c);
@@ -261,8 +265,7 @@ static void adopt(void *userdata, struct ferry__claim *claim)
                 return;
         }
         claims[0] = claim;
-        LOG(rs->runner, FERRY_LOG_CLAIMED, rs->rule->name, claim->original_path,
-            "recovered from a worker that died");
+        LOG(rs->runner, FERRY_LOG_CLAIMED, rs->rule->name, claim->original_path, "recovered from a worker that died");
 }
 
 /* A dead worker's claim folder that is not taken: said once. */
@@ -377,8 +380,9 @@ static const char *folder_gone(struct rule_state *rs, char *buf, size_t size)
                 snprintf(buf, size, errno == ENOENT ? "was moved away or deleted" : "cannot be reached (%s)",
                          strerror(errno));
         else if (now.st_dev != held.st_dev || now.st_ino != held.st_ino)
-                snprintf(buf, size, "is another folder now (made again, moved, or a file system mounted or "
-                                    "unmounted there)");
+                snprintf(buf, size,
+                         "is another folder now (made again, moved, or a file system mounted or "
+                         "unmounted there)");
         else if (rs->rule->require_file &&
                  faccessat(rs->wa.root_fd, rs->rule->require_file, F_OK, AT_SYMLINK_NOFOLLOW) < 0)
                 snprintf(buf, size, "has no %s any more (require-file): not the folder meant, a share not mounted?",
@@ -486,8 +490,7 @@ static int rule_attach(struct rule_state *rs)
         (void)ferry_watch_describe_ready(rs->watch, description, sizeof(description));
         (void)ferry_watch_describe_root(rs->watch, rule->dir, backend, sizeof(backend));
         LOG(r, FERRY_LOG_INFO, rule->name, rule->dir, "watching %s%s with %s; %s; %u job%s at once", rule->dir,
-            rule->recursive ? " and its subfolders" : "", backend, description, rule->jobs,
-            rule->jobs == 1 ? "" : "s");
+            rule->recursive ? " and its subfolders" : "", backend, description, rule->jobs, rule->jobs == 1 ? "" : "s");
         return 0;
 }
 
@@ -613,8 +616,7 @@ int ferry_runner_start(struct ferry_runner *r)
         if (!r->external) {
                 /* Orphans of handlers (daemons they forked) come back to us to be reaped. */
                 (void)prctl(PR_SET_CHILD_SUBREAPER, 1);
-                snprintf(r->children_path, sizeof(r->children_path), "/proc/self/task/%d/children",
-                         (int)getpid());
+                snprintf(r->children_path, sizeof(r->children_path), "/proc/self/task/%d/children", (int)getpid());
                 e = ferry__keeper_start(&r->keeper);
                 if (e < 0)
                         LOG(r, FERRY_LOG_WARNING, NULL, NULL,
@@ -757,8 +759,7 @@ static void drain_watch(struct rule_state *rs)
                         /* Drops the watch, and with it ev: the loop ends here. */
                         rule_down(rs, "went away (deleted, moved or unmounted)");
                         break;
-                default:
-                        break;
+                default: break;
                 }
         }
         if (e < 0)
@@ -1018,8 +1019,7 @@ static void handle(struct ferry_runner *r, const struct epoll_event *events, int
                         (void)read(r->timer_fd, &expirations, sizeof(expirations));
                         r->timer_armed = false;
                         break;
-                case SOURCE_WATCH:
-                        break; /* drained by the loop */
+                case SOURCE_WATCH: break; /* drained by the loop */
                 case SOURCE_STDERR:
                         /* At hang-up, leave the set first: reading to the end closes the fd. */
                         if (events[i].events & (EPOLLHUP | EPOLLERR))
@@ -1089,8 +1089,9 @@ int ferry_runner_dispatch(struct ferry_runner *r, int timeout_ms)
                 if (next > until)
                         next = until;
                 n = epoll_wait(r->epoll_fd, events, 16,
-                               next == INT64_MAX ? -1
-                                                 : (int)((next - now + FERRY__NSEC_PER_MSEC - 1) / FERRY__NSEC_PER_MSEC));
+                               next == INT64_MAX
+                                       ? -1
+                                       : (int)((next - now + FERRY__NSEC_PER_MSEC - 1) / FERRY__NSEC_PER_MSEC));
                 if (n < 0 && errno != EINTR)
                         return -errno;
                 if (n > 0)
@@ -1164,8 +1165,7 @@ static void stop(struct ferry_runner *r, int64_t grace_ns, bool say)
 
                 (void)ferry__format_duration(grace_ns, grace, sizeof(grace));
                 if (say)
-                        LOG(r, FERRY_LOG_INFO, NULL, NULL, "stopping: no new claims; handlers get %s to finish",
-                            grace);
+                        LOG(r, FERRY_LOG_INFO, NULL, NULL, "stopping: no new claims; handlers get %s to finish", grace);
         } else {
                 int64_t now = ferry__now();
 

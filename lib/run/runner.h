@@ -33,8 +33,8 @@ struct job {
         unsigned attempt; /* runs started so far */
         bool running;
         bool timed_out;
-        bool stopped;     /* killed because the runner stops: not a failure */
-        pid_t pid;        /* the last handler's, for the records after it was reaped */
+        bool stopped; /* killed because the runner stops: not a failure */
+        pid_t pid;    /* the last handler's, for the records after it was reaped */
         struct ferry__child child;
         struct source pid_source, err_source;
         int64_t started;
@@ -43,8 +43,8 @@ struct job {
         int64_t kill_at;  /* running: when SIGKILL follows; 0: not yet */
         int output_fd;
         char *output_temp;
-        bool handed;                     /* a queue's: with its caller, or waiting to be taken */
-        struct ferry_claim *taken;       /* a queue's: the caller's handle, once taken */
+        bool handed;               /* a queue's: with its caller, or waiting to be taken */
+        struct ferry_claim *taken; /* a queue's: the caller's handle, once taken */
 };
 
 struct rule_state {
@@ -56,18 +56,18 @@ struct rule_state {
         struct ferry__workarea wa;  /* work_fd -1 when files stay in place */
         struct ferry__store *store; /* on-success = keep */
         int share_fd;               /* otherwise: .ferry/keep.lock, held shared; -1 until then */
-        struct ferry__folder done;   /* fd -1: delete (or keep) on success */
+        struct ferry__folder done;  /* fd -1: delete (or keep) on success */
         struct ferry__folder failed;
         char *output_dir; /* output folder, absolute (its descriptor is wa.output_fd); NULL: none */
         struct pending *pending_head, *pending_tail;
         size_t pending_count;
         struct pending *blocked; /* files whose claim failed for a reason that may pass: tried each second */
-        unsigned restored_seen; /* wa.restored already logged */
+        unsigned restored_seen;  /* wa.restored already logged */
         unsigned running;
-        bool down;                  /* the folder went away: no watch; looked for again at retry_at */
-        int64_t retry_at, retry_ns; /* the next look, and the wait after it (doubles up to a maximum) */
-        char why[512];              /* why the folder cannot be taken up, as last said */
-        struct late_note *late_notes; /* failure notes not written yet (job.c) */
+        bool down;                     /* the folder went away: no watch; looked for again at retry_at */
+        int64_t retry_at, retry_ns;    /* the next look, and the wait after it (doubles up to a maximum) */
+        char why[512];                 /* why the folder cannot be taken up, as last said */
+        struct late_note *late_notes;  /* failure notes not written yet (job.c) */
         struct unfinished *unfinished; /* handled files not moved out yet (job.c) */
 };
 
@@ -77,39 +77,38 @@ struct ferry_runner {
         struct job *jobs;
         int epoll_fd, timer_fd;
         struct source timer_source;
-        bool timer_armed;         /* timer_fd is set to timer_deadline (INT64_MAX: disarmed) */
+        bool timer_armed; /* timer_fd is set to timer_deadline (INT64_MAX: disarmed) */
         int64_t timer_deadline;
-        char children_path[64];   /* /proc/self/task/PID/children: where orphans are found */
+        char children_path[64]; /* /proc/self/task/PID/children: where orphans are found */
         ferry_log_cb log;
         void *log_data;
         bool started, stopping;
-        int64_t stop_at;          /* stopping: when running handlers get SIGTERM */
+        int64_t stop_at; /* stopping: when running handlers get SIGTERM */
         int64_t next_heartbeat;
         int64_t next_recover;
-        int64_t next_folder_check;  /* every rule's folder: still there? a lost one back? */
-        bool folder_lost;           /* a rule with on-folder-lost = exit lost its folder: dispatch says so */
-        char **env_base;          /* NULL-terminated, owned */
+        int64_t next_folder_check; /* every rule's folder: still there? a lost one back? */
+        bool folder_lost;          /* a rule with on-folder-lost = exit lost its folder: dispatch says so */
+        char **env_base;           /* NULL-terminated, owned */
         size_t env_count;
-        struct ferry__keeper keeper; /* kills handlers' groups if we die */
-        mode_t umask;                /* for output files, which mkostemp makes 0600 */
-        uint64_t random;                 /* xorshift state: where to skip to after a lost race */
-        struct ferry_runner_stats stats; /* the counters; the "now" fields are filled when asked */
-        int64_t warnings_since;          /* start of the second warnings are counted in */
-        unsigned warnings_logged;        /* warnings logged in it */
+        struct ferry__keeper keeper;            /* kills handlers' groups if we die */
+        mode_t umask;                           /* for output files, which mkostemp makes 0600 */
+        uint64_t random;                        /* xorshift state: where to skip to after a lost race */
+        struct ferry_runner_stats stats;        /* the counters; the "now" fields are filled when asked */
+        int64_t warnings_since;                 /* start of the second warnings are counted in */
+        unsigned warnings_logged;               /* warnings logged in it */
         unsigned long long warnings_suppressed; /* warnings left out since, to be said in one line */
-        bool limit_next;                 /* the next record is rate-limited as a warning is */
-        bool external;                   /* a queue (queue.c): jobs are handed to the caller, not spawned */
-        unsigned handed;                 /* jobs handed out and not taken yet */
+        bool limit_next;                        /* the next record is rate-limited as a warning is */
+        bool external;                          /* a queue (queue.c): jobs are handed to the caller, not spawned */
+        unsigned handed;                        /* jobs handed out and not taken yet */
 };
 
 void ferry__runner_log(struct ferry_runner *r, struct ferry_log_record *rec, const char *format, ...)
         __attribute__((format(printf, 3, 4)));
 /* Logs one outcome of a rule's file; the counters follow the kinds logged. */
-#define LOG(r, kind_, rule_, path_, ...)                                                                          \
-        ferry__runner_log((r),                                                                                \
-                          &(struct ferry_log_record){.kind = (kind_), .rule = (rule_), .path = (path_),       \
-                                                     .duration_ns = -1},                                      \
-                          __VA_ARGS__)
+#define LOG(r, kind_, rule_, path_, ...)                                                                               \
+        ferry__runner_log(                                                                                             \
+                (r), &(struct ferry_log_record){.kind = (kind_), .rule = (rule_), .path = (path_), .duration_ns = -1}, \
+                __VA_ARGS__)
 
 int ferry__runner_epoll_add(struct ferry_runner *r, int fd, struct source *source);
 void ferry__runner_epoll_del(struct ferry_runner *r, int fd);

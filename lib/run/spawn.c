@@ -97,8 +97,8 @@ static const struct {
         const char *text;
         enum word word;
 } words[] = {
-    {"", WORD_PATH},     {"path", WORD_PATH}, {"name", WORD_NAME},   {"dir", WORD_DIR},
-    {"stem", WORD_STEM}, {"ext", WORD_EXT},   {"paths", WORD_PATHS},
+        {"", WORD_PATH},     {"path", WORD_PATH}, {"name", WORD_NAME},   {"dir", WORD_DIR},
+        {"stem", WORD_STEM}, {"ext", WORD_EXT},   {"paths", WORD_PATHS},
 };
 
 /* Splits path into the pieces the placeholders name; the pieces point into path.
@@ -295,7 +295,7 @@ struct plan {
         char *candidate_text;    /* the strings of PATH candidates, when argv[0] has no '/' */
         gid_t *groups;           /* supplementary groups of the target user, when switching */
         size_t group_count;
-        pid_t parent;            /* the process that starts the handler */
+        pid_t parent; /* the process that starts the handler */
 };
 
 static void plan_done(struct plan *p)

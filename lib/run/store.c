@@ -93,13 +93,12 @@ int ferry__store_open(int ferry_fd, struct ferry__store **ret_store)
                 r = -ENOMEM;
                 goto fail;
         }
-        if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                            NULL) !=
+        if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) !=
                     SQLITE_OK ||
             sqlite3_exec(s->db, schema, NULL, NULL, NULL) != SQLITE_OK ||
             sqlite3_prepare_v2(s->db,
-                               "SELECT 1 FROM handled WHERE path = ?1 AND ino = ?2 AND size = ?3 AND mtime_ns = ?4",
-                               -1, &s->lookup, NULL) != SQLITE_OK ||
+                               "SELECT 1 FROM handled WHERE path = ?1 AND ino = ?2 AND size = ?3 AND mtime_ns = ?4", -1,
+                               &s->lookup, NULL) != SQLITE_OK ||
             sqlite3_prepare_v2(s->db,
                                "INSERT OR REPLACE INTO handled (path, ino, size, mtime_ns, outcome, reason, at)"
                                " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -137,8 +136,8 @@ int ferry__store_handled(struct ferry__store *s, const char *path, const struct 
         return r == SQLITE_ROW ? 1 : r == SQLITE_DONE ? 0 : -EIO;
 }
 
-int ferry__store_record(struct ferry__store *s, const char *path, const struct ferry__version *v,
-                        const char *outcome, const char *reason)
+int ferry__store_record(struct ferry__store *s, const char *path, const struct ferry__version *v, const char *outcome,
+                        const char *reason)
 {
         int r;
 

@@ -142,8 +142,10 @@ int ferry__describe_watching(const char *backend, bool remote, const char *fs, i
         if (strcmp(backend, "poll") == 0)
                 n = snprintf(buf, size, "poll every %s, no inotify (%s file system; polling asked for)", every, fs);
         else if (strcmp(backend, "auto") == 0 && remote)
-                n = snprintf(buf, size, "poll every %s and inotify (%s: inotify sees only this machine's own writes "
-                                        "there)", every, fs);
+                n = snprintf(buf, size,
+                             "poll every %s and inotify (%s: inotify sees only this machine's own writes "
+                             "there)",
+                             every, fs);
         else
                 n = snprintf(buf, size, "inotify (%s file system)", fs);
         return n < 0 ? -EIO : 0;
@@ -151,8 +153,8 @@ int ferry__describe_watching(const char *backend, bool remote, const char *fs, i
 
 int ferry_watch_describe_root(struct ferry_watch *w, const char *path, char *buf, size_t size)
 {
-        static const char *const names[] = {[FERRY__BACKEND_AUTO] = "auto", [FERRY__BACKEND_INOTIFY] = "inotify",
-                                            [FERRY__BACKEND_POLL] = "poll"};
+        static const char *const names[] =
+                {[FERRY__BACKEND_AUTO] = "auto", [FERRY__BACKEND_INOTIFY] = "inotify", [FERRY__BACKEND_POLL] = "poll"};
 
         if (!w || !path || !buf || size == 0)
                 return -EINVAL;

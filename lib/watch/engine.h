@@ -22,12 +22,12 @@ enum ferry__kind { FERRY__DIR, FERRY__FILE };
  * found by (parent, name) in the watcher's name table. */
 struct ferry__entry {
         struct ferry__hash_node by_name;
-        struct ferry__dir *parent; /* NULL for the top directory of a root */
+        struct ferry__dir *parent;                        /* NULL for the top directory of a root */
         struct ferry__entry *sibling_prev, *sibling_next; /* in parent->children */
-        char *name;                /* in the same allocation, NUL-terminated */
+        char *name;                                       /* in the same allocation, NUL-terminated */
         uint16_t name_len;
-        uint8_t kind;              /* enum ferry__kind */
-        uint8_t seen;              /* rescan bookkeeping: found by the current listing */
+        uint8_t kind; /* enum ferry__kind */
+        uint8_t seen; /* rescan bookkeeping: found by the current listing */
 };
 
 /* A watched directory. */
@@ -37,12 +37,12 @@ struct ferry__dir {
         struct ferry__hash_node by_watch; /* the kernel backend's (inotify.c), while watch >= 0 */
         struct ferry__entry *children;
         struct ferry__root *root;
-        uint64_t id;     /* the tree's own number for it, never reused while the watcher lives */
-        int watch;       /* the kernel backend's handle for it (an inotify wd), or -1 */
-        bool incomplete; /* a subfolder could not be watched, or this one is polled: list it again later */
-        bool polled;     /* the kernel backend could not take it (the cap or the kernel's limit): listed
-                          * every few seconds with the retries instead */
-        bool retrying;   /* listed by the retry under way (its subfolders with it) */
+        uint64_t id;           /* the tree's own number for it, never reused while the watcher lives */
+        int watch;             /* the kernel backend's handle for it (an inotify wd), or -1 */
+        bool incomplete;       /* a subfolder could not be watched, or this one is polled: list it again later */
+        bool polled;           /* the kernel backend could not take it (the cap or the kernel's limit): listed
+                                * every few seconds with the retries instead */
+        bool retrying;         /* listed by the retry under way (its subfolders with it) */
         uint32_t file_count;   /* polled roots: files seen by the last poll of this folder */
         uint64_t listed_stamp; /* polled roots: the folder's inode, mtime and ctime, mixed, at the last listing */
         int64_t list_until;    /* polled roots: list at every poll until then (CLOCK_MONOTONIC ns) */
@@ -73,9 +73,9 @@ struct ferry__file {
         uint8_t rechecks;                            /* GUARD: looks at a writer seen after a close */
         uint8_t quiet_polls;                         /* polls in a row that found it unchanged (saturates) */
         bool stat_known : 1;
-        bool dirty : 1;        /* written to since the last stat */
+        bool dirty : 1; /* written to since the last stat */
         bool was_reported : 1;
-        bool refused : 1; /* done-file: reported is a version its marker refused (was_reported false) */
+        bool refused : 1;             /* done-file: reported is a version its marker refused (was_reported false) */
         bool guard_without_close : 1; /* GUARD for a name that appeared with content, no close seen:
                                        * a write then is a writer at work, not one that reopened */
 };
@@ -83,19 +83,19 @@ struct ferry__file {
 /* A path handed to ferry_watch_add*(). */
 struct ferry__root {
         struct ferry__root *next;
-        char *given;          /* as the caller gave it: event->root */
-        char *prefix;         /* event paths start with this; "" for a bare file name */
-        char *watch_path;     /* what to open and watch: prefix, or "." */
-        char *only_name;      /* file roots: the one name reported; NULL for directories */
+        char *given;            /* as the caller gave it: event->root */
+        char *prefix;           /* event paths start with this; "" for a bare file name */
+        char *watch_path;       /* what to open and watch: prefix, or "." */
+        char *only_name;        /* file roots: the one name reported; NULL for directories */
         struct ferry__dir *dir; /* NULL while gone */
-        int held_fd;          /* while dir is set: the root's directory, O_PATH (ready.c), or -1 */
-        dev_t dev;            /* while dir is set: the folder attached (poll.c sees it replaced) */
+        int held_fd;            /* while dir is set: the root's directory, O_PATH (ready.c), or -1 */
+        dev_t dev;              /* while dir is set: the folder attached (poll.c sees it replaced) */
         ino_t ino;
-        int64_t retry_at;     /* FOLLOW: next check for its return, while gone */
-        bool poll;            /* also listed every poll interval (network, FUSE, or asked) */
+        int64_t retry_at; /* FOLLOW: next check for its return, while gone */
+        bool poll;        /* also listed every poll interval (network, FUSE, or asked) */
         int64_t next_poll;
-        uint32_t polls;       /* poll cycles so far: which slice of the quiet files is checked */
-        char fs_name[64];     /* "local", "nfs", "fuse.sshfs", ... */
+        uint32_t polls;   /* poll cycles so far: which slice of the quiet files is checked */
+        char fs_name[64]; /* "local", "nfs", "fuse.sshfs", ... */
 };
 
 /* Changes a backend reports about a file, or a scan finds. */
@@ -151,8 +151,7 @@ struct ferry__event_queue {
 
 /* Queues an event about path (len bytes), copying the strings. Returns -ENOMEM. */
 int ferry__queue_push(struct ferry_watch *w, unsigned type, unsigned flags, const struct ferry__root *root,
-                      const char *path, size_t len, const char *old_path, size_t old_len, int error,
-                      int64_t size);
+                      const char *path, size_t len, const char *old_path, size_t old_len, int error, int64_t size);
 bool ferry__queue_pop(struct ferry__event_queue *q, const struct ferry_event **ret_event);
 void ferry__queue_done(struct ferry__event_queue *q);
 /* ---- the watcher (watch.c) ------------------------------------------------- */
@@ -177,10 +176,10 @@ struct ferry_watch {
         void (*busy)(void *data);
         void *busy_data;
         unsigned busy_count;
-        unsigned flags;         /* FERRY_WATCH_* */
+        unsigned flags; /* FERRY_WATCH_* */
         enum ferry__backend_choice backend;
         int64_t poll_interval_ns;
-        unsigned event_mask;    /* FERRY_EVENT_* handed out */
+        unsigned event_mask; /* FERRY_EVENT_* handed out */
         struct ferry__policy policy;
         struct ferry__globs include, exclude;
         struct ferry__root *roots;
@@ -188,28 +187,28 @@ struct ferry_watch {
         struct ferry__hash by_id;   /* dirs by their id */
         uint64_t hash_seed;
         size_t dir_count;
-        size_t max_dirs;        /* folders watched at most, roots counted (a root always is); 0: no cap */
-        size_t polled_count;    /* folders beyond: listed every few seconds instead (as many at most) */
+        size_t max_dirs;     /* folders watched at most, roots counted (a root always is); 0: no cap */
+        size_t polled_count; /* folders beyond: listed every few seconds instead (as many at most) */
         uint64_t last_dir_id;
-        bool starting;          /* a root's first scan: the kernel's limit is an error, not polled */
-        bool start_failed;      /* ... and it was reached there */
-        bool hold_roots;        /* roots are held open (ferry__watch_hold_roots) */
+        bool starting;     /* a root's first scan: the kernel's limit is an error, not polled */
+        bool start_failed; /* ... and it was reached there */
+        bool hold_roots;   /* roots are held open (ferry__watch_hold_roots) */
         struct ferry__timer_queue timers[FERRY__TIMER_COUNT];
         struct ferry__event_queue queue;
         /* The backends in use (backend.h), set up with the first root:
          * inotify unless polling alone was asked for, then poll. */
         const struct ferry__backend *backends[2];
         unsigned backend_count;
-        struct ferry__inotify *inotify; /* inotify.c's state, while it is in use */
+        struct ferry__inotify *inotify;   /* inotify.c's state, while it is in use */
         struct ferry__verifier *verifier; /* markers' hashes, off the loop; NULL until the first */
         int epoll_fd;
         int timer_fd;
         int64_t timer_armed; /* the deadline timer_fd is armed for; FOREVER: disarmed */
         bool rescan_needed;
-        int64_t retry_at; /* next retry of folders with unwatched subfolders */
-        bool retrying;    /* in that retry: failures were reported already */
+        int64_t retry_at;        /* next retry of folders with unwatched subfolders */
+        bool retrying;           /* in that retry: failures were reported already */
         uint64_t found_at_start; /* files the scans of ferry_watch_add*() found */
-        int64_t limits_at; /* when limit and in_use were read (explaining ENOSPC) */
+        int64_t limits_at;       /* when limit and in_use were read (explaining ENOSPC) */
         long limit, in_use;
         char path[2 * PATH_MAX]; /* scratch for building paths */
 };
@@ -237,14 +236,13 @@ bool ferry__glob_match(const char *pattern, const char *name, const char *relati
 
 /* What backends and scans call. */
 /* A file changed: keeps the mirror, emits emit_type (0: nothing) and feeds the policy. */
-struct ferry__file *ferry__file_changed(struct ferry_watch *w, struct ferry__dir *dir, const char *name,
-                                        size_t len, enum ferry__change change, unsigned emit_type,
-                                        unsigned emit_flags);
+struct ferry__file *ferry__file_changed(struct ferry_watch *w, struct ferry__dir *dir, const char *name, size_t len,
+                                        enum ferry__change change, unsigned emit_type, unsigned emit_flags);
 /* A file present when watching started, recorded as already seen at version v. */
 void ferry__file_baseline(struct ferry_watch *w, struct ferry__dir *dir, const char *name, size_t len,
                           const struct ferry__version *v);
-void ferry__file_gone(struct ferry_watch *w, struct ferry__dir *dir, const char *name, size_t len,
-                      unsigned event_type, unsigned event_flags);
+void ferry__file_gone(struct ferry_watch *w, struct ferry__dir *dir, const char *name, size_t len, unsigned event_type,
+                      unsigned event_flags);
 void ferry__file_remove(struct ferry_watch *w, struct ferry__file *f);
 void ferry__file_set_known(struct ferry__file *f, const struct ferry__version *v);
 /* Watches name inside parent (or the root's own directory when parent is NULL)
@@ -280,7 +278,8 @@ int ferry__scan(struct ferry_watch *w, struct ferry__dir *dir, enum ferry__scan_
 void ferry__rescan_all(struct ferry_watch *w);
 /* How often folders with unwatched subfolders are listed again. */
 #define FERRY__RETRY_UNWATCHED_NS (5 * FERRY__NSEC_PER_SEC)
-void ferry__retry_unwatched(struct ferry_watch *w);/* ---- backend.c: which backends watch a root ------------------------------ */
+void ferry__retry_unwatched(
+        struct ferry_watch *w); /* ---- backend.c: which backends watch a root ------------------------------ */
 
 /* Sets up the backends the watcher's choice asks for (with its first root). */
 int ferry__backends_open(struct ferry_watch *w);

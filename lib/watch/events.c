@@ -17,8 +17,7 @@ struct ferry__queued {
 };
 
 int ferry__queue_push(struct ferry_watch *w, unsigned type, unsigned flags, const struct ferry__root *root,
-                      const char *path, size_t len, const char *old_path, size_t old_len, int error,
-                      int64_t size)
+                      const char *path, size_t len, const char *old_path, size_t old_len, int error, int64_t size)
 {
         struct ferry__event_queue *q = &w->queue;
         size_t need = len + 1 + (old_path ? old_len + 1 : 0);

@@ -24,7 +24,7 @@
 
 /* Always: what keeps the mirror true (names going away, renames, the
  * watched folder itself) and what fails a duplicate watch. */
-#define BASE_MASK                                                                                          \
+#define BASE_MASK                                                                                                \
         (IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR | IN_EXCL_UNLINK | \
          IN_MASK_CREATE)
 
@@ -39,8 +39,8 @@
 struct ferry__inotify {
         int fd;
         struct ferry__hash by_watch; /* folders by their wd: dir->by_watch */
-        uint32_t mask; /* what the watches ask for: only what the watcher needs wakes it */
-        bool drained;  /* the last read was short: the queue was empty then */
+        uint32_t mask;               /* what the watches ask for: only what the watcher needs wakes it */
+        bool drained;                /* the last read was short: the queue was empty then */
         /* A MOVED_FROM waiting for its MOVED_TO. */
         bool move_pending;
         bool move_is_dir;

@@ -80,8 +80,10 @@ static int explain_writer(const struct look *l, const char *policy, char *buf, s
                                 "not ready yet: only file servers hold it open for writing (their fd caches); "
                                 "under auto it is ready after %.3gs unchanged (it has been unchanged for %.3gs)",
                                 seconds(l->p->settle_ns), seconds(l->age_ns));
-        return snprintf(buf, size, "not ready: a process still has it open for writing (policy %s waits for the "
-                                   "last close)", policy);
+        return snprintf(buf, size,
+                        "not ready: a process still has it open for writing (policy %s waits for the "
+                        "last close)",
+                        policy);
 }
 
 static int explain_settling(const struct look *l, int64_t needed_ns, const char *policy, char *buf, size_t size)
@@ -95,8 +97,9 @@ static int explain_settling(const struct look *l, int64_t needed_ns, const char 
 
 static int explain_complete(char *buf, size_t size)
 {
-        return snprintf(buf, size, "complete (no writer holds it open): a running ferry takes it as soon as a "
-                                   "handler slot is free");
+        return snprintf(buf, size,
+                        "complete (no writer holds it open): a running ferry takes it as soon as a "
+                        "handler slot is free");
 }
 
 static int explain_auto(const struct look *l, char *buf, size_t size)
@@ -106,8 +109,7 @@ static int explain_auto(const struct look *l, char *buf, size_t size)
         /* On a polled folder no close from other machines is ever seen. */
         if (l->poll_interval_ns > 0) {
                 if (l->age_ns < 2 * l->poll_interval_ns)
-                        return explain_settling(l, 2 * l->poll_interval_ns, "auto, on a polled folder", buf,
-                                                size);
+                        return explain_settling(l, 2 * l->poll_interval_ns, "auto, on a polled folder", buf, size);
                 return explain_complete(buf, size);
         }
         if (ferry__writers_check(l->path, &v) == FERRY__WRITER_OPEN)
@@ -156,8 +158,9 @@ static int describe_rename(const struct ferry__policy *p, char *buf, size_t size
 static int explain_rename(const struct look *l, char *buf, size_t size)
 {
         (void)l;
-        return snprintf(buf, size, "ready if it arrived by rename (policy rename); a file written in place under "
-                                   "its final name is never taken");
+        return snprintf(buf, size,
+                        "ready if it arrived by rename (policy rename); a file written in place under "
+                        "its final name is never taken");
 }
 
 /* ---- settle ---------------------------------------------------------------- */

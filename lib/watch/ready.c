@@ -122,8 +122,8 @@ static void report(struct ferry_watch *w, struct ferry__file *f, const struct fe
         if (n < 0)
                 return;
         if (w->event_mask & FERRY_EVENT_READY)
-                (void)ferry__queue_push(w, FERRY_EVENT_READY, 0, f->entry.parent->root, w->path, (size_t)n, NULL,
-                                        0, 0, v->size);
+                (void)ferry__queue_push(w, FERRY_EVENT_READY, 0, f->entry.parent->root, w->path, (size_t)n, NULL, 0, 0,
+                                        v->size);
         f->reported = *v;
         f->was_reported = true;
         f->refused = false;
@@ -383,8 +383,7 @@ static enum appeared appeared(struct ferry_watch *w, struct ferry__file *f)
 
         if (file_path(w, f) < 0)
                 return APPEARED_EMPTY;
-        if (lstat(w->path, &st) < 0 &&
-            (errno != ENOENT || !through_held_root(w, f) || lstat(w->path, &st) < 0))
+        if (lstat(w->path, &st) < 0 && (errno != ENOENT || !through_held_root(w, f) || lstat(w->path, &st) < 0))
                 return APPEARED_EMPTY;
         if (!S_ISREG(st.st_mode) || st.st_size == 0)
                 return APPEARED_EMPTY;
@@ -426,8 +425,7 @@ static void change_closing(struct ferry_watch *w, struct ferry__file *f, enum fe
                         consider_closed(w, f, false);
                         f->guard_without_close = f->state == FERRY__GUARD;
                         return;
-                case APPEARED_EMPTY:
-                        break;
+                case APPEARED_EMPTY: break;
                 }
                 /* fall through */
         case FERRY__CHANGE_MODIFY:
@@ -436,8 +434,7 @@ static void change_closing(struct ferry_watch *w, struct ferry__file *f, enum fe
                 if (w->policy.kind == FERRY__POLICY_AUTO && (f->state != FERRY__GUARD || f->guard_without_close))
                         return consider_settling(w, f, FERRY__QUIET, FERRY__TIMER_QUIET);
                 return set_state(w, f, FERRY__WRITING);
-        case FERRY__CHANGE_ATTRIB:
-                return;
+        case FERRY__CHANGE_ATTRIB: return;
         case FERRY__CHANGE_ARRIVED:
                 if (w->policy.kind == FERRY__POLICY_AUTO)
                         return consider_arrived(w, f);
@@ -470,8 +467,7 @@ void ferry__ready_change_close(struct ferry_watch *w, struct ferry__file *f, enu
 void ferry__ready_change_rename(struct ferry_watch *w, struct ferry__file *f, enum ferry__change change)
 {
         switch (change) {
-        case FERRY__CHANGE_ARRIVED:
-                return consider_arrived(w, f);
+        case FERRY__CHANGE_ARRIVED: return consider_arrived(w, f);
         case FERRY__CHANGE_CREATE:
                 /* Hard-linked into place from elsewhere: as good as renamed;
                  * a file written in place under its final name is not (nor
@@ -483,8 +479,7 @@ void ferry__ready_change_rename(struct ferry_watch *w, struct ferry__file *f, en
                 /* History unknown: a final name found by a scan is taken as
                  * renamed into place, as the convention says. */
                 return consider_arrived(w, f);
-        default:
-                return;
+        default: return;
         }
 }
 
@@ -495,12 +490,9 @@ void ferry__ready_change_done_file(struct ferry_watch *w, struct ferry__file *f,
                 if (appeared(w, f) != APPEARED_EMPTY)
                         return consider_marked(w, f);
                 return set_state(w, f, FERRY__WRITING);
-        case FERRY__CHANGE_MODIFY:
-                return set_state(w, f, FERRY__WRITING);
-        case FERRY__CHANGE_ATTRIB:
-                return;
-        default:
-                return consider_marked(w, f);
+        case FERRY__CHANGE_MODIFY: return set_state(w, f, FERRY__WRITING);
+        case FERRY__CHANGE_ATTRIB: return;
+        default: return consider_marked(w, f);
         }
 }
 

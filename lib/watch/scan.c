@@ -217,12 +217,11 @@ static void drop_unseen(struct ferry_watch *w, struct ferry__dir *dir)
 
                 if (!e->seen) {
                         if (e->kind == FERRY__DIR) {
-                                ferry__emit(w, FERRY_EVENT_DELETE, FERRY_EVENT_IS_DIR | FERRY_EVENT_FOUND, dir,
-                                            e->name, e->name_len);
+                                ferry__emit(w, FERRY_EVENT_DELETE, FERRY_EVENT_IS_DIR | FERRY_EVENT_FOUND, dir, e->name,
+                                            e->name_len);
                                 ferry__dir_detach(w, (struct ferry__dir *)e);
                         } else {
-                                ferry__file_gone(w, dir, e->name, e->name_len, FERRY_EVENT_DELETE,
-                                                 FERRY_EVENT_FOUND);
+                                ferry__file_gone(w, dir, e->name, e->name_len, FERRY_EVENT_DELETE, FERRY_EVENT_FOUND);
                         }
                 }
                 e = next;
@@ -351,8 +350,8 @@ static int scan_dir(struct ferry_watch *w, struct ferry__dir *dir, enum ferry__s
                 struct statx st;
 
                 /* FORCE_SYNC: from the server, not an attribute cache (FUSE, NFS). */
-                if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_FORCE_SYNC, STATX_INO | STATX_MTIME | STATX_CTIME,
-                          &st) == 0) {
+                if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_FORCE_SYNC, STATX_INO | STATX_MTIME | STATX_CTIME, &st) ==
+                    0) {
                         uint64_t stamp = dir_stamp(&st);
                         int64_t now = ferry__now();
 

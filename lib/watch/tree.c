@@ -17,8 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static uint32_t name_hash(const struct ferry_watch *w, const struct ferry__dir *parent, const char *name,
-                          size_t len)
+static uint32_t name_hash(const struct ferry_watch *w, const struct ferry__dir *parent, const char *name, size_t len)
 {
         return ferry__hash_bytes(name, len, w->hash_seed ^ (uint64_t)(uintptr_t)parent);
 }
@@ -290,9 +289,8 @@ static void refresh_stat(struct ferry_watch *w, struct ferry__file *f)
                 ferry__file_set_known(f, &v);
 }
 
-struct ferry__file *ferry__file_changed(struct ferry_watch *w, struct ferry__dir *dir, const char *name,
-                                        size_t len, enum ferry__change change, unsigned emit_type,
-                                        unsigned emit_flags)
+struct ferry__file *ferry__file_changed(struct ferry_watch *w, struct ferry__dir *dir, const char *name, size_t len,
+                                        enum ferry__change change, unsigned emit_type, unsigned emit_flags)
 {
         struct ferry__file *f;
 
@@ -313,9 +311,7 @@ struct ferry__file *ferry__file_changed(struct ferry_watch *w, struct ferry__dir
                 return NULL;
         switch (change) {
         case FERRY__CHANGE_CREATE:
-        case FERRY__CHANGE_MODIFY:
-                f->dirty = true;
-                break;
+        case FERRY__CHANGE_MODIFY: f->dirty = true; break;
         case FERRY__CHANGE_ARRIVED:
         case FERRY__CHANGE_CLOSE_WRITE:
                 /* Without a policy nobody else stats the file; keep the
@@ -324,8 +320,7 @@ struct ferry__file *ferry__file_changed(struct ferry_watch *w, struct ferry__dir
                         refresh_stat(w, f);
                 break;
         case FERRY__CHANGE_ATTRIB:
-        case FERRY__CHANGE_FOUND:
-                break;
+        case FERRY__CHANGE_FOUND: break;
         }
         if (w->policy.kind != FERRY__POLICY_NONE)
                 ferry__ready_change(w, f, change);
@@ -340,8 +335,8 @@ void ferry__file_remove(struct ferry_watch *w, struct ferry__file *f)
         free(f);
 }
 
-void ferry__file_gone(struct ferry_watch *w, struct ferry__dir *dir, const char *name, size_t len,
-                      unsigned event_type, unsigned event_flags)
+void ferry__file_gone(struct ferry_watch *w, struct ferry__dir *dir, const char *name, size_t len, unsigned event_type,
+                      unsigned event_flags)
 {
         struct ferry__entry *e = ferry__entry_find(w, dir, name, len);
 
@@ -488,8 +483,8 @@ void ferry__dir_unwatched(struct ferry_watch *w, struct ferry__dir *dir, const c
 
         /* Said once: the retries every few seconds are silent. */
         if (n >= 0 && !w->retrying)
-                (void)ferry__queue_push(w, FERRY_EVENT_ERROR, FERRY_EVENT_IS_DIR, dir->root, w->path, (size_t)n,
-                                        NULL, 0, error, -1);
+                (void)ferry__queue_push(w, FERRY_EVENT_ERROR, FERRY_EVENT_IS_DIR, dir->root, w->path, (size_t)n, NULL,
+                                        0, error, -1);
         dir->incomplete = true;
         if (w->retry_at == FERRY__FOREVER)
                 w->retry_at = ferry__now() + FERRY__RETRY_UNWATCHED_NS;
@@ -505,8 +500,8 @@ static void set_root(struct ferry__dir *dir, struct ferry__root *root)
 
 /* Emits MOVED_FROM old and MOVED_TO new (with old_path) for a move inside the tree. */
 static void emit_move(struct ferry_watch *w, unsigned flags, struct ferry__dir *from_dir, const char *from_name,
-                      size_t from_len, bool from_wanted, struct ferry__dir *to_dir, const char *to_name,
-                      size_t to_len, bool to_wanted)
+                      size_t from_len, bool from_wanted, struct ferry__dir *to_dir, const char *to_name, size_t to_len,
+                      bool to_wanted)
 {
         char old_path[2 * PATH_MAX];
         ssize_t old_len = ferry__dir_path(w, from_dir, from_name, from_len, old_path);
@@ -514,8 +509,8 @@ static void emit_move(struct ferry_watch *w, unsigned flags, struct ferry__dir *
         if (old_len < 0)
                 return;
         if (from_wanted && (w->event_mask & FERRY_EVENT_MOVED_FROM))
-                (void)ferry__queue_push(w, FERRY_EVENT_MOVED_FROM, flags, from_dir->root, old_path,
-                                        (size_t)old_len, NULL, 0, 0, -1);
+                (void)ferry__queue_push(w, FERRY_EVENT_MOVED_FROM, flags, from_dir->root, old_path, (size_t)old_len,
+                                        NULL, 0, 0, -1);
         if (to_wanted && (w->event_mask & FERRY_EVENT_MOVED_TO)) {
                 ssize_t n = ferry__dir_path(w, to_dir, to_name, to_len, NULL);
 
@@ -613,8 +608,8 @@ void ferry__root_lost(struct ferry_watch *w, struct ferry__root *root)
 {
         if (root->dir)
                 ferry__dir_detach(w, root->dir);
-        (void)ferry__queue_push(w, FERRY_EVENT_ROOT_GONE, FERRY_EVENT_IS_DIR, root, root->given,
-                                strlen(root->given), NULL, 0, 0, -1);
+        (void)ferry__queue_push(w, FERRY_EVENT_ROOT_GONE, FERRY_EVENT_IS_DIR, root, root->given, strlen(root->given),
+                                NULL, 0, 0, -1);
         root->retry_at = (w->flags & FERRY_WATCH_FOLLOW) ? ferry__now() : FERRY__FOREVER;
 }
 

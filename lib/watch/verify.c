@@ -76,7 +76,8 @@ static bool read_slice(struct verify_job *job, char *buffer, size_t size)
 
                         sha256_digest(&job->ctx, FERRY__SHA256_SIZE, digest);
                         ferry__sha256_hex(digest, hex);
-                        job->result = strcasecmp(hex, job->want_hex) != 0 || (job->has_size && job->size != job->want_size)
+                        job->result = (strcasecmp(hex, job->want_hex) != 0 ||
+                                       (job->has_size && job->size != job->want_size))
                                               ? -EBADMSG
                                               : 0;
                         return true;

@@ -126,8 +126,8 @@ int ferry_watch_set_ready(struct ferry_watch *w, const char *policy)
                 return r;
         w->policy = p;
         w->timers[FERRY__TIMER_GUARD].delay_ns = p.guard_ns;
-        w->timers[FERRY__TIMER_BLIND_GUARD].delay_ns =
-                p.guard_ns > FERRY__NSEC_PER_SEC ? p.guard_ns : FERRY__NSEC_PER_SEC;
+        w->timers[FERRY__TIMER_BLIND_GUARD].delay_ns = p.guard_ns > FERRY__NSEC_PER_SEC ? p.guard_ns
+                                                                                        : FERRY__NSEC_PER_SEC;
         w->timers[FERRY__TIMER_SETTLE].delay_ns = p.settle_ns;
         w->timers[FERRY__TIMER_QUIET].delay_ns = p.settle_ns;
         return 0;
@@ -137,8 +137,7 @@ int ferry_watch_set_events(struct ferry_watch *w, unsigned mask)
 {
         if (!w || (mask & ~FERRY_EVENT_ALL) || w->roots)
                 return -EINVAL;
-        w->event_mask = mask | FERRY_EVENT_RESCAN | FERRY_EVENT_ROOT_GONE | FERRY_EVENT_ROOT_BACK |
-                        FERRY_EVENT_ERROR;
+        w->event_mask = mask | FERRY_EVENT_RESCAN | FERRY_EVENT_ROOT_GONE | FERRY_EVENT_ROOT_BACK | FERRY_EVENT_ERROR;
         return 0;
 }
 
@@ -227,8 +226,7 @@ static int root_add(struct ferry_watch *w, const char *path, bool is_file)
                         goto fail;
                 }
                 root->only_name = strdup(name);
-                root->prefix = slash ? strip_slashes(path, slash == path ? 1 : (size_t)(slash - path))
-                                     : strdup("");
+                root->prefix = slash ? strip_slashes(path, slash == path ? 1 : (size_t)(slash - path)) : strdup("");
         } else {
                 root->prefix = strip_slashes(path, strlen(path));
         }
@@ -464,7 +462,9 @@ int ferry_watch_explain(struct ferry_watch *w, int error, const char *path, char
         } else if (error == -ENOTDIR) {
                 n = snprintf(buf, size, "cannot watch %s: not a directory", path);
         } else if (error == -EISDIR) {
-                n = snprintf(buf, size, "cannot wait for %s: it is a directory (give a file, or watch the directory for names that match)",
+                n = snprintf(buf, size,
+                             "cannot wait for %s: it is a directory (give a file, or watch the directory for names "
+                             "that match)",
                              path);
         } else {
                 n = snprintf(buf, size, "cannot watch %s: %s", path, strerror(-error));

@@ -124,16 +124,16 @@ static int inotify_watches(void)
 static const char *const backends[] = {"inotify", "poll"};
 
 /* Each test runs once per backend. */
-#define BACKEND_TEST(name)                                                                                       \
-        static void name(const char *backend);                                                                   \
-        Test(backends, name##_inotify, .init = make_folder, .fini = remove_folder, .timeout = 60)               \
-        {                                                                                                        \
-                name(backends[0]);                                                                               \
-        }                                                                                                        \
-        Test(backends, name##_poll, .init = make_folder, .fini = remove_folder, .timeout = 60)                  \
-        {                                                                                                        \
-                name(backends[1]);                                                                               \
-        }                                                                                                        \
+#define BACKEND_TEST(name)                                                                        \
+        static void name(const char *backend);                                                    \
+        Test(backends, name##_inotify, .init = make_folder, .fini = remove_folder, .timeout = 60) \
+        {                                                                                         \
+                name(backends[0]);                                                                \
+        }                                                                                         \
+        Test(backends, name##_poll, .init = make_folder, .fini = remove_folder, .timeout = 60)    \
+        {                                                                                         \
+                name(backends[1]);                                                                \
+        }                                                                                         \
         static void name(const char *backend)
 
 BACKEND_TEST(written_file_ready_once_with_its_size)
@@ -272,8 +272,7 @@ BACKEND_TEST(a_root_that_goes_and_comes_back)
         cr_assert_str_eq(ev->path, folder);
         /* Another folder under the root's name: watched, its files reported. */
         cr_assert_eq(mkdir(folder, 0755), 0);
-        cr_assert_not_null(next_of(w, FERRY_EVENT_ROOT_BACK, WAIT_MS), "%s: the root's return was not said",
-                           backend);
+        cr_assert_not_null(next_of(w, FERRY_EVENT_ROOT_BACK, WAIT_MS), "%s: the root's return was not said", backend);
         write_at("after", "back");
         ev = expect_ready(w, backend, "after");
         ferry_watch_free(w);

@@ -25,7 +25,8 @@ Test(duration, units)
 Test(duration, rejects_bad_text)
 {
         int64_t ns = 42;
-        const char *bad[] = {"", "-1s", "+1s", "s", "1x", "1 s", " 1s", "inf", "nan", "0x10", "1e400", "1ss", "1e3s", "."};
+        const char *bad[] = {"",    "-1s", "+1s",  "s",     "1x",  "1 s",  " 1s",
+                             "inf", "nan", "0x10", "1e400", "1ss", "1e3s", "."};
 
         for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
                 cr_assert_lt(ferry_duration_parse(bad[i], &ns), 0, "accepted '%s'", bad[i]);
@@ -69,8 +70,8 @@ Test(policy, grammar)
 Test(policy, rejects_bad_text)
 {
         struct ferry__policy p;
-        const char *bad[] = {"", "bogus", "settle", "settle=", "settle=abc", "close=x", "rename=1",
-                             "auto=x", "done-file=", "done-file=a/b", "done-file=."};
+        const char *bad[] = {"",         "bogus",  "settle",     "settle=",       "settle=abc", "close=x",
+                             "rename=1", "auto=x", "done-file=", "done-file=a/b", "done-file=."};
 
         for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
                 cr_assert_lt(ferry__policy_parse(bad[i], &p), 0, "accepted '%s'", bad[i]);

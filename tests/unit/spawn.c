@@ -93,8 +93,8 @@ static struct ferry__exit finish(struct ferry__child *c)
 
 static struct ferry__exit run(char *const *argv, int stdin_fd, int stdout_fd, struct ferry__child *c)
 {
-        struct ferry__spawn_request req = {
-            .argv = argv, .envp = plain_env, .stdin_fd = stdin_fd, .stdout_fd = stdout_fd, .cwd = folder};
+        struct ferry__spawn_request req =
+                {.argv = argv, .envp = plain_env, .stdin_fd = stdin_fd, .stdout_fd = stdout_fd, .cwd = folder};
 
         cr_assert_eq(ferry__spawn(&req, c), 0);
         return finish(c);
@@ -141,13 +141,13 @@ Test(argv, name_parts)
         static const struct {
                 const char *path, *name, *dir, *stem, *ext;
         } cases[] = {
-            {"file", "file", ".", "file", ""},
-            {".bashrc", ".bashrc", ".", ".bashrc", ""},
-            {"d/..hidden.txt", "..hidden.txt", "d", "..hidden", "txt"},
-            {"/x", "x", "/", "x", ""},
-            {"/srv/in/a.b/c", "c", "/srv/in/a.b", "c", ""},
-            {"x.", "x.", ".", "x", ""},
-            {"a/b.c", "b.c", "a", "b", "c"},
+                {"file", "file", ".", "file", ""},
+                {".bashrc", ".bashrc", ".", ".bashrc", ""},
+                {"d/..hidden.txt", "..hidden.txt", "d", "..hidden", "txt"},
+                {"/x", "x", "/", "x", ""},
+                {"/srv/in/a.b/c", "c", "/srv/in/a.b", "c", ""},
+                {"x.", "x.", ".", "x", ""},
+                {"a/b.c", "b.c", "a", "b", "c"},
         };
         char *const template[] = {"{name}", "{dir}", "{stem}", "{ext}", NULL};
 
@@ -164,8 +164,8 @@ Test(argv, name_parts)
 
 /* Names that a shell, a word splitter or an option parser would mangle. */
 static const char *const hostile[] = {
-    "$(touch x)", "; rm -rf x", "a\nb",   "-rf",  "--help", "\xff\xfe.bin", "a b\tc", "'\"`\\",
-    "*",          "{}",         "{path}", "%s%n", "",
+        "$(touch x)", "; rm -rf x", "a\nb",   "-rf",  "--help", "\xff\xfe.bin", "a b\tc", "'\"`\\",
+        "*",          "{}",         "{path}", "%s%n", "",
 };
 
 Test(argv, hostile_names_are_one_argument_each)
@@ -229,10 +229,10 @@ Test(argv, braces_and_bad_placeholders)
         struct ferry__placeholders values = {.path = "d/f.c"};
         char **argv = NULL;
         /* Only placeholder names are special: other braces (a shell's ${1}, awk) stay as they are. */
-        char *const unknown[] = {"prog", "{nmae}", "{PATH}", "{", "}", "{path", "path}", "x{path}}", "{ name}",
-                                 "{{path}", "${1%.csv}", "{print $1}", NULL};
-        const char *unknown_expected[] = {"prog", "{nmae}", "{PATH}", "{", "}", "{path", "path}", "xd/f.c}",
-                                          "{ name}", "{path}", "${1%.csv}", "{print $1}"};
+        char *const unknown[] = {"prog",     "{nmae}",  "{PATH}",  "{",         "}",          "{path", "path}",
+                                 "x{path}}", "{ name}", "{{path}", "${1%.csv}", "{print $1}", NULL};
+        const char *unknown_expected[] = {"prog",  "{nmae}",  "{PATH}",  "{",      "}",         "{path",
+                                          "path}", "xd/f.c}", "{ name}", "{path}", "${1%.csv}", "{print $1}"};
         char *const paths_inside[] = {"prog", "--in={paths}", NULL};
 
         argv = expand(literal, "d/f.c");
@@ -644,8 +644,13 @@ Test(spawn, switch_user)
 {
         char out_path[300], got[128];
         char *const id[] = {"/bin/sh", "-c", "id -u; id -g; id -G; pwd", NULL};
-        struct ferry__spawn_request req = {
-            .argv = id, .envp = plain_env, .stdin_fd = -1, .cwd = "/", .switch_user = true, .uid = 65534, .gid = 65534};
+        struct ferry__spawn_request req = {.argv = id,
+                                           .envp = plain_env,
+                                           .stdin_fd = -1,
+                                           .cwd = "/",
+                                           .switch_user = true,
+                                           .uid = 65534,
+                                           .gid = 65534};
         struct ferry__child c;
 
         if (geteuid() != 0) {

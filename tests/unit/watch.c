@@ -308,8 +308,7 @@ Test(watch, moves_within_the_tree_are_never_split)
         }
         cr_assert_eq(waitpid(pid, &status, 0), pid);
         cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-        cr_assert_eq(split, 0, "%d of %d renames within the tree reported as a move out and a move in", split,
-                     MOVES);
+        cr_assert_eq(split, 0, "%d of %d renames within the tree reported as a move out and a move in", split, MOVES);
         ferry_watch_free(w);
 }
 
