@@ -351,8 +351,7 @@ static void explain_ready(const struct ferry_rule *rule, const char *path, const
 {
         char text[PATH_MAX * 3], fs[64];
         const char *backend = rule->backend ? rule->backend : "auto";
-        bool polled = strcmp(backend, "poll") == 0 ||
-                      (strcmp(backend, "auto") == 0 && ferry__fs_is_remote(rule->dir, fs, sizeof(fs)));
+        bool polled = ferry__backend_polls(backend, ferry__fs_is_remote(rule->dir, fs, sizeof(fs)));
 
         if (ferry__policy_explain(&rule->policy, path, st, polled ? rule->poll_interval_ns : 0, text, sizeof(text)) ==
             0)

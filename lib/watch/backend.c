@@ -121,11 +121,19 @@ int64_t ferry__backends_deadline(const struct ferry_watch *w)
         return next;
 }
 
+static const char *const backend_names[] =
+        {[FERRY__BACKEND_AUTO] = "auto", [FERRY__BACKEND_INOTIFY] = "inotify", [FERRY__BACKEND_POLL] = "poll"};
+
+bool ferry__backend_polls(const char *backend, bool remote)
+{
+        return strcmp(backend, "poll") == 0 || (strcmp(backend, "auto") == 0 && remote);
+}
+
 void ferry__root_choose_backend(struct ferry_watch *w, struct ferry__root *root)
 {
         bool remote_fs = ferry__fs_is_remote(root->watch_path, root->fs_name, sizeof(root->fs_name));
 
-        root->poll = w->backend == FERRY__BACKEND_POLL || (w->backend == FERRY__BACKEND_AUTO && remote_fs);
+        root->poll = ferry__backend_polls(backend_names[w->backend], remote_fs);
         root->next_poll = root->poll ? ferry__now() + w->poll_interval_ns : FERRY__FOREVER;
 }
 
@@ -141,7 +149,7 @@ int ferry__describe_watching(const char *backend, bool remote, const char *fs, i
                 (void)ferry__format_duration(poll_interval_ns, every, sizeof(every));
         if (strcmp(backend, "poll") == 0)
                 n = snprintf(buf, size, "poll every %s, no inotify (%s file system; polling asked for)", every, fs);
-        else if (strcmp(backend, "auto") == 0 && remote)
+        else if (ferry__backend_polls(backend, remote))
                 n = snprintf(buf, size,
                              "poll every %s and inotify (%s: inotify sees only this machine's own writes "
                              "there)",
@@ -153,14 +161,11 @@ int ferry__describe_watching(const char *backend, bool remote, const char *fs, i
 
 int ferry_watch_describe_root(struct ferry_watch *w, const char *path, char *buf, size_t size)
 {
-        static const char *const names[] =
-                {[FERRY__BACKEND_AUTO] = "auto", [FERRY__BACKEND_INOTIFY] = "inotify", [FERRY__BACKEND_POLL] = "poll"};
-
         if (!w || !path || !buf || size == 0)
                 return -EINVAL;
         for (struct ferry__root *root = w->roots; root; root = root->next)
                 if (strcmp(root->given, path) == 0)
-                        return ferry__describe_watching(names[w->backend], root->poll, root->fs_name,
+                        return ferry__describe_watching(backend_names[w->backend], root->poll, root->fs_name,
                                                         w->poll_interval_ns, buf, size);
         return -ENOENT;
 }

@@ -33,6 +33,10 @@ int ferry__policy_parse(const char *text, struct ferry__policy *ret_policy);
 int ferry__policy_explain(const struct ferry__policy *p, const char *path, const struct stat *st,
                           int64_t poll_interval_ns, char *buf, size_t size);
 
+/* Whether a folder is listed every poll interval under backend "auto",
+ * "inotify" or "poll" (remote: its file system hides other machines'
+ * writes from inotify): the one rule the watcher and explain follow. */
+bool ferry__backend_polls(const char *backend, bool remote);
 /* How a folder on file system fs is watched, in words, for backend "auto",
  * "inotify" or "poll" (remote: fs hides other machines' writes from inotify). */
 int ferry__describe_watching(const char *backend, bool remote, const char *fs, int64_t poll_interval_ns, char *buf,
