@@ -255,10 +255,10 @@ for name, client, case, size, sha in sources:
         got = handled[f, name]
         if any(h != (int(size), sha) for h in got):
             out = 'partial'
-            if f in settle and stall(name, f) >= settle[f]:
+            stalled = stall(name, f) if f in settle else 0
+            if stalled and stalled >= settle[f]:
                 out = 'stalled'
-                print(f'{name} into {f}: its writer stalled {stall(name, f):.1f} s between '
-                      'two chunks', file=sys.stderr)
+                print(f'{name} into {f}: its writer stalled {stalled:.1f} s between two chunks', file=sys.stderr)
         elif len(got) == 1:
             out = 'ok'
         elif got:
