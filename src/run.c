@@ -171,10 +171,71 @@ static const char *const kind_names[] = {
         [FERRY_LOG_RETURNED] = "returned", [FERRY_LOG_WARNING] = "warning", [FERRY_LOG_ERROR] = "error",
 };
 
+/* The log is written in whole lines, gathered while the runner works (a
+ * burst logs three lines a file) and written out before each wait
+ * (wait_for_work), when the next line would not fit, and at exit: one
+ * write(2) for many lines, and never half a line, so that workers sharing a
+ * log file cannot cut into each other's lines. */
+static struct {
+        char data[65536];
+        size_t used;
+        char line[32768]; /* one record, formatted by stdio (fmemopen) */
+        FILE *stream;
+} logq;
+
+static void log_flush(void)
+{
+        size_t done = 0;
+
+        while (done < logq.used) {
+                ssize_t n = write(STDERR_FILENO, logq.data + done, logq.used - done);
+
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0)
+                        break; /* stderr is gone: nothing to tell it */
+                done += (size_t)n;
+        }
+        logq.used = 0;
+}
+
+/* The stream one record is formatted into, or NULL (out of memory). */
+static FILE *log_begin(void)
+{
+        if (!logq.stream) {
+                logq.stream = fmemopen(logq.line, sizeof(logq.line), "w");
+                if (!logq.stream)
+                        return NULL;
+                (void)setvbuf(logq.stream, NULL, _IONBF, 0);
+                atexit(log_flush);
+        }
+        rewind(logq.stream);
+        return logq.stream;
+}
+
+static void log_end(FILE *out)
+{
+        long n = ftell(out);
+
+        if (n <= 0)
+                return;
+        if ((size_t)n >= sizeof(logq.line) - 1) { /* cut short: still one line */
+                n = sizeof(logq.line) - 1;
+                logq.line[n - 1] = '\n';
+        }
+        if (logq.used + (size_t)n > sizeof(logq.data))
+                log_flush();
+        memcpy(logq.data + logq.used, logq.line, (size_t)n);
+        logq.used += (size_t)n;
+}
+
+/* cli_error after the log lines gathered before it. */
+#define run_error(...) (log_flush(), cli_error(__VA_ARGS__))
+
 /* Under systemd, stderr may be the journal: then each line starts with its
  * syslog priority, "<3>" and so on, which journald takes off and keeps. It
  * is, when $JOURNAL_STREAM names the device and inode of our stderr. */
-static void journal_priority(const struct ferry_log_record *rec)
+static void journal_priority(FILE *out, const struct ferry_log_record *rec)
 {
         static int to_journal = -1;
 
@@ -189,55 +250,64 @@ static void journal_priority(const struct ferry_log_record *rec)
         if (!to_journal)
                 return;
         switch (rec->kind) {
-        case FERRY_LOG_ERROR: fputs("<3>", stderr); break;
+        case FERRY_LOG_ERROR: fputs("<3>", out); break;
         case FERRY_LOG_WARNING:
-        case FERRY_LOG_FAILED: fputs("<4>", stderr); break;
+        case FERRY_LOG_FAILED: fputs("<4>", out); break;
         case FERRY_LOG_RETRY:
-        case FERRY_LOG_RETURNED: fputs("<5>", stderr); break;
-        default: fputs("<6>", stderr); break;
+        case FERRY_LOG_RETURNED: fputs("<5>", out); break;
+        default: fputs("<6>", out); break;
         }
 }
 
 static void log_text(void *userdata, const struct ferry_log_record *rec)
 {
+        FILE *out = log_begin();
+
         (void)userdata;
-        journal_priority(rec);
-        fprintf(stderr, "ferry: %s", kind_names[rec->kind]);
+        if (!out)
+                return;
+        journal_priority(out, rec);
+        fprintf(out, "ferry: %s", kind_names[rec->kind]);
         if (rec->rule)
-                fprintf(stderr, " [%s]", rec->rule);
+                fprintf(out, " [%s]", rec->rule);
         if (rec->path) {
-                fputc(' ', stderr);
-                output_escaped(stderr, rec->path, rec->path_len);
+                fputc(' ', out);
+                output_escaped(out, rec->path, rec->path_len);
         }
         /* Messages quote paths (a destination, a folder): escaped too, one record a line. */
-        fputs(": ", stderr);
-        output_escaped(stderr, rec->message, strlen(rec->message));
-        fputc('\n', stderr);
+        fputs(": ", out);
+        output_escaped(out, rec->message, strlen(rec->message));
+        fputc('\n', out);
+        log_end(out);
 }
 
 static void log_json(void *userdata, const struct ferry_log_record *rec)
 {
+        FILE *out = log_begin();
         struct timespec ts;
 
         (void)userdata;
-        journal_priority(rec);
+        if (!out)
+                return;
+        journal_priority(out, rec);
         clock_gettime(CLOCK_REALTIME, &ts);
-        fprintf(stderr, "{\"time\":%lld.%03ld,\"event\":\"%s\"", (long long)ts.tv_sec, ts.tv_nsec / 1000000,
+        fprintf(out, "{\"time\":%lld.%03ld,\"event\":\"%s\"", (long long)ts.tv_sec, ts.tv_nsec / 1000000,
                 kind_names[rec->kind]);
         if (rec->rule)
-                output_json_field(stderr, "rule", rec->rule, strlen(rec->rule));
+                output_json_field(out, "rule", rec->rule, strlen(rec->rule));
         if (rec->path)
-                output_json_field(stderr, "path", rec->path, rec->path_len);
-        output_json_field(stderr, "message", rec->message, strlen(rec->message));
+                output_json_field(out, "path", rec->path, rec->path_len);
+        output_json_field(out, "message", rec->message, strlen(rec->message));
         if (rec->duration_ns >= 0)
-                fprintf(stderr, ",\"duration\":%.6f", (double)rec->duration_ns / 1e9);
+                fprintf(out, ",\"duration\":%.6f", (double)rec->duration_ns / 1e9);
         if (rec->pid)
-                fprintf(stderr, ",\"pid\":%d", rec->pid);
+                fprintf(out, ",\"pid\":%d", rec->pid);
         if (rec->attempt)
-                fprintf(stderr, ",\"attempt\":%d", rec->attempt);
+                fprintf(out, ",\"attempt\":%d", rec->attempt);
         if (rec->kind == FERRY_LOG_DONE || rec->kind == FERRY_LOG_RETRY || rec->kind == FERRY_LOG_FAILED)
-                fprintf(stderr, ",\"exit_code\":%d,\"signal\":%d", rec->exit_code, rec->signal);
-        fputs("}\n", stderr);
+                fprintf(out, ",\"exit_code\":%d,\"signal\":%d", rec->exit_code, rec->signal);
+        fputs("}\n", out);
+        log_end(out);
 }
 
 /* Where the rules come from: a config file, or the command line. */
@@ -275,12 +345,12 @@ static int build(struct source *src, struct ferry_runner **ret_runner)
                 return EXIT_FAILURE_RUNTIME;
         r = ferry_runner_new(&runner);
         if (r < 0) {
-                cli_error("cannot start: %s", strerror(-r));
+                run_error("cannot start: %s", strerror(-r));
                 return EXIT_FAILURE_RUNTIME;
         }
         if (src->config_path) {
                 if (config_load(src->config_path, runner, &config, error, sizeof(error)) < 0) {
-                        cli_error("%s", error);
+                        run_error("%s", error);
                         goto fail;
                 }
                 if (!src->metrics_option && config.metrics_file && !metrics_path_usable(config.metrics_file)) {
@@ -296,7 +366,7 @@ static int build(struct source *src, struct ferry_runner **ret_runner)
         } else {
                 r = ferry_rule_new(&rule, src->name, src->dir);
                 if (r < 0) {
-                        cli_error("invalid rule name '%s' (letters, digits, '-', '_', '.')", src->name);
+                        run_error("invalid rule name '%s' (letters, digits, '-', '_', '.')", src->name);
                         goto fail;
                 }
                 for (size_t i = 0; i < src->count; i++)
@@ -313,7 +383,7 @@ static int build(struct source *src, struct ferry_runner **ret_runner)
                 r = ferry_runner_add_rule(runner, rule);
                 rule = NULL;
                 if (r < 0) {
-                        cli_error("cannot add the rule: %s", strerror(-r));
+                        run_error("cannot add the rule: %s", strerror(-r));
                         goto fail;
                 }
         }
@@ -321,7 +391,7 @@ static int build(struct source *src, struct ferry_runner **ret_runner)
         *ret_runner = runner;
         return -1;
 bad_rule:
-        cli_error("%s", ferry_rule_explain(rule));
+        run_error("%s", ferry_rule_explain(rule));
 fail:
         ferry_rule_free(rule);
         ferry_runner_free(runner);
@@ -480,6 +550,13 @@ static int timeout_until(int64_t deadline)
         return left / 1000000 >= INT_MAX ? INT_MAX : (int)((left + 999999) / 1000000);
 }
 
+/* Waits in poll(2), the log written out first (logq). */
+static int wait_for_work(struct pollfd *fds, nfds_t count, int timeout_ms)
+{
+        log_flush();
+        return poll(fds, count, timeout_ms) < 0 && errno != EINTR ? -1 : 0;
+}
+
 /* Stops runner gracefully and waits until it is drained, still telling
  * systemd and the metrics file how it goes. Returns 1 when a stop signal came
  * meanwhile (the caller must then stop, not go on), 0, or -errno. */
@@ -491,7 +568,7 @@ static int drain(struct ferry_runner *runner, int64_t grace_ns, int signal_fd, s
 
         ferry_runner_stop(runner, grace_ns);
         while ((r = ferry_runner_dispatch(runner, 0)) > 0) {
-                if (poll(fds, signal_fd >= 0 ? 2 : 1, timeout_until(service_tick(svc, runner))) < 0 && errno != EINTR)
+                if (wait_for_work(fds, signal_fd >= 0 ? 2 : 1, timeout_until(service_tick(svc, runner))) < 0)
                         return -errno;
                 if (signal_fd >= 0 && (fds[1].revents & POLLIN)) {
                         struct signalfd_siginfo info;
@@ -535,11 +612,11 @@ static int serve(struct source *src, struct ferry_runner *runner, struct service
                         break;
                 }
                 if (r < 0) {
-                        cli_error("cannot go on: %s", strerror(-r));
+                        run_error("cannot go on: %s", strerror(-r));
                         status = EXIT_FAILURE_RUNTIME;
                         break;
                 }
-                if (poll(fds, signal_fd >= 0 ? 2 : 1, timeout_until(service_tick(svc, runner))) < 0 && errno != EINTR)
+                if (wait_for_work(fds, signal_fd >= 0 ? 2 : 1, timeout_until(service_tick(svc, runner))) < 0)
                         break;
                 if (signal_fd < 0 || !(fds[1].revents & POLLIN))
                         continue;
@@ -558,7 +635,7 @@ static int serve(struct source *src, struct ferry_runner *runner, struct service
                 if (!reload)
                         continue;
                 if (!src->config_path) {
-                        cli_error("SIGHUP: no config file to reload (rules from the command line)");
+                        run_error("SIGHUP: no config file to reload (rules from the command line)");
                         continue;
                 }
                 struct ferry_runner *next = NULL;
@@ -575,7 +652,7 @@ static int serve(struct source *src, struct ferry_runner *runner, struct service
                 src->config.metrics_file = NULL;
                 if (build(src, &next) >= 0) {
                         src->config = old;
-                        cli_error("%s: the new config is rejected; the rules in force keep running", src->config_path);
+                        run_error("%s: the new config is rejected; the rules in force keep running", src->config_path);
                         service_ready(svc, runner, "new config rejected, the rules in force keep running");
                         continue;
                 }
@@ -585,7 +662,7 @@ static int serve(struct source *src, struct ferry_runner *runner, struct service
                 runner = next;
                 free(old.metrics_file);
                 if (metrics_set_path(&svc->metrics, metrics_path(src)) < 0)
-                        cli_error("metrics: out of memory; no metrics file until the next reload");
+                        run_error("metrics: out of memory; no metrics file until the next reload");
                 if (r != 0) {
                         status = r < 0 ? EXIT_FAILURE_RUNTIME : EXIT_OK;
                         break;
@@ -594,7 +671,7 @@ static int serve(struct source *src, struct ferry_runner *runner, struct service
                         status = EXIT_FAILURE_RUNTIME;
                         break;
                 }
-                cli_error("%s: reloaded", src->config_path);
+                run_error("%s: reloaded", src->config_path);
                 service_ready(svc, runner, "reloaded");
         }
         /* The last word of the metrics file: what this process did. */
@@ -610,7 +687,7 @@ static int check_system(void *userdata, struct ferry_rule *rule)
 {
         (void)userdata;
         if (ferry_rule_check_system(rule) < 0) {
-                cli_error("%s", ferry_rule_explain(rule));
+                run_error("%s", ferry_rule_explain(rule));
                 return 1;
         }
         return 0;
@@ -662,14 +739,14 @@ int cmd_run(int argc, char **argv)
         bool check = false;
         int c, r, dashdash, status = EXIT_USAGE;
 
-        /* One write per log line, not one per piece of it: an unbuffered
-         * stderr cost some 200 write(2) calls per handled file. Every record
-         * ends in a newline (paths in it are escaped), so nothing waits. */
+        /* One write per line, not one per piece of it (an unbuffered stderr
+         * cost some 200 write(2) calls per handled file); the runner's log
+         * goes through logq. Every line ends in a newline, so nothing waits. */
         (void)setvbuf(stderr, log_buffer, _IOLBF, sizeof(log_buffer));
 
         src.settings = calloc((size_t)argc + 1, sizeof(*src.settings));
         if (!src.settings) {
-                cli_error("out of memory");
+                run_error("out of memory");
                 return EXIT_FAILURE_RUNTIME;
         }
         opterr = 0;
@@ -754,7 +831,7 @@ int cmd_run(int argc, char **argv)
         (void)notify_open(&svc.notifier);
         notify_send(&svc.notifier, "STATUS=starting: scanning the folders");
         if (metrics_set_path(&svc.metrics, metrics_path(&src)) < 0) {
-                cli_error("out of memory");
+                run_error("out of memory");
                 status = EXIT_FAILURE_RUNTIME;
                 goto out;
         }

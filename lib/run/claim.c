@@ -309,28 +309,36 @@ static void remove_temporaries(int fd)
         closedir(listing);
 }
 
-/* Removes the claim's own folder once its file has left it. */
-static void claim_folder_remove(struct ferry__workarea *wa, const struct ferry__claim *c)
+/* Removes the claim's own folder once its file has left it: the notes it
+ * holds, then the folder; anything else in it (a worker killed while writing
+ * a note) is looked for only when that fails. */
+static void claim_folder_remove(struct ferry__workarea *wa, struct ferry__claim *c)
 {
-        char seq[32];
+        static const struct {
+                unsigned bit;
+                const char *file;
+        } notes[] = {{FERRY__NOTE_ORIGIN, ORIGIN_FILE},
+                     {FERRY__NOTE_HANDLER, HANDLER_FILE},
+                     {FERRY__NOTE_OUTCOME, OUTCOME_FILE},
+                     {FERRY__NOTE_OUTPUT, OUTPUT_FILE}};
+        char seq[32], name[64];
         int fd;
 
         snprintf(seq, sizeof(seq), "%llu", (unsigned long long)c->seq);
+        for (size_t i = 0; i < sizeof(notes) / sizeof(notes[0]); i++)
+                if (c->notes & notes[i].bit) {
+                        snprintf(name, sizeof(name), "%s/%s", seq, notes[i].file);
+                        (void)unlinkat(wa->work_fd, name, 0);
+                }
+        c->notes = 0;
+        if (unlinkat(wa->work_fd, seq, AT_REMOVEDIR) == 0 || errno != ENOTEMPTY)
+                return;
         fd = openat(wa->work_fd, seq, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (fd >= 0) {
-                if (c->origin)
-                        (void)unlinkat(fd, ORIGIN_FILE, 0);
-                (void)unlinkat(fd, HANDLER_FILE, 0);
-                (void)unlinkat(fd, OUTCOME_FILE, 0);
-                if (c->output_noted)
-                        (void)unlinkat(fd, OUTPUT_FILE, 0);
-        }
-        if (unlinkat(wa->work_fd, seq, AT_REMOVEDIR) < 0 && errno == ENOTEMPTY && fd >= 0) {
-                remove_temporaries(fd);
-                (void)unlinkat(wa->work_fd, seq, AT_REMOVEDIR);
-        }
-        if (fd >= 0)
-                close(fd);
+        if (fd < 0)
+                return;
+        remove_temporaries(fd);
+        (void)unlinkat(wa->work_fd, seq, AT_REMOVEDIR);
+        close(fd);
 }
 
 /* Splits path (DIR/[ORIGIN/]NAME, as the watcher reported it) into the
@@ -434,23 +442,27 @@ int ferry__claim(struct ferry__workarea *wa, const char *path, struct ferry__cla
                         r = -ESTALE; /* not a lost race: our folder is gone */
                 goto fail;
         }
-        fd = openat(wa->work_fd, seq, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (fd < 0) {
-                r = -errno;
-                goto fail_folder;
-        }
-        /* The origin is written before the claim, so a crash in between
-         * never leaves a claimed file whose home is unknown. */
-        if (c->origin)
+        claim_file(c, file, sizeof(file));
+        if (c->origin) {
+                /* The origin is written before the claim, so a crash in
+                 * between never leaves a claimed file whose home is unknown. */
+                fd = openat(wa->work_fd, seq, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                if (fd < 0) {
+                        r = -errno;
+                        goto fail_folder;
+                }
                 r = ferry__write_note(fd, ORIGIN_FILE, c->origin, strlen(c->origin));
-        if (r == 0 && renameat(parent_fd, c->name, fd, c->name) < 0)
+                close(fd);
+                if (r == 0)
+                        c->notes |= FERRY__NOTE_ORIGIN;
+        }
+        /* Into the folder just made, ours alone: by its name. */
+        if (r == 0 && renameat(parent_fd, c->name, wa->work_fd, file) < 0)
                 r = -errno; /* ENOENT: another worker was faster, or it went away */
-        close(fd);
         if (r < 0)
                 goto fail_folder;
         /* What was renamed is what the handler gets: judge it, not what a
          * look before the rename saw (it may have been swapped since). */
-        claim_file(c, file, sizeof(file));
         c->type = fstatat(wa->work_fd, file, &st, AT_SYMLINK_NOFOLLOW) == 0 ? st.st_mode & S_IFMT : 0;
         origin_close(wa, parent_fd);
         *ret_claim = c;
@@ -617,8 +629,9 @@ static int move_out(struct ferry__workarea *wa, struct ferry__claim *c, const st
         claim_file(c, file, sizeof(file));
         /* The origin's folders are made inside the outcome folder, which is
          * ours alone: nothing can have been planted there. */
-        r = ferry__mkdirs_beneath(folder->fd, c->origin, folder->mode, &dir_fd);
-        if (r < 0)
+        if (!c->origin)
+                dir_fd = folder->fd;
+        else if ((r = ferry__mkdirs_beneath(folder->fd, c->origin, folder->mode, &dir_fd)) < 0)
                 return r;
         for (unsigned n = 0; n < 1000; n++) {
                 char suffix[16] = "";
@@ -631,7 +644,8 @@ static int move_out(struct ferry__workarea *wa, struct ferry__claim *c, const st
                 if (r != -EEXIST)
                         break;
         }
-        close(dir_fd);
+        if (dir_fd != folder->fd)
+                close(dir_fd);
         if (r == 0) {
                 claim_folder_remove(wa, c);
                 if (ret_relative &&
@@ -680,7 +694,8 @@ int ferry__claim_return(struct ferry__workarea *wa, struct ferry__claim *c)
 /* Writes the note FILE of the claim's folder with text; NULL removes it.
  * Notes help (ferry status, recovery); a claim stands without them. The
  * claim's folder is ours alone, so the note is written in place. */
-static int claim_note(struct ferry__workarea *wa, const struct ferry__claim *c, const char *file, const char *text)
+static int claim_note(struct ferry__workarea *wa, struct ferry__claim *c, unsigned bit, const char *file,
+                      const char *text)
 {
         char name[64];
         size_t n = text ? strlen(text) : 0;
@@ -689,36 +704,41 @@ static int claim_note(struct ferry__workarea *wa, const struct ferry__claim *c, 
         if (c->in_place)
                 return 0;
         snprintf(name, sizeof(name), "%llu/%s", (unsigned long long)c->seq, file);
-        if (!text)
+        if (!text) {
+                if (!(c->notes & bit))
+                        return 0;
+                c->notes &= ~bit;
                 return unlinkat(wa->work_fd, name, 0) < 0 && errno != ENOENT ? -errno : 0;
+        }
         fd = openat(wa->work_fd, name, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
         if (fd < 0)
                 return -errno;
+        c->notes |= bit;
         if (write(fd, text, n) != (ssize_t)n) {
                 e = errno ? -errno : -ENOSPC;
                 (void)unlinkat(wa->work_fd, name, 0);
+                c->notes &= ~bit;
         }
         close(fd);
         return e;
 }
 
-void ferry__claim_note_handler(struct ferry__workarea *wa, const struct ferry__claim *c, pid_t pid)
+void ferry__claim_note_handler(struct ferry__workarea *wa, struct ferry__claim *c, pid_t pid)
 {
         char text[32];
 
         snprintf(text, sizeof(text), "%d\n", (int)pid);
-        (void)claim_note(wa, c, HANDLER_FILE, pid > 0 ? text : NULL);
+        (void)claim_note(wa, c, FERRY__NOTE_HANDLER, HANDLER_FILE, pid > 0 ? text : NULL);
 }
 
-int ferry__claim_note_outcome(struct ferry__workarea *wa, const struct ferry__claim *c, const char *text)
+int ferry__claim_note_outcome(struct ferry__workarea *wa, struct ferry__claim *c, const char *text)
 {
-        return claim_note(wa, c, OUTCOME_FILE, text);
+        return claim_note(wa, c, FERRY__NOTE_OUTCOME, OUTCOME_FILE, text);
 }
 
 void ferry__claim_note_output(struct ferry__workarea *wa, struct ferry__claim *c, const char *name)
 {
-        (void)claim_note(wa, c, OUTPUT_FILE, name);
-        c->output_noted = name && !c->in_place;
+        (void)claim_note(wa, c, FERRY__NOTE_OUTPUT, OUTPUT_FILE, name);
 }
 
 /* A dead worker's partial output: the note names it, in our output folder.
@@ -880,6 +900,7 @@ static struct ferry__claim *adopted_claim(struct ferry__workarea *wa, uint64_t s
         if (!c)
                 return NULL;
         c->seq = seq;
+        c->notes = FERRY__NOTE_ALL; /* whatever the dead worker left */
         snprintf(name, sizeof(name), "%llu", (unsigned long long)seq);
         fd = openat(wa->work_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (fd < 0)

@@ -34,6 +34,16 @@ struct ferry__workarea {
         size_t refused_count;
 };
 
+/* The notes in a claim's folder (claim.c), as bits of ferry__claim.notes: a
+ * folder is emptied by removing the notes it holds, not by trying them all. */
+enum {
+        FERRY__NOTE_ORIGIN = 1 << 0,
+        FERRY__NOTE_HANDLER = 1 << 1,
+        FERRY__NOTE_OUTCOME = 1 << 2,
+        FERRY__NOTE_OUTPUT = 1 << 3,
+        FERRY__NOTE_ALL = (1 << 4) - 1,
+};
+
 /* A claimed file. */
 struct ferry__claim {
         uint64_t seq;
@@ -42,7 +52,7 @@ struct ferry__claim {
         char *claimed_path;            /* where it is now, in the work area */
         char *original_path;           /* where it was: DIR/[ORIGIN/]NAME */
         bool in_place;                 /* on-success = keep: not moved; claimed_path is original_path */
-        bool output_noted;             /* its folder holds an .output note */
+        unsigned notes;                /* FERRY__NOTE_*: the notes its folder may hold */
         char *outcome;                 /* adopted: "done\n" or "failed\nNOTE" when it was handled already, or NULL */
         mode_t type;                   /* S_IFREG, S_IFLNK, ...: what was claimed (0: unknown) */
         struct ferry__version version; /* in_place: the version being handled */
@@ -85,9 +95,9 @@ int ferry__claim_finish(struct ferry__workarea *wa, struct ferry__claim *c, cons
 /* Notes that the claim was handled (text "done\n", or "failed\n" and its
  * failure note; NULL: no longer) while its move out waits, so that a worker
  * taking it over moves it without handling it again. */
-int ferry__claim_note_outcome(struct ferry__workarea *wa, const struct ferry__claim *c, const char *text);
+int ferry__claim_note_outcome(struct ferry__workarea *wa, struct ferry__claim *c, const char *text);
 /* Notes the pid of the claim's running handler (0: none runs), for ferry status. */
-void ferry__claim_note_handler(struct ferry__workarea *wa, const struct ferry__claim *c, pid_t pid);
+void ferry__claim_note_handler(struct ferry__workarea *wa, struct ferry__claim *c, pid_t pid);
 /* Notes the name of the claim's handler output in the output folder (NULL:
  * no longer), so that a worker adopting the claim after a crash removes it. */
 void ferry__claim_note_output(struct ferry__workarea *wa, struct ferry__claim *c, const char *name);

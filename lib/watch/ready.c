@@ -219,6 +219,15 @@ static void consider_closed(struct ferry_watch *w, struct ferry__file *f, bool c
                 f->guard_without_close = false;
                 return set_state(w, f, FERRY__IDLE);
         }
+        /* The close of the writer whose content its create found (both in
+         * one read of events): the look then saw no writer, so this one had
+         * closed already. Unchanged since, the file is guarded on, without
+         * asking the kernel the same again. */
+        if (closed && f->state == FERRY__GUARD && f->guard_without_close && f->timer == FERRY__TIMER_GUARD &&
+            file_path(w, f) >= 0 && stat_version(w, f, &v) == 0 && same_version(&v, &f->known)) {
+                f->guard_without_close = false;
+                return;
+        }
         r = probe(w, f, &v);
         f->guard_without_close = false;
         if (r == -ENOENT)
@@ -372,11 +381,12 @@ static void judge_marked(struct ferry_watch *w, struct ferry__file *f, const str
  *
  *   APPEARED_EMPTY    empty or gone: its close will tell
  *   APPEARED_LINKED   content, no writer, other links: as if renamed in
- *   APPEARED_CONTENT  content: looked at again after the guard, as after a close
+ *   APPEARED_CONTENT  content: looked at after the guard, as after a close
+ *                     (*ret_version: what it is now)
  */
 enum appeared { APPEARED_EMPTY, APPEARED_LINKED, APPEARED_CONTENT };
 
-static enum appeared appeared(struct ferry_watch *w, struct ferry__file *f)
+static enum appeared appeared(struct ferry_watch *w, struct ferry__file *f, struct ferry__version *ret_version)
 {
         struct ferry__version v;
         struct stat st;
@@ -390,6 +400,7 @@ static enum appeared appeared(struct ferry_watch *w, struct ferry__file *f)
         ferry__version_from_stat(&st, &v);
         if (st.st_nlink > 1 && ferry__writers_check(w->path, &v) == FERRY__NO_WRITER)
                 return APPEARED_LINKED;
+        *ret_version = v;
         return APPEARED_CONTENT;
 }
 
@@ -414,16 +425,26 @@ static void consider_settling(struct ferry_watch *w, struct ferry__file *f, enum
 /* close, and auto on folders it sees closes in. */
 static void change_closing(struct ferry_watch *w, struct ferry__file *f, enum ferry__change change)
 {
+        struct ferry__version v;
+
         switch (change) {
         case FERRY__CHANGE_CREATE:
-                switch (appeared(w, f)) {
+                switch (appeared(w, f, &v)) {
                 case APPEARED_LINKED:
                         if (w->policy.kind == FERRY__POLICY_AUTO)
                                 return consider_arrived(w, f);
                         return consider_closed(w, f, false);
                 case APPEARED_CONTENT:
-                        consider_closed(w, f, false);
-                        f->guard_without_close = f->state == FERRY__GUARD;
+                        /* Guarded as after a close, without asking the kernel
+                         * about writers now: the guard's end asks. A writer's
+                         * close is mostly in the same read of events, and
+                         * would only ask the same again (consider_closed). */
+                        ferry__file_set_known(f, &v);
+                        if (!is_new_version(f, &v))
+                                return set_state(w, f, FERRY__IDLE);
+                        f->rechecks = 0;
+                        schedule(w, f, FERRY__GUARD, FERRY__TIMER_GUARD);
+                        f->guard_without_close = true;
                         return;
                 case APPEARED_EMPTY: break;
                 }
@@ -466,13 +487,15 @@ void ferry__ready_change_close(struct ferry_watch *w, struct ferry__file *f, enu
 
 void ferry__ready_change_rename(struct ferry_watch *w, struct ferry__file *f, enum ferry__change change)
 {
+        struct ferry__version v;
+
         switch (change) {
         case FERRY__CHANGE_ARRIVED: return consider_arrived(w, f);
         case FERRY__CHANGE_CREATE:
                 /* Hard-linked into place from elsewhere: as good as renamed;
                  * a file written in place under its final name is not (nor
                  * an O_TMPFILE linked in). */
-                if (appeared(w, f) == APPEARED_LINKED)
+                if (appeared(w, f, &v) == APPEARED_LINKED)
                         return consider_arrived(w, f);
                 return;
         case FERRY__CHANGE_FOUND:
@@ -485,9 +508,11 @@ void ferry__ready_change_rename(struct ferry_watch *w, struct ferry__file *f, en
 
 void ferry__ready_change_done_file(struct ferry_watch *w, struct ferry__file *f, enum ferry__change change)
 {
+        struct ferry__version v;
+
         switch (change) {
         case FERRY__CHANGE_CREATE:
-                if (appeared(w, f) != APPEARED_EMPTY)
+                if (appeared(w, f, &v) != APPEARED_EMPTY)
                         return consider_marked(w, f);
                 return set_state(w, f, FERRY__WRITING);
         case FERRY__CHANGE_MODIFY: return set_state(w, f, FERRY__WRITING);
