@@ -97,16 +97,16 @@ void ferry__job_return(struct job *job, bool stopped)
                 int e;
 
                 if (c->in_place) {
-                        ferry__runner_log(rs->runner, &rec, "%s; left in place", how);
+                        ferry__runner_record(rs->runner, &rec, "%s; left in place", how);
                         continue;
                 }
                 e = ferry__claim_return(&rs->wa, c);
                 if (e < 0) {
                         rec.kind = FERRY_LOG_WARNING;
-                        ferry__runner_log(rs->runner, &rec, "%s; cannot return it to the queue (%s): it stays in %s",
-                                          how, strerror(-e), c->claimed_path);
+                        ferry__runner_record(rs->runner, &rec, "%s; cannot return it to the queue (%s): it stays in %s",
+                                             how, strerror(-e), c->claimed_path);
                 } else {
-                        ferry__runner_log(rs->runner, &rec, "%s; returned to the queue", how);
+                        ferry__runner_record(rs->runner, &rec, "%s; returned to the queue", how);
                 }
         }
         if (job->running)
@@ -312,9 +312,9 @@ static void keep_note(struct rule_state *rs, const char *path, const char *relat
                 note->len = len;
         }
         if (!note || !note->path || !note->relative || !note->text) {
-                LOG(rs->runner, FERRY_LOG_ERROR, rs->rule->name, path,
-                    "cannot write the failure note for %s/%s: %s; out of memory to keep it: it is lost",
-                    rs->failed.path, relative, strerror(-e));
+                RECORD(rs->runner, FERRY_LOG_ERROR, rs->rule->name, path,
+                       "cannot write the failure note for %s/%s: %s; out of memory to keep it: it is lost",
+                       rs->failed.path, relative, strerror(-e));
                 if (note)
                         late_note_free(note);
                 return;
@@ -346,10 +346,10 @@ void ferry__late_notes_write(struct rule_state *rs, bool last)
                         const char *reason = strstr(note->text, "\nreason: ");
                         int reason_len = reason ? (int)strcspn(reason + 9, "\n") : 0;
 
-                        LOG(rs->runner, FERRY_LOG_ERROR, rs->rule->name, note->path,
-                            "the failure note for %s/%s could not be written (%s); its reason: %.*s",
-                            rs->failed.path ? rs->failed.path : "the failed folder", note->relative, strerror(-e),
-                            reason_len, reason ? reason + 9 : "");
+                        RECORD(rs->runner, FERRY_LOG_ERROR, rs->rule->name, note->path,
+                               "the failure note for %s/%s could not be written (%s); its reason: %.*s",
+                               rs->failed.path ? rs->failed.path : "the failed folder", note->relative, strerror(-e),
+                               reason_len, reason ? reason + 9 : "");
                 } else {
                         link = &note->next;
                         continue;
@@ -446,15 +446,15 @@ static bool move_unfinished(struct rule_state *rs, const struct unfinished *u, b
                     "worker moves it without handling it again",
                     to ? "moved out" : "deleted", strerror(-e), c->claimed_path);
         else if (e == -ENOENT)
-                LOG(rs->runner, u->note ? FERRY_LOG_FAILED : FERRY_LOG_DONE, rs->rule->name, c->original_path,
-                    "handled before; it was removed from the work area meanwhile");
+                RECORD(rs->runner, u->note ? FERRY_LOG_FAILED : FERRY_LOG_DONE, rs->rule->name, c->original_path,
+                       "handled before; it was removed from the work area meanwhile");
         else if (to) {
                 if (u->note)
                         write_note(rs, c->original_path, relative, u->note, u->note_len);
-                LOG(rs->runner, u->note ? FERRY_LOG_FAILED : FERRY_LOG_DONE, rs->rule->name, c->original_path,
-                    "handled before; moved to %s/%s now", to->path, relative);
+                RECORD(rs->runner, u->note ? FERRY_LOG_FAILED : FERRY_LOG_DONE, rs->rule->name, c->original_path,
+                       "handled before; moved to %s/%s now", to->path, relative);
         } else
-                LOG(rs->runner, FERRY_LOG_DONE, rs->rule->name, c->original_path, "handled before; deleted now");
+                RECORD(rs->runner, FERRY_LOG_DONE, rs->rule->name, c->original_path, "handled before; deleted now");
         free(relative);
         return true;
 }
@@ -489,8 +489,8 @@ void ferry__job_adopt_handled(struct rule_state *rs, struct ferry__claim *c)
         struct unfinished *u;
 
         if (failed && !note) {
-                LOG(rs->runner, FERRY_LOG_ERROR, rs->rule->name, c->original_path,
-                    "out of memory: the recovered claim stays in the work area");
+                RECORD(rs->runner, FERRY_LOG_ERROR, rs->rule->name, c->original_path,
+                       "out of memory: the recovered claim stays in the work area");
                 ferry__claim_free(c);
                 return;
         }
@@ -550,11 +550,11 @@ static void finish_done(struct job *job, const struct ferry__exit *st, int64_t d
                         e = record(rs, c, "done", NULL);
                         rec.kind = e < 0 ? FERRY_LOG_ERROR : FERRY_LOG_DONE;
                         if (e < 0)
-                                ferry__runner_log(r, &rec,
-                                                  "handled, but cannot record it (%s): it will be handled again",
-                                                  strerror(-e));
+                                ferry__runner_record(r, &rec,
+                                                     "handled, but cannot record it (%s): it will be handled again",
+                                                     strerror(-e));
                         else
-                                ferry__runner_log(r, &rec, "done in %.3fs; kept in place", took);
+                                ferry__runner_record(r, &rec, "done in %.3fs; kept in place", took);
                         continue;
                 }
                 e = ferry__claim_finish(&rs->wa, c, rs->done.fd >= 0 ? &rs->done : NULL, &relative);
@@ -563,17 +563,18 @@ static void finish_done(struct job *job, const struct ferry__exit *st, int64_t d
                 free(relative);
                 rec.kind = e < 0 && e != -ENOENT ? FERRY_LOG_ERROR : FERRY_LOG_DONE;
                 if (e == -ENOENT) {
-                        ferry__runner_log(r, &rec, "done in %.3fs; the handler removed or moved the file itself", took);
+                        ferry__runner_record(r, &rec, "done in %.3fs; the handler removed or moved the file itself",
+                                             took);
                 } else if (e < 0) {
-                        ferry__runner_log(r, &rec,
-                                          "handled, but cannot %s%s (%s): it waits in %s and is moved once it can be",
-                                          rs->done.fd >= 0 ? "move it to " : "delete it",
-                                          rs->done.fd >= 0 ? rs->done.path : "", strerror(-e), c->claimed_path);
+                        ferry__runner_record(
+                                r, &rec, "handled, but cannot %s%s (%s): it waits in %s and is moved once it can be",
+                                rs->done.fd >= 0 ? "move it to " : "delete it", rs->done.fd >= 0 ? rs->done.path : "",
+                                strerror(-e), c->claimed_path);
                         wait_to_move(rs, c, NULL, 0);
                         job->claims[i] = NULL;
                 } else {
-                        ferry__runner_log(r, &rec, "done in %.3fs%s%s", took, final ? ": " : "; deleted",
-                                          final ? final : "");
+                        ferry__runner_record(r, &rec, "done in %.3fs%s%s", took, final ? ": " : "; deleted",
+                                             final ? final : "");
                 }
                 free(final);
         }
@@ -593,8 +594,8 @@ static void schedule_retry(struct job *job, const struct ferry__exit *st, const 
                 struct ferry_log_record rec = run_record(job, job->claims[i], st, duration);
 
                 rec.kind = FERRY_LOG_RETRY;
-                ferry__runner_log(rs->runner, &rec, "failed (%s); retry %u of %u in %s", why, job->attempt,
-                                  rule->retries, delay);
+                ferry__runner_record(rs->runner, &rec, "failed (%s); retry %u of %u in %s", why, job->attempt,
+                                     rule->retries, delay);
         }
         memset(&job->child, 0, sizeof(job->child));
         job->child.pidfd = job->child.stderr_fd = -1;
@@ -641,26 +642,26 @@ static void finish_failed(struct job *job, const struct ferry__exit *st, const c
                 free(relative);
                 rec.kind = e < 0 ? FERRY_LOG_ERROR : FERRY_LOG_FAILED;
                 if (e < 0 && !c->in_place) {
-                        ferry__runner_log(r, &rec,
-                                          "failed (%s); cannot move it to the failed folder (%s): it %s in %s%s", why,
-                                          strerror(-e), text ? "waits" : "stays", c->claimed_path,
-                                          text ? " and is moved once it can be" : "");
+                        ferry__runner_record(r, &rec,
+                                             "failed (%s); cannot move it to the failed folder (%s): it %s in %s%s",
+                                             why, strerror(-e), text ? "waits" : "stays", c->claimed_path,
+                                             text ? " and is moved once it can be" : "");
                         if (text) {
                                 wait_to_move(rs, c, text, len);
                                 job->claims[i] = NULL;
                                 text = NULL;
                         }
                 } else if (e < 0) {
-                        ferry__runner_log(r, &rec, "failed (%s); cannot record it (%s): it stays in %s", why,
-                                          strerror(-e), c->claimed_path);
+                        ferry__runner_record(r, &rec, "failed (%s); cannot record it (%s): it stays in %s", why,
+                                             strerror(-e), c->claimed_path);
                 } else if (c->in_place || gone) {
-                        ferry__runner_log(r, &rec, "failed (%s) after %u attempt%s; %s, note in %s.ferry-error", why,
-                                          job->attempt, job->attempt == 1 ? "" : "s",
-                                          gone ? "the handler removed or moved the file itself" : "left in place",
-                                          final ? final : "?");
+                        ferry__runner_record(r, &rec, "failed (%s) after %u attempt%s; %s, note in %s.ferry-error", why,
+                                             job->attempt, job->attempt == 1 ? "" : "s",
+                                             gone ? "the handler removed or moved the file itself" : "left in place",
+                                             final ? final : "?");
                 } else {
-                        ferry__runner_log(r, &rec, "failed (%s) after %u attempt%s: %s", why, job->attempt,
-                                          job->attempt == 1 ? "" : "s", final);
+                        ferry__runner_record(r, &rec, "failed (%s) after %u attempt%s: %s", why, job->attempt,
+                                             job->attempt == 1 ? "" : "s", final);
                 }
                 free(text);
                 free(final);

@@ -72,14 +72,36 @@ static bool rate_allows(struct ferry_runner *r, bool limited)
         return false;
 }
 
-void ferry__runner_log(struct ferry_runner *r, struct ferry_log_record *rec, const char *format, ...)
+static void vlog(struct ferry_runner *r, struct ferry_log_record *rec, const char *format, va_list ap)
 {
         char message[1024];
         bool limited;
+
+        if (!r->log)
+                return;
+        limited = rec->kind == FERRY_LOG_WARNING || r->limit_next;
+        r->limit_next = false;
+        if (!rate_allows(r, limited))
+                return;
+        vsnprintf(message, sizeof(message), format, ap);
+        rec->message = message;
+        if (rec->path && !rec->path_len)
+                rec->path_len = strlen(rec->path);
+        r->log(r->log_data, rec);
+}
+
+void ferry__runner_log(struct ferry_runner *r, struct ferry_log_record *rec, const char *format, ...)
+{
         va_list ap;
 
-        /* Every outcome is logged once, so the counters are kept here. */
-        switch (rec->kind) {
+        va_start(ap, format);
+        vlog(r, rec, format, ap);
+        va_end(ap);
+}
+
+void ferry__runner_count(struct ferry_runner *r, enum ferry_log_kind outcome)
+{
+        switch (outcome) {
         case FERRY_LOG_CLAIMED: r->stats.claimed++; break;
         case FERRY_LOG_DONE: r->stats.done++; break;
         case FERRY_LOG_FAILED: r->stats.failed++; break;
@@ -88,19 +110,16 @@ void ferry__runner_log(struct ferry_runner *r, struct ferry_log_record *rec, con
         case FERRY_LOG_ERROR: r->stats.errors++; break;
         default: break;
         }
-        if (!r->log)
-                return;
-        limited = rec->kind == FERRY_LOG_WARNING || r->limit_next;
-        r->limit_next = false;
-        if (!rate_allows(r, limited))
-                return;
+}
+
+void ferry__runner_record(struct ferry_runner *r, struct ferry_log_record *rec, const char *format, ...)
+{
+        va_list ap;
+
+        ferry__runner_count(r, rec->kind);
         va_start(ap, format);
-        vsnprintf(message, sizeof(message), format, ap);
+        vlog(r, rec, format, ap);
         va_end(ap);
-        rec->message = message;
-        if (rec->path && !rec->path_len)
-                rec->path_len = strlen(rec->path);
-        r->log(r->log_data, rec);
 }
 
 /* ---- set-up ------------------------------------------------------------------ */
@@ -229,16 +248,17 @@ static bool claimed_irregular(struct rule_state *rs, struct ferry__claim *c)
                 return false;
         e = ferry__claim_finish(&rs->wa, c, &rs->failed, &relative);
         if (e < 0)
-                LOG(rs->runner, FERRY_LOG_ERROR, rs->rule->name, c->original_path,
-                    "not a regular file (it was replaced after it was seen); cannot move it to %s: %s; it stays in %s",
-                    rs->failed.path, strerror(-e), c->claimed_path);
+                RECORD(rs->runner, FERRY_LOG_ERROR, rs->rule->name, c->original_path,
+                       "not a regular file (it was replaced after it was seen); cannot move it to %s: %s; it stays in "
+                       "%s",
+                       rs->failed.path, strerror(-e), c->claimed_path);
         else
-                LOG(rs->runner, FERRY_LOG_FAILED, rs->rule->name, c->original_path,
-                    "not a regular file (%s, put there after the file was seen): not handled, moved to %s/%s",
-                    c->type == S_IFLNK   ? "a symbolic link"
-                    : c->type == S_IFDIR ? "a folder"
-                                         : "a special file",
-                    rs->failed.path, relative ? relative : "?");
+                RECORD(rs->runner, FERRY_LOG_FAILED, rs->rule->name, c->original_path,
+                       "not a regular file (%s, put there after the file was seen): not handled, moved to %s/%s",
+                       c->type == S_IFLNK   ? "a symbolic link"
+                       : c->type == S_IFDIR ? "a folder"
+                                            : "a special file",
+                       rs->failed.path, relative ? relative : "?");
         free(relative);
         ferry__claim_free(c);
         return true;
@@ -259,13 +279,14 @@ static void adopt(void *userdata, struct ferry__claim *claim)
         claims = malloc(sizeof(*claims));
         if (!claims || !(job = ferry__job_new(rs, claims, 1))) {
                 free(claims);
-                LOG(rs->runner, FERRY_LOG_ERROR, rs->rule->name, claim->claimed_path,
-                    "out of memory: the recovered claim stays in the work area");
+                RECORD(rs->runner, FERRY_LOG_ERROR, rs->rule->name, claim->claimed_path,
+                       "out of memory: the recovered claim stays in the work area");
                 ferry__claim_free(claim);
                 return;
         }
         claims[0] = claim;
-        LOG(rs->runner, FERRY_LOG_CLAIMED, rs->rule->name, claim->original_path, "recovered from a worker that died");
+        RECORD(rs->runner, FERRY_LOG_CLAIMED, rs->rule->name, claim->original_path,
+               "recovered from a worker that died");
 }
 
 /* A dead worker's claim folder that is not taken: said once. */
@@ -509,7 +530,7 @@ static int rule_start(struct ferry_runner *r, struct ferry_rule *rule)
         r->states = rs;
         e = ferry__rule_check(rule, !r->external);
         if (e < 0) {
-                LOG(r, FERRY_LOG_ERROR, rule->name, NULL, "%s", ferry_rule_explain(rule));
+                RECORD(r, FERRY_LOG_ERROR, rule->name, NULL, "%s", ferry_rule_explain(rule));
                 return e;
         }
         if (rule->output_dir && !(rs->output_dir = realpath(rule->output_dir, NULL)))
@@ -518,7 +539,7 @@ static int rule_start(struct ferry_runner *r, struct ferry_rule *rule)
                 return -ENOMEM;
         e = rule_attach(rs);
         if (e < 0 && rs->why[0])
-                LOG(r, FERRY_LOG_ERROR, rule->name, rule->dir, "%s", rs->why);
+                RECORD(r, FERRY_LOG_ERROR, rule->name, rule->dir, "%s", rs->why);
         return e;
 }
 
@@ -532,14 +553,14 @@ static void rule_down(struct rule_state *rs, const char *why)
         if (rs->down || r->stopping || r->folder_lost)
                 return; /* said already, or stopping anyway */
         if (rs->rule->exit_when_lost) {
-                LOG(r, FERRY_LOG_ERROR, rs->rule->name, rs->rule->dir, "%s %s: stopping (on-folder-lost = exit)",
-                    rs->rule->dir, why);
+                RECORD(r, FERRY_LOG_ERROR, rs->rule->name, rs->rule->dir, "%s %s: stopping (on-folder-lost = exit)",
+                       rs->rule->dir, why);
                 r->folder_lost = true;
                 return;
         }
-        LOG(r, FERRY_LOG_ERROR, rs->rule->name, rs->rule->dir,
-            "%s %s: its files wait; it is looked for again, every second at first, and taken up when it is back",
-            rs->rule->dir, why);
+        RECORD(r, FERRY_LOG_ERROR, rs->rule->name, rs->rule->dir,
+               "%s %s: its files wait; it is looked for again, every second at first, and taken up when it is back",
+               rs->rule->dir, why);
         snprintf(rs->why, sizeof(rs->why), "%s", why);
         rs->down = true;
         rule_unwatch(rs);
@@ -569,7 +590,7 @@ static void rule_retry(struct rule_state *rs, int64_t now)
         }
         rule_release(rs);
         if (rs->why[0] && strcmp(rs->why, before) != 0)
-                LOG(r, FERRY_LOG_ERROR, rs->rule->name, rs->rule->dir, "%s", rs->why);
+                RECORD(r, FERRY_LOG_ERROR, rs->rule->name, rs->rule->dir, "%s", rs->why);
         else
                 snprintf(rs->why, sizeof(rs->why), "%s", before);
         rs->retry_ns = rs->retry_ns * 2 > FOLDER_RETRY_MAX_NS ? FOLDER_RETRY_MAX_NS : rs->retry_ns * 2;
@@ -740,15 +761,15 @@ static void drain_watch(struct rule_state *rs)
                 case FERRY_EVENT_READY:
                         r->stats.ready++;
                         if (!push_pending(rs, ev->path, ev->path_len))
-                                LOG(r, FERRY_LOG_ERROR, rs->rule->name, ev->path,
-                                    "out of memory: file left in place, handled after a restart");
+                                RECORD(r, FERRY_LOG_ERROR, rs->rule->name, ev->path,
+                                       "out of memory: file left in place, handled after a restart");
                         break;
                 case FERRY_EVENT_ERROR:
                         /* A folder not watched, a file refused by its marker: as many as
                          * anyone who can write in the folder likes, so rate-limited. */
                         (void)ferry_watch_explain(rs->watch, ev->error, ev->path, message, sizeof(message));
                         r->limit_next = true;
-                        LOG(r, FERRY_LOG_ERROR, rs->rule->name, ev->path, "%s", message);
+                        RECORD(r, FERRY_LOG_ERROR, rs->rule->name, ev->path, "%s", message);
                         break;
                 case FERRY_EVENT_RESCAN:
                         r->stats.rescans++;
@@ -763,7 +784,7 @@ static void drain_watch(struct rule_state *rs)
                 }
         }
         if (e < 0)
-                LOG(r, FERRY_LOG_ERROR, rs->rule->name, NULL, "cannot read events: %s", strerror(-e));
+                RECORD(r, FERRY_LOG_ERROR, rs->rule->name, NULL, "cannot read events: %s", strerror(-e));
 }
 
 /* Only regular files are handed out; symlinks when the rule says so, and
@@ -873,7 +894,7 @@ static void claim_and_start(struct rule_state *rs)
                         ;
                 } else if (e == 0) {
                         claims[count++] = c;
-                        LOG(r, FERRY_LOG_CLAIMED, rs->rule->name, c->original_path, "claimed");
+                        RECORD(r, FERRY_LOG_CLAIMED, rs->rule->name, c->original_path, "claimed");
                 } else if (e == -ENOENT) {
                         skip_ahead(rs);
                 } else if (e == -ELOOP) {
@@ -884,14 +905,14 @@ static void claim_and_start(struct rule_state *rs)
                          * work area that cannot be made again: the file stays
                          * where it is, and is tried again every second. */
                         if (!p->said && e == -ESTALE)
-                                LOG(r, FERRY_LOG_ERROR, rs->rule->name, p->path,
-                                    "cannot claim %s: the work area %s/.ferry/work/%s is gone and cannot be made "
-                                    "again; tried again every second",
-                                    p->path, rs->rule->dir, rs->wa.worker);
+                                RECORD(r, FERRY_LOG_ERROR, rs->rule->name, p->path,
+                                       "cannot claim %s: the work area %s/.ferry/work/%s is gone and cannot be made "
+                                       "again; tried again every second",
+                                       p->path, rs->rule->dir, rs->wa.worker);
                         else if (!p->said)
-                                LOG(r, FERRY_LOG_ERROR, rs->rule->name, p->path,
-                                    "cannot claim %s: %s; it stays there, tried again every second", p->path,
-                                    strerror(-e));
+                                RECORD(r, FERRY_LOG_ERROR, rs->rule->name, p->path,
+                                       "cannot claim %s: %s; it stays there, tried again every second", p->path,
+                                       strerror(-e));
                         p->said = true;
                         p->next = rs->blocked;
                         rs->blocked = p;

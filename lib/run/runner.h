@@ -102,11 +102,21 @@ struct ferry_runner {
         unsigned handed;                        /* jobs handed out and not taken yet */
 };
 
+/* Logging and counting are apart: ferry__runner_log says something (rate-
+ * limited when it is a warning), ferry__runner_count counts an outcome
+ * (claimed, done, failed, retry, returned, error) for ferry_runner_stats, and
+ * ferry__runner_record does both, for what became of a file. */
 void ferry__runner_log(struct ferry_runner *r, struct ferry_log_record *rec, const char *format, ...)
         __attribute__((format(printf, 3, 4)));
-/* Logs one outcome of a rule's file; the counters follow the kinds logged. */
+void ferry__runner_count(struct ferry_runner *r, enum ferry_log_kind outcome);
+void ferry__runner_record(struct ferry_runner *r, struct ferry_log_record *rec, const char *format, ...)
+        __attribute__((format(printf, 3, 4)));
 #define LOG(r, kind_, rule_, path_, ...)                                                                               \
         ferry__runner_log(                                                                                             \
+                (r), &(struct ferry_log_record){.kind = (kind_), .rule = (rule_), .path = (path_), .duration_ns = -1}, \
+                __VA_ARGS__)
+#define RECORD(r, kind_, rule_, path_, ...)                                                                            \
+        ferry__runner_record(                                                                                          \
                 (r), &(struct ferry_log_record){.kind = (kind_), .rule = (rule_), .path = (path_), .duration_ns = -1}, \
                 __VA_ARGS__)
 
