@@ -435,6 +435,13 @@ static void change_closing(struct ferry_watch *w, struct ferry__file *f, enum fe
                                 return consider_arrived(w, f);
                         return consider_closed(w, f, false);
                 case APPEARED_CONTENT:
+                        /* No guard time (close=0): asked now, and ready now
+                         * when no writer holds it. */
+                        if (w->timers[FERRY__TIMER_GUARD].delay_ns == 0) {
+                                consider_closed(w, f, false);
+                                f->guard_without_close = f->state == FERRY__GUARD;
+                                return;
+                        }
                         /* Guarded as after a close, without asking the kernel
                          * about writers now: the guard's end asks. A writer's
                          * close is mostly in the same read of events, and
