@@ -34,6 +34,7 @@
 #include <grp.h>
 #include <pwd.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sched.h>
@@ -449,6 +450,39 @@ static int child_raise_fd(int fd)
         return fd >= 3 ? fd : fcntl(fd, F_DUPFD_CLOEXEC, 3);
 }
 
+/* The signals whose disposition in this process is not the default (ignored or caught), as the kernel
+ * reports them in /proc/self/status (SigIgn, SigCgt: hex masks, bit N-1 for signal N), into *ret_mask; false
+ * when it cannot tell. Async-signal-safe: the child asks it of itself, so the answer is exactly its own. */
+static bool nondefault_signals(uint64_t *ret_mask)
+{
+        char text[8192];
+        size_t len = 0;
+        ssize_t n;
+        int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC), found = 0;
+
+        if (fd < 0)
+                return false;
+        while (len < sizeof(text) - 1 && (n = read(fd, text + len, sizeof(text) - 1 - len)) > 0)
+                len += (size_t)n;
+        close(fd);
+        text[len] = '\0';
+        *ret_mask = 0;
+        for (char *line = text; line && *line; line = strchr(line, '\n'), line = line ? line + 1 : NULL) {
+                uint64_t mask = 0;
+                char *p;
+
+                if (strncmp(line, "SigIgn:\t", 8) != 0 && strncmp(line, "SigCgt:\t", 8) != 0)
+                        continue;
+                for (p = line + 8; (*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f'); p++)
+                        mask = mask << 4 | (uint64_t)(*p <= '9' ? *p - '0' : *p - 'a' + 10);
+                if (*p != '\n')
+                        return false;
+                *ret_mask |= mask;
+                found++;
+        }
+        return found == 2;
+}
+
 /* Child side, between clone and exec, in ferry's memory: only async-signal-safe calls, nothing that allocates,
  * no write but to a->error. */
 static int child_run(void *arg)
@@ -457,6 +491,7 @@ static int child_run(void *arg)
         const struct ferry__spawn_request *req = a->req;
         const struct plan *p = a->plan;
         struct sigaction default_action = {.sa_handler = SIG_DFL};
+        uint64_t reset;
         sigset_t none;
         int stdin_fd = req->stdin_fd, stdout_fd = req->stdout_fd, stderr_fd = a->stderr_fd, error = ENOENT;
         bool denied = false;
@@ -473,8 +508,11 @@ static int child_run(void *arg)
          * SIGINT, SIGCHLD for signalfd) would otherwise be the program's. Until here every signal was blocked,
          * so none of the parent's handlers could run in the child; without CLONE_SIGHAND the dispositions set
          * here are the child's own. */
-        for (int sig = 1; sig < NSIG; sig++)
-                (void)sigaction(sig, &default_action, NULL); /* fails harmlessly for SIGKILL, SIGSTOP, libc's */
+        if (!nondefault_signals(&reset))
+                reset = UINT64_MAX; /* no /proc: all of them */
+        for (int sig = 1; sig < NSIG && sig <= 64; sig++)
+                if (reset & UINT64_C(1) << (sig - 1))
+                        (void)sigaction(sig, &default_action, NULL); /* fails harmlessly for SIGKILL, SIGSTOP, libc's */
         sigemptyset(&none);
         if (sigprocmask(SIG_SETMASK, &none, NULL) < 0)
                 child_fail(a, errno);
@@ -551,6 +589,24 @@ static void wait_pid(pid_t pid)
                 ;
 }
 
+/* The children's stack, mapped once per thread that starts children and kept: a fresh mapping for every
+ * child cost two system calls and a page fault for every page the child touched. One child at a time uses
+ * it (the parent waits until the exec). MAP_FAILED, with errno, when it cannot be mapped. */
+static char *child_stack(void)
+{
+        static _Thread_local char *stack;
+
+        if (!stack) {
+                char *p = mmap(NULL, CHILD_STACK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1,
+                               0);
+
+                if (p == MAP_FAILED)
+                        return MAP_FAILED;
+                stack = p;
+        }
+        return stack;
+}
+
 int ferry__spawn(const struct ferry__spawn_request *req, struct ferry__child *ret_child)
 {
         struct plan plan = {0};
@@ -580,7 +636,7 @@ int ferry__spawn(const struct ferry__spawn_request *req, struct ferry__child *re
                 r = -errno;
                 goto out;
         }
-        stack = mmap(NULL, CHILD_STACK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+        stack = child_stack();
         if (stack == MAP_FAILED) {
                 r = -errno;
                 goto out;
@@ -616,11 +672,8 @@ int ferry__spawn(const struct ferry__spawn_request *req, struct ferry__child *re
         stderr_pipe[0] = -1;
         r = 0;
 out:
-        if (stack != MAP_FAILED) {
-                /* The child's frames left the sanitizer's marks on this stack; the next mapping here is clean. */
-                FERRY__UNPOISON(stack, CHILD_STACK);
-                munmap(stack, CHILD_STACK);
-        }
+        if (stack != MAP_FAILED)
+                FERRY__UNPOISON(stack, CHILD_STACK); /* the child's frames left the sanitizer's marks on it */
         close_fd(&pidfd);
         close_fd(&stderr_pipe[0]);
         close_fd(&stderr_pipe[1]);
