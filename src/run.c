@@ -56,6 +56,12 @@ static const char usage[] =
         "      --lease DUR        a claim whose worker is silent this long is taken\n"
         "                         over by another host's worker (default 60s)\n"
         "      --user NAME        run handlers as NAME (ferry must run as root)\n"
+        "      --env NAME=VALUE   set NAME in the handlers' environment (repeatable)\n"
+        "      --pass-env GLOB    pass ferry's variables whose names match GLOB, e.g.\n"
+        "                         'AWS_*' (repeatable; by default only PATH, HOME,\n"
+        "                         USER, LOGNAME, LANG, LC_*, TZ and TMPDIR pass)\n"
+        "      --env-file FILE    set the variables of FILE (KEY=VALUE lines, as\n"
+        "                         systemd's EnvironmentFile=; repeatable)\n"
         "      --symlinks         hand symlinks to the handler (default: skip them)\n"
         "      --name NAME        the rule's name in logs and work areas (default run)\n"
         "      --grace DUR        on SIGTERM, how long handlers may finish (default 30s)\n"
@@ -89,6 +95,9 @@ enum {
         OPT_POLL_INTERVAL,
         OPT_MAX_FOLDERS,
         OPT_REQUIRE_FILE,
+        OPT_ENV,
+        OPT_PASS_ENV,
+        OPT_ENV_FILE,
         OPT_ON_FOLDER_LOST,
         OPT_NAME,
         OPT_GRACE,
@@ -121,6 +130,9 @@ static const struct option options[] = {
         {"poll-interval", required_argument, NULL, OPT_POLL_INTERVAL},
         {"max-folders", required_argument, NULL, OPT_MAX_FOLDERS},
         {"require-file", required_argument, NULL, OPT_REQUIRE_FILE},
+        {"env", required_argument, NULL, OPT_ENV},
+        {"pass-env", required_argument, NULL, OPT_PASS_ENV},
+        {"env-file", required_argument, NULL, OPT_ENV_FILE},
         {"on-folder-lost", required_argument, NULL, OPT_ON_FOLDER_LOST},
         {"name", required_argument, NULL, OPT_NAME},
         {"grace", required_argument, NULL, OPT_GRACE},
@@ -154,6 +166,9 @@ static const char *rule_key(int c)
         case OPT_POLL_INTERVAL: return "poll-interval";
         case OPT_MAX_FOLDERS: return "max-folders";
         case OPT_REQUIRE_FILE: return "require-file";
+        case OPT_ENV: return "env";
+        case OPT_PASS_ENV: return "pass-env";
+        case OPT_ENV_FILE: return "env-file";
         case OPT_ON_FOLDER_LOST: return "on-folder-lost";
         default: return NULL;
         }

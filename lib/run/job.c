@@ -125,7 +125,7 @@ void ferry__job_start(struct job *job)
         struct ferry__placeholders values = {0};
         struct ferry__spawn_request req = {.stdin_fd = -1, .stdout_fd = STDOUT_FILENO};
         struct ferry__exit none = {.code = -1};
-        size_t n = r->env_count;
+        size_t n = rs->env_count;
         int e, stdin_fd = -1;
 
         job->attempt++;
@@ -158,14 +158,14 @@ void ferry__job_start(struct job *job)
         if (!envp)
                 goto nomem;
         for (size_t i = 0; i < n; i++)
-                envp[i] = r->env_base[i]; /* borrowed: only the added ones are freed */
+                envp[i] = rs->env[i]; /* borrowed: only the added ones are freed */
         snprintf(attempt, sizeof(attempt), "%u", job->attempt);
         envp[n++] = env_pair("FERRY_PATH", job->claims[0]->claimed_path);
         envp[n++] = env_pair("FERRY_NAME", job->claims[0]->name);
         envp[n++] = env_pair("FERRY_ORIGINAL_PATH", job->claims[0]->original_path);
         envp[n++] = env_pair("FERRY_RULE", rule->name);
         envp[n++] = env_pair("FERRY_ATTEMPT", attempt);
-        for (size_t i = r->env_count; i < n; i++)
+        for (size_t i = rs->env_count; i < n; i++)
                 if (!envp[i])
                         goto nomem;
         if (rule->use_stdin) {
@@ -240,7 +240,7 @@ out:
         if (stdin_fd >= 0)
                 close(stdin_fd);
         if (envp)
-                for (size_t i = r->env_count; i < n; i++)
+                for (size_t i = rs->env_count; i < n; i++)
                         free(envp[i]);
         free(envp);
         ferry__argv_free(argv);

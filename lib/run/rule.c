@@ -93,6 +93,9 @@ void ferry_rule_free(struct ferry_rule *rule)
         strings_free(rule->match, rule->match_count);
         strings_free(rule->exclude, rule->exclude_count);
         strings_free(rule->command, rule->command_count);
+        strings_free(rule->env, rule->env_count);
+        strings_free(rule->pass_env, rule->pass_env_count);
+        strings_free(rule->env_files, rule->env_file_count);
         free(rule);
 }
 
@@ -171,6 +174,22 @@ int ferry_rule_set(struct ferry_rule *rule, const char *key, const char *value)
                               : fail(rule, -EINVAL, "exclude needs a glob");
         if (strcmp(key, "recursive") == 0)
                 return set_bool(rule, &rule->recursive, key, value);
+        if (strcmp(key, "env") == 0) {
+                const char *eq = strchr(value, '=');
+
+                if (!eq || !ferry__env_name_ok(value, (size_t)(eq - value)))
+                        return fail(rule, -EINVAL,
+                                    "env: '%s' is not NAME=VALUE (a name is letters, digits and '_', not starting "
+                                    "with a digit; FERRY_* names are ferry's own)",
+                                    value);
+                return strings_add(rule, &rule->env, &rule->env_count, value);
+        }
+        if (strcmp(key, "pass-env") == 0)
+                return *value ? strings_add(rule, &rule->pass_env, &rule->pass_env_count, value)
+                              : fail(rule, -EINVAL, "pass-env needs a name or a glob (e.g. AWS_*)");
+        if (strcmp(key, "env-file") == 0)
+                return *value ? strings_add(rule, &rule->env_files, &rule->env_file_count, value)
+                              : fail(rule, -EINVAL, "env-file needs a file");
         if (strcmp(key, "ready") == 0) {
                 struct ferry__policy p;
 
@@ -406,10 +425,11 @@ int ferry__rule_check(struct ferry_rule *rule, bool handler)
         if (handler && !rule->command)
                 return fail(rule, -EINVAL, "rule %s has no handler command", rule->name);
         if (!handler) {
-                if (rule->command || rule->use_stdin || rule->output_dir || rule->batch > 1 || rule->user)
+                if (rule->command || rule->use_stdin || rule->output_dir || rule->batch > 1 || rule->user ||
+                    rule->env || rule->pass_env || rule->env_files)
                         return fail(rule, -EINVAL,
                                     "rule %s: a queue hands its files to its caller: no handler command, stdin, "
-                                    "output folder, batch or user",
+                                    "output folder, batch, user or environment",
                                     rule->name);
                 r = 0;
         } else {
@@ -430,6 +450,13 @@ int ferry__rule_check(struct ferry_rule *rule, bool handler)
                 return fail(rule, -EINVAL, "rule %s: output and batch exclude each other", rule->name);
         if (rule->user && geteuid() != 0)
                 return fail(rule, -EPERM, "rule %s: user %s needs ferry to run as root", rule->name, rule->user);
+        if (rule->env_files) {
+                char why[400];
+
+                r = ferry__env_files_check(rule, why, sizeof(why));
+                if (r < 0)
+                        return fail(rule, r, "rule %s: %s", rule->name, why);
+        }
         if (stat(rule->dir, &st) < 0 || !S_ISDIR(st.st_mode))
                 return fail(rule, -ENOENT, "rule %s: %s is not a folder (create it first)", rule->name, rule->dir);
         if (rule->output_dir && (stat(rule->output_dir, &st) < 0 || !S_ISDIR(st.st_mode)))

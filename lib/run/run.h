@@ -187,6 +187,8 @@ struct ferry_rule {
         char *dir;
         char **match, **exclude, **command; /* NULL-terminated */
         size_t match_count, exclude_count, command_count;
+        char **env, **pass_env, **env_files; /* the handler's environment (env.c): NAME=VALUE, globs, files */
+        size_t env_count, pass_env_count, env_file_count;
         bool recursive;
         bool use_stdin;
         bool follow_symlinks;        /* hand symlinks to the handler; default: skip them */
@@ -220,6 +222,22 @@ int ferry__rule_watch_new(const struct ferry_rule *rule, unsigned flags, struct 
 /* ferry_rule_check(), for a rule whose files a handler takes (handler) or
  * the caller of a queue (no command, stdin, output, batch or user then). */
 int ferry__rule_check(struct ferry_rule *rule, bool handler);
+
+/* ---- env.c: the environment a rule's handlers start with ---- */
+
+/* A name a rule may set: letters, digits and '_', not starting with a digit,
+ * not FERRY_* (ferry's own). */
+bool ferry__env_name_ok(const char *name, size_t len);
+/* A name whose value is not shown (it holds KEY, TOKEN, SECRET or PASSWORD). */
+bool ferry__env_secret(const char *name, size_t len);
+/* Reads the rule's environment files: 0, or -errno with why in buf. */
+int ferry__env_files_check(const struct ferry_rule *rule, char *buf, size_t size);
+/* The rule's handler environment from environ (the basics kept, pass-env,
+ * env files, env; later wins), without ferry's FERRY_* variables, into
+ * *ret_env (NULL-terminated, *ret_count items; ferry__env_free). -errno with
+ * why in buf. */
+int ferry__env_build(const struct ferry_rule *rule, char ***ret_env, size_t *ret_count, char *buf, size_t size);
+void ferry__env_free(char **env);
 
 /* ---- spawn.c ---- */
 

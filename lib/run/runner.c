@@ -25,8 +25,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-extern char **environ;
-
 const double FERRY_DURATION_BOUNDS[FERRY_DURATION_BUCKETS] = {0.01, 0.05, 0.1, 0.5, 1, 5, 10, 60, 300, 1e300};
 
 /* ---- logging ----------------------------------------------------------------- */
@@ -173,37 +171,6 @@ void ferry_runner_set_log(struct ferry_runner *r, ferry_log_cb callback, void *u
                 return;
         r->log = callback;
         r->log_data = userdata;
-}
-
-/* The handlers' environment: what a program needs, nothing of ferry's own. */
-static int build_env_base(struct ferry_runner *r)
-{
-        static const char *const keep[] = {"PATH=", "HOME=", "USER=", "LOGNAME=", "LANG=", "LC_", "TZ=", "TMPDIR="};
-        size_t n = 0;
-        bool have_path = false;
-
-        for (char **e = environ; e && *e; e++)
-                n++;
-        r->env_base = calloc(n + 2, sizeof(char *));
-        if (!r->env_base)
-                return -ENOMEM;
-        for (char **e = environ; e && *e; e++)
-                for (size_t i = 0; i < sizeof(keep) / sizeof(keep[0]); i++)
-                        if (strncmp(*e, keep[i], strlen(keep[i])) == 0) {
-                                r->env_base[r->env_count] = strdup(*e);
-                                if (!r->env_base[r->env_count])
-                                        return -ENOMEM;
-                                have_path |= i == 0;
-                                r->env_count++;
-                                break;
-                        }
-        if (!have_path) {
-                r->env_base[r->env_count] = strdup("PATH=/usr/local/bin:/usr/bin:/bin");
-                if (!r->env_base[r->env_count])
-                        return -ENOMEM;
-                r->env_count++;
-        }
-        return 0;
 }
 
 /* The process's umask, read without changing it (umask(2) would, for a moment). */
@@ -533,6 +500,14 @@ static int rule_start(struct ferry_runner *r, struct ferry_rule *rule)
                 RECORD(r, FERRY_LOG_ERROR, rule->name, NULL, "%s", ferry_rule_explain(rule));
                 return e;
         }
+        if (!r->external) {
+                e = ferry__env_build(rule, &rs->env, &rs->env_count, rs->why, sizeof(rs->why));
+                if (e < 0) {
+                        RECORD(r, FERRY_LOG_ERROR, rule->name, NULL, "%s", rs->why);
+                        rs->why[0] = '\0';
+                        return e;
+                }
+        }
         if (rule->output_dir && !(rs->output_dir = realpath(rule->output_dir, NULL)))
                 rs->output_dir = strdup(rule->output_dir);
         if (rule->output_dir && !rs->output_dir)
@@ -644,9 +619,6 @@ int ferry_runner_start(struct ferry_runner *r)
                             "cannot start the keeper (%s): if ferry is killed, what handlers started may outlive "
                             "it",
                             strerror(-e));
-                e = build_env_base(r);
-                if (e < 0)
-                        return e;
         }
         r->umask = read_umask();
         r->random = (uint64_t)ferry__now() ^ ((uint64_t)getpid() << 32) ^ 0x9e3779b97f4a7c15u;
@@ -1227,6 +1199,7 @@ void ferry_runner_free(struct ferry_runner *r)
 
                 r->states = rs->next;
                 rule_release(rs);
+                ferry__env_free(rs->env);
                 free(rs->output_dir);
                 ferry_rule_free(rs->rule);
                 free(rs);
@@ -1238,9 +1211,6 @@ void ferry_runner_free(struct ferry_runner *r)
                 ferry_rule_free(rule);
         }
         ferry__keeper_stop(&r->keeper);
-        for (size_t i = 0; i < r->env_count; i++)
-                free(r->env_base[i]);
-        free(r->env_base);
         if (r->timer_fd >= 0)
                 close(r->timer_fd);
         if (r->epoll_fd >= 0)

@@ -64,9 +64,11 @@ struct rule_state {
         struct pending *blocked; /* files whose claim failed for a reason that may pass: tried each second */
         unsigned restored_seen;  /* wa.restored already logged */
         unsigned running;
-        bool down;                     /* the folder went away: no watch; looked for again at retry_at */
-        int64_t retry_at, retry_ns;    /* the next look, and the wait after it (doubles up to a maximum) */
-        char why[512];                 /* why the folder cannot be taken up, as last said */
+        bool down;                  /* the folder went away: no watch; looked for again at retry_at */
+        int64_t retry_at, retry_ns; /* the next look, and the wait after it (doubles up to a maximum) */
+        char why[512];              /* why the folder cannot be taken up, as last said */
+        char **env;                 /* the handlers' environment but FERRY_* (env.c); NULL for a queue */
+        size_t env_count;
         struct late_note *late_notes;  /* failure notes not written yet (job.c) */
         struct unfinished *unfinished; /* handled files not moved out yet (job.c) */
 };
@@ -86,16 +88,14 @@ struct ferry_runner {
         int64_t stop_at; /* stopping: when running handlers get SIGTERM */
         int64_t next_heartbeat;
         int64_t next_recover;
-        int64_t next_folder_check; /* every rule's folder: still there? a lost one back? */
-        bool folder_lost;          /* a rule with on-folder-lost = exit lost its folder: dispatch says so */
-        char **env_base;           /* NULL-terminated, owned */
-        size_t env_count;
-        struct ferry__keeper keeper;            /* kills handlers' groups if we die */
-        mode_t umask;                           /* for output files, which mkostemp makes 0600 */
-        uint64_t random;                        /* xorshift state: where to skip to after a lost race */
-        struct ferry_runner_stats stats;        /* the counters; the "now" fields are filled when asked */
-        int64_t warnings_since;                 /* start of the second warnings are counted in */
-        unsigned warnings_logged;               /* warnings logged in it */
+        int64_t next_folder_check;       /* every rule's folder: still there? a lost one back? */
+        bool folder_lost;                /* a rule with on-folder-lost = exit lost its folder: dispatch says so */
+        struct ferry__keeper keeper;     /* kills handlers' groups if we die */
+        mode_t umask;                    /* for output files, which mkostemp makes 0600 */
+        uint64_t random;                 /* xorshift state: where to skip to after a lost race */
+        struct ferry_runner_stats stats; /* the counters; the "now" fields are filled when asked */
+        int64_t warnings_since;          /* start of the second warnings are counted in */
+        unsigned warnings_logged;        /* warnings logged in it */
         unsigned long long warnings_suppressed; /* warnings left out since, to be said in one line */
         bool limit_next;                        /* the next record is rate-limited as a warning is */
         bool external;                          /* a queue (queue.c): jobs are handed to the caller, not spawned */
