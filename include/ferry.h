@@ -344,6 +344,16 @@ typedef void (*ferry_failure_cb)(void *userdata, const struct ferry_failure_info
 int ferry_rule_status(struct ferry_rule *rule, struct ferry_rule_status *ret_status, ferry_claim_cb on_claim,
                       ferry_failure_cb on_failure, void *userdata);
 
+/* What rule adds to its handlers' environment, for a display: callback(userdata,
+ * name, value, secret) for each variable its env files and env settings set
+ * (the last of a name winning), secret 1 when the name holds KEY, TOKEN,
+ * SECRET or PASSWORD (show it without its value); then callback(userdata,
+ * glob, NULL, 0) for each pass-env glob (what it passes depends on the
+ * environment of the process that runs the rule). 0, or -errno when an env
+ * file cannot be read (ferry_rule_explain says why). */
+typedef void (*ferry_env_cb)(void *userdata, const char *name, const char *value, int secret);
+int ferry_rule_env(struct ferry_rule *rule, ferry_env_cb callback, void *userdata);
+
 /* Why path was, or was not, handled under rule, as lines of text in buf:
  * outside the folder, a temporary or hidden name, a glob, a symlink, a
  * writer still open, waiting for a marker or mismatching it, claimed by

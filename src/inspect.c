@@ -13,9 +13,10 @@
 static const char status_usage[] =
         "Usage: ferry status [-c FILE | --dir DIR [--name NAME]] [--json]\n"
         "Show, per rule: files queued, in flight (file, handler pid, for how long),\n"
-        "retries pending, claims of dead workers, done, failed with their reasons, and\n"
-        "how the folder is watched and why. Reads the folders: works whether ferry run\n"
-        "runs or not.\n"
+        "retries pending, claims of dead workers, done, failed with their reasons, how\n"
+        "the folder is watched and why, and what the rule adds to its handlers'\n"
+        "environment (values of keys, tokens, secrets and passwords hidden). Reads the\n"
+        "folders: works whether ferry run runs or not.\n"
         "\n"
         "  -c, --config FILE      the rules of FILE (see ferry.conf(5))\n"
         "      --dir DIR          the folder of a rule given on the command line\n"
@@ -247,6 +248,36 @@ static void print_failure(void *userdata, const struct ferry_failure_info *f)
         fputs(")\n", stdout);
 }
 
+/* One variable rule adds to its handlers' environment: a secret's value is not shown. */
+static void print_env(void *userdata, const char *name, const char *value, int secret)
+{
+        struct printer *p = userdata;
+
+        if (p->json) {
+                fputs(p->first ? "" : ",", stdout);
+                p->first = false;
+                printf("{\"hidden\":%s", secret ? "true" : "false");
+                output_json_field(stdout, value ? "name" : "pass", name, strlen(name));
+                if (value && !secret)
+                        output_json_field(stdout, "value", value, strlen(value));
+                fputc('}', stdout);
+                return;
+        }
+        fputs("  environment: ", stdout);
+        if (!value) {
+                output_escaped(stdout, name, strlen(name));
+                fputs(" passed from ferry's own environment\n", stdout);
+                return;
+        }
+        output_escaped(stdout, name, strlen(name));
+        fputc('=', stdout);
+        if (secret)
+                fputs("(hidden: a key, token, secret or password)", stdout);
+        else
+                output_escaped(stdout, value, strlen(value));
+        fputc('\n', stdout);
+}
+
 static int status_of_rule(void *userdata, struct ferry_rule *rule)
 {
         struct printer *p = userdata;
@@ -287,13 +318,21 @@ static int status_of_rule(void *userdata, struct ferry_rule *rule)
                        (unsigned long long)st.queued, (unsigned long long)st.in_flight, (unsigned long long)st.waiting,
                        (unsigned long long)st.orphaned, (unsigned long long)st.done, (unsigned long long)st.failed);
                 output_json_field(stdout, "backend", st.backend, strlen(st.backend));
-                fputs("}\n", stdout);
-                return 0;
+                fputs(",\"env\":[", stdout);
+                p->first = true;
+                r = ferry_rule_env(rule, print_env, p);
+                fputs("]}\n", stdout);
+        } else {
+                printf("  queued %llu, in flight %llu, retries pending %llu, orphaned %llu, done %llu, failed %llu\n",
+                       (unsigned long long)st.queued, (unsigned long long)st.in_flight, (unsigned long long)st.waiting,
+                       (unsigned long long)st.orphaned, (unsigned long long)st.done, (unsigned long long)st.failed);
+                printf("  watched with %s\n", st.backend);
+                r = ferry_rule_env(rule, print_env, p);
         }
-        printf("  queued %llu, in flight %llu, retries pending %llu, orphaned %llu, done %llu, failed %llu\n",
-               (unsigned long long)st.queued, (unsigned long long)st.in_flight, (unsigned long long)st.waiting,
-               (unsigned long long)st.orphaned, (unsigned long long)st.done, (unsigned long long)st.failed);
-        printf("  watched with %s\n", st.backend);
+        if (r < 0) {
+                cli_error("%s", ferry_rule_explain(rule));
+                p->unreadable = true;
+        }
         return 0;
 }
 

@@ -322,3 +322,34 @@ int ferry__env_build(const struct ferry_rule *rule, char ***ret_env, size_t *ret
         *ret_count = e.count;
         return 0;
 }
+
+int ferry_rule_env(struct ferry_rule *rule, ferry_env_cb callback, void *userdata)
+{
+        struct env e = {0};
+        int r = 0;
+
+        if (!rule || !callback)
+                return -EINVAL;
+        rule->explanation[0] = '\0';
+        for (size_t i = 0; i < rule->env_file_count && r == 0; i++)
+                r = env_file(&e, rule->env_files[i], rule->explanation, sizeof(rule->explanation));
+        for (size_t i = 0; i < rule->env_count && r == 0; i++)
+                r = env_put_item(&e, rule->env[i]);
+        if (r < 0) {
+                if (r == -ENOMEM)
+                        snprintf(rule->explanation, sizeof(rule->explanation), "out of memory");
+                ferry__env_free(e.items);
+                return r;
+        }
+        for (size_t i = 0; i < e.count; i++) {
+                char *eq = strchr(e.items[i], '=');
+
+                *eq = '\0';
+                callback(userdata, e.items[i], eq + 1, ferry__env_secret(e.items[i], (size_t)(eq - e.items[i])));
+                *eq = '=';
+        }
+        for (size_t i = 0; i < rule->pass_env_count; i++)
+                callback(userdata, rule->pass_env[i], NULL, 0);
+        ferry__env_free(e.items);
+        return 0;
+}

@@ -134,3 +134,44 @@ EOF
         run --separate-stderr "$FERRY" run --check --env A=1 --pass-env 'LC_*' "$T/in" -- /bin/true
         assert_status 0
 }
+
+@test "status: what a rule adds to its handlers' environment, values of keys, tokens, secrets and passwords hidden" {
+        mkdir "$T/in"
+        printf 'API_KEY=abc123\nDB_PASSWORD=hunter2\nHTTPS_PROXY=http://proxy:3128\n' >"$T/env"
+        cat >"$T/ferry.conf" <<EOF
+[rule enrich]
+dir = $T/in
+env-file = $T/env
+env = MODE=fast
+env = GITHUB_TOKEN=ghp_x
+pass-env = AWS_*
+command = /bin/true {}
+EOF
+        run --separate-stderr "$FERRY" status -c "$T/ferry.conf"
+        assert_status 0
+        echo "$output" >&3
+        [[ $output == *"environment: API_KEY=(hidden: a key, token, secret or password)"* ]]
+        [[ $output == *"environment: DB_PASSWORD=(hidden"* ]]
+        [[ $output == *"environment: GITHUB_TOKEN=(hidden"* ]]
+        [[ $output == *"environment: HTTPS_PROXY=http://proxy:3128"* ]]
+        [[ $output == *"environment: MODE=fast"* ]]
+        [[ $output == *"environment: AWS_* passed from ferry's own environment"* ]]
+        [[ $output != *abc123* && $output != *hunter2* && $output != *ghp_x* ]]
+
+        run --separate-stderr "$FERRY" status -c "$T/ferry.conf" --json
+        assert_status 0
+        [[ $output != *abc123* && $output != *hunter2* && $output != *ghp_x* ]]
+        python3 -c '
+import json, sys
+env = json.loads(sys.argv[1])["env"]
+assert {"hidden": True, "name": "API_KEY"} in env, env
+assert {"hidden": False, "name": "MODE", "value": "fast"} in env, env
+assert {"hidden": False, "pass": "AWS_*"} in env, env
+' "$output"
+
+        # An environment file that cannot be read: the config is refused, saying which.
+        rm "$T/env"
+        run --separate-stderr "$FERRY" status -c "$T/ferry.conf"
+        assert_status 2
+        [[ $stderr == *"rule enrich: env-file $T/env: No such file or directory"* ]]
+}
