@@ -301,6 +301,7 @@ struct ferry_runner_stats {
         uint64_t duration_runs;
         double duration_sum;
         uint64_t folders_lost; /* now: rules whose folder went away, looked for until it is back */
+        uint64_t rules_paused; /* now: rules paused (ferry_rule_pause): no handler starts */
 };
 /* Upper bounds (seconds) of the duration buckets; the last one is +Inf. */
 extern const double FERRY_DURATION_BOUNDS[FERRY_DURATION_BUCKETS];
@@ -344,6 +345,16 @@ typedef void (*ferry_failure_cb)(void *userdata, const struct ferry_failure_info
 int ferry_rule_status(struct ferry_rule *rule, struct ferry_rule_status *ret_status, ferry_claim_cb on_claim,
                       ferry_failure_cb on_failure, void *userdata);
 
+/* Pauses (paused 1) or resumes (0) rule on every host that shares its
+ * folder: a flag in DIR/.ferry that each worker of the rule looks for once a
+ * second; while it is there no handler starts (nor a claim is handed out by
+ * a queue), and the handlers running finish. 0, or -errno (ferry_rule_explain
+ * says why). */
+int ferry_rule_pause(struct ferry_rule *rule, int paused);
+/* 1 when rule is paused (since *ret_since, CLOCK_REALTIME ns, when not NULL),
+ * 0 when not, or -errno. */
+int ferry_rule_paused(struct ferry_rule *rule, int64_t *ret_since);
+
 /* What rule adds to its handlers' environment, for a display: callback(userdata,
  * name, value, secret) for each variable its env files and env settings set
  * (the last of a name winning), secret 1 when the name holds KEY, TOKEN,
@@ -369,6 +380,8 @@ int ferry_runner_each_rule(struct ferry_runner *runner, int (*callback)(void *us
  * it is gone and looked for (deleted, moved, unmounted); -ENOENT: no such
  * rule. */
 int ferry_runner_rule_up(struct ferry_runner *runner, const char *name);
+/* 1 while the rule named name is paused (ferry_rule_pause), 0 when not, -ENOENT for no such rule. */
+int ferry_runner_rule_paused(struct ferry_runner *runner, const char *name);
 
 /* Stops claiming; handlers get grace_ns to finish, then SIGTERM, then
  * SIGKILL; unfinished claims return to the queue. Dispatch until it returns 0. */

@@ -121,5 +121,7 @@ int cmd_run(int argc, char **argv);
 int cmd_put(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_explain(int argc, char **argv);
+int cmd_pause(int argc, char **argv);
+int cmd_resume(int argc, char **argv);
 
 #endif

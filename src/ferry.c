@@ -16,6 +16,8 @@ static const char usage[] =
         "  put SOURCE... DEST    deliver files atomically (temp name, sync, rename)\n"
         "  status -c FILE        what each rule is doing: queued, in flight, done, failed\n"
         "  explain -c FILE PATH  why PATH was or was not handled\n"
+        "  pause -c FILE [RULE]  no handler starts, on every host sharing the folder\n"
+        "  resume -c FILE [RULE] handlers start again\n"
         "  help COMMAND          show the help of COMMAND\n"
         "\n"
         "  -h, --help            show this help\n"
@@ -34,6 +36,8 @@ static const struct {
         {"put", cmd_put},
         {"status", cmd_status},
         {"explain", cmd_explain},
+        {"pause", cmd_pause},
+        {"resume", cmd_resume},
 };
 /* clang-format on */
 

@@ -40,6 +40,36 @@ static const char explain_usage[] =
         "                         --require-file, --backend, --poll-interval)\n"
         "  -h, --help             show this help\n";
 
+static const char pause_usage[] =
+        "Usage: ferry pause [-c FILE [RULE...] | --dir DIR [--name NAME]]\n"
+        "Pause rules on every host that shares their folder: a flag in DIR/.ferry\n"
+        "that each worker looks for once a second. While it is there no handler\n"
+        "starts (no new file, no retry, no claim taken over); handlers running\n"
+        "finish. ferry resume takes the flag away. Without RULE, every rule of FILE.\n"
+        "\n"
+        "  -c, --config FILE      the rules of FILE\n"
+        "      --dir DIR          the folder of a rule given on the command line\n"
+        "      --name NAME        that rule's name (default run, as ferry run)\n"
+        "  -h, --help             show this help\n";
+
+static const char resume_usage[] =
+        "Usage: ferry resume [-c FILE [RULE...] | --dir DIR [--name NAME]]\n"
+        "Resume rules that ferry pause paused: within a second every worker starts\n"
+        "handlers again. Without RULE, every rule of FILE.\n"
+        "\n"
+        "  -c, --config FILE      the rules of FILE\n"
+        "      --dir DIR          the folder of a rule given on the command line\n"
+        "      --name NAME        that rule's name (default run, as ferry run)\n"
+        "  -h, --help             show this help\n";
+
+static const char *usage_of(const char *command)
+{
+        return strcmp(command, "status") == 0   ? status_usage
+               : strcmp(command, "pause") == 0  ? pause_usage
+               : strcmp(command, "resume") == 0 ? resume_usage
+                                                : explain_usage;
+}
+
 enum {
         OPT_DIR = 256,
         OPT_NAME,
@@ -118,7 +148,7 @@ static int load(int argc, char **argv, struct args *a, struct ferry_runner **ret
                 case OPT_BACKEND: settings[count].key = "backend", settings[count++].value = optarg; break;
                 case OPT_POLL_INTERVAL: settings[count].key = "poll-interval", settings[count++].value = optarg; break;
                 case 'h':
-                        fputs(strcmp(a->command, "status") == 0 ? status_usage : explain_usage, stdout);
+                        fputs(usage_of(a->command), stdout);
                         status = EXIT_OK;
                         goto out;
                 default: cli_bad_option(a->command, c, argv); goto out;
@@ -284,7 +314,8 @@ static int status_of_rule(void *userdata, struct ferry_rule *rule)
         struct ferry_rule_status st;
         struct timespec now;
         const char *name, *dir;
-        int r;
+        int64_t since = 0;
+        int r, paused;
 
         clock_gettime(CLOCK_REALTIME, &now);
         p->now_ns = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
@@ -301,6 +332,7 @@ static int status_of_rule(void *userdata, struct ferry_rule *rule)
                 fputs(",\"claims\":[", stdout);
                 p->first = true;
         }
+        paused = ferry_rule_paused(rule, &since);
         /* One pass over the folders: claims come first, then failures. */
         p->in_failures = false;
         r = ferry_rule_status(rule, &st, print_claim, print_failure, p);
@@ -318,6 +350,7 @@ static int status_of_rule(void *userdata, struct ferry_rule *rule)
                        (unsigned long long)st.queued, (unsigned long long)st.in_flight, (unsigned long long)st.waiting,
                        (unsigned long long)st.orphaned, (unsigned long long)st.done, (unsigned long long)st.failed);
                 output_json_field(stdout, "backend", st.backend, strlen(st.backend));
+                printf(",\"paused\":%s", paused > 0 ? "true" : "false");
                 fputs(",\"env\":[", stdout);
                 p->first = true;
                 r = ferry_rule_env(rule, print_env, p);
@@ -327,6 +360,11 @@ static int status_of_rule(void *userdata, struct ferry_rule *rule)
                        (unsigned long long)st.queued, (unsigned long long)st.in_flight, (unsigned long long)st.waiting,
                        (unsigned long long)st.orphaned, (unsigned long long)st.done, (unsigned long long)st.failed);
                 printf("  watched with %s\n", st.backend);
+                if (paused > 0) {
+                        fputs("  paused since ", stdout);
+                        print_time(stdout, since / 1000000000);
+                        fputs(": no handler starts until ferry resume\n", stdout);
+                }
                 r = ferry_rule_env(rule, print_env, p);
         }
         if (r < 0) {
@@ -394,4 +432,79 @@ int cmd_explain(int argc, char **argv)
         (void)ferry_runner_each_rule(runner, explain_rule, &e);
         ferry_runner_free(runner);
         return e.any ? EXIT_OK : EXIT_FAILURE_RUNTIME;
+}
+
+struct pausing {
+        char **names; /* the rules asked for; NULL: all */
+        int count;
+        bool *found;
+        int paused;
+        bool failed;
+};
+
+static int pause_rule(void *userdata, struct ferry_rule *rule)
+{
+        struct pausing *p = userdata;
+        const char *name = ferry_rule_name(rule);
+        int i = 0;
+
+        if (p->names) {
+                while (i < p->count && strcmp(p->names[i], name) != 0)
+                        i++;
+                if (i == p->count)
+                        return 0;
+                p->found[i] = true;
+        }
+        if (ferry_rule_pause(rule, p->paused) < 0) {
+                cli_error("%s", ferry_rule_explain(rule));
+                p->failed = true;
+                return 0;
+        }
+        printf("rule %s: ", name);
+        output_escaped(stdout, ferry_rule_dir(rule), strlen(ferry_rule_dir(rule)));
+        puts(p->paused ? ": paused; its workers start no handler within a second, those running finish" : ": resumed");
+        return 0;
+}
+
+static int pause_or_resume(int argc, char **argv, const char *command, int paused)
+{
+        struct args a = {.command = command};
+        struct ferry_runner *runner = NULL;
+        struct pausing p = {.paused = paused};
+        int status = load(argc, argv, &a, &runner);
+
+        if (status >= 0)
+                return status;
+        if (optind < argc && !a.config) {
+                ferry_runner_free(runner);
+                return cli_usage_error(command, "unexpected argument '%s' (RULE names go with -c FILE)", argv[optind]);
+        }
+        if (optind < argc) {
+                p.names = argv + optind;
+                p.count = argc - optind;
+                p.found = calloc((size_t)p.count, sizeof(*p.found));
+                if (!p.found) {
+                        ferry_runner_free(runner);
+                        return EXIT_FAILURE_RUNTIME;
+                }
+        }
+        (void)ferry_runner_each_rule(runner, pause_rule, &p);
+        ferry_runner_free(runner);
+        for (int i = 0; i < p.count; i++)
+                if (!p.found[i]) {
+                        cli_error("%s: no rule named %s", a.config, p.names[i]);
+                        p.failed = true;
+                }
+        free(p.found);
+        return p.failed ? EXIT_FAILURE_RUNTIME : EXIT_OK;
+}
+
+int cmd_pause(int argc, char **argv)
+{
+        return pause_or_resume(argc, argv, "pause", 1);
+}
+
+int cmd_resume(int argc, char **argv)
+{
+        return pause_or_resume(argc, argv, "resume", 0);
 }

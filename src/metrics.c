@@ -81,16 +81,23 @@ static void gauge(FILE *f, const char *name, const char *help, uint64_t value)
         fprintf(f, "# HELP %s %s\n# TYPE %s gauge\n%s %" PRIu64 "\n", name, help, name, name, value);
 }
 
-static int rule_up_line(void *userdata, struct ferry_rule *rule)
+/* A gauge with one line per rule. */
+struct rule_gauge {
+        struct ferry_runner *runner;
+        FILE *f;
+        const char *metric;
+        int (*value_of)(struct ferry_runner *runner, const char *name); /* < 0: no such rule */
+};
+
+static int rule_line(void *userdata, struct ferry_rule *rule)
 {
-        struct ferry_runner *runner = ((void **)userdata)[0];
-        FILE *f = ((void **)userdata)[1];
+        const struct rule_gauge *g = userdata;
         const char *name = ferry_rule_name(rule);
-        int up = ferry_runner_rule_up(runner, name);
+        int value = g->value_of(g->runner, name);
 
         /* Rule names are letters, digits, '-', '_' and '.': nothing to escape. */
-        if (up >= 0)
-                fprintf(f, "ferry_rule_up{rule=\"%s\"} %d\n", name, up);
+        if (value >= 0)
+                fprintf(g->f, "%s{rule=\"%s\"} %d\n", g->metric, name, value);
         return 0;
 }
 
@@ -117,13 +124,19 @@ static void render(FILE *f, struct ferry_runner *runner, const struct ferry_runn
               "Rules whose folder went away (deleted, moved, unmounted), looked for until it "
               "is back.",
               st->folders_lost);
+        gauge(f, "ferry_rules_paused", "Rules paused (ferry pause): no handler starts.", st->rules_paused);
         if (runner) {
-                void *both[] = {runner, f};
+                struct rule_gauge up = {runner, f, "ferry_rule_up", ferry_runner_rule_up};
+                struct rule_gauge paused = {runner, f, "ferry_rule_paused", ferry_runner_rule_paused};
 
                 fputs("# HELP ferry_rule_up 1 while the rule's folder is taken up, 0 while it is gone and looked "
                       "for.\n# TYPE ferry_rule_up gauge\n",
                       f);
-                (void)ferry_runner_each_rule(runner, rule_up_line, both);
+                (void)ferry_runner_each_rule(runner, rule_line, &up);
+                fputs("# HELP ferry_rule_paused 1 while the rule is paused (ferry pause), 0 when not.\n"
+                      "# TYPE ferry_rule_paused gauge\n",
+                      f);
+                (void)ferry_runner_each_rule(runner, rule_line, &paused);
         }
         fprintf(f, "# HELP %s How long handler runs took, in seconds.\n# TYPE %s histogram\n", duration, duration);
         for (int i = 0; i < FERRY_DURATION_BUCKETS; i++) {

@@ -429,7 +429,7 @@ struct service {
         struct notifier notifier;
         struct metrics metrics;
         struct ferry_runner_stats before; /* counters of the runners that reloads replaced */
-        uint64_t shown[6];                /* queued, running, waiting, done, failed, lost last sent */
+        uint64_t shown[7];                /* queued, running, waiting, done, failed, lost, paused last sent */
         int64_t shown_at;                 /* when that STATUS= went out */
         int64_t watchdog_at;              /* when the next WATCHDOG=1 is due */
         bool stopping;                    /* STOPPING=1 was sent */
@@ -463,7 +463,7 @@ static void service_retire(struct service *s, struct ferry_runner *runner)
         struct ferry_runner_stats st;
 
         service_stats(s, runner, &st);
-        st.queued = st.running = st.waiting = st.watches = st.found_at_start = 0;
+        st.queued = st.running = st.waiting = st.watches = st.found_at_start = st.folders_lost = st.rules_paused = 0;
         s->before = st;
 }
 
@@ -477,8 +477,12 @@ static void status_text(char *buf, size_t size, const struct ferry_runner_stats 
         if (n >= 0 && (size_t)n < size)
                 n += snprintf(buf + n, size - (size_t)n, "%" PRIu64 " done, %" PRIu64 " failed", st->done, st->failed);
         if (n >= 0 && (size_t)n < size && st->folders_lost)
-                snprintf(buf + n, size - (size_t)n, "; %" PRIu64 " folder%s gone, waiting for %s (see the log)",
-                         st->folders_lost, st->folders_lost == 1 ? "" : "s", st->folders_lost == 1 ? "it" : "them");
+                n += snprintf(buf + n, size - (size_t)n, "; %" PRIu64 " folder%s gone, waiting for %s (see the log)",
+                              st->folders_lost, st->folders_lost == 1 ? "" : "s",
+                              st->folders_lost == 1 ? "it" : "them");
+        if (n >= 0 && (size_t)n < size && st->rules_paused)
+                snprintf(buf + n, size - (size_t)n, "; %" PRIu64 " rule%s paused (ferry resume)", st->rules_paused,
+                         st->rules_paused == 1 ? "" : "s");
 }
 
 static void status_remember(struct service *s, const struct ferry_runner_stats *st)
@@ -489,6 +493,7 @@ static void status_remember(struct service *s, const struct ferry_runner_stats *
         s->shown[3] = st->done;
         s->shown[4] = st->failed;
         s->shown[5] = st->folders_lost;
+        s->shown[6] = st->rules_paused;
         s->shown_at = cli_now();
 }
 
@@ -534,7 +539,8 @@ static int64_t service_tick(struct service *s, struct ferry_runner *runner)
         service_stats(s, runner, &st);
         if (s->notifier.fd >= 0 && !s->stopping &&
             (st.queued != s->shown[0] || st.running != s->shown[1] || st.waiting != s->shown[2] ||
-             st.done != s->shown[3] || st.failed != s->shown[4] || st.folders_lost != s->shown[5])) {
+             st.done != s->shown[3] || st.failed != s->shown[4] || st.folders_lost != s->shown[5] ||
+             st.rules_paused != s->shown[6])) {
                 int64_t due = s->shown_at + SECOND_NS;
 
                 if (now >= due) {

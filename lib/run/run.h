@@ -223,6 +223,11 @@ int ferry__rule_watch_new(const struct ferry_rule *rule, unsigned flags, struct 
  * the caller of a queue (no command, stdin, output, batch or user then). */
 int ferry__rule_check(struct ferry_rule *rule, bool handler);
 
+/* ---- pause.c: a rule paused on every host ---- */
+
+/* Whether the rule's pause flag is in the folder's .ferry (wa after ferry__workarea_home). */
+bool ferry__paused(const struct ferry__workarea *wa, const char *rule);
+
 /* ---- env.c: the environment a rule's handlers start with ---- */
 
 /* A name a rule may set: letters, digits and '_', not starting with a digit,

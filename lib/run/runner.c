@@ -383,6 +383,23 @@ static const char *folder_gone(struct rule_state *rs, char *buf, size_t size)
 /* Takes up the rule's folder: its .ferry, outcome folders and locks, the
  * watch (files there now are ready candidates), the claims left from before.
  * On failure, rs->why says why; the caller releases what was taken. */
+/* Looks for the rule's pause flag; says when it came or went. */
+static void check_paused(struct rule_state *rs)
+{
+        bool paused = ferry__paused(&rs->wa, rs->rule->name);
+
+        if (paused == rs->paused)
+                return;
+        rs->paused = paused;
+        if (paused)
+                LOG(rs->runner, FERRY_LOG_INFO, rs->rule->name, rs->rule->dir,
+                    "paused (%s/.ferry/%s.paused is there): no handler starts until the rule is resumed; the %u "
+                    "running finish",
+                    rs->rule->dir, rs->rule->name, rs->running);
+        else
+                LOG(rs->runner, FERRY_LOG_INFO, rs->rule->name, rs->rule->dir, "resumed");
+}
+
 static int rule_attach(struct rule_state *rs)
 {
         struct ferry_runner *r = rs->runner;
@@ -479,6 +496,7 @@ static int rule_attach(struct rule_state *rs)
         (void)ferry_watch_describe_root(rs->watch, rule->dir, backend, sizeof(backend));
         LOG(r, FERRY_LOG_INFO, rule->name, rule->dir, "watching %s%s with %s; %s; %u job%s at once", rule->dir,
             rule->recursive ? " and its subfolders" : "", backend, description, rule->jobs, rule->jobs == 1 ? "" : "s");
+        check_paused(rs);
         return 0;
 }
 
@@ -593,6 +611,8 @@ static void check_folders(struct ferry_runner *r, int64_t now)
                 }
                 if (rs->late_notes && !rs->down)
                         ferry__late_notes_write(rs, false);
+                if (!rs->down)
+                        check_paused(rs);
                 if (rs->down && now >= rs->retry_at)
                         rule_retry(rs, now);
                 else if (!rs->down && rs->wa.root_fd >= 0 && (lost = folder_gone(rs, why, sizeof(why))))
@@ -914,11 +934,11 @@ static void start_work(struct ferry_runner *r, int64_t now)
         /* Waiting jobs first: adopted claims and retries that are due. */
         for (struct job *job = r->jobs, *next; job; job = next) {
                 next = job->next;
-                if (!job->running && job->retry_at <= now && job->rs->running < job->rs->rule->jobs)
+                if (!job->running && !job->rs->paused && job->retry_at <= now && job->rs->running < job->rs->rule->jobs)
                         ferry__job_start(job);
         }
         for (struct rule_state *rs = r->states; rs; rs = rs->next)
-                while (rs->pending_head && rs->running < rs->rule->jobs)
+                while (!rs->paused && rs->pending_head && rs->running < rs->rule->jobs)
                         claim_and_start(rs);
 }
 
@@ -1099,11 +1119,12 @@ int ferry_runner_stats(struct ferry_runner *r, struct ferry_runner_stats *ret_st
         if (!r || !ret_stats)
                 return -EINVAL;
         st = r->stats;
-        st.queued = st.running = st.waiting = st.watches = st.folders_lost = 0;
+        st.queued = st.running = st.waiting = st.watches = st.folders_lost = st.rules_paused = 0;
         for (const struct rule_state *rs = r->states; rs; rs = rs->next) {
                 st.queued += rs->pending_count;
                 st.watches += ferry_watch_count(rs->watch);
                 st.folders_lost += rs->down;
+                st.rules_paused += rs->paused;
         }
         for (const struct job *job = r->jobs; job; job = job->next) {
                 if (job->running)
@@ -1141,6 +1162,19 @@ int ferry_runner_rule_up(struct ferry_runner *r, const char *name)
         for (struct ferry_rule *rule = r->rules; rule; rule = rule->next)
                 if (strcmp(rule->name, name) == 0)
                         return 1;
+        return -ENOENT;
+}
+
+int ferry_runner_rule_paused(struct ferry_runner *r, const char *name)
+{
+        if (!r || !name)
+                return -EINVAL;
+        for (struct rule_state *rs = r->states; rs; rs = rs->next)
+                if (strcmp(rs->rule->name, name) == 0)
+                        return rs->paused;
+        for (struct ferry_rule *rule = r->rules; rule; rule = rule->next)
+                if (strcmp(rule->name, name) == 0)
+                        return 0;
         return -ENOENT;
 }
 

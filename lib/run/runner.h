@@ -65,6 +65,7 @@ struct rule_state {
         unsigned restored_seen;  /* wa.restored already logged */
         unsigned running;
         bool down;                  /* the folder went away: no watch; looked for again at retry_at */
+        bool paused;                /* its pause flag is there (pause.c): no handler starts */
         int64_t retry_at, retry_ns; /* the next look, and the wait after it (doubles up to a maximum) */
         char why[512];              /* why the folder cannot be taken up, as last said */
         char **env;                 /* the handlers' environment but FERRY_* (env.c); NULL for a queue */
