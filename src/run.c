@@ -44,6 +44,8 @@ static const char usage[] =
         "                         place only on success\n"
         "      --stdin            the file is the handler's stdin\n"
         "      --batch N          up to N files per handler run, as {paths}\n"
+        "      --rate N/s         start handlers N times a second at most (also N/m,\n"
+        "                         N/h); a quiet second's worth may start at once\n"
         "      --backend B        auto (default), inotify, or poll; see ferry-watch(1)\n"
         "      --poll-interval DUR  how often polled folders are listed (default 2s)\n"
         "      --max-folders N    with -r, watch at most N folders, list up to N more\n"
@@ -88,6 +90,7 @@ enum {
         OPT_OUTPUT,
         OPT_STDIN,
         OPT_BATCH,
+        OPT_RATE,
         OPT_LEASE,
         OPT_USER,
         OPT_SYMLINKS,
@@ -123,6 +126,7 @@ static const struct option options[] = {
         {"output", required_argument, NULL, OPT_OUTPUT},
         {"stdin", no_argument, NULL, OPT_STDIN},
         {"batch", required_argument, NULL, OPT_BATCH},
+        {"rate", required_argument, NULL, OPT_RATE},
         {"lease", required_argument, NULL, OPT_LEASE},
         {"user", required_argument, NULL, OPT_USER},
         {"symlinks", no_argument, NULL, OPT_SYMLINKS},
@@ -160,6 +164,7 @@ static const char *rule_key(int c)
         case OPT_FAILED: return "failed";
         case OPT_OUTPUT: return "output";
         case OPT_BATCH: return "batch";
+        case OPT_RATE: return "rate";
         case OPT_LEASE: return "lease";
         case OPT_USER: return "user";
         case OPT_BACKEND: return "backend";

@@ -161,6 +161,32 @@ static int set_duration(struct ferry_rule *rule, int64_t *field, const char *key
         return 0;
 }
 
+/* rate = N/s, N/m (or N/min), N/h: handler starts in that time at most. */
+static int set_rate(struct ferry_rule *rule, const char *value)
+{
+        static const struct {
+                const char *unit;
+                double seconds;
+        } units[] = {{"s", 1}, {"sec", 1}, {"m", 60}, {"min", 60}, {"h", 3600}};
+        const char *slash = strchr(value, '/');
+        char *end;
+        double n;
+
+        errno = 0;
+        n = slash ? strtod(value, &end) : 0;
+        if (slash && end == slash && errno == 0 && n > 0 && n <= 1e6)
+                for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+                        if (strcmp(slash + 1, units[i].unit) == 0) {
+                                rule->rate = n / units[i].seconds;
+                                return 0;
+                        }
+        if (strcmp(value, "0") == 0 || strcmp(value, "none") == 0) {
+                rule->rate = 0;
+                return 0;
+        }
+        return fail(rule, -EINVAL, "rate: '%s' is not N/s, N/m or N/h (handler starts in that time, e.g. 20/s)", value);
+}
+
 int ferry_rule_set(struct ferry_rule *rule, const char *key, const char *value)
 {
         if (!rule || !key || !value)
@@ -219,6 +245,8 @@ int ferry_rule_set(struct ferry_rule *rule, const char *key, const char *value)
                 return set_duration(rule, &rule->retry_delay_ns, key, value);
         if (strcmp(key, "batch") == 0)
                 return set_count(rule, &rule->batch, key, value, 1, 100000);
+        if (strcmp(key, "rate") == 0)
+                return set_rate(rule, value);
         if (strcmp(key, "max-folders") == 0)
                 return set_count(rule, &rule->max_folders, key, value, 1, 100000000);
         if (strcmp(key, "lease") == 0) {

@@ -198,6 +198,7 @@ struct ferry_rule {
         bool jobs_set;               /* jobs was given: a queue takes one claim ahead otherwise */
         unsigned retries;            /* attempts after the first */
         unsigned batch;              /* files per handler run; 1: no batching */
+        double rate;                 /* handler starts a second at most (token bucket); 0: no limit */
         unsigned max_folders;        /* folders the rule's watcher watches at most */
         int64_t timeout_ns;          /* 0: none */
         int64_t kill_after_ns;       /* SIGTERM to SIGKILL */

@@ -929,16 +929,46 @@ static void claim_and_start(struct rule_state *rs)
         ferry__job_start(job);
 }
 
+/* rate: takes a token for one handler start, or says when the next comes
+ * (rs->rate_wait). The bucket holds a second's worth (at least one start),
+ * full at first: a burst after a quiet second starts at once. */
+static bool rate_take(struct rule_state *rs, int64_t now)
+{
+        double rate = rs->rule->rate, burst = rate > 1 ? rate : 1;
+
+        if (rate <= 0)
+                return true;
+        if (!rs->tokens_at)
+                rs->tokens = burst;
+        else
+                rs->tokens += (double)(now - rs->tokens_at) / FERRY__NSEC_PER_SEC * rate;
+        if (rs->tokens > burst)
+                rs->tokens = burst;
+        rs->tokens_at = now;
+        if (rs->tokens >= 1) {
+                rs->tokens -= 1;
+                rs->rate_wait = 0;
+                return true;
+        }
+        rs->rate_wait = now + (int64_t)((1 - rs->tokens) / rate * FERRY__NSEC_PER_SEC) + 1;
+        return false;
+}
+
 static void start_work(struct ferry_runner *r, int64_t now)
 {
+        /* A token waited for is here now, or no longer needed: taken below, or looked for again. */
+        for (struct rule_state *rs = r->states; rs; rs = rs->next)
+                if (rs->rate_wait && rs->rate_wait <= now)
+                        rs->rate_wait = 0;
         /* Waiting jobs first: adopted claims and retries that are due. */
         for (struct job *job = r->jobs, *next; job; job = next) {
                 next = job->next;
-                if (!job->running && !job->rs->paused && job->retry_at <= now && job->rs->running < job->rs->rule->jobs)
+                if (!job->running && !job->rs->paused && job->retry_at <= now &&
+                    job->rs->running < job->rs->rule->jobs && rate_take(job->rs, now))
                         ferry__job_start(job);
         }
         for (struct rule_state *rs = r->states; rs; rs = rs->next)
-                while (!rs->paused && rs->pending_head && rs->running < rs->rule->jobs)
+                while (!rs->paused && rs->pending_head && rs->running < rs->rule->jobs && rate_take(rs, now))
                         claim_and_start(rs);
 }
 
@@ -987,6 +1017,9 @@ static int64_t next_deadline(const struct ferry_runner *r)
                 next = r->next_folder_check;
         if (r->warnings_suppressed && r->warnings_since + FERRY__NSEC_PER_SEC < next)
                 next = r->warnings_since + FERRY__NSEC_PER_SEC; /* the count is said when its second ends */
+        for (const struct rule_state *rs = r->states; rs; rs = rs->next)
+                if (rs->rate_wait && !rs->paused && rs->rate_wait < next)
+                        next = rs->rate_wait;
         for (const struct job *job = r->jobs; job; job = job->next) {
                 if (!job->running) {
                         if (job->retry_at < next)

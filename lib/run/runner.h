@@ -66,6 +66,9 @@ struct rule_state {
         unsigned running;
         bool down;                  /* the folder went away: no watch; looked for again at retry_at */
         bool paused;                /* its pause flag is there (pause.c): no handler starts */
+        double tokens;              /* rate: handler starts allowed now (a token bucket of rule->rate a second) */
+        int64_t tokens_at;          /* when tokens was last filled up */
+        int64_t rate_wait;          /* rate: when the next token comes, while one is waited for; 0: none */
         int64_t retry_at, retry_ns; /* the next look, and the wait after it (doubles up to a maximum) */
         char why[512];              /* why the folder cannot be taken up, as last said */
         char **env;                 /* the handlers' environment but FERRY_* (env.c); NULL for a queue */
