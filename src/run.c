@@ -46,6 +46,11 @@ static const char usage[] =
         "      --batch N          up to N files per handler run, as {paths}\n"
         "      --rate N/s         start handlers N times a second at most (also N/m,\n"
         "                         N/h); a quiet second's worth may start at once\n"
+        "      --min-size SIZE, --max-size SIZE  a file smaller or bigger (bytes, or\n"
+        "                         with K, M, G, T) goes to the failed folder unhandled,\n"
+        "                         with a note saying which limit\n"
+        "      --max-age DUR      the same for a file last written longer ago than DUR\n"
+        "                         when it was found (e.g. 7d)\n"
         "      --backend B        auto (default), inotify, or poll; see ferry-watch(1)\n"
         "      --poll-interval DUR  how often polled folders are listed (default 2s)\n"
         "      --max-folders N    with -r, watch at most N folders, list up to N more\n"
@@ -91,6 +96,9 @@ enum {
         OPT_STDIN,
         OPT_BATCH,
         OPT_RATE,
+        OPT_MIN_SIZE,
+        OPT_MAX_SIZE,
+        OPT_MAX_AGE,
         OPT_LEASE,
         OPT_USER,
         OPT_SYMLINKS,
@@ -127,6 +135,9 @@ static const struct option options[] = {
         {"stdin", no_argument, NULL, OPT_STDIN},
         {"batch", required_argument, NULL, OPT_BATCH},
         {"rate", required_argument, NULL, OPT_RATE},
+        {"min-size", required_argument, NULL, OPT_MIN_SIZE},
+        {"max-size", required_argument, NULL, OPT_MAX_SIZE},
+        {"max-age", required_argument, NULL, OPT_MAX_AGE},
         {"lease", required_argument, NULL, OPT_LEASE},
         {"user", required_argument, NULL, OPT_USER},
         {"symlinks", no_argument, NULL, OPT_SYMLINKS},
@@ -165,6 +176,9 @@ static const char *rule_key(int c)
         case OPT_OUTPUT: return "output";
         case OPT_BATCH: return "batch";
         case OPT_RATE: return "rate";
+        case OPT_MIN_SIZE: return "min-size";
+        case OPT_MAX_SIZE: return "max-size";
+        case OPT_MAX_AGE: return "max-age";
         case OPT_LEASE: return "lease";
         case OPT_USER: return "user";
         case OPT_BACKEND: return "backend";

@@ -25,6 +25,7 @@ int ferry_duration_parse(const char *text, int64_t *ret_ns)
         } units[] = {
                 {"ns", 1},         {"us", 1e3},  {"ms", 1e6},   {"s", 1e9},
                 {"", 1e9},         {"m", 60e9},  {"min", 60e9}, {"h", 3600e9},
+                {"d", 86400e9},
         };
         /* clang-format on */
         const char *p = text;

@@ -464,6 +464,8 @@ int ferry__claim(struct ferry__workarea *wa, const char *path, struct ferry__cla
         /* What was renamed is what the handler gets: judge it, not what a
          * look before the rename saw (it may have been swapped since). */
         c->type = fstatat(wa->work_fd, file, &st, AT_SYMLINK_NOFOLLOW) == 0 ? st.st_mode & S_IFMT : 0;
+        if (c->type)
+                ferry__version_from_stat(&st, &c->version);
         origin_close(wa, parent_fd);
         *ret_claim = c;
         return 0;

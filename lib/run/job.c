@@ -610,6 +610,10 @@ static void finish_failed(struct job *job, const struct ferry__exit *st, const c
 {
         struct rule_state *rs = job->rs;
         struct ferry_runner *r = rs->runner;
+        char attempts[48] = "without a run"; /* refused (ferry__job_refuse) */
+
+        if (job->attempt)
+                snprintf(attempts, sizeof(attempts), "after %u attempt%s", job->attempt, job->attempt == 1 ? "" : "s");
 
         for (size_t i = 0; i < job->count; i++) {
                 struct ferry__claim *c = job->claims[i];
@@ -655,13 +659,11 @@ static void finish_failed(struct job *job, const struct ferry__exit *st, const c
                         ferry__runner_record(r, &rec, "failed (%s); cannot record it (%s): it stays in %s", why,
                                              strerror(-e), c->claimed_path);
                 } else if (c->in_place || gone) {
-                        ferry__runner_record(r, &rec, "failed (%s) after %u attempt%s; %s, note in %s.ferry-error", why,
-                                             job->attempt, job->attempt == 1 ? "" : "s",
+                        ferry__runner_record(r, &rec, "failed (%s) %s; %s, note in %s.ferry-error", why, attempts,
                                              gone ? "the handler removed or moved the file itself" : "left in place",
                                              final ? final : "?");
                 } else {
-                        ferry__runner_record(r, &rec, "failed (%s) after %u attempt%s: %s", why, job->attempt,
-                                             job->attempt == 1 ? "" : "s", final);
+                        ferry__runner_record(r, &rec, "failed (%s) %s: %s", why, attempts, final);
                 }
                 free(text);
                 free(final);
@@ -685,6 +687,12 @@ static const char *run_failure(const struct job *job, const struct ferry__exit *
                 snprintf(reason, size, "exit status %d", st->code);
         }
         return reason;
+}
+
+void ferry__job_refuse(struct job *job, const char *why)
+{
+        job->started = ferry__now();
+        finish_failed(job, &(struct ferry__exit){.code = -1}, why, 0);
 }
 
 void ferry__job_finish(struct job *job, const struct ferry__exit *st, const char *why)

@@ -161,6 +161,36 @@ static int set_duration(struct ferry_rule *rule, int64_t *field, const char *key
         return 0;
 }
 
+/* A size: bytes, or with K, M, G or T (powers of 1024; "KiB", "kB" and the like say the same). */
+static int set_size(struct ferry_rule *rule, uint64_t *field, const char *key, const char *value)
+{
+        static const char units[] = "KMGT";
+        char *end;
+        unsigned long long n;
+        uint64_t scale = 1;
+
+        errno = 0;
+        n = strtoull(value, &end, 10);
+        if (isdigit((unsigned char)*value) && !errno && *end) {
+                const char *u = strchr(units, toupper((unsigned char)*end));
+
+                if (u && *u) {
+                        for (const char *q = units; q <= u; q++)
+                                scale *= 1024;
+                        end++;
+                        if (*end == 'i')
+                                end++;
+                        if (*end == 'B' || *end == 'b')
+                                end++;
+                }
+        }
+        if (!isdigit((unsigned char)*value) || errno || *end || n == 0 || n > UINT64_MAX / scale)
+                return fail(rule, -EINVAL, "%s: '%s' is not a size (bytes above 0, or with K, M, G, T: e.g. 512K, 2G)",
+                            key, value);
+        *field = (uint64_t)n * scale;
+        return 0;
+}
+
 /* rate = N/s, N/m (or N/min), N/h: handler starts in that time at most. */
 static int set_rate(struct ferry_rule *rule, const char *value)
 {
@@ -247,6 +277,17 @@ int ferry_rule_set(struct ferry_rule *rule, const char *key, const char *value)
                 return set_count(rule, &rule->batch, key, value, 1, 100000);
         if (strcmp(key, "rate") == 0)
                 return set_rate(rule, value);
+        if (strcmp(key, "min-size") == 0)
+                return set_size(rule, &rule->min_size, key, value);
+        if (strcmp(key, "max-size") == 0)
+                return set_size(rule, &rule->max_size, key, value);
+        if (strcmp(key, "max-age") == 0) {
+                int r = set_duration(rule, &rule->max_age_ns, key, value);
+
+                if (r == 0 && rule->max_age_ns <= 0)
+                        return fail(rule, -EINVAL, "max-age: '%s' is not above 0", value);
+                return r;
+        }
         if (strcmp(key, "max-folders") == 0)
                 return set_count(rule, &rule->max_folders, key, value, 1, 100000000);
         if (strcmp(key, "lease") == 0) {
@@ -470,6 +511,8 @@ int ferry__rule_check(struct ferry_rule *rule, bool handler)
                                             : "rule %s: {paths} is for batch mode; one file is {} (or {path}, "
                                               "{name}, {dir}, {stem}, {ext})",
                             rule->name);
+        if (rule->min_size && rule->max_size && rule->min_size > rule->max_size)
+                return fail(rule, -EINVAL, "rule %s: min-size is above max-size: no file could pass", rule->name);
         if (rule->use_stdin && rule->batch > 1)
                 return fail(rule, -EINVAL, "rule %s: stdin and batch exclude each other", rule->name);
         if (rule->on_success != FERRY__ON_SUCCESS_DONE && rule->done_dir)

@@ -55,7 +55,7 @@ struct ferry__claim {
         unsigned notes;                /* FERRY__NOTE_*: the notes its folder may hold */
         char *outcome;                 /* adopted: "done\n" or "failed\nNOTE" when it was handled already, or NULL */
         mode_t type;                   /* S_IFREG, S_IFLNK, ...: what was claimed (0: unknown) */
-        struct ferry__version version; /* in_place: the version being handled */
+        struct ferry__version version; /* in_place: the version being handled; a fresh claim: what was claimed */
 };
 
 /* An outcome folder (done, failed), opened and checked once, at start. */
@@ -199,6 +199,8 @@ struct ferry_rule {
         unsigned retries;            /* attempts after the first */
         unsigned batch;              /* files per handler run; 1: no batching */
         double rate;                 /* handler starts a second at most (token bucket); 0: no limit */
+        uint64_t min_size, max_size; /* bytes; a file outside goes to failed unhandled; 0: no limit */
+        int64_t max_age_ns;          /* a file older than this when found goes to failed unhandled; 0: none */
         unsigned max_folders;        /* folders the rule's watcher watches at most */
         int64_t timeout_ns;          /* 0: none */
         int64_t kill_after_ns;       /* SIGTERM to SIGKILL */

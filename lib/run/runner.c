@@ -687,9 +687,12 @@ static void append_pending(struct rule_state *rs, struct pending *p)
 static bool push_pending(struct rule_state *rs, const char *path, size_t len)
 {
         struct pending *p = malloc(sizeof(*p) + len + 1);
+        struct timespec now;
 
         if (!p)
                 return false;
+        clock_gettime(CLOCK_REALTIME, &now);
+        p->found_at = (int64_t)now.tv_sec * FERRY__NSEC_PER_SEC + now.tv_nsec;
         p->said = false;
         memcpy(p->path, path, len + 1);
         append_pending(rs, p);
@@ -840,6 +843,63 @@ static int claim_in_place(struct rule_state *rs, const char *path, struct ferry_
         return 0;
 }
 
+/* size in words: "512 B", "3.2 MiB". */
+static void size_text(uint64_t size, char *buf, size_t len)
+{
+        static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+        double v = (double)size;
+        int u = 0;
+
+        while (v >= 1024 && u < 4) {
+                v /= 1024;
+                u++;
+        }
+        if (u == 0)
+                snprintf(buf, len, "%llu B", (unsigned long long)size);
+        else
+                snprintf(buf, len, "%.1f %s", v, units[u]);
+}
+
+/* The limits a freshly claimed file breaks (min-size, max-size, max-age):
+ * it goes to the failed folder with a note saying which, its handler never
+ * run. True when it did (the claim is done with). */
+static bool refused_by_limits(struct rule_state *rs, struct ferry__claim *c, const struct pending *p)
+{
+        const struct ferry_rule *rule = rs->rule;
+        char why[256], have[32], limit[32];
+        struct ferry__claim **one;
+        struct job *job;
+
+        if (c->in_place || !c->type)
+                return false;
+        if (rule->min_size && c->version.size < (int64_t)rule->min_size) {
+                size_text((uint64_t)c->version.size, have, sizeof(have));
+                size_text(rule->min_size, limit, sizeof(limit));
+                snprintf(why, sizeof(why), "refused: %s is below min-size (%s)", have, limit);
+        } else if (rule->max_size && c->version.size > (int64_t)rule->max_size) {
+                size_text((uint64_t)c->version.size, have, sizeof(have));
+                size_text(rule->max_size, limit, sizeof(limit));
+                snprintf(why, sizeof(why), "refused: %s is above max-size (%s)", have, limit);
+        } else if (rule->max_age_ns && p->found_at - c->version.mtime_ns > rule->max_age_ns) {
+                (void)ferry__format_duration(p->found_at - c->version.mtime_ns, have, sizeof(have));
+                (void)ferry__format_duration(rule->max_age_ns, limit, sizeof(limit));
+                snprintf(why, sizeof(why), "refused: last written %s before it was found, more than max-age (%s)", have,
+                         limit);
+        } else {
+                return false;
+        }
+        one = calloc(1, sizeof(*one));
+        job = one ? ferry__job_new(rs, one, 1) : NULL;
+        if (!job) {
+                free(one);
+                /* Out of memory: handled as any file instead of lost. */
+                return false;
+        }
+        one[0] = c;
+        ferry__job_refuse(job, why);
+        return true;
+}
+
 /* Claims up to batch pending files and starts a handler for them. */
 static void claim_and_start(struct rule_state *rs)
 {
@@ -882,7 +942,7 @@ static void claim_and_start(struct rule_state *rs)
                             "again. A longer lease avoids this on slow mounts",
                             rs->rule->dir, rs->wa.worker);
                 }
-                if (e == 0 && claimed_irregular(rs, c)) {
+                if (e == 0 && (claimed_irregular(rs, c) || refused_by_limits(rs, c, p))) {
                         ;
                 } else if (e == 0) {
                         claims[count++] = c;

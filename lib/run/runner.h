@@ -17,7 +17,8 @@ struct source {
 
 struct pending {
         struct pending *next;
-        bool said; /* a claim of it failed, and the log said so: not again */
+        int64_t found_at; /* CLOCK_REALTIME ns: when it was found ready (max-age) */
+        bool said;        /* a claim of it failed, and the log said so: not again */
         char path[];
 };
 
@@ -135,6 +136,8 @@ void ferry__job_start(struct job *job);
 /* The handler ended (or never started): done, retry, failed, or back to the
  * queue when the runner stopped it. Frees the job unless it retries. */
 void ferry__job_finish(struct job *job, const struct ferry__exit *st, const char *why);
+/* Fails the job's files for good without running the handler (a limit they break: why). */
+void ferry__job_refuse(struct job *job, const char *why);
 /* The job's claims return to the queue (files kept in place stay): stopped
  * by the runner, or given back by a queue's caller. Frees the job. */
 void ferry__job_return(struct job *job, bool stopped);
