@@ -46,6 +46,11 @@ static const char usage[] =
         "      --batch N          up to N files per handler run, as {paths}\n"
         "      --rate N/s         start handlers N times a second at most (also N/m,\n"
         "                         N/h); a quiet second's worth may start at once\n"
+        "      --order O          which waiting file goes first: ready (default: as\n"
+        "                         they became ready), name, mtime or size (-desc for\n"
+        "                         descending, e.g. mtime-desc)\n"
+        "      --priority GLOB    files matching GLOB go first (repeatable: earlier\n"
+        "                         globs first)\n"
         "      --min-size SIZE, --max-size SIZE  a file smaller or bigger (bytes, or\n"
         "                         with K, M, G, T) goes to the failed folder unhandled,\n"
         "                         with a note saying which limit\n"
@@ -97,6 +102,8 @@ enum {
         OPT_BATCH,
         OPT_RATE,
         OPT_MIN_SIZE,
+        OPT_ORDER,
+        OPT_PRIORITY,
         OPT_MAX_SIZE,
         OPT_MAX_AGE,
         OPT_LEASE,
@@ -136,6 +143,8 @@ static const struct option options[] = {
         {"batch", required_argument, NULL, OPT_BATCH},
         {"rate", required_argument, NULL, OPT_RATE},
         {"min-size", required_argument, NULL, OPT_MIN_SIZE},
+        {"order", required_argument, NULL, OPT_ORDER},
+        {"priority", required_argument, NULL, OPT_PRIORITY},
         {"max-size", required_argument, NULL, OPT_MAX_SIZE},
         {"max-age", required_argument, NULL, OPT_MAX_AGE},
         {"lease", required_argument, NULL, OPT_LEASE},
@@ -177,6 +186,8 @@ static const char *rule_key(int c)
         case OPT_BATCH: return "batch";
         case OPT_RATE: return "rate";
         case OPT_MIN_SIZE: return "min-size";
+        case OPT_ORDER: return "order";
+        case OPT_PRIORITY: return "priority";
         case OPT_MAX_SIZE: return "max-size";
         case OPT_MAX_AGE: return "max-age";
         case OPT_LEASE: return "lease";

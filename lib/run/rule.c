@@ -96,6 +96,7 @@ void ferry_rule_free(struct ferry_rule *rule)
         strings_free(rule->env, rule->env_count);
         strings_free(rule->pass_env, rule->pass_env_count);
         strings_free(rule->env_files, rule->env_file_count);
+        strings_free(rule->priority, rule->priority_count);
         free(rule);
 }
 
@@ -277,6 +278,24 @@ int ferry_rule_set(struct ferry_rule *rule, const char *key, const char *value)
                 return set_count(rule, &rule->batch, key, value, 1, 100000);
         if (strcmp(key, "rate") == 0)
                 return set_rate(rule, value);
+        if (strcmp(key, "order") == 0) {
+                static const char *const orders[] = {"ready", "name", "mtime", "size"};
+                size_t n = strlen(value);
+                bool desc = n > 5 && strcmp(value + n - 5, "-desc") == 0;
+
+                for (int i = 0; i < 4; i++)
+                        if (strlen(orders[i]) == (desc ? n - 5 : n) &&
+                            strncmp(value, orders[i], strlen(orders[i])) == 0 && !(desc && i == FERRY__ORDER_READY)) {
+                                rule->order = i;
+                                rule->order_descending = desc;
+                                return 0;
+                        }
+                return fail(rule, -EINVAL,
+                            "order: '%s' is not ready, name, mtime or size (those three also with -desc)", value);
+        }
+        if (strcmp(key, "priority") == 0)
+                return *value ? strings_add(rule, &rule->priority, &rule->priority_count, value)
+                              : fail(rule, -EINVAL, "priority needs a glob");
         if (strcmp(key, "min-size") == 0)
                 return set_size(rule, &rule->min_size, key, value);
         if (strcmp(key, "max-size") == 0)

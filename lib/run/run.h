@@ -44,6 +44,9 @@ enum {
         FERRY__NOTE_ALL = (1 << 4) - 1,
 };
 
+/* order = ...: which of the files waiting is claimed first (pending.c). */
+enum { FERRY__ORDER_READY, FERRY__ORDER_NAME, FERRY__ORDER_MTIME, FERRY__ORDER_SIZE };
+
 /* A claimed file. */
 struct ferry__claim {
         uint64_t seq;
@@ -200,12 +203,16 @@ struct ferry_rule {
         unsigned batch;              /* files per handler run; 1: no batching */
         double rate;                 /* handler starts a second at most (token bucket); 0: no limit */
         uint64_t min_size, max_size; /* bytes; a file outside goes to failed unhandled; 0: no limit */
-        int64_t max_age_ns;          /* a file older than this when found goes to failed unhandled; 0: none */
-        unsigned max_folders;        /* folders the rule's watcher watches at most */
-        int64_t timeout_ns;          /* 0: none */
-        int64_t kill_after_ns;       /* SIGTERM to SIGKILL */
-        int64_t retry_delay_ns;      /* first back-off; doubles per attempt */
-        int64_t lease_ns;            /* a claim whose heartbeat is older is a dead worker's */
+        int order;                   /* FERRY__ORDER_*: which waiting file is claimed first */
+        bool order_descending;
+        char **priority; /* globs: files matching an earlier one are claimed first */
+        size_t priority_count;
+        int64_t max_age_ns;     /* a file older than this when found goes to failed unhandled; 0: none */
+        unsigned max_folders;   /* folders the rule's watcher watches at most */
+        int64_t timeout_ns;     /* 0: none */
+        int64_t kill_after_ns;  /* SIGTERM to SIGKILL */
+        int64_t retry_delay_ns; /* first back-off; doubles per attempt */
+        int64_t lease_ns;       /* a claim whose heartbeat is older is a dead worker's */
         enum ferry__on_success on_success;
         char *done_dir, *failed_dir, *output_dir; /* NULL: defaults */
         char *user;

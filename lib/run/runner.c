@@ -294,8 +294,6 @@ static void warn_if_open(struct rule_state *rs)
 }
 
 static void heartbeat(struct ferry_runner *r, int64_t now);
-static struct pending *pop_pending(struct rule_state *rs);
-static void append_pending(struct rule_state *rs, struct pending *p);
 static void drain_watch(struct rule_state *rs);
 
 /* A watcher's long scan of a folder behind a slow mount: renew the leases. */
@@ -324,8 +322,7 @@ static void rule_unwatch(struct rule_state *rs)
 {
         struct pending *p;
 
-        while ((p = pop_pending(rs)))
-                free(p);
+        ferry__pending_clear(&rs->pending);
         while ((p = rs->blocked)) {
                 rs->blocked = p->next;
                 free(p);
@@ -509,6 +506,7 @@ static int rule_start(struct ferry_runner *r, struct ferry_rule *rule)
                 return -ENOMEM;
         rs->runner = r;
         rs->rule = rule;
+        ferry__pending_init(&rs->pending, rule);
         rs->wa = (struct ferry__workarea){.root_fd = -1, .ferry_fd = -1, .base_fd = -1, .work_fd = -1, .output_fd = -1};
         rs->done.fd = rs->failed.fd = rs->share_fd = -1;
         rs->next = r->states;
@@ -607,7 +605,8 @@ static void check_folders(struct ferry_runner *r, int64_t now)
                         struct pending *p = rs->blocked;
 
                         rs->blocked = p->next;
-                        append_pending(rs, p);
+                        if (!ferry__pending_append(&rs->pending, p))
+                                free(p); /* out of memory: found again by the next scan */
                 }
                 if (rs->late_notes && !rs->down)
                         ferry__late_notes_write(rs, false);
@@ -673,70 +672,26 @@ static void heartbeat(struct ferry_runner *r, int64_t now)
         r->next_heartbeat = now + period;
 }
 
-static void append_pending(struct rule_state *rs, struct pending *p)
+static bool push_pending(struct rule_state *rs, const char *path, size_t len, int64_t size)
 {
-        p->next = NULL;
-        if (rs->pending_tail)
-                rs->pending_tail->next = p;
-        else
-                rs->pending_head = p;
-        rs->pending_tail = p;
-        rs->pending_count++;
+        struct pending *p = ferry__pending_new(&rs->pending, path, len, size);
+
+        if (p && ferry__pending_append(&rs->pending, p))
+                return true;
+        free(p);
+        return false;
 }
 
-static bool push_pending(struct rule_state *rs, const char *path, size_t len)
-{
-        struct pending *p = malloc(sizeof(*p) + len + 1);
-        struct timespec now;
-
-        if (!p)
-                return false;
-        clock_gettime(CLOCK_REALTIME, &now);
-        p->found_at = (int64_t)now.tv_sec * FERRY__NSEC_PER_SEC + now.tv_nsec;
-        p->said = false;
-        memcpy(p->path, path, len + 1);
-        append_pending(rs, p);
-        return true;
-}
-
-/* Another worker won the race for the head of the queue: workers that list
- * the same folder queue its files in the same order, so the loser would trail
- * the winner file by file, losing every race (a worker on a mount whose
- * listing lags behind the server's never catches up). Skip a random stretch
- * of the queue, moved to its end: the workers spread over the folder. */
+/* Another worker won the race for the head of the queue (pending.c). */
 static void skip_ahead(struct rule_state *rs)
 {
         struct ferry_runner *r = rs->runner;
-        size_t n;
 
-        if (rs->pending_count < 2)
-                return;
         /* xorshift64: spreading, not secrecy */
         r->random ^= r->random << 13;
         r->random ^= r->random >> 7;
         r->random ^= r->random << 17;
-        n = (size_t)(r->random % (rs->pending_count < 4096 ? rs->pending_count : 4096));
-        while (n--) {
-                struct pending *p = rs->pending_head;
-
-                rs->pending_head = p->next;
-                p->next = NULL;
-                rs->pending_tail->next = p;
-                rs->pending_tail = p;
-        }
-}
-
-static struct pending *pop_pending(struct rule_state *rs)
-{
-        struct pending *p = rs->pending_head;
-
-        if (p) {
-                rs->pending_head = p->next;
-                if (!rs->pending_head)
-                        rs->pending_tail = NULL;
-                rs->pending_count--;
-        }
-        return p;
+        ferry__pending_skip(&rs->pending, r->random);
 }
 
 static void drain_watch(struct rule_state *rs)
@@ -755,7 +710,7 @@ static void drain_watch(struct rule_state *rs)
                 switch (ev->type) {
                 case FERRY_EVENT_READY:
                         r->stats.ready++;
-                        if (!push_pending(rs, ev->path, ev->path_len))
+                        if (!push_pending(rs, ev->path, ev->path_len, ev->size))
                                 RECORD(r, FERRY_LOG_ERROR, rs->rule->name, ev->path,
                                        "out of memory: file left in place, handled after a restart");
                         break;
@@ -908,8 +863,8 @@ static void claim_and_start(struct rule_state *rs)
         struct ferry__claim **claims = NULL;
         size_t count = 0;
 
-        while (rs->pending_head && count < batch) {
-                struct pending *p = pop_pending(rs);
+        while (rs->pending.count && count < batch) {
+                struct pending *p = ferry__pending_pop(&rs->pending);
                 struct ferry__claim *c;
                 int e;
 
@@ -1028,7 +983,7 @@ static void start_work(struct ferry_runner *r, int64_t now)
                         ferry__job_start(job);
         }
         for (struct rule_state *rs = r->states; rs; rs = rs->next)
-                while (!rs->paused && rs->pending_head && rs->running < rs->rule->jobs && rate_take(rs, now))
+                while (!rs->paused && rs->pending.count && rs->running < rs->rule->jobs && rate_take(rs, now))
                         claim_and_start(rs);
 }
 
@@ -1214,7 +1169,7 @@ int ferry_runner_stats(struct ferry_runner *r, struct ferry_runner_stats *ret_st
         st = r->stats;
         st.queued = st.running = st.waiting = st.watches = st.folders_lost = st.rules_paused = 0;
         for (const struct rule_state *rs = r->states; rs; rs = rs->next) {
-                st.queued += rs->pending_count;
+                st.queued += rs->pending.count;
                 st.watches += ferry_watch_count(rs->watch);
                 st.folders_lost += rs->down;
                 st.rules_paused += rs->paused;

@@ -15,12 +15,41 @@ struct source {
         void *owner;
 };
 
+/* A file found ready and not claimed yet (pending.c). */
 struct pending {
         struct pending *next;
         int64_t found_at; /* CLOCK_REALTIME ns: when it was found ready (max-age) */
+        uint64_t seq;     /* the order it became ready in */
+        int64_t key;      /* order = mtime or size: that */
+        unsigned rank;    /* the first priority glob it matches; priority_count: none */
         bool said;        /* a claim of it failed, and the log said so: not again */
         char path[];
 };
+
+/* The files a rule found ready and has not claimed yet: a list in the order
+ * they became ready, or, when the rule asks for an order or priorities, a heap. */
+struct pending_queue {
+        struct pending *head, *tail; /* the list */
+        struct pending **heap;       /* or the heap */
+        size_t count, capacity;
+        uint64_t seq;
+        bool heaped;
+        int order; /* FERRY__ORDER_* */
+        bool descending;
+        char **priority; /* the rule's */
+        size_t priority_count;
+};
+
+void ferry__pending_init(struct pending_queue *q, const struct ferry_rule *rule);
+/* A new entry for path (len bytes; size: -1 when unknown), keyed for q; NULL: out of memory. */
+struct pending *ferry__pending_new(struct pending_queue *q, const char *path, size_t len, int64_t size);
+/* Queues p (new, or back from a failed claim); false: out of memory (p is not queued). */
+bool ferry__pending_append(struct pending_queue *q, struct pending *p);
+struct pending *ferry__pending_pop(struct pending_queue *q);
+/* After a lost race: skips a random stretch ahead (the default order only). */
+void ferry__pending_skip(struct pending_queue *q, uint64_t random);
+/* Frees every entry. */
+void ferry__pending_clear(struct pending_queue *q);
 
 struct rule_state;
 struct late_note;
@@ -60,8 +89,7 @@ struct rule_state {
         struct ferry__folder done;  /* fd -1: delete (or keep) on success */
         struct ferry__folder failed;
         char *output_dir; /* output folder, absolute (its descriptor is wa.output_fd); NULL: none */
-        struct pending *pending_head, *pending_tail;
-        size_t pending_count;
+        struct pending_queue pending;
         struct pending *blocked; /* files whose claim failed for a reason that may pass: tried each second */
         unsigned restored_seen;  /* wa.restored already logged */
         unsigned running;
