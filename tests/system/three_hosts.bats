@@ -97,8 +97,6 @@ all_done() { (($(done_count) >= N)) && [[ -z $(claims_left "$SHARE") ]]; }
                 false
         fi
         "$HOSTS" kill "$STATE" w1 2>>"$T/hosts.log"
-        local killed_at
-        killed_at=$(now_us)
         wait_exit "$PID_w1" 10
         # The file server may still apply what w1 sent before it died (a claim's rename, a
         # move to done): its sftp session for w1 reads the requests already received before
@@ -106,6 +104,11 @@ all_done() { (($(done_count) >= N)) && [[ -z $(claims_left "$SHARE") ]]; }
         wait_for server_done_with_w1 30
         local -a held
         mapfile -t held < <(find "$SHARE/.ferry/work" -path '*/share@w1.*/*' -type f ! -name '.*' -printf '%f\n')
+        # w1's last heartbeat, as the file server stamped it: its lease runs out a lease later
+        # (read now: no other host may take its claims before then, and that is seconds away).
+        local last_beat
+        last_beat=$(python3 -c 'import glob, os, sys
+print(max(os.stat(p).st_mtime_ns for p in glob.glob(sys.argv[1] + "/.ferry/work/share@w1.*/.lease")))' "$SHARE")
         ((${#held[@]} > 0)) || {
                 echo "w1 held no claims when it was killed" >&2
                 false
@@ -152,9 +155,11 @@ all_done() { (($(done_count) >= N)) && [[ -z $(claims_left "$SHARE") ]]; }
         for name in "${held[@]}"; do
                 [[ -e $SHARE/.ferry/done/$name ]]
         done
-        # The heartbeat comes every lease/3, so w1's last one was at most that long before the
-        # kill: no other host may start a claim of w1's earlier than the rest of the lease.
-        local host at earliest=$((killed_at * 1000 + LEASE * 1000000000 * 2 / 3 - 500000000))
+        # No other host may start a claim of w1's before w1's lease ran out: a lease after its
+        # last heartbeat by the server's clock (the same clock as the handlers' here; 100 ms
+        # for the stamps' own timing). A heartbeat late under load makes that earlier than
+        # the kill plus two thirds of the lease, which is not an error.
+        local host at earliest=$((last_beat + LEASE * 1000000000 - 100000000))
         for name in "${held[@]}"; do
                 while read -r host _ at; do
                         [[ $host == w1 ]] && continue
