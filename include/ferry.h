@@ -345,6 +345,20 @@ typedef void (*ferry_failure_cb)(void *userdata, const struct ferry_failure_info
 int ferry_rule_status(struct ferry_rule *rule, struct ferry_rule_status *ret_status, ferry_claim_cb on_claim,
                       ferry_failure_cb on_failure, void *userdata);
 
+/* ferry_rule_retry: select says, for each failed file of the rule, whether
+ * to put it back (1) into its folder at back_to (a free name: the one it had,
+ * or STEM.N.EXT when that is taken); done says what became of each selected
+ * one: error 0 (put back, or in a dry run would be) or -errno. */
+typedef int (*ferry_retry_select_cb)(void *userdata, const struct ferry_failure_info *failure, const char *back_to);
+typedef void (*ferry_retry_done_cb)(void *userdata, const struct ferry_failure_info *failure, const char *back_to,
+                                    int error);
+/* Puts failed files of rule back into its folder, by rename, never
+ * replacing a file; their notes go to FAILED/.requeued/. Works whether
+ * workers run or not, from any host sharing the folder. Returns how many
+ * were put back, or -errno (ferry_rule_explain says why). */
+int ferry_rule_retry(struct ferry_rule *rule, ferry_retry_select_cb select, ferry_retry_done_cb done, int dry_run,
+                     void *userdata);
+
 /* Pauses (paused 1) or resumes (0) rule on every host that shares its
  * folder: a flag in DIR/.ferry that each worker of the rule looks for once a
  * second; while it is there no handler starts (nor a claim is handed out by

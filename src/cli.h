@@ -49,6 +49,22 @@ int64_t cli_now(void);
 enum { CLI_NEXT_EVENT, CLI_NEXT_DEADLINE, CLI_NEXT_SIGNAL, CLI_NEXT_ERROR /* said on stderr */ };
 int cli_next_event(struct ferry_watch *w, int signal_fd, int64_t deadline_ns, const struct ferry_event **ret_event);
 
+/* The rules a folder command (status, explain, pause, resume, retry) acts on
+ * (rules.c): -c FILE, or --dir DIR with rule options. */
+struct rule_args {
+        const char *command;
+        const char *usage; /* printed for -h */
+        const char *config, *dir, *name;
+        bool json;
+        bool all, dry_run;          /* retry */
+        const char *reason, *since; /* retry */
+        struct ferry_rule *rule;    /* the command line's rule, before it goes to the runner */
+};
+/* Parses argv into a runner of those rules, not started; returns -1, with
+ * optind at the first operand, or the exit code after saying why (or the
+ * help). */
+int rules_load(int argc, char **argv, struct rule_args *a, struct ferry_runner **ret_runner);
+
 /* Output of events: text, JSON lines, NUL-terminated paths, or a format. */
 enum output_mode { OUTPUT_TEXT, OUTPUT_JSON, OUTPUT_NULL, OUTPUT_FORMAT };
 
@@ -123,5 +139,6 @@ int cmd_status(int argc, char **argv);
 int cmd_explain(int argc, char **argv);
 int cmd_pause(int argc, char **argv);
 int cmd_resume(int argc, char **argv);
+int cmd_retry(int argc, char **argv);
 
 #endif

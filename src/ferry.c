@@ -18,6 +18,7 @@ static const char usage[] =
         "  explain -c FILE PATH  why PATH was or was not handled\n"
         "  pause -c FILE [RULE]  no handler starts, on every host sharing the folder\n"
         "  resume -c FILE [RULE] handlers start again\n"
+        "  retry -c FILE --all   put failed files back, to be handled again\n"
         "  help COMMAND          show the help of COMMAND\n"
         "\n"
         "  -h, --help            show this help\n"
@@ -38,6 +39,7 @@ static const struct {
         {"explain", cmd_explain},
         {"pause", cmd_pause},
         {"resume", cmd_resume},
+        {"retry", cmd_retry},
 };
 /* clang-format on */
 

@@ -2,7 +2,6 @@
  * and why a file was or was not handled, read from the folders themselves, so
  * they work whether ferry run is running, stopped, or on another machine. */
 #include "cli.h"
-#include "config.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -39,163 +38,6 @@ static const char explain_usage[] =
         "                         --ready, --done, --failed, --keep, --delete, --symlinks,\n"
         "                         --require-file, --backend, --poll-interval)\n"
         "  -h, --help             show this help\n";
-
-static const char pause_usage[] =
-        "Usage: ferry pause [-c FILE [RULE...] | --dir DIR [--name NAME]]\n"
-        "Pause rules on every host that shares their folder: a flag in DIR/.ferry\n"
-        "that each worker looks for once a second. While it is there no handler\n"
-        "starts (no new file, no retry, no claim taken over); handlers running\n"
-        "finish. ferry resume takes the flag away. Without RULE, every rule of FILE.\n"
-        "\n"
-        "  -c, --config FILE      the rules of FILE\n"
-        "      --dir DIR          the folder of a rule given on the command line\n"
-        "      --name NAME        that rule's name (default run, as ferry run)\n"
-        "  -h, --help             show this help\n";
-
-static const char resume_usage[] =
-        "Usage: ferry resume [-c FILE [RULE...] | --dir DIR [--name NAME]]\n"
-        "Resume rules that ferry pause paused: within a second every worker starts\n"
-        "handlers again. Without RULE, every rule of FILE.\n"
-        "\n"
-        "  -c, --config FILE      the rules of FILE\n"
-        "      --dir DIR          the folder of a rule given on the command line\n"
-        "      --name NAME        that rule's name (default run, as ferry run)\n"
-        "  -h, --help             show this help\n";
-
-static const char *usage_of(const char *command)
-{
-        return strcmp(command, "status") == 0   ? status_usage
-               : strcmp(command, "pause") == 0  ? pause_usage
-               : strcmp(command, "resume") == 0 ? resume_usage
-                                                : explain_usage;
-}
-
-enum {
-        OPT_DIR = 256,
-        OPT_NAME,
-        OPT_JSON,
-        OPT_EXCLUDE,
-        OPT_READY,
-        OPT_DONE,
-        OPT_FAILED,
-        OPT_KEEP,
-        OPT_DELETE,
-        OPT_SYMLINKS,
-        OPT_REQUIRE_FILE,
-        OPT_BACKEND,
-        OPT_POLL_INTERVAL
-};
-
-static const struct option options[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"dir", required_argument, NULL, OPT_DIR},
-        {"name", required_argument, NULL, OPT_NAME},
-        {"json", no_argument, NULL, OPT_JSON},
-        {"match", required_argument, NULL, 'm'},
-        {"exclude", required_argument, NULL, OPT_EXCLUDE},
-        {"recursive", no_argument, NULL, 'r'},
-        {"ready", required_argument, NULL, OPT_READY},
-        {"done", required_argument, NULL, OPT_DONE},
-        {"failed", required_argument, NULL, OPT_FAILED},
-        {"keep", no_argument, NULL, OPT_KEEP},
-        {"delete", no_argument, NULL, OPT_DELETE},
-        {"symlinks", no_argument, NULL, OPT_SYMLINKS},
-        {"require-file", required_argument, NULL, OPT_REQUIRE_FILE},
-        {"backend", required_argument, NULL, OPT_BACKEND},
-        {"poll-interval", required_argument, NULL, OPT_POLL_INTERVAL},
-        {"help", no_argument, NULL, 'h'},
-        {0},
-};
-
-struct args {
-        const char *command;
-        const char *config, *dir, *name;
-        bool json;
-        struct ferry_rule *rule; /* the command line's rule, before it goes to the runner */
-};
-
-/* Parses the options both commands share into a runner of rules; returns -1 or an exit code. */
-static int load(int argc, char **argv, struct args *a, struct ferry_runner **ret_runner)
-{
-        struct {
-                const char *key, *value;
-        } *settings = calloc((size_t)argc + 1, sizeof(*settings));
-        struct config config = {0};
-        struct ferry_runner *runner = NULL;
-        size_t count = 0;
-        char error[2048];
-        int c, status = EXIT_USAGE;
-
-        if (!settings)
-                return EXIT_FAILURE_RUNTIME;
-        opterr = 0;
-        while ((c = getopt_long(argc, argv, ":c:m:rh", options, NULL)) != -1) {
-                switch (c) {
-                case 'c': a->config = optarg; break;
-                case OPT_DIR: a->dir = optarg; break;
-                case OPT_NAME: a->name = optarg; break;
-                case OPT_JSON: a->json = true; break;
-                case 'm': settings[count].key = "match", settings[count++].value = optarg; break;
-                case OPT_EXCLUDE: settings[count].key = "exclude", settings[count++].value = optarg; break;
-                case 'r': settings[count].key = "recursive", settings[count++].value = "yes"; break;
-                case OPT_READY: settings[count].key = "ready", settings[count++].value = optarg; break;
-                case OPT_DONE: settings[count].key = "done", settings[count++].value = optarg; break;
-                case OPT_FAILED: settings[count].key = "failed", settings[count++].value = optarg; break;
-                case OPT_KEEP: settings[count].key = "on-success", settings[count++].value = "keep"; break;
-                case OPT_DELETE: settings[count].key = "on-success", settings[count++].value = "delete"; break;
-                case OPT_SYMLINKS: settings[count].key = "symlinks", settings[count++].value = "yes"; break;
-                case OPT_REQUIRE_FILE: settings[count].key = "require-file", settings[count++].value = optarg; break;
-                case OPT_BACKEND: settings[count].key = "backend", settings[count++].value = optarg; break;
-                case OPT_POLL_INTERVAL: settings[count].key = "poll-interval", settings[count++].value = optarg; break;
-                case 'h':
-                        fputs(usage_of(a->command), stdout);
-                        status = EXIT_OK;
-                        goto out;
-                default: cli_bad_option(a->command, c, argv); goto out;
-                }
-        }
-        if (!a->config == !a->dir) {
-                cli_usage_error(a->command, "give -c FILE or --dir DIR");
-                goto out;
-        }
-        if (a->config && (count || a->name)) {
-                cli_usage_error(a->command, "-c FILE takes the rules from FILE: no rule options");
-                goto out;
-        }
-        if (ferry_runner_new(&runner) < 0) {
-                status = EXIT_FAILURE_RUNTIME;
-                goto out;
-        }
-        if (a->config) {
-                if (config_load(a->config, runner, &config, error, sizeof(error)) < 0) {
-                        cli_error("%s", error);
-                        goto out;
-                }
-        } else {
-                struct ferry_rule *rule;
-                char *const no_command[] = {"true", NULL};
-
-                if (ferry_rule_new(&rule, a->name ? a->name : "run", a->dir) < 0) {
-                        cli_usage_error(a->command, "invalid rule name or folder");
-                        goto out;
-                }
-                for (size_t i = 0; i < count; i++)
-                        if (ferry_rule_set(rule, settings[i].key, settings[i].value) < 0) {
-                                cli_usage_error(a->command, "%s", ferry_rule_explain(rule));
-                                ferry_rule_free(rule);
-                                goto out;
-                        }
-                (void)ferry_rule_set_command(rule, no_command);
-                (void)ferry_runner_add_rule(runner, rule);
-        }
-        *ret_runner = runner;
-        runner = NULL;
-        status = -1;
-out:
-        ferry_runner_free(runner);
-        free(settings);
-        return status;
-}
 
 static void print_time(FILE *out, int64_t unix_seconds)
 {
@@ -376,10 +218,10 @@ static int status_of_rule(void *userdata, struct ferry_rule *rule)
 
 int cmd_status(int argc, char **argv)
 {
-        struct args a = {.command = "status"};
+        struct rule_args a = {.command = "status", .usage = status_usage};
         struct ferry_runner *runner = NULL;
         struct printer p = {0};
-        int status = load(argc, argv, &a, &runner);
+        int status = rules_load(argc, argv, &a, &runner);
 
         if (status >= 0)
                 return status;
@@ -417,10 +259,10 @@ static int explain_rule(void *userdata, struct ferry_rule *rule)
 
 int cmd_explain(int argc, char **argv)
 {
-        struct args a = {.command = "explain"};
+        struct rule_args a = {.command = "explain", .usage = explain_usage};
         struct ferry_runner *runner = NULL;
         struct explaining e = {0};
-        int status = load(argc, argv, &a, &runner);
+        int status = rules_load(argc, argv, &a, &runner);
 
         if (status >= 0)
                 return status;
@@ -432,79 +274,4 @@ int cmd_explain(int argc, char **argv)
         (void)ferry_runner_each_rule(runner, explain_rule, &e);
         ferry_runner_free(runner);
         return e.any ? EXIT_OK : EXIT_FAILURE_RUNTIME;
-}
-
-struct pausing {
-        char **names; /* the rules asked for; NULL: all */
-        int count;
-        bool *found;
-        int paused;
-        bool failed;
-};
-
-static int pause_rule(void *userdata, struct ferry_rule *rule)
-{
-        struct pausing *p = userdata;
-        const char *name = ferry_rule_name(rule);
-        int i = 0;
-
-        if (p->names) {
-                while (i < p->count && strcmp(p->names[i], name) != 0)
-                        i++;
-                if (i == p->count)
-                        return 0;
-                p->found[i] = true;
-        }
-        if (ferry_rule_pause(rule, p->paused) < 0) {
-                cli_error("%s", ferry_rule_explain(rule));
-                p->failed = true;
-                return 0;
-        }
-        printf("rule %s: ", name);
-        output_escaped(stdout, ferry_rule_dir(rule), strlen(ferry_rule_dir(rule)));
-        puts(p->paused ? ": paused; its workers start no handler within a second, those running finish" : ": resumed");
-        return 0;
-}
-
-static int pause_or_resume(int argc, char **argv, const char *command, int paused)
-{
-        struct args a = {.command = command};
-        struct ferry_runner *runner = NULL;
-        struct pausing p = {.paused = paused};
-        int status = load(argc, argv, &a, &runner);
-
-        if (status >= 0)
-                return status;
-        if (optind < argc && !a.config) {
-                ferry_runner_free(runner);
-                return cli_usage_error(command, "unexpected argument '%s' (RULE names go with -c FILE)", argv[optind]);
-        }
-        if (optind < argc) {
-                p.names = argv + optind;
-                p.count = argc - optind;
-                p.found = calloc((size_t)p.count, sizeof(*p.found));
-                if (!p.found) {
-                        ferry_runner_free(runner);
-                        return EXIT_FAILURE_RUNTIME;
-                }
-        }
-        (void)ferry_runner_each_rule(runner, pause_rule, &p);
-        ferry_runner_free(runner);
-        for (int i = 0; i < p.count; i++)
-                if (!p.found[i]) {
-                        cli_error("%s: no rule named %s", a.config, p.names[i]);
-                        p.failed = true;
-                }
-        free(p.found);
-        return p.failed ? EXIT_FAILURE_RUNTIME : EXIT_OK;
-}
-
-int cmd_pause(int argc, char **argv)
-{
-        return pause_or_resume(argc, argv, "pause", 1);
-}
-
-int cmd_resume(int argc, char **argv)
-{
-        return pause_or_resume(argc, argv, "resume", 0);
 }

@@ -130,7 +130,8 @@ static uint64_t count_outcomes(const char *folder, bool failed, ferry_failure_cb
                 char *path;
                 struct stat st;
 
-                if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+                /* Hidden names are ferry's own (notes of requeued files, temporary files). */
+                if (de->d_name[0] == '.')
                         continue;
                 if (len > suffix && strcmp(de->d_name + len - suffix, ".ferry-error") == 0)
                         continue;

@@ -49,7 +49,7 @@ setup() {
 }
 
 @test "completion: subcommands, options of each subcommand, and option values" {
-        assert_offers 'ferry ' watch wait run put status explain pause resume help
+        assert_offers 'ferry ' watch wait run put status explain pause resume retry help
         assert_offers 'ferry w' watch wait
         assert_offers 'ferry run --re' --recursive --ready --require-file --retries --retry-delay
         assert_offers 'ferry run --on-folder-lost ' wait exit
@@ -61,7 +61,7 @@ setup() {
         assert_offers 'ferry wait --backend ' auto inotify poll
         assert_offers 'ferry run --log-format ' text json
         assert_offers 'ferry watch -e create,mo' create,modify create,moved_from create,moved_to create,move
-        assert_offers 'ferry help r' resume run
+        assert_offers 'ferry help r' resume retry run
         assert_offers 'ferry run -j ' ''
 }
 
