@@ -87,8 +87,7 @@ static uint64_t count_queued(const struct ferry_rule *rule, struct ferry_watch *
         return count;
 }
 
-/* Reads "key: value" from a .ferry-error note. */
-static void note_field(const char *text, const char *key, char *value, size_t size)
+void ferry__note_field(const char *text, const char *key, char *value, size_t size)
 {
         size_t len = strlen(key);
 
@@ -150,8 +149,8 @@ static uint64_t count_outcomes(const char *folder, bool failed, ferry_failure_cb
 
                                 snprintf(note_path, sizeof(note_path), "%s.ferry-error", path);
                                 if (read_note(note_path, text, sizeof(text))) {
-                                        note_field(text, "reason", reason, sizeof(reason));
-                                        note_field(text, "failed-at", at, sizeof(at));
+                                        ferry__note_field(text, "reason", reason, sizeof(reason));
+                                        ferry__note_field(text, "failed-at", at, sizeof(at));
                                         info.reason = reason;
                                         info.when = atoll(at);
                                 }
@@ -328,9 +327,9 @@ static bool explain_outcome(const struct ferry_rule *rule, const char *relative,
                                 say(o, "failed for good: it is in the failed folder as %s\n", path);
                                 snprintf(note_path, sizeof(note_path), "%s.ferry-error", path);
                                 if (read_note(note_path, text, sizeof(text))) {
-                                        note_field(text, "reason", value, sizeof(value));
+                                        ferry__note_field(text, "reason", value, sizeof(value));
                                         say(o, "  reason: %s\n", value);
-                                        note_field(text, "attempts", value, sizeof(value));
+                                        ferry__note_field(text, "attempts", value, sizeof(value));
                                         say(o, "  attempts: %s\n", value);
                                         say(o, "  the whole note, with the last lines of stderr: %s\n", note_path);
                                 }

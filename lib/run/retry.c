@@ -38,19 +38,6 @@ struct retrying {
         int count;
 };
 
-/* "key: value" of a note's text into value. */
-static void note_field(const char *text, const char *key, char *value, size_t size)
-{
-        size_t len = strlen(key);
-
-        value[0] = '\0';
-        for (const char *line = text; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL)
-                if (strncmp(line, key, len) == 0 && line[len] == ':' && line[len + 1] == ' ') {
-                        snprintf(value, size, "%.*s", (int)strcspn(line + len + 2, "\n"), line + len + 2);
-                        return;
-                }
-}
-
 /* NAME with ".N" before its extension: "a.csv" 2 -> "a.2.csv"; "a" -> "a.2". */
 static void numbered(const char *name, unsigned n, char *buf, size_t size)
 {
@@ -159,8 +146,8 @@ static int walk(struct retrying *r, int fd, const char *origin)
                         close(note_fd);
                 if (n > 0) {
                         text[n] = '\0';
-                        note_field(text, "reason", reason, sizeof(reason));
-                        note_field(text, "failed-at", at, sizeof(at));
+                        ferry__note_field(text, "reason", reason, sizeof(reason));
+                        ferry__note_field(text, "failed-at", at, sizeof(at));
                         info.reason = reason;
                         info.when = atoll(at);
                 }

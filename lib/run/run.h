@@ -233,6 +233,11 @@ int ferry__rule_watch_new(const struct ferry_rule *rule, unsigned flags, struct 
  * the caller of a queue (no command, stdin, output, batch or user then). */
 int ferry__rule_check(struct ferry_rule *rule, bool handler);
 
+/* ---- inspect.c ---- */
+
+/* The value of "key: value" in a .ferry-error note's text, into value ("" when absent). */
+void ferry__note_field(const char *text, const char *key, char *value, size_t size);
+
 /* ---- pause.c: a rule paused on every host ---- */
 
 /* Whether the rule's pause flag is in the folder's .ferry (wa after ferry__workarea_home). */
