@@ -660,20 +660,66 @@ static int move_out(struct ferry__workarea *wa, struct ferry__claim *c, const st
         return r;
 }
 
+/* A file's NAME.SUFFIX marker leaves the folder with it: into folder beside
+ * it, as TARGET.SUFFIX (TARGET: the name it got there), or removed with it
+ * (folder NULL). Left behind, it would vouch for a later file of that name.
+ * Only a regular file is moved: whatever else stands there is not ours. */
+static void marker_follow(struct ferry__workarea *wa, const struct ferry__claim *c, const struct ferry__folder *folder,
+                          const char *target)
+{
+        char marker[NAME_MAX + 1], moved[NAME_MAX + 1];
+        int parent_fd, dir_fd;
+        struct stat st;
+
+        if (!wa->marker_suffix || c->in_place ||
+            (size_t)snprintf(marker, sizeof(marker), "%s%s", c->name, wa->marker_suffix) >= sizeof(marker) ||
+            origin_open(wa, c->origin, &parent_fd) < 0)
+                return;
+        if (fstatat(parent_fd, marker, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode)) {
+                if (!folder) {
+                        (void)unlinkat(parent_fd, marker, 0);
+                } else {
+                        dir_fd = folder->fd;
+                        if (c->origin && ferry__mkdirs_beneath(folder->fd, c->origin, folder->mode, &dir_fd) < 0)
+                                dir_fd = -1;
+                        suffixed(moved, sizeof(moved), target, wa->marker_suffix);
+                        /* A marker already there belongs to an earlier file: this one goes. */
+                        if (dir_fd >= 0 && ferry__rename_noreplace(parent_fd, marker, dir_fd, moved) == -EEXIST)
+                                (void)unlinkat(parent_fd, marker, 0);
+                        if (dir_fd >= 0 && dir_fd != folder->fd)
+                                close(dir_fd);
+                }
+        }
+        origin_close(wa, parent_fd);
+}
+
 int ferry__claim_finish(struct ferry__workarea *wa, struct ferry__claim *c, const struct ferry__folder *folder,
                         char **ret_relative)
 {
+        char *relative = NULL;
+        int r;
+
         if (!folder) {
                 char file[NAME_MAX + 32];
-                int r;
 
                 claim_file(c, file, sizeof(file));
                 r = unlinkat(wa->work_fd, file, 0) < 0 ? -errno : 0;
-                if (r == 0 || r == -ENOENT)
+                if (r == 0 || r == -ENOENT) {
                         claim_folder_remove(wa, c);
+                        marker_follow(wa, c, NULL, NULL);
+                }
                 return r;
         }
-        return move_out(wa, c, folder, ret_relative);
+        r = move_out(wa, c, folder, &relative);
+        if (r == 0 && relative)
+                marker_follow(wa, c, folder, strrchr(relative, '/') ? strrchr(relative, '/') + 1 : relative);
+        else if (r == -ENOENT)
+                marker_follow(wa, c, NULL, NULL); /* the handler removed or moved the file itself */
+        if (ret_relative)
+                *ret_relative = relative;
+        else
+                free(relative);
+        return r;
 }
 
 int ferry__claim_return(struct ferry__workarea *wa, struct ferry__claim *c)

@@ -23,9 +23,10 @@ struct ferry__workarea {
         int ferry_fd;     /* DIR/.ferry, ours */
         dev_t ferry_dev;  /* .ferry's identity: found under another name, it is still not work */
         ino_t ferry_ino;
-        int base_fd;   /* DIR/.ferry/work, ours; -1 when files stay in place */
-        int work_fd;   /* our work folder; -1 when files stay in place */
-        int output_fd; /* the output folder, where a dead worker's partial output is removed; -1: none */
+        int base_fd;               /* DIR/.ferry/work, ours; -1 when files stay in place */
+        int work_fd;               /* our work folder; -1 when files stay in place */
+        int output_fd;             /* the output folder, where a dead worker's partial output is removed; -1: none */
+        const char *marker_suffix; /* done-file NAME.SUFFIX markers (".done"): they leave with their file; or NULL */
         struct ferry__trust trust;
         uint64_t seq; /* last claim number */
         int64_t lease_ns;

@@ -427,6 +427,8 @@ static int rule_attach(struct rule_state *rs)
         /* ferry's own state first: DIR's .ferry and the outcome folders are
          * made or checked, and held open from now on. */
         e = ferry__workarea_home(&rs->wa, rule->dir);
+        if (rule->policy.kind == FERRY__POLICY_DONE_FILE && rule->policy.marker_is_suffix)
+                rs->wa.marker_suffix = rule->policy.marker;
         if (e == 0 && rule->on_success == FERRY__ON_SUCCESS_DONE)
                 e = ferry__folder_open(&rs->wa, &rs->done, rule->done_dir, "done");
         if (e == 0)
