@@ -219,14 +219,14 @@ static void consider_closed(struct ferry_watch *w, struct ferry__file *f, bool c
                 f->guard_without_close = false;
                 return set_state(w, f, FERRY__IDLE);
         }
-        /* The close of the writer whose content its create found (both in
-         * one read of events): the look then saw no writer, so this one had
-         * closed already. Unchanged since, the file is guarded on, without
-         * asking the kernel the same again. */
+        /* The close of the writer whose content its create found, unchanged
+         * since: guarded again from now, as after any close, and the guard's
+         * end asks the kernel about writers (no need to ask twice). */
         if (closed && f->state == FERRY__GUARD && f->guard_without_close && f->timer == FERRY__TIMER_GUARD &&
             file_path(w, f) >= 0 && stat_version(w, f, &v) == 0 && same_version(&v, &f->known)) {
                 f->guard_without_close = false;
-                return;
+                f->rechecks = 0;
+                return schedule(w, f, FERRY__GUARD, FERRY__TIMER_GUARD);
         }
         r = probe(w, f, &v);
         f->guard_without_close = false;
