@@ -113,10 +113,11 @@ static int walk(struct retrying *r, int fd, const char *origin)
         }
         while ((de = readdir(listing))) {
                 size_t len = strlen(de->d_name);
-                char rel[PATH_MAX], path[PATH_MAX * 2], back[PATH_MAX * 2], text[8192], reason[512], at[32];
+                char rel[PATH_MAX], path[PATH_MAX * 2], back[PATH_MAX * 2], text[8192], reason[512], at[32],
+                        note[NAME_MAX + 32];
                 struct ferry_failure_info info = {.path = path, .reason = "no note"};
                 struct stat st;
-                int sub_fd, note_fd;
+                int sub_fd;
                 ssize_t n;
 
                 /* Hidden names are ferry's own (the archive, temporary notes): a handled file never has one. */
@@ -137,15 +138,9 @@ static int walk(struct retrying *r, int fd, const char *origin)
                         continue;
                 snprintf(path, sizeof(path), "%s/%s", r->failed->path, rel);
                 snprintf(back, sizeof(back), "%s/%s", r->rule->dir, rel);
-                snprintf(text, sizeof(text), "%s%s", de->d_name, NOTE_SUFFIX);
-                note_fd = openat(fd, text, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-                n = note_fd >= 0 && fstat(note_fd, &st) == 0 && S_ISREG(st.st_mode)
-                            ? read(note_fd, text, sizeof(text) - 1)
-                            : -1;
-                if (note_fd >= 0)
-                        close(note_fd);
+                snprintf(note, sizeof(note), "%s%s", de->d_name, NOTE_SUFFIX);
+                n = ferry__read_note(fd, note, text, sizeof(text));
                 if (n > 0) {
-                        text[n] = '\0';
                         ferry__note_field(text, "reason", reason, sizeof(reason));
                         ferry__note_field(text, "failed-at", at, sizeof(at));
                         info.reason = reason;
