@@ -185,8 +185,8 @@ static int env_line(const char **p, char *name, size_t name_size, char **ret_val
                 }
         }
 #undef PUT
-        /* Unquoted trailing blanks are not part of the value. */
-        while (len > kept && (value[len - 1] == ' ' || value[len - 1] == '\t'))
+        /* Unquoted trailing blanks are not part of the value, nor a CR of a file edited on Windows. */
+        while (len > kept && (value[len - 1] == ' ' || value[len - 1] == '\t' || value[len - 1] == '\r'))
                 len--;
         value[len] = '\0';
         *p = *s ? s + 1 : s;

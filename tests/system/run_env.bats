@@ -30,6 +30,7 @@ LONG=one\
 two
 EMPTY=
 EOF
+        printf 'CRLF="quoted"\r\nWINDOWS=edited\r\n' >>"$T/env"
 }
 
 # the variables the handler of file a got, without the shell's own (PWD, SHLVL, _)
@@ -41,6 +42,7 @@ check_env() {
 API_KEY=from-env
 AWS_REGION=eu-west-1
 AWS_SECRET_ACCESS_KEY=s3cr3t
+CRLF=quoted
 EMPTY=
 EXTRA=1
 FERRY_ATTEMPT=1
@@ -57,6 +59,7 @@ PATH=$PATH
 QUOTED=a "b" c
 SINGLE=x \$y \\z
 SPACED=trailing blanks go
+WINDOWS=edited
 EOF
         assert_same_file "$T/want" "$T/got"
         [[ $(grep '^FERRY_PATH=' "$T/got") == "FERRY_PATH=$T/in/.ferry/work/"*/a ]]
