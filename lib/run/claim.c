@@ -722,6 +722,143 @@ int ferry__claim_finish(struct ferry__workarea *wa, struct ferry__claim *c, cons
         return r;
 }
 
+/* ---- a move cut in half ---------------------------------------------------- */
+
+/* Whether dir_fd/name is the file st describes. */
+static bool same_file(int dir_fd, const char *name, const struct stat *st)
+{
+        struct stat other;
+
+        return fstatat(dir_fd, name, &other, AT_SYMLINK_NOFOLLOW) == 0 && other.st_dev == st->st_dev &&
+               other.st_ino == st->st_ino;
+}
+
+/* The name in folder/ORIGIN that a move of c gave the file st, if one did:
+ * NAME, NAME.1, ... up to the first name that is free (a move takes the
+ * first free one). */
+static bool moved_into(const struct ferry__folder *folder, const struct ferry__claim *c, const struct stat *st,
+                       char *target, size_t size)
+{
+        bool found = false;
+        int dir_fd = folder->fd;
+
+        if (folder->fd < 0 ||
+            (c->origin && ferry__open_beneath(folder->fd, c->origin, O_RDONLY | O_DIRECTORY, &dir_fd) < 0))
+                return false;
+        for (unsigned n = 0; n < 1000 && !found; n++) {
+                char suffix[16] = "";
+                struct stat other;
+
+                if (n)
+                        snprintf(suffix, sizeof(suffix), ".%u", n);
+                suffixed(target, size, c->name, suffix);
+                if (fstatat(dir_fd, target, &other, AT_SYMLINK_NOFOLLOW) < 0)
+                        break;
+                found = other.st_dev == st->st_dev && other.st_ino == st->st_ino;
+        }
+        if (dir_fd != folder->fd)
+                close(dir_fd);
+        return found;
+}
+
+/* Whether a claim folder of another worker (fd) holds the file st under the
+ * claim's name and origin. */
+static bool claimed_in(int fd, const struct ferry__claim *c, const struct stat *st)
+{
+        char origin[PATH_MAX];
+        ssize_t n;
+
+        if (!same_file(fd, c->name, st))
+                return false;
+        n = ferry__read_note(fd, ORIGIN_FILE, origin, sizeof(origin));
+        return c->origin ? n > 0 && strcmp(origin, c->origin) == 0 : n <= 0;
+}
+
+/* Whether another claim, of a worker alive or dead, holds the file st. */
+static bool claimed_elsewhere(struct ferry__workarea *wa, const struct ferry__claim *c, const struct stat *st)
+{
+        int list_fd = openat(wa->base_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        DIR *workers = list_fd < 0 ? NULL : fdopendir(list_fd);
+        struct dirent *de, *ce;
+        bool found = false;
+
+        if (!workers) {
+                if (list_fd >= 0)
+                        close(list_fd);
+                return false;
+        }
+        while (!found && (de = readdir(workers))) {
+                int fd;
+                DIR *claims;
+
+                if (strncmp(de->d_name, wa->rule_prefix, strlen(wa->rule_prefix)) != 0)
+                        continue;
+                fd = openat(wa->base_fd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                claims = fd < 0 ? NULL : fdopendir(fd);
+                if (!claims) {
+                        if (fd >= 0)
+                                close(fd);
+                        continue;
+                }
+                while (!found && (ce = readdir(claims))) {
+                        int claim_fd;
+
+                        if (ce->d_name[0] < '0' || ce->d_name[0] > '9' ||
+                            (strcmp(de->d_name, wa->worker) == 0 && strtoull(ce->d_name, NULL, 10) == c->seq))
+                                continue;
+                        claim_fd = openat(dirfd(claims), ce->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                        if (claim_fd < 0)
+                                continue;
+                        found = claimed_in(claim_fd, c, st);
+                        close(claim_fd);
+                }
+                closedir(claims);
+        }
+        closedir(workers);
+        return found;
+}
+
+int ferry__claim_moved_already(struct ferry__workarea *wa, struct ferry__claim *c, const struct ferry__folder *done,
+                               const struct ferry__folder *failed, char **ret_where)
+{
+        const struct ferry__folder *folders[] = {done, failed};
+        char file[NAME_MAX + 32], target[NAME_MAX + 1];
+        struct stat st;
+        int parent_fd;
+        char *where = NULL;
+
+        claim_file(c, file, sizeof(file));
+        /* A file with one name has no other place to be. */
+        if (c->in_place || fstatat(wa->work_fd, file, &st, AT_SYMLINK_NOFOLLOW) < 0 || st.st_nlink < 2)
+                return 0;
+        for (size_t i = 0; i < sizeof(folders) / sizeof(folders[0]) && !where; i++) {
+                if (!folders[i] || !moved_into(folders[i], c, &st, target, sizeof(target)))
+                        continue;
+                if (asprintf(&where, "%s/%s%s%s", folders[i]->path, c->origin ? c->origin : "", c->origin ? "/" : "",
+                             target) < 0)
+                        return -ENOMEM;
+                marker_follow(wa, c, folders[i], target); /* the dead worker may not have moved it yet */
+        }
+        if (!where && origin_open(wa, c->origin, &parent_fd) == 0) {
+                bool back = same_file(parent_fd, c->name, &st);
+
+                origin_close(wa, parent_fd);
+                if (back && !(where = strdup(c->original_path)))
+                        return -ENOMEM;
+        }
+        if (!where && claimed_elsewhere(wa, c, &st) && !(where = strdup("another worker's claim")))
+                return -ENOMEM;
+        if (!where)
+                return 0;
+        if (unlinkat(wa->work_fd, file, 0) < 0 && errno != ENOENT) {
+                free(where);
+                return -errno;
+        }
+        claim_folder_remove(wa, c);
+        *ret_where = where;
+        return 1;
+}
+
 int ferry__claim_return(struct ferry__workarea *wa, struct ferry__claim *c)
 {
         char file[NAME_MAX + 32];

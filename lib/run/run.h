@@ -107,6 +107,14 @@ void ferry__claim_note_handler(struct ferry__workarea *wa, struct ferry__claim *
 void ferry__claim_note_output(struct ferry__workarea *wa, struct ferry__claim *c, const char *name);
 /* Makes a new private output file .ferry-out.XXXXXX in dir_fd; its name to ret_name. */
 int ferry__output_create(int dir_fd, char *ret_name, size_t size);
+/* Where a move can be cut in half (a hard link, then an unlink, where the
+ * file system refuses RENAME_NOREPLACE), a worker that died in between left
+ * its claim with a second name: in done or failed (moved), in DIR (returned),
+ * or claimed again by another worker. When the claim's file is found there,
+ * its name in the claim is removed with the claim: returns 1 and where it is
+ * (caller frees). 0: the claim is the file's only place in ferry's hands. */
+int ferry__claim_moved_already(struct ferry__workarea *wa, struct ferry__claim *c, const struct ferry__folder *done,
+                               const struct ferry__folder *failed, char **ret_where);
 /* Puts the claimed file back where it was; -EEXIST when a new file took its name. */
 int ferry__claim_return(struct ferry__workarea *wa, struct ferry__claim *c);
 void ferry__claim_free(struct ferry__claim *c);

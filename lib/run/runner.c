@@ -236,7 +236,19 @@ static void adopt(void *userdata, struct ferry__claim *claim)
         struct rule_state *rs = userdata;
         struct ferry__claim **claims;
         struct job *job;
+        char *where = NULL;
 
+        /* Its worker died half-way through a move: the file is handled (or
+         * queued) under its other name already, and is not handled again. */
+        if (ferry__claim_moved_already(&rs->wa, claim, &rs->done, &rs->failed, &where) > 0) {
+                LOG(rs->runner, FERRY_LOG_INFO, rs->rule->name, claim->original_path,
+                    "recovered from a worker that died half-way through moving it: it is in %s already, "
+                    "not handled again",
+                    where);
+                free(where);
+                ferry__claim_free(claim);
+                return;
+        }
         if (claimed_irregular(rs, claim))
                 return;
         if (claim->outcome) {

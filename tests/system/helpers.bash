@@ -4,6 +4,7 @@
 # Nothing here sleeps to wait for ferry. Every wait polls a condition every 50 ms until a
 # deadline and fails with a message that says what it waited for. Deadlines are multiplied by
 # FERRY_TEST_SLOW (an integer, default 1) so a sanitizer build can stretch them.
+# FERRY_TEST_KEEP=1 keeps each test's scratch folder (its path is printed) to read after a run.
 
 bats_require_minimum_version 1.5.0
 
@@ -33,7 +34,11 @@ ferry_teardown() {
         kill_background
         restore_sysctls
         if [[ -n ${T:-} && -d $T ]]; then
-                rm -rf -- "$T"
+                if [[ -n ${FERRY_TEST_KEEP:-} ]]; then
+                        echo "# scratch kept: $T" >&3
+                else
+                        rm -rf -- "$T"
+                fi
         fi
 }
 

@@ -179,3 +179,46 @@ load helpers
                 false
         }
 }
+
+@test "run: a worker killed half-way through a move (link made, unlink not) left one file under two names; the next worker handles it once, or not again" {
+        # Where RENAME_NOREPLACE is refused (sshfs, SMB, NFS) a move is a hard link and an
+        # unlink. Killed in between, a worker leaves its claim with a second name: in done or
+        # failed (moved), back in the folder (returned), or in another claim.
+        D=$T/in
+        mkdir -p "$D" "$T/staging"
+        mkdir -m 0711 "$D/.ferry" "$D/.ferry/work" "$D/.ferry/done" "$D/.ferry/failed"
+        local w=$D/.ferry/work/run@gone.999999.1 w2=$D/.ferry/work/run@gone.999998.1 i
+        mkdir -m 0711 "$w" "$w2"
+        for i in 1 2 3 4 5; do
+                mkdir -m 0711 "$w/$i"
+        done
+        mkdir -m 0711 "$w2/1"
+        printf '%s %s %s 999999 1 10000000000\n' gone "$(cat /etc/machine-id)" \
+                "$(cat /proc/sys/kernel/random/boot_id)" >"$w/.lease"
+        printf '%s %s %s 999998 1 10000000000\n' gone "$(cat /etc/machine-id)" \
+                "$(cat /proc/sys/kernel/random/boot_id)" >"$w2/.lease"
+        printf 'a\n' >"$w/1/a.txt"
+        ln "$w/1/a.txt" "$D/.ferry/done/a.txt"   # moved to done: handled already
+        printf 'b\n' >"$w/2/b.txt"
+        ln "$w/2/b.txt" "$D/b.txt"               # returned to the folder: handled once, from there
+        printf 'c\n' >"$w/3/c.txt"
+        ln "$w/3/c.txt" "$D/.ferry/failed/c.txt" # moved to failed: not handled again
+        printf 'd\n' >"$w/4/d.txt"
+        ln "$w/4/d.txt" "$w2/1/d.txt"            # two claims of one file: handled once
+        printf 'e\n' >"$T/staging/e.txt"
+        ln "$T/staging/e.txt" "$w/5/e.txt"       # published by a link from outside: a file like any
+        make_handler "$T/quick.sh" 'printf "%s\0" "$FERRY_NAME" >>"$1"'
+        start_ferry "$T/ferry" run "$D" -- "$T/quick.sh" "$T/handled" {}
+        wait_files "$D/.ferry/done" 4 30
+        stop_ferry "$T/ferry"
+        printf 'b.txt\0d.txt\0e.txt\0' >"$T/want"
+        assert_same_nul_set "$T/want" "$T/handled"
+        files_nul "$D/.ferry/done" "$T/done"
+        printf 'a.txt\0b.txt\0d.txt\0e.txt\0' >"$T/want.done"
+        assert_same_nul_set "$T/want.done" "$T/done"
+        [[ $(find "$D/.ferry/failed" -type f -name 'c.txt*' ! -name '*.ferry*' | wc -l) -eq 1 ]]
+        assert_queue_empty "$D"
+        assert_no_claims "$D"
+        grep -q 'a.txt: recovered from a worker that died half-way through moving it: it is in .*/done/a.txt already' \
+                "$T/ferry.err"
+}

@@ -319,6 +319,25 @@ may_be_partial() {
         return 1
 }
 
+# show_cells NAMES: for each writer case named (CLIENT-CASE, one per line) and each policy,
+# what it meant to write, what each handler run was handed, what its ferry run logged of it
+# and its writer's stamps (seconds after its first), to tell a failure's cause from its log
+show_cells() {
+        local name p f
+        while read -r name; do
+                [[ -n $name ]] || continue
+                echo "--- $name: meant $(awk -v n="$name" '$1 == n { print $4, substr($5, 1, 12) }' "$T/sources")"
+                for p in "${POLICIES[@]}"; do
+                        f=$(folder_of "$p")
+                        echo "  $p: handed $(awk -v f="$f" -v n="$name" '$1 == f && $2 == n { printf "%s %s; ", $3, substr($4, 1, 12) }' "$T/handled" 2>/dev/null)"
+                        grep -aF "/$f/$name" "$T/run-$f.err" | sed 's/^/    /'
+                        [[ ! -s $T/w/$name-$f.stamps ]] ||
+                                awk 'NR == 1 { t = $2 } { printf "%s%s %.3f", (NR > 1 ? ", " : "    stamps: "), $1, $2 - t } END { print "" }' \
+                                        "$T/w/$name-$f.stamps"
+                done
+        done <<<"$1"
+}
+
 # handled_quiet S: $T/handled did not change for S seconds
 handled_quiet() { file_quiet "$T/handled" "$1"; }
 
@@ -416,7 +435,7 @@ handled_quiet() { file_quiet "$T/handled" "$1"; }
                 END { if (FNR != nwant) failed = 1; exit failed }' "$T/expected" "$T/outcomes" >"$T/diff"; then
                 echo "outcomes differ from the table (< expected, > seen):" >&2
                 cat "$T/diff" >&2
-                grep -h . "$T"/run-*.err | grep -v ': watching ' | head -40 >&2
+                show_cells "$(sed -n 's/^> \([^ ]*\) \([^ ]*\) .*/\1-\2/p' "$T/diff")" >&2
                 return 1
         fi
 }
