@@ -302,6 +302,7 @@ struct ferry_runner_stats {
         double duration_sum;
         uint64_t folders_lost; /* now: rules whose folder went away, looked for until it is back */
         uint64_t rules_paused; /* now: rules paused (ferry_rule_pause): no handler starts */
+        uint64_t purged;       /* files removed from done and failed folders by retention */
 };
 /* Upper bounds (seconds) of the duration buckets; the last one is +Inf. */
 extern const double FERRY_DURATION_BOUNDS[FERRY_DURATION_BUCKETS];
@@ -358,6 +359,18 @@ typedef void (*ferry_retry_done_cb)(void *userdata, const struct ferry_failure_i
  * were put back, or -errno (ferry_rule_explain says why). */
 int ferry_rule_retry(struct ferry_rule *rule, ferry_retry_select_cb select, ferry_retry_done_cb done, int dry_run,
                      void *userdata);
+
+/* ferry_rule_purge: callback(userdata, path, whole_folder, when) for each
+ * file removed (or, in a dry run, that would be), or each dated folder of
+ * done-layout removed whole (whole_folder 1); when: the time it arrived
+ * (unix seconds), or when the dated folder's period ended. */
+typedef void (*ferry_purge_cb)(void *userdata, const char *path, int whole_folder, int64_t when);
+/* Removes from rule's done and failed folders what arrived there longer ago
+ * than its done-retention and failed-retention (a folder without one is left
+ * alone): the sweep a running worker makes now and then. Returns how many
+ * files were removed (would be, with dry_run), or -errno (ferry_rule_explain
+ * says why). */
+int ferry_rule_purge(struct ferry_rule *rule, int dry_run, ferry_purge_cb callback, void *userdata);
 
 /* Pauses (paused 1) or resumes (0) rule on every host that shares its
  * folder: a flag in DIR/.ferry that each worker of the rule looks for once a

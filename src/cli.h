@@ -140,5 +140,6 @@ int cmd_explain(int argc, char **argv);
 int cmd_pause(int argc, char **argv);
 int cmd_resume(int argc, char **argv);
 int cmd_retry(int argc, char **argv);
+int cmd_purge(int argc, char **argv);
 
 #endif

@@ -19,6 +19,7 @@ static const char usage[] =
         "  pause -c FILE [RULE]  no handler starts, on every host sharing the folder\n"
         "  resume -c FILE [RULE] handlers start again\n"
         "  retry -c FILE --all   put failed files back, to be handled again\n"
+        "  purge -c FILE         remove what is older than the retention from done, failed\n"
         "  help COMMAND          show the help of COMMAND\n"
         "\n"
         "  -h, --help            show this help\n"
@@ -40,6 +41,7 @@ static const struct {
         {"pause", cmd_pause},
         {"resume", cmd_resume},
         {"retry", cmd_retry},
+        {"purge", cmd_purge},
 };
 /* clang-format on */
 

@@ -116,6 +116,8 @@ static void render(FILE *f, struct ferry_runner *runner, const struct ferry_runn
         counter(f, "ferry_rescans_total", "Kernel event queue overflows recovered by rescanning.", st->rescans);
         counter(f, "ferry_errors_total", "Errors: folders that cannot be watched, claims or moves that failed.",
                 st->errors);
+        counter(f, "ferry_files_purged_total",
+                "Files removed from done and failed folders, older than their retention.", st->purged);
         gauge(f, "ferry_queue_depth", "Ready files waiting for a handler slot.", st->queued);
         gauge(f, "ferry_handlers_running", "Handlers running now.", st->running);
         gauge(f, "ferry_claims_waiting", "Claimed files waiting for a retry.", st->waiting);

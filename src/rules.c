@@ -1,5 +1,5 @@
 /* rules.c: the rules a folder command acts on (status, explain, pause,
- * resume, retry): those of a config file (-c FILE), or one given on the
+ * resume, retry, purge): those of a config file (-c FILE), or one given on the
  * command line as for ferry run (--dir DIR and the rule options that decide
  * which files are the rule's). */
 #include "cli.h"
@@ -27,6 +27,9 @@ enum {
         OPT_REASON,
         OPT_SINCE,
         OPT_DRY_RUN,
+        OPT_DONE_LAYOUT,
+        OPT_DONE_RETENTION,
+        OPT_FAILED_RETENTION,
 };
 
 static const struct option options[] = {
@@ -50,6 +53,9 @@ static const struct option options[] = {
         {"reason", required_argument, NULL, OPT_REASON},
         {"since", required_argument, NULL, OPT_SINCE},
         {"dry-run", no_argument, NULL, OPT_DRY_RUN},
+        {"done-layout", required_argument, NULL, OPT_DONE_LAYOUT},
+        {"done-retention", required_argument, NULL, OPT_DONE_RETENTION},
+        {"failed-retention", required_argument, NULL, OPT_FAILED_RETENTION},
         {"help", no_argument, NULL, 'h'},
         {0},
 };
@@ -86,16 +92,28 @@ int rules_load(int argc, char **argv, struct rule_args *a, struct ferry_runner *
                 case OPT_REQUIRE_FILE: settings[count].key = "require-file", settings[count++].value = optarg; break;
                 case OPT_BACKEND: settings[count].key = "backend", settings[count++].value = optarg; break;
                 case OPT_POLL_INTERVAL: settings[count].key = "poll-interval", settings[count++].value = optarg; break;
+                case OPT_DONE_LAYOUT: settings[count].key = "done-layout", settings[count++].value = optarg; break;
+                case OPT_DONE_RETENTION:
+                        settings[count].key = "done-retention", settings[count++].value = optarg;
+                        break;
+                case OPT_FAILED_RETENTION:
+                        settings[count].key = "failed-retention", settings[count++].value = optarg;
+                        break;
+                case OPT_DRY_RUN:
+                        if (strcmp(a->command, "retry") != 0 && strcmp(a->command, "purge") != 0) {
+                                cli_usage_error(a->command, "unknown option '%s'", argv[optind - 1]);
+                                goto out;
+                        }
+                        a->dry_run = true;
+                        break;
                 case OPT_ALL:
                 case OPT_REASON:
                 case OPT_SINCE:
-                case OPT_DRY_RUN:
                         if (strcmp(a->command, "retry") != 0) {
                                 cli_usage_error(a->command, "unknown option '%s'", argv[optind - 1]);
                                 goto out;
                         }
                         a->all |= c == OPT_ALL;
-                        a->dry_run |= c == OPT_DRY_RUN;
                         if (c == OPT_REASON)
                                 a->reason = optarg;
                         if (c == OPT_SINCE)

@@ -39,6 +39,11 @@ static const char usage[] =
         "      --delete           delete handled files instead\n"
         "      --keep             leave handled files in place; DIR/.ferry/state.db\n"
         "                         records them, so a restart repeats nothing\n"
+        "      --done-layout L    done files go into dated folders, e.g. %Y/%m/%d\n"
+        "                         (%Y %m %d %H %M, local time)\n"
+        "      --done-retention DUR, --failed-retention DUR  remove what has been in\n"
+        "                         the done (failed) folder longer than DUR (e.g. 30d);\n"
+        "                         without them nothing is ever removed\n"
         "      --failed DIR       where failed files go (default DIR/.ferry/failed)\n"
         "      --output DIR       the handler's stdout becomes DIR/NAME, moved into\n"
         "                         place only on success\n"
@@ -106,6 +111,9 @@ enum {
         OPT_PRIORITY,
         OPT_MAX_SIZE,
         OPT_MAX_AGE,
+        OPT_DONE_LAYOUT,
+        OPT_DONE_RETENTION,
+        OPT_FAILED_RETENTION,
         OPT_LEASE,
         OPT_USER,
         OPT_SYMLINKS,
@@ -147,6 +155,9 @@ static const struct option options[] = {
         {"priority", required_argument, NULL, OPT_PRIORITY},
         {"max-size", required_argument, NULL, OPT_MAX_SIZE},
         {"max-age", required_argument, NULL, OPT_MAX_AGE},
+        {"done-layout", required_argument, NULL, OPT_DONE_LAYOUT},
+        {"done-retention", required_argument, NULL, OPT_DONE_RETENTION},
+        {"failed-retention", required_argument, NULL, OPT_FAILED_RETENTION},
         {"lease", required_argument, NULL, OPT_LEASE},
         {"user", required_argument, NULL, OPT_USER},
         {"symlinks", no_argument, NULL, OPT_SYMLINKS},
@@ -190,6 +201,9 @@ static const char *rule_key(int c)
         case OPT_PRIORITY: return "priority";
         case OPT_MAX_SIZE: return "max-size";
         case OPT_MAX_AGE: return "max-age";
+        case OPT_DONE_LAYOUT: return "done-layout";
+        case OPT_DONE_RETENTION: return "done-retention";
+        case OPT_FAILED_RETENTION: return "failed-retention";
         case OPT_LEASE: return "lease";
         case OPT_USER: return "user";
         case OPT_BACKEND: return "backend";

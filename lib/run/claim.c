@@ -42,6 +42,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define WORK_DIR ".ferry/work"
@@ -619,21 +620,40 @@ int ferry__folder_note(const struct ferry__folder *f, const char *relative, cons
         return r;
 }
 
+/* The folder, relative to an outcome folder, that a claim's file goes to at
+ * time when: [LAYOUT/]ORIGIN ("" for the outcome folder itself). */
+static int outcome_folder(const struct ferry__folder *folder, const struct ferry__claim *c, time_t when, char *buf,
+                          size_t size)
+{
+        char dated[PATH_MAX] = "";
+        int r = folder->layout ? ferry__layout_format(folder->layout, when, dated, sizeof(dated)) : 0;
+
+        if (r < 0)
+                return r;
+        if ((size_t)snprintf(buf, size, "%s%s%s", dated, *dated && c->origin ? "/" : "", c->origin ? c->origin : "") >=
+            size)
+                return -ENAMETOOLONG;
+        return 0;
+}
+
 /* Moves the claimed file to folder/ORIGIN/NAME without replacing anything: a
  * name already there gets ".1", ".2", ... Returns ORIGIN/NAME[.N] in
  * *ret_relative. */
 static int move_out(struct ferry__workarea *wa, struct ferry__claim *c, const struct ferry__folder *folder,
                     char **ret_relative)
 {
-        char file[NAME_MAX + 32], target[NAME_MAX + 1];
+        char file[NAME_MAX + 32], target[NAME_MAX + 1], sub[PATH_MAX];
         int dir_fd, r;
 
         claim_file(c, file, sizeof(file));
-        /* The origin's folders are made inside the outcome folder, which is
-         * ours alone: nothing can have been planted there. */
-        if (!c->origin)
+        r = outcome_folder(folder, c, time(NULL), sub, sizeof(sub));
+        if (r < 0)
+                return r;
+        /* The folders are made inside the outcome folder, which is ours
+         * alone: nothing can have been planted there. */
+        if (!*sub)
                 dir_fd = folder->fd;
-        else if ((r = ferry__mkdirs_beneath(folder->fd, c->origin, folder->mode, &dir_fd)) < 0)
+        else if ((r = ferry__mkdirs_beneath(folder->fd, sub, folder->mode, &dir_fd)) < 0)
                 return r;
         for (unsigned n = 0; n < 1000; n++) {
                 char suffix[16] = "";
@@ -650,8 +670,7 @@ static int move_out(struct ferry__workarea *wa, struct ferry__claim *c, const st
                 close(dir_fd);
         if (r == 0) {
                 claim_folder_remove(wa, c);
-                if (ret_relative &&
-                    asprintf(ret_relative, "%s%s%s", c->origin ? c->origin : "", c->origin ? "/" : "", target) < 0)
+                if (ret_relative && asprintf(ret_relative, "%s%s%s", sub, *sub ? "/" : "", target) < 0)
                         *ret_relative = NULL;
                 return 0;
         }
@@ -661,11 +680,12 @@ static int move_out(struct ferry__workarea *wa, struct ferry__claim *c, const st
 }
 
 /* A file's NAME.SUFFIX marker leaves the folder with it: into folder beside
- * it, as TARGET.SUFFIX (TARGET: the name it got there), or removed with it
- * (folder NULL). Left behind, it would vouch for a later file of that name.
- * Only a regular file is moved: whatever else stands there is not ours. */
+ * it, at RELATIVE.SUFFIX (RELATIVE: where the file went in it), or removed
+ * with it (folder NULL). Left behind, it would vouch for a later file of
+ * that name. Only a regular file is moved: whatever else stands there is not
+ * ours. */
 static void marker_follow(struct ferry__workarea *wa, const struct ferry__claim *c, const struct ferry__folder *folder,
-                          const char *target)
+                          const char *relative)
 {
         char marker[NAME_MAX + 1], moved[NAME_MAX + 1];
         int parent_fd, dir_fd;
@@ -679,10 +699,14 @@ static void marker_follow(struct ferry__workarea *wa, const struct ferry__claim 
                 if (!folder) {
                         (void)unlinkat(parent_fd, marker, 0);
                 } else {
+                        const char *slash = strrchr(relative, '/');
+                        char *sub = slash ? strndup(relative, (size_t)(slash - relative)) : NULL;
+
                         dir_fd = folder->fd;
-                        if (c->origin && ferry__mkdirs_beneath(folder->fd, c->origin, folder->mode, &dir_fd) < 0)
+                        if (slash && (!sub || ferry__mkdirs_beneath(folder->fd, sub, folder->mode, &dir_fd) < 0))
                                 dir_fd = -1;
-                        suffixed(moved, sizeof(moved), target, wa->marker_suffix);
+                        free(sub);
+                        suffixed(moved, sizeof(moved), slash ? slash + 1 : relative, wa->marker_suffix);
                         /* A marker already there belongs to an earlier file: this one goes. */
                         if (dir_fd >= 0 && ferry__rename_noreplace(parent_fd, marker, dir_fd, moved) == -EEXIST)
                                 (void)unlinkat(parent_fd, marker, 0);
@@ -712,7 +736,7 @@ int ferry__claim_finish(struct ferry__workarea *wa, struct ferry__claim *c, cons
         }
         r = move_out(wa, c, folder, &relative);
         if (r == 0 && relative)
-                marker_follow(wa, c, folder, strrchr(relative, '/') ? strrchr(relative, '/') + 1 : relative);
+                marker_follow(wa, c, folder, relative);
         else if (r == -ENOENT)
                 marker_follow(wa, c, NULL, NULL); /* the handler removed or moved the file itself */
         if (ret_relative)
@@ -733,31 +757,41 @@ static bool same_file(int dir_fd, const char *name, const struct stat *st)
                other.st_ino == st->st_ino;
 }
 
-/* The name in folder/ORIGIN that a move of c gave the file st, if one did:
- * NAME, NAME.1, ... up to the first name that is free (a move takes the
- * first free one). */
+/* Where in folder a move of c put the file st, if one did, into relative:
+ * [LAYOUT/]ORIGIN/NAME, NAME.1, ... up to the first free name (a move takes
+ * the first free one). A dated folder is the one of the link's time (the
+ * file's change time), or of now. */
 static bool moved_into(const struct ferry__folder *folder, const struct ferry__claim *c, const struct stat *st,
-                       char *target, size_t size)
+                       char *relative, size_t size)
 {
+        time_t times[] = {st->st_ctime, time(NULL)};
         bool found = false;
-        int dir_fd = folder->fd;
 
-        if (folder->fd < 0 ||
-            (c->origin && ferry__open_beneath(folder->fd, c->origin, O_RDONLY | O_DIRECTORY, &dir_fd) < 0))
+        if (folder->fd < 0)
                 return false;
-        for (unsigned n = 0; n < 1000 && !found; n++) {
-                char suffix[16] = "";
-                struct stat other;
+        for (size_t t = 0; t < (folder->layout ? 2 : 1) && !found; t++) {
+                char sub[PATH_MAX], target[NAME_MAX + 1];
+                int dir_fd = folder->fd;
 
-                if (n)
-                        snprintf(suffix, sizeof(suffix), ".%u", n);
-                suffixed(target, size, c->name, suffix);
-                if (fstatat(dir_fd, target, &other, AT_SYMLINK_NOFOLLOW) < 0)
-                        break;
-                found = other.st_dev == st->st_dev && other.st_ino == st->st_ino;
+                if (outcome_folder(folder, c, times[t], sub, sizeof(sub)) < 0 ||
+                    (*sub && ferry__open_beneath(folder->fd, sub, O_RDONLY | O_DIRECTORY, &dir_fd) < 0))
+                        continue;
+                for (unsigned n = 0; n < 1000 && !found; n++) {
+                        char suffix[16] = "";
+                        struct stat other;
+
+                        if (n)
+                                snprintf(suffix, sizeof(suffix), ".%u", n);
+                        suffixed(target, sizeof(target), c->name, suffix);
+                        if (fstatat(dir_fd, target, &other, AT_SYMLINK_NOFOLLOW) < 0)
+                                break;
+                        found = other.st_dev == st->st_dev && other.st_ino == st->st_ino;
+                }
+                if (dir_fd != folder->fd)
+                        close(dir_fd);
+                if (found && (size_t)snprintf(relative, size, "%s%s%s", sub, *sub ? "/" : "", target) >= size)
+                        found = false;
         }
-        if (dir_fd != folder->fd)
-                close(dir_fd);
         return found;
 }
 
@@ -822,7 +856,7 @@ int ferry__claim_moved_already(struct ferry__workarea *wa, struct ferry__claim *
                                const struct ferry__folder *failed, char **ret_where)
 {
         const struct ferry__folder *folders[] = {done, failed};
-        char file[NAME_MAX + 32], target[NAME_MAX + 1];
+        char file[NAME_MAX + 32], relative[PATH_MAX];
         struct stat st;
         int parent_fd;
         char *where = NULL;
@@ -832,12 +866,11 @@ int ferry__claim_moved_already(struct ferry__workarea *wa, struct ferry__claim *
         if (c->in_place || fstatat(wa->work_fd, file, &st, AT_SYMLINK_NOFOLLOW) < 0 || st.st_nlink < 2)
                 return 0;
         for (size_t i = 0; i < sizeof(folders) / sizeof(folders[0]) && !where; i++) {
-                if (!folders[i] || !moved_into(folders[i], c, &st, target, sizeof(target)))
+                if (!folders[i] || !moved_into(folders[i], c, &st, relative, sizeof(relative)))
                         continue;
-                if (asprintf(&where, "%s/%s%s%s", folders[i]->path, c->origin ? c->origin : "", c->origin ? "/" : "",
-                             target) < 0)
+                if (asprintf(&where, "%s/%s", folders[i]->path, relative) < 0)
                         return -ENOMEM;
-                marker_follow(wa, c, folders[i], target); /* the dead worker may not have moved it yet */
+                marker_follow(wa, c, folders[i], relative); /* the dead worker may not have moved it yet */
         }
         if (!where && origin_open(wa, c->origin, &parent_fd) == 0) {
                 bool back = same_file(parent_fd, c->name, &st);

@@ -308,17 +308,57 @@ static void find_claim(void *userdata, const struct ferry__claim_info *claim)
 }
 
 /* Its place in an outcome folder, when it has one there. */
+/* With a done-layout: the latest arrival of relative in the dated folders
+ * depth levels beneath base, into *path (replaced) and *st. */
+static void find_dated(const char *base, int depth, const char *relative, char **path, struct stat *st)
+{
+        DIR *listing = opendir(base);
+        struct dirent *de;
+
+        if (!listing)
+                return;
+        while ((de = readdir(listing))) {
+                char *sub, *candidate;
+                struct stat cst;
+
+                if (de->d_name[0] == '.' || !(sub = join(base, de->d_name)))
+                        continue;
+                if (depth > 1) {
+                        find_dated(sub, depth - 1, relative, path, st);
+                } else if ((candidate = join(sub, relative))) {
+                        if (lstat(candidate, &cst) == 0 && (!*path || cst.st_ctim.tv_sec > st->st_ctim.tv_sec)) {
+                                free(*path);
+                                *path = candidate;
+                                *st = cst;
+                                candidate = NULL;
+                        }
+                        free(candidate);
+                }
+                free(sub);
+        }
+        closedir(listing);
+}
+
 static bool explain_outcome(const struct ferry_rule *rule, const char *relative, struct out *o)
 {
         for (int failed = 0; failed <= 1; failed++) {
                 char *folder = outcome_folder(rule, failed), *path = folder ? join(folder, relative) : NULL;
                 struct stat st;
 
+                if (path && !failed && rule->done_layout && lstat(path, &st) < 0) {
+                        int depth = 1;
+
+                        for (const char *c = rule->done_layout; *c; c++)
+                                depth += *c == '/';
+                        free(path);
+                        path = NULL;
+                        find_dated(folder, depth, relative, &path, &st);
+                }
                 if (path && lstat(path, &st) == 0) {
                         char note_path[PATH_MAX * 2], text[8192], value[512];
 
                         if (!failed) {
-                                say_time(o, "handled:", st.st_mtim.tv_sec);
+                                say_time(o, "handled:", st.st_ctim.tv_sec); /* when it arrived there */
                                 say(o,
                                     "; it is in the done folder as %s (a later file of the same name gets .1, "
                                     ".2, ...)\n",

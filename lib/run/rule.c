@@ -85,6 +85,7 @@ void ferry_rule_free(struct ferry_rule *rule)
         free(rule->dir);
         free(rule->ready);
         free(rule->done_dir);
+        free(rule->done_layout);
         free(rule->failed_dir);
         free(rule->output_dir);
         free(rule->user);
@@ -305,6 +306,21 @@ int ferry_rule_set(struct ferry_rule *rule, const char *key, const char *value)
 
                 if (r == 0 && rule->max_age_ns <= 0)
                         return fail(rule, -EINVAL, "max-age: '%s' is not above 0", value);
+                return r;
+        }
+        if (strcmp(key, "done-layout") == 0) {
+                char why[256];
+
+                if (ferry__layout_check(value, why, sizeof(why)) < 0)
+                        return fail(rule, -EINVAL, "done-layout: %s", why);
+                return set_string(rule, &rule->done_layout, key, value);
+        }
+        if (strcmp(key, "done-retention") == 0 || strcmp(key, "failed-retention") == 0) {
+                int64_t *field = key[0] == 'd' ? &rule->done_retention_ns : &rule->failed_retention_ns;
+                int r = set_duration(rule, field, key, value);
+
+                if (r == 0 && *field < FERRY__NSEC_PER_SEC)
+                        return fail(rule, -EINVAL, "%s: '%s' is too short (at least 1s)", key, value);
                 return r;
         }
         if (strcmp(key, "max-folders") == 0)
@@ -536,6 +552,9 @@ int ferry__rule_check(struct ferry_rule *rule, bool handler)
                 return fail(rule, -EINVAL, "rule %s: stdin and batch exclude each other", rule->name);
         if (rule->on_success != FERRY__ON_SUCCESS_DONE && rule->done_dir)
                 return fail(rule, -EINVAL, "rule %s: done DIR, delete and keep exclude each other", rule->name);
+        if (rule->on_success != FERRY__ON_SUCCESS_DONE && (rule->done_layout || rule->done_retention_ns))
+                return fail(rule, -EINVAL, "rule %s: done-layout and done-retention need a done folder (not %s)",
+                            rule->name, rule->on_success == FERRY__ON_SUCCESS_KEEP ? "keep" : "delete");
         if (rule->output_dir && rule->batch > 1)
                 return fail(rule, -EINVAL, "rule %s: output and batch exclude each other", rule->name);
         if (rule->user && geteuid() != 0)

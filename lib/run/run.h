@@ -66,7 +66,8 @@ struct ferry__claim {
 struct ferry__folder {
         char *path; /* for messages and the paths handed out */
         int fd;
-        mode_t mode; /* of the folders made in it */
+        mode_t mode;        /* of the folders made in it */
+        const char *layout; /* done-layout: files go to dated folders in it (retention.c); NULL: none */
 };
 
 /* Opens DIR and its .ferry, made or checked (ours, writable by nobody
@@ -216,12 +217,14 @@ struct ferry_rule {
         bool order_descending;
         char **priority; /* globs: files matching an earlier one are claimed first */
         size_t priority_count;
-        int64_t max_age_ns;     /* a file older than this when found goes to failed unhandled; 0: none */
-        unsigned max_folders;   /* folders the rule's watcher watches at most */
-        int64_t timeout_ns;     /* 0: none */
-        int64_t kill_after_ns;  /* SIGTERM to SIGKILL */
-        int64_t retry_delay_ns; /* first back-off; doubles per attempt */
-        int64_t lease_ns;       /* a claim whose heartbeat is older is a dead worker's */
+        int64_t max_age_ns; /* a file older than this when found goes to failed unhandled; 0: none */
+        char *done_layout;  /* done files go to dated folders (retention.c); NULL: none */
+        int64_t done_retention_ns, failed_retention_ns; /* what is older goes from those folders; 0: kept */
+        unsigned max_folders;                           /* folders the rule's watcher watches at most */
+        int64_t timeout_ns;                             /* 0: none */
+        int64_t kill_after_ns;                          /* SIGTERM to SIGKILL */
+        int64_t retry_delay_ns;                         /* first back-off; doubles per attempt */
+        int64_t lease_ns;                               /* a claim whose heartbeat is older is a dead worker's */
         enum ferry__on_success on_success;
         char *done_dir, *failed_dir, *output_dir; /* NULL: defaults */
         char *user;
@@ -241,6 +244,21 @@ int ferry__rule_watch_new(const struct ferry_rule *rule, unsigned flags, struct 
 /* ferry_rule_check(), for a rule whose files a handler takes (handler) or
  * the caller of a queue (no command, stdin, output, batch or user then). */
 int ferry__rule_check(struct ferry_rule *rule, bool handler);
+
+/* ---- retention.c: dated done folders, and what is old leaves ---- */
+
+struct ferry__purge_counts {
+        unsigned long long files, folders;
+};
+/* 0 when layout is a done-layout ferry can make and read back; else -EINVAL and why. */
+int ferry__layout_check(const char *layout, char *why, size_t size);
+/* The dated folders of layout at when (local time), e.g. "2026/12/04". */
+int ferry__layout_format(const char *layout, time_t when, char *buf, size_t size);
+/* Removes from folder what arrived longer than retention_ns ago (whole dated
+ * folders of layout, else by change time), counted into counts; with
+ * dry_run, only says it. callback (may be NULL) hears of each removal. */
+int ferry__sweep(const struct ferry__folder *folder, const char *layout, int64_t retention_ns, bool dry_run,
+                 ferry_purge_cb callback, void *userdata, struct ferry__purge_counts *counts);
 
 /* ---- inspect.c ---- */
 

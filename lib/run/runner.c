@@ -443,6 +443,7 @@ static int rule_attach(struct rule_state *rs)
                 rs->wa.marker_suffix = rule->policy.marker;
         if (e == 0 && rule->on_success == FERRY__ON_SUCCESS_DONE)
                 e = ferry__folder_open(&rs->wa, &rs->done, rule->done_dir, "done");
+        rs->done.layout = rule->done_layout;
         if (e == 0)
                 e = ferry__folder_open(&rs->wa, &rs->failed, rule->failed_dir, "failed");
         if (e == 0 && rs->output_dir)
@@ -602,6 +603,44 @@ static void rule_retry(struct rule_state *rs, int64_t now)
         rs->retry_at = now + rs->retry_ns;
 }
 
+/* Retention: what has been in the done and failed folders longer than the
+ * rule keeps it goes, in a sweep at start and then every tenth of the
+ * shorter retention (at most an hour apart), said in one line. */
+static void sweep(struct rule_state *rs, int64_t now)
+{
+        const struct ferry_rule *rule = rs->rule;
+        struct ferry__purge_counts counts = {0};
+        int64_t shortest = INT64_MAX;
+        int e = 0, f;
+
+        if (now < rs->next_sweep || (!rule->done_retention_ns && !rule->failed_retention_ns))
+                return;
+        if (rule->done_retention_ns && rs->done.fd >= 0) {
+                e = ferry__sweep(&rs->done, rule->done_layout, rule->done_retention_ns, false, NULL, NULL, &counts);
+                shortest = rule->done_retention_ns;
+        }
+        if (rule->failed_retention_ns) {
+                f = ferry__sweep(&rs->failed, NULL, rule->failed_retention_ns, false, NULL, NULL, &counts);
+                if (f < 0 && e == 0)
+                        e = f;
+                if (rule->failed_retention_ns < shortest)
+                        shortest = rule->failed_retention_ns;
+        }
+        shortest /= 10;
+        rs->next_sweep = now + (shortest < FERRY__NSEC_PER_SEC          ? FERRY__NSEC_PER_SEC
+                                : shortest > 3600 * FERRY__NSEC_PER_SEC ? 3600 * FERRY__NSEC_PER_SEC
+                                                                        : shortest);
+        rs->runner->stats.purged += counts.files;
+        if (counts.files || counts.folders)
+                LOG(rs->runner, FERRY_LOG_INFO, rule->name, rule->dir,
+                    "purged %llu file%s and %llu folder%s older than their retention from the done and failed folders",
+                    counts.files, counts.files == 1 ? "" : "s", counts.folders, counts.folders == 1 ? "" : "s");
+        if (e < 0)
+                LOG(rs->runner, FERRY_LOG_WARNING, rule->name, rule->dir,
+                    "the retention sweep could not remove everything that is due: %s; tried again at the next sweep",
+                    strerror(-e));
+}
+
 /* Every rule's folder still there? Lost ones are looked for again. */
 static void check_folders(struct ferry_runner *r, int64_t now)
 {
@@ -624,8 +663,10 @@ static void check_folders(struct ferry_runner *r, int64_t now)
                 }
                 if (rs->late_notes && !rs->down)
                         ferry__late_notes_write(rs, false);
-                if (!rs->down)
+                if (!rs->down) {
                         check_paused(rs);
+                        sweep(rs, now);
+                }
                 if (rs->down && now >= rs->retry_at)
                         rule_retry(rs, now);
                 else if (!rs->down && rs->wa.root_fd >= 0 && (lost = folder_gone(rs, why, sizeof(why))))

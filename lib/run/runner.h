@@ -99,6 +99,7 @@ struct rule_state {
         int64_t tokens_at;          /* when tokens was last filled up */
         int64_t rate_wait;          /* rate: when the next token comes, while one is waited for; 0: none */
         int64_t retry_at, retry_ns; /* the next look, and the wait after it (doubles up to a maximum) */
+        int64_t next_sweep;         /* retention: when done and failed are swept next (0: at start) */
         char why[512];              /* why the folder cannot be taken up, as last said */
         char **env;                 /* the handlers' environment but FERRY_* (env.c); NULL for a queue */
         size_t env_count;
