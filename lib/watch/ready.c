@@ -284,6 +284,16 @@ static void consider_arrived(struct ferry_watch *w, struct ferry__file *f)
 static void judge_marked(struct ferry_watch *w, struct ferry__file *f, const struct ferry__version *vp, ssize_t n,
                          int r);
 
+/* The later of a file's modification and change times (ns): when it was
+ * last written, or arrived (a copy may keep an older modification time). */
+static int64_t newest_time(const struct stat *st)
+{
+        int64_t m = (int64_t)st->st_mtim.tv_sec * FERRY__NSEC_PER_SEC + st->st_mtim.tv_nsec;
+        int64_t c = (int64_t)st->st_ctim.tv_sec * FERRY__NSEC_PER_SEC + st->st_ctim.tv_nsec;
+
+        return m > c ? m : c;
+}
+
 /* done-file: ready when the marker exists and, when it says what the file
  * is (size, SHA-256), the file is that. A mismatch is an ERROR event: the
  * writer died half-way, or the file changed after its marker was written. */
@@ -319,6 +329,17 @@ static void consider_marked(struct ferry_watch *w, struct ferry__file *f)
                 return set_state(w, f, FERRY__IDLE);
         if (!is_new_version(f, &v))
                 return set_state(w, f, FERRY__IDLE);
+        /* A folder-wide marker vouches for the files that were there before
+         * it was written (or touched): one left behind does not make a file
+         * that arrives later ready at once; the producer's next marker does. */
+        if (!w->policy.marker_is_suffix) {
+                struct stat st;
+
+                if (lstat(w->path, &st) < 0)
+                        return set_state(w, f, FERRY__IDLE);
+                if (newest_time(&st) > newest_time(&marker_st))
+                        return set_state(w, f, FERRY__WAIT_MARKER);
+        }
         r = 0;
         if (w->policy.marker_is_suffix) {
                 struct ferry__marker_claim claim;

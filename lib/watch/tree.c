@@ -297,8 +297,9 @@ struct ferry__file *ferry__file_changed(struct ferry_watch *w, struct ferry__dir
         /* Markers are the policy's business, whatever the filters say: the
          * files they mark are checked against the filters instead. */
         if (ferry__ready_is_marker(w, name, len)) {
+                /* (a folder-wide marker touched again vouches for the files written since) */
                 if (change == FERRY__CHANGE_CLOSE_WRITE || change == FERRY__CHANGE_ARRIVED ||
-                    change == FERRY__CHANGE_FOUND)
+                    change == FERRY__CHANGE_FOUND || (change == FERRY__CHANGE_ATTRIB && !w->policy.marker_is_suffix))
                         ferry__ready_marker(w, dir, name, len);
                 return NULL;
         }

@@ -45,6 +45,15 @@ ferry_teardown() {
 setup() { ferry_setup; }
 teardown() { ferry_teardown; }
 
+# refute CMD...: fails when CMD succeeds. A bare "! CMD" never fails a bats test: errexit
+# ignores a negated command.
+refute() {
+        if "$@"; then
+                echo "refute: this succeeded, and should not have: $*" >&2
+                return 1
+        fi
+}
+
 # --- time ----------------------------------------------------------------------------------
 
 now_us() { echo "${EPOCHREALTIME/./}"; }

@@ -17,7 +17,7 @@ load helpers
         wait "$pid"
         grep -q '^<6>ferry: info ' "$T/err"
         grep -q '^<4>ferry: failed ' "$T/err"
-        ! grep -v '^<[3-6]>ferry: ' "$T/err"
+        refute grep -v '^<[3-6]>ferry: ' "$T/err"
 
         # Another stream (a file that is not our stderr): plain lines.
         printf y >"$T/in/b"
@@ -26,6 +26,6 @@ load helpers
         wait_for file_exists "$T/in/.ferry/failed/b.ferry-error" 30
         kill -TERM "$pid"
         wait "$pid"
-        ! grep -q '^<' "$T/err2"
+        refute grep -q '^<' "$T/err2"
         grep -q '^ferry: failed ' "$T/err2"
 }

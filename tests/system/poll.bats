@@ -48,7 +48,7 @@ teardown() {
         printf 'x' >"$T/mnt/seen.txt"
         wait_line "$T/out" "create $T/mnt/seen.txt" 10
         stop_ferry "$T/out"
-        ! grep -q unseen "$T/out"
+        refute grep -q unseen "$T/out"
 }
 
 @test "run on a FUSE mount: handled files reach the done folder (no RENAME_NOREPLACE there)" {

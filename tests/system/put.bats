@@ -14,7 +14,7 @@ load helpers
         wait_line "$T/events" "moved_to $T/in/big.bin" 30
         stop_ferry "$T/events"
         # The final name was never created or written in place; only the temporary name was.
-        ! grep -aE "^(create|close_write) $T/in/big.bin\$" "$T/events"
+        refute grep -aE "^(create|close_write) $T/in/big.bin\$" "$T/events"
         grep -aqE "^create $T/in/\.ferry-put\." "$T/events"
         # No temporary file is left.
         [[ $(ls -A "$T/in") == big.bin ]]

@@ -79,7 +79,7 @@ EOF
         wait_for file_exists "$T/out/a.env" 30
         stop_ferry "$T/ferry"
         check_env run
-        ! grep -q -e '^OTHER=' -e '^DATABASE_URL=' "$T/out/a.env"
+        refute grep -q -e '^OTHER=' -e '^DATABASE_URL=' "$T/out/a.env"
 }
 
 @test "run -c: env, pass-env and env-file in ferry.conf give the same" {

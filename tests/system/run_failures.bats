@@ -210,7 +210,7 @@ proc_reaped() { [[ ! -e /proc/$1 ]]; }
         stop_ferry "$T/run"
         grep -q "job.txt: failed (exit status 1) after 1 attempt; the handler removed or moved the file itself" \
                 "$T/run.err" || { cat "$T/run.err" >&2; false; }
-        ! grep -q "cannot move it" "$T/run.err"
+        refute grep -q "cannot move it" "$T/run.err"
         grep -q '^gave up$' "$T/in/.ferry/failed/job.txt.ferry-error"
         assert_no_claims "$T/in"
 }

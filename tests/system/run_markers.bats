@@ -32,7 +32,7 @@ make_marker_handler() {
         printf 'first\nsecond\n' >"$T/want"
         assert_same_file "$T/want" "$T/handled"
         [[ ! -e $T/in/a.csv.done ]]
-        ! grep -q 'does not match its done-marker' "$T/ferry.err"
+        refute grep -q 'does not match its done-marker' "$T/ferry.err"
 }
 
 @test "done-file with --delete: the marker is removed with its file" {
