@@ -61,6 +61,9 @@ static const char usage[] =
         "                         with a note saying which limit\n"
         "      --max-age DUR      the same for a file last written longer ago than DUR\n"
         "                         when it was found (e.g. 7d)\n"
+        "      --pause-when-free-below N  start no handler while the done, failed or\n"
+        "                         output folder's file system has less free than N\n"
+        "                         (a percentage, e.g. 5%, or a size, e.g. 10G)\n"
         "      --backend B        auto (default), inotify, or poll; see ferry-watch(1)\n"
         "      --poll-interval DUR  how often polled folders are listed (default 2s)\n"
         "      --max-folders N    with -r, watch at most N folders, list up to N more\n"
@@ -111,6 +114,7 @@ enum {
         OPT_PRIORITY,
         OPT_MAX_SIZE,
         OPT_MAX_AGE,
+        OPT_PAUSE_FREE,
         OPT_DONE_LAYOUT,
         OPT_DONE_RETENTION,
         OPT_FAILED_RETENTION,
@@ -155,6 +159,7 @@ static const struct option options[] = {
         {"priority", required_argument, NULL, OPT_PRIORITY},
         {"max-size", required_argument, NULL, OPT_MAX_SIZE},
         {"max-age", required_argument, NULL, OPT_MAX_AGE},
+        {"pause-when-free-below", required_argument, NULL, OPT_PAUSE_FREE},
         {"done-layout", required_argument, NULL, OPT_DONE_LAYOUT},
         {"done-retention", required_argument, NULL, OPT_DONE_RETENTION},
         {"failed-retention", required_argument, NULL, OPT_FAILED_RETENTION},
@@ -201,6 +206,7 @@ static const char *rule_key(int c)
         case OPT_PRIORITY: return "priority";
         case OPT_MAX_SIZE: return "max-size";
         case OPT_MAX_AGE: return "max-age";
+        case OPT_PAUSE_FREE: return "pause-when-free-below";
         case OPT_DONE_LAYOUT: return "done-layout";
         case OPT_DONE_RETENTION: return "done-retention";
         case OPT_FAILED_RETENTION: return "failed-retention";

@@ -308,6 +308,25 @@ int ferry_rule_set(struct ferry_rule *rule, const char *key, const char *value)
                         return fail(rule, -EINVAL, "max-age: '%s' is not above 0", value);
                 return r;
         }
+        if (strcmp(key, "pause-when-free-below") == 0) {
+                size_t len = strlen(value);
+
+                rule->free_below_percent = 0;
+                rule->free_below_bytes = 0;
+                if (len && value[len - 1] == '%') {
+                        char *end;
+                        double p = strtod(value, &end);
+
+                        if (!isdigit((unsigned char)*value) || end != value + len - 1 || !(p > 0 && p < 100))
+                                return fail(rule, -EINVAL,
+                                            "pause-when-free-below: '%s' is not a percentage above 0 and below 100 "
+                                            "(e.g. 5%%) nor a size (e.g. 10G)",
+                                            value);
+                        rule->free_below_percent = p;
+                        return 0;
+                }
+                return set_size(rule, &rule->free_below_bytes, key, value);
+        }
         if (strcmp(key, "done-layout") == 0) {
                 char why[256];
 

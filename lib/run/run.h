@@ -217,8 +217,10 @@ struct ferry_rule {
         bool order_descending;
         char **priority; /* globs: files matching an earlier one are claimed first */
         size_t priority_count;
-        int64_t max_age_ns; /* a file older than this when found goes to failed unhandled; 0: none */
-        char *done_layout;  /* done files go to dated folders (retention.c); NULL: none */
+        int64_t max_age_ns;        /* a file older than this when found goes to failed unhandled; 0: none */
+        char *done_layout;         /* done files go to dated folders (retention.c); NULL: none */
+        double free_below_percent; /* pause-when-free-below: no handler starts while an outcome */
+        uint64_t free_below_bytes; /* file system has less free (percent of it, or bytes); 0: never */
         int64_t done_retention_ns, failed_retention_ns; /* what is older goes from those folders; 0: kept */
         unsigned max_folders;                           /* folders the rule's watcher watches at most */
         int64_t timeout_ns;                             /* 0: none */

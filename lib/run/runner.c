@@ -21,6 +21,7 @@
 #include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/timerfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -393,13 +394,16 @@ static const char *folder_gone(struct rule_state *rs, char *buf, size_t size)
  * watch (files there now are ready candidates), the claims left from before.
  * On failure, rs->why says why; the caller releases what was taken. */
 /* Looks for the rule's pause flag; says when it came or went. */
+static void check_space(struct rule_state *rs);
+
 static void check_paused(struct rule_state *rs)
 {
         bool paused = ferry__paused(&rs->wa, rs->rule->name);
 
-        if (paused == rs->paused)
+        rs->paused = paused || rs->space_low;
+        if (paused == rs->flag_paused)
                 return;
-        rs->paused = paused;
+        rs->flag_paused = paused;
         if (paused)
                 LOG(rs->runner, FERRY_LOG_INFO, rs->rule->name, rs->rule->dir,
                     "paused (%s/.ferry/%s.paused is there): no handler starts until the rule is resumed; the %u "
@@ -508,6 +512,7 @@ static int rule_attach(struct rule_state *rs)
         (void)ferry_watch_describe_root(rs->watch, rule->dir, backend, sizeof(backend));
         LOG(r, FERRY_LOG_INFO, rule->name, rule->dir, "watching %s%s with %s; %s; %u job%s at once", rule->dir,
             rule->recursive ? " and its subfolders" : "", backend, description, rule->jobs, rule->jobs == 1 ? "" : "s");
+        check_space(rs);
         check_paused(rs);
         return 0;
 }
@@ -603,6 +608,59 @@ static void rule_retry(struct rule_state *rs, int64_t now)
         rs->retry_at = now + rs->retry_ns;
 }
 
+/* The free space of the file system of fd, below the rule's
+ * pause-when-free-below (above it by a twentieth more when resuming, so that
+ * it does not go back and forth): true, with what is free in free_text. */
+static bool space_short(const struct ferry_rule *rule, int fd, bool resuming, char *free_text, size_t size)
+{
+        struct statvfs sv;
+        double free_bytes, total, limit;
+
+        if (fd < 0 || fstatvfs(fd, &sv) < 0 || !sv.f_blocks)
+                return false;
+        free_bytes = (double)sv.f_bavail * (double)sv.f_frsize;
+        total = (double)sv.f_blocks * (double)sv.f_frsize;
+        limit = rule->free_below_percent ? total * rule->free_below_percent / 100 : (double)rule->free_below_bytes;
+        if (resuming)
+                limit *= 1.05;
+        snprintf(free_text, size, "%.0f MiB (%.1f%%)", free_bytes / 1048576, free_bytes * 100 / total);
+        return free_bytes < limit;
+}
+
+/* pause-when-free-below: no handler starts while the done, failed or
+ * output folder's file system is short of space (handlers write there, and
+ * a file that cannot be moved out stays claimed); said once each way. */
+static void check_space(struct rule_state *rs)
+{
+        const struct ferry_rule *rule = rs->rule;
+        const struct {
+                int fd;
+                const char *path;
+        } folders[] = {{rs->done.fd, rs->done.path},
+                       {rs->failed.fd, rs->failed.path},
+                       {rs->wa.output_fd, rs->output_dir}};
+        const char *short_of = NULL;
+        char free_text[64] = "";
+
+        if (!rule->free_below_percent && !rule->free_below_bytes)
+                return;
+        for (size_t i = 0; i < sizeof(folders) / sizeof(folders[0]) && !short_of; i++)
+                if (space_short(rule, folders[i].fd, rs->space_low, free_text, sizeof(free_text)))
+                        short_of = folders[i].path;
+        if (!short_of == !rs->space_low)
+                return;
+        rs->space_low = short_of != NULL;
+        rs->paused = rs->flag_paused || rs->space_low;
+        if (short_of)
+                LOG(rs->runner, FERRY_LOG_WARNING, rule->name, short_of,
+                    "paused: the file system of %s has %s free, below pause-when-free-below: no handler starts until "
+                    "there is more; the %u running finish",
+                    short_of, free_text, rs->running);
+        else
+                LOG(rs->runner, FERRY_LOG_INFO, rule->name, rule->dir,
+                    "resumed: the file systems of its done, failed and output folders have room again");
+}
+
 /* Retention: what has been in the done and failed folders longer than the
  * rule keeps it goes, in a sweep at start and then every tenth of the
  * shorter retention (at most an hour apart), said in one line. */
@@ -664,8 +722,9 @@ static void check_folders(struct ferry_runner *r, int64_t now)
                 if (rs->late_notes && !rs->down)
                         ferry__late_notes_write(rs, false);
                 if (!rs->down) {
-                        check_paused(rs);
                         sweep(rs, now);
+                        check_space(rs);
+                        check_paused(rs);
                 }
                 if (rs->down && now >= rs->retry_at)
                         rule_retry(rs, now);

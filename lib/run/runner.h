@@ -94,7 +94,9 @@ struct rule_state {
         unsigned restored_seen;  /* wa.restored already logged */
         unsigned running;
         bool down;                  /* the folder went away: no watch; looked for again at retry_at */
-        bool paused;                /* its pause flag is there (pause.c): no handler starts */
+        bool paused;                /* flag_paused or space_low: no handler starts */
+        bool flag_paused;           /* its pause flag is there (pause.c) */
+        bool space_low;             /* pause-when-free-below: an outcome folder's file system is short of space */
         double tokens;              /* rate: handler starts allowed now (a token bucket of rule->rate a second) */
         int64_t tokens_at;          /* when tokens was last filled up */
         int64_t rate_wait;          /* rate: when the next token comes, while one is waited for; 0: none */
