@@ -204,6 +204,9 @@ ssize_t ferry__read_note(int dir_fd, const char *name, char *buffer, size_t size
 
 int ferry__rename_noreplace(int from_fd, const char *from, int to_fd, const char *to)
 {
+        struct stat st;
+        int e;
+
         /* NFS, SMB and FUSE often refuse RENAME_NOREPLACE (EINVAL): there a
          * hard link (which fails with EEXIST) and an unlink do the same; where
          * even links are refused, a look before a plain rename, which only
@@ -214,8 +217,17 @@ int ferry__rename_noreplace(int from_fd, const char *from, int to_fd, const char
                 return -errno;
         if (linkat(from_fd, from, to_fd, to, 0) == 0)
                 return unlinkat(from_fd, from, 0) < 0 && errno != ENOENT ? -errno : 0;
-        if (errno == EEXIST || errno == ENOENT)
-                return -errno;
+        e = errno;
+        /* A FUSE client (sshfs) looks the new name up after the file server
+         * made the link, and says ENOENT when another process took the name
+         * away at once (a worker claiming a file put back into its folder):
+         * with the file and the folder it went to both there, nothing else
+         * was missing, so the link was made. */
+        if (e == ENOENT && fstatat(from_fd, from, &st, AT_SYMLINK_NOFOLLOW) == 0 && fstat(to_fd, &st) == 0 &&
+            st.st_nlink > 0)
+                return unlinkat(from_fd, from, 0) < 0 && errno != ENOENT ? -errno : 0;
+        if (e == EEXIST || e == ENOENT)
+                return -e;
         if (faccessat(to_fd, to, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
                 return -EEXIST;
         return renameat(from_fd, from, to_fd, to) < 0 ? -errno : 0;
