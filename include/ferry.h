@@ -14,6 +14,7 @@
 #define FERRY_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -164,6 +165,14 @@ int ferry_event_type_parse(const char *name);
 /* Parses a duration such as "250ms", "1.5s", "2m", "1h" or "3" (seconds) into
  * nanoseconds. Returns -EINVAL on bad text, -ERANGE when too large. */
 int ferry_duration_parse(const char *text, int64_t *ret_ns);
+
+/* Bytes (a file name) as a JSON string to out, as ferry writes them in JSON
+ * events, logs and its audit trail: valid UTF-8 as it is (control
+ * characters escaped), any other byte as U+FFFD. */
+void ferry_json_string(FILE *out, const char *s, size_t n);
+/* ,"key":"value" to out and, when value is not valid UTF-8, also
+ * ,"key_base64":"its exact bytes", so that no name is lost. */
+void ferry_json_field(FILE *out, const char *key, const char *s, size_t n);
 
 /* ---- Delivery ------------------------------------------------------------ */
 
@@ -371,6 +380,19 @@ typedef void (*ferry_purge_cb)(void *userdata, const char *path, int whole_folde
  * files were removed (would be, with dry_run), or -errno (ferry_rule_explain
  * says why). */
 int ferry_rule_purge(struct ferry_rule *rule, int dry_run, ferry_purge_cb callback, void *userdata);
+
+/* ferry_rule_history: callback(userdata, line, len) for each line of the
+ * audit trail about the file: one JSON object, not NUL-terminated, without
+ * its newline. */
+typedef void (*ferry_history_cb)(void *userdata, const char *line, size_t len);
+/* What happened to a file of rule, from the audit trail its workers keep in
+ * DIR/.ferry/audit (one JSON line per claim, start, outcome, requeue and
+ * purge, from every host): the lines about path (relative to DIR), or with
+ * by_name about any file whose name (last part) is path. In no order: each
+ * line begins with its time, so sorting them puts them in order. Returns
+ * how many, or -errno (ferry_rule_explain says why). */
+int ferry_rule_history(struct ferry_rule *rule, const char *path, int by_name, ferry_history_cb callback,
+                       void *userdata);
 
 /* Pauses (paused 1) or resumes (0) rule on every host that shares its
  * folder: a flag in DIR/.ferry that each worker of the rule looks for once a

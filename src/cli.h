@@ -84,8 +84,6 @@ bool output_format_check(const char *format, char *bad, size_t size);
 bool output_writes(const struct output *o, const struct ferry_event *ev);
 /* Bytes as one line of text: backslash, control and non-ASCII bytes escaped (\n, \t, \\, \xHH). */
 void output_escaped(FILE *out, const char *s, size_t n);
-/* ,"key":"value" and, when value is not UTF-8, ,"key_base64":"exact bytes". */
-void output_json_field(FILE *out, const char *key, const char *s, size_t n);
 
 /* notify.c: systemd's notification protocol (sd_notify(3)), without libsystemd. */
 struct notifier {
@@ -141,5 +139,6 @@ int cmd_pause(int argc, char **argv);
 int cmd_resume(int argc, char **argv);
 int cmd_retry(int argc, char **argv);
 int cmd_purge(int argc, char **argv);
+int cmd_history(int argc, char **argv);
 
 #endif

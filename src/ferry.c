@@ -20,6 +20,7 @@ static const char usage[] =
         "  resume -c FILE [RULE] handlers start again\n"
         "  retry -c FILE --all   put failed files back, to be handled again\n"
         "  purge -c FILE         remove what is older than the retention from done, failed\n"
+        "  history -c FILE PATH  what happened to a file, from the folder's audit trail\n"
         "  help COMMAND          show the help of COMMAND\n"
         "\n"
         "  -h, --help            show this help\n"
@@ -42,6 +43,7 @@ static const struct {
         {"resume", cmd_resume},
         {"retry", cmd_retry},
         {"purge", cmd_purge},
+        {"history", cmd_history},
 };
 /* clang-format on */
 

@@ -79,7 +79,7 @@ static void print_claim(void *userdata, const struct ferry_claim_info *c)
                 p->first = false;
                 printf("{\"worker\":\"%s\",\"pid\":%d,\"for\":%.3f,\"worker_alive\":%s,\"handled\":%s", c->worker,
                        c->pid, for_s, c->worker_alive ? "true" : "false", c->handled ? "true" : "false");
-                output_json_field(stdout, "path", c->path, strlen(c->path));
+                ferry_json_field(stdout, "path", c->path, strlen(c->path));
                 fputs("}", stdout);
                 return;
         }
@@ -106,8 +106,8 @@ static void print_failure(void *userdata, const struct ferry_failure_info *f)
                 fputs(p->first ? "" : ",", stdout);
                 p->first = false;
                 printf("{\"when\":%lld", (long long)f->when);
-                output_json_field(stdout, "path", f->path, strlen(f->path));
-                output_json_field(stdout, "reason", f->reason, strlen(f->reason));
+                ferry_json_field(stdout, "path", f->path, strlen(f->path));
+                ferry_json_field(stdout, "reason", f->reason, strlen(f->reason));
                 fputs("}", stdout);
                 return;
         }
@@ -129,9 +129,9 @@ static void print_env(void *userdata, const char *name, const char *value, int s
                 fputs(p->first ? "" : ",", stdout);
                 p->first = false;
                 printf("{\"hidden\":%s", secret ? "true" : "false");
-                output_json_field(stdout, value ? "name" : "pass", name, strlen(name));
+                ferry_json_field(stdout, value ? "name" : "pass", name, strlen(name));
                 if (value && !secret)
-                        output_json_field(stdout, "value", value, strlen(value));
+                        ferry_json_field(stdout, "value", value, strlen(value));
                 fputc('}', stdout);
                 return;
         }
@@ -170,7 +170,7 @@ static int status_of_rule(void *userdata, struct ferry_rule *rule)
         }
         if (p->json) {
                 printf("{\"rule\":\"%s\"", name);
-                output_json_field(stdout, "dir", dir, strlen(dir));
+                ferry_json_field(stdout, "dir", dir, strlen(dir));
                 fputs(",\"claims\":[", stdout);
                 p->first = true;
         }
@@ -191,7 +191,7 @@ static int status_of_rule(void *userdata, struct ferry_rule *rule)
                        "\"done\":%llu,\"failed\":%llu",
                        (unsigned long long)st.queued, (unsigned long long)st.in_flight, (unsigned long long)st.waiting,
                        (unsigned long long)st.orphaned, (unsigned long long)st.done, (unsigned long long)st.failed);
-                output_json_field(stdout, "backend", st.backend, strlen(st.backend));
+                ferry_json_field(stdout, "backend", st.backend, strlen(st.backend));
                 printf(",\"paused\":%s", paused > 0 ? "true" : "false");
                 fputs(",\"env\":[", stdout);
                 p->first = true;

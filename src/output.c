@@ -6,102 +6,6 @@
 #include <stdint.h>
 #include <string.h>
 
-/* Length of the valid UTF-8 sequence at s (at most n bytes), or 0. */
-static size_t utf8_sequence(const unsigned char *s, size_t n)
-{
-        size_t len;
-        uint32_t cp;
-
-        if (s[0] < 0x80)
-                return 1;
-        if (s[0] >= 0xc2 && s[0] <= 0xdf)
-                len = 2, cp = s[0] & 0x1f;
-        else if (s[0] >= 0xe0 && s[0] <= 0xef)
-                len = 3, cp = s[0] & 0x0f;
-        else if (s[0] >= 0xf0 && s[0] <= 0xf4)
-                len = 4, cp = s[0] & 0x07;
-        else
-                return 0;
-        if (n < len)
-                return 0;
-        for (size_t i = 1; i < len; i++) {
-                if ((s[i] & 0xc0) != 0x80)
-                        return 0;
-                cp = (cp << 6) | (s[i] & 0x3f);
-        }
-        if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) || (cp >= 0xd800 && cp <= 0xdfff))
-                return 0;
-        return len;
-}
-
-static bool is_utf8(const char *s, size_t n)
-{
-        for (size_t i = 0; i < n;) {
-                size_t len = utf8_sequence((const unsigned char *)s + i, n - i);
-
-                if (!len)
-                        return false;
-                i += len;
-        }
-        return true;
-}
-
-/* A JSON string; bytes that are not valid UTF-8 become U+FFFD. */
-static void json_string(FILE *out, const char *s, size_t n)
-{
-        fputc('"', out);
-        for (size_t i = 0; i < n;) {
-                unsigned char c = (unsigned char)s[i];
-                size_t len = utf8_sequence((const unsigned char *)s + i, n - i);
-
-                if (!len) {
-                        fputs("\xef\xbf\xbd", out);
-                        i++;
-                        continue;
-                }
-                if (c == '"' || c == '\\')
-                        fprintf(out, "\\%c", c);
-                else if (c == '\n')
-                        fputs("\\n", out);
-                else if (c == '\t')
-                        fputs("\\t", out);
-                else if (c < 0x20 || c == 0x7f)
-                        fprintf(out, "\\u%04x", c);
-                else
-                        fwrite(s + i, 1, len, out);
-                i += len;
-        }
-        fputc('"', out);
-}
-
-static void base64(FILE *out, const char *s, size_t n)
-{
-        static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        const unsigned char *p = (const unsigned char *)s;
-
-        for (size_t i = 0; i < n; i += 3) {
-                uint32_t v = (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0) |
-                             (i + 2 < n ? p[i + 2] : 0);
-
-                fputc(alphabet[v >> 18 & 63], out);
-                fputc(alphabet[v >> 12 & 63], out);
-                fputc(i + 1 < n ? alphabet[v >> 6 & 63] : '=', out);
-                fputc(i + 2 < n ? alphabet[v & 63] : '=', out);
-        }
-}
-
-/* "key":"value" and, when value is not UTF-8, "key_base64":"exact bytes". */
-void output_json_field(FILE *out, const char *key, const char *s, size_t n)
-{
-        fprintf(out, ",\"%s\":", key);
-        json_string(out, s, n);
-        if (!is_utf8(s, n)) {
-                fprintf(out, ",\"%s_base64\":\"", key);
-                base64(out, s, n);
-                fputc('"', out);
-        }
-}
-
 /* Text mode: one event a line, so control bytes, backslash and non-ASCII are escaped. */
 void output_escaped(FILE *out, const char *s, size_t n)
 {
@@ -250,19 +154,19 @@ void output_event(const struct output *o, const struct ferry_event *ev)
         case OUTPUT_JSON:
                 fprintf(out, "{\"event\":\"%s\"", name);
                 /* Every object has path and root; a rescan concerns no one path. */
-                output_json_field(out, "path", ev->path, ev->path_len);
-                output_json_field(out, "root", ev->root, strlen(ev->root));
+                ferry_json_field(out, "path", ev->path, ev->path_len);
+                ferry_json_field(out, "root", ev->root, strlen(ev->root));
                 if (ev->flags & FERRY_EVENT_IS_DIR)
                         fputs(",\"dir\":true", out);
                 if (ev->flags & FERRY_EVENT_FOUND)
                         fputs(",\"found\":true", out);
                 if (ev->old_path)
-                        output_json_field(out, "from", ev->old_path, ev->old_path_len);
+                        ferry_json_field(out, "from", ev->old_path, ev->old_path_len);
                 if (ev->type == FERRY_EVENT_READY && ev->size >= 0)
                         fprintf(out, ",\"size\":%lld", (long long)ev->size);
                 if (ev->error) {
                         fputs(",\"error\":", out);
-                        json_string(out, strerror(-ev->error), strlen(strerror(-ev->error)));
+                        ferry_json_string(out, strerror(-ev->error), strlen(strerror(-ev->error)));
                 }
                 fputs("}\n", out);
                 return;

@@ -61,6 +61,9 @@ static const char usage[] =
         "                         with a note saying which limit\n"
         "      --max-age DUR      the same for a file last written longer ago than DUR\n"
         "                         when it was found (e.g. 7d)\n"
+        "      --audit on|off     the audit trail in DIR/.ferry/audit, one JSON line per\n"
+        "                         claim, start, outcome, requeue and purge, read by\n"
+        "                         ferry history (default on)\n"
         "      --pause-when-free-below N  start no handler while the done, failed or\n"
         "                         output folder's file system has less free than N\n"
         "                         (a percentage, e.g. 5%, or a size, e.g. 10G)\n"
@@ -115,6 +118,7 @@ enum {
         OPT_MAX_SIZE,
         OPT_MAX_AGE,
         OPT_PAUSE_FREE,
+        OPT_AUDIT,
         OPT_DONE_LAYOUT,
         OPT_DONE_RETENTION,
         OPT_FAILED_RETENTION,
@@ -160,6 +164,7 @@ static const struct option options[] = {
         {"max-size", required_argument, NULL, OPT_MAX_SIZE},
         {"max-age", required_argument, NULL, OPT_MAX_AGE},
         {"pause-when-free-below", required_argument, NULL, OPT_PAUSE_FREE},
+        {"audit", required_argument, NULL, OPT_AUDIT},
         {"done-layout", required_argument, NULL, OPT_DONE_LAYOUT},
         {"done-retention", required_argument, NULL, OPT_DONE_RETENTION},
         {"failed-retention", required_argument, NULL, OPT_FAILED_RETENTION},
@@ -207,6 +212,7 @@ static const char *rule_key(int c)
         case OPT_MAX_SIZE: return "max-size";
         case OPT_MAX_AGE: return "max-age";
         case OPT_PAUSE_FREE: return "pause-when-free-below";
+        case OPT_AUDIT: return "audit";
         case OPT_DONE_LAYOUT: return "done-layout";
         case OPT_DONE_RETENTION: return "done-retention";
         case OPT_FAILED_RETENTION: return "failed-retention";
@@ -359,10 +365,10 @@ static void log_json(void *userdata, const struct ferry_log_record *rec)
         fprintf(out, "{\"time\":%lld.%03ld,\"event\":\"%s\"", (long long)ts.tv_sec, ts.tv_nsec / 1000000,
                 kind_names[rec->kind]);
         if (rec->rule)
-                output_json_field(out, "rule", rec->rule, strlen(rec->rule));
+                ferry_json_field(out, "rule", rec->rule, strlen(rec->rule));
         if (rec->path)
-                output_json_field(out, "path", rec->path, rec->path_len);
-        output_json_field(out, "message", rec->message, strlen(rec->message));
+                ferry_json_field(out, "path", rec->path, rec->path_len);
+        ferry_json_field(out, "message", rec->message, strlen(rec->message));
         if (rec->duration_ns >= 0)
                 fprintf(out, ",\"duration\":%.6f", (double)rec->duration_ns / 1e9);
         if (rec->pid)

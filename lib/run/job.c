@@ -217,14 +217,14 @@ void ferry__job_start(struct job *job)
         if (job->child.stderr_fd >= 0)
                 (void)ferry__runner_epoll_add(r, job->child.stderr_fd, &job->err_source);
         for (size_t i = 0; i < job->count; i++)
-                ferry__runner_log(r,
-                                  &(struct ferry_log_record){.kind = FERRY_LOG_STARTED,
-                                                             .rule = rule->name,
-                                                             .path = job->claims[i]->original_path,
-                                                             .duration_ns = -1,
-                                                             .pid = job->child.pid,
-                                                             .attempt = (int)job->attempt},
-                                  "started %s (pid %d, attempt %u)", argv[0], (int)job->child.pid, job->attempt);
+                ferry__runner_record(r,
+                                     &(struct ferry_log_record){.kind = FERRY_LOG_STARTED,
+                                                                .rule = rule->name,
+                                                                .path = job->claims[i]->original_path,
+                                                                .duration_ns = -1,
+                                                                .pid = job->child.pid,
+                                                                .attempt = (int)job->attempt},
+                                     "started %s (pid %d, attempt %u)", argv[0], (int)job->child.pid, job->attempt);
         goto out;
 nomem:
         e = -ENOMEM;

@@ -202,18 +202,32 @@ struct sweep {
         ferry_purge_cb callback;
         void *userdata;
         struct ferry__purge_counts *counts;
+        struct ferry__audit *audit; /* a "purged" line for each removal; or NULL */
+        const struct ferry_rule *rule;
         char path[PATH_MAX];
 };
 
 static void said(struct sweep *s, size_t len, const char *name, bool folder, time_t when)
 {
+        size_t dir_len = strlen(s->rule->dir);
         char *full;
 
-        if (!s->callback)
+        if (!s->callback && !s->audit)
                 return;
         if (asprintf(&full, "%s/%.*s%s", s->top, (int)len, s->path, name) < 0)
                 return;
-        s->callback(s->userdata, full, folder, (int64_t)when);
+        /* In the trail: relative to DIR when it is in DIR (.ferry/done/...). */
+        if (s->audit && !s->dry_run) {
+                bool inside = strncmp(full, s->rule->dir, dir_len) == 0 && full[dir_len] == '/';
+                const char *shown = inside ? full + dir_len + 1 : full;
+
+                ferry__audit_add(s->audit, "purged", s->rule->name, shown, strlen(shown), NULL,
+                                 folder ? "a dated folder whose period ended longer ago than the retention, whole"
+                                        : "there longer than the retention",
+                                 NULL);
+        }
+        if (s->callback)
+                s->callback(s->userdata, full, folder, (int64_t)when);
         free(full);
 }
 
@@ -350,8 +364,9 @@ static int sweep_folder(struct sweep *s, int fd, size_t len, int depth, const st
         return r;
 }
 
-int ferry__sweep(const struct ferry__folder *folder, const char *layout, int64_t retention_ns, bool dry_run,
-                 ferry_purge_cb callback, void *userdata, struct ferry__purge_counts *counts)
+int ferry__sweep(const struct ferry_rule *rule, const struct ferry__folder *folder, const char *layout,
+                 int64_t retention_ns, bool dry_run, ferry_purge_cb callback, void *userdata,
+                 struct ferry__audit *audit, struct ferry__purge_counts *counts)
 {
         struct timespec now;
 
@@ -363,7 +378,9 @@ int ferry__sweep(const struct ferry__folder *folder, const char *layout, int64_t
                           .dry_run = dry_run,
                           .callback = callback,
                           .userdata = userdata,
-                          .counts = counts};
+                          .counts = counts,
+                          .audit = audit,
+                          .rule = rule};
         struct tm none = {.tm_mday = 1, .tm_isdst = -1};
         struct stat st;
 
@@ -380,6 +397,7 @@ int ferry_rule_purge(struct ferry_rule *rule, int dry_run, ferry_purge_cb callba
         struct ferry__workarea wa = {.root_fd = -1, .ferry_fd = -1, .base_fd = -1, .work_fd = -1, .output_fd = -1};
         struct ferry__folder done = {.fd = -1}, failed = {.fd = -1};
         struct ferry__purge_counts counts = {0};
+        struct ferry__audit audit = {.dir_fd = -1, .fd = -1}, *trail = NULL;
         int e;
 
         if (!rule)
@@ -392,16 +410,20 @@ int ferry_rule_purge(struct ferry_rule *rule, int dry_run, ferry_purge_cb callba
                 return -EINVAL;
         }
         e = ferry__workarea_home(&wa, rule->dir);
+        if (e == 0 && !dry_run && !rule->audit_off && ferry__audit_open(&audit, &wa) == 0)
+                trail = &audit;
         if (e == 0 && rule->done_retention_ns && rule->on_success == FERRY__ON_SUCCESS_DONE &&
             (e = ferry__folder_open(&wa, &done, rule->done_dir, "done")) == 0)
-                e = ferry__sweep(&done, rule->done_layout, rule->done_retention_ns, dry_run, callback, userdata,
-                                 &counts);
+                e = ferry__sweep(rule, &done, rule->done_layout, rule->done_retention_ns, dry_run, callback, userdata,
+                                 trail, &counts);
         if (e == 0 && rule->failed_retention_ns &&
             (e = ferry__folder_open(&wa, &failed, rule->failed_dir, "failed")) == 0)
-                e = ferry__sweep(&failed, NULL, rule->failed_retention_ns, dry_run, callback, userdata, &counts);
+                e = ferry__sweep(rule, &failed, NULL, rule->failed_retention_ns, dry_run, callback, userdata, trail,
+                                 &counts);
         if (e < 0)
                 snprintf(rule->explanation, sizeof(rule->explanation), "rule %s: %.400s", rule->name,
                          wa.trust.why[0] ? wa.trust.why : strerror(-e));
+        ferry__audit_close(&audit);
         ferry__folder_close(&done);
         ferry__folder_close(&failed);
         ferry__workarea_close(&wa);

@@ -71,6 +71,7 @@ static void put_back(struct retrying *r, int fd, const char *origin, const char 
                      const struct ferry_failure_info *info)
 {
         char target[NAME_MAX + 1], *back = NULL;
+        struct timespec at;
         int dest_fd, e = 0;
 
         snprintf(target, sizeof(target), "%s", name);
@@ -81,6 +82,8 @@ static void put_back(struct retrying *r, int fd, const char *origin, const char 
                 else if ((e = ferry__mkdirs_beneath(r->wa->root_fd, origin, 0777, &dest_fd)) < 0)
                         dest_fd = -1;
                 for (unsigned n = 1; dest_fd >= 0 && n < 1000; n++) {
+                        /* when it went back: before a worker can claim it */
+                        clock_gettime(CLOCK_REALTIME, &at);
                         e = ferry__rename_noreplace(fd, name, dest_fd, target);
                         if (e != -EEXIST)
                                 break;
@@ -88,8 +91,14 @@ static void put_back(struct retrying *r, int fd, const char *origin, const char 
                 }
                 if (dest_fd >= 0 && dest_fd != r->wa->root_fd)
                         close(dest_fd);
-                if (e == 0)
+                if (e == 0) {
+                        char relative[PATH_MAX];
+
                         archive_note(r, fd, origin, name);
+                        snprintf(relative, sizeof(relative), "%s%s%s", origin, *origin ? "/" : "", target);
+                        if (!r->rule->audit_off)
+                                ferry__audit_once(r->wa, "requeued", r->rule->name, relative, info->reason, &at);
+                }
         }
         if (asprintf(&back, "%s/%s%s%s", r->rule->dir, origin, *origin ? "/" : "", target) < 0)
                 back = NULL;

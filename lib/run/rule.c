@@ -327,6 +327,13 @@ int ferry_rule_set(struct ferry_rule *rule, const char *key, const char *value)
                 }
                 return set_size(rule, &rule->free_below_bytes, key, value);
         }
+        if (strcmp(key, "audit") == 0) {
+                bool on = true;
+                int r = set_bool(rule, &on, key, value);
+
+                rule->audit_off = !on;
+                return r;
+        }
         if (strcmp(key, "done-layout") == 0) {
                 char why[256];
 

@@ -219,6 +219,7 @@ struct ferry_rule {
         size_t priority_count;
         int64_t max_age_ns;        /* a file older than this when found goes to failed unhandled; 0: none */
         char *done_layout;         /* done files go to dated folders (retention.c); NULL: none */
+        bool audit_off;            /* audit = off: no audit trail in DIR/.ferry/audit */
         double free_below_percent; /* pause-when-free-below: no handler starts while an outcome */
         uint64_t free_below_bytes; /* file system has less free (percent of it, or bytes); 0: never */
         int64_t done_retention_ns, failed_retention_ns; /* what is older goes from those folders; 0: kept */
@@ -247,6 +248,30 @@ int ferry__rule_watch_new(const struct ferry_rule *rule, unsigned flags, struct 
  * the caller of a queue (no command, stdin, output, batch or user then). */
 int ferry__rule_check(struct ferry_rule *rule, bool handler);
 
+/* ---- audit.c: the folder's audit trail, DIR/.ferry/audit/DAY.HOST.jsonl ---- */
+
+struct ferry__audit {
+        int dir_fd;     /* DIR/.ferry/audit, or -1: no trail */
+        int fd;         /* the day's file, or -1 */
+        char day[16];   /* its day, YYYY-MM-DD (UTC) */
+        char host[256]; /* in its name and each line */
+        char *buffer;   /* lines not written yet */
+        size_t used;
+};
+/* Makes or opens the trail's folder (wa after ferry__workarea_home). */
+int ferry__audit_open(struct ferry__audit *a, struct ferry__workarea *wa);
+/* One line: what became (event) of the file relative to DIR; rec (a log
+ * record: pid, attempt, duration, exit status), message and at (when it
+ * happened, CLOCK_REALTIME; NULL: now) may be NULL. */
+void ferry__audit_add(struct ferry__audit *a, const char *event, const char *rule, const char *relative, size_t len,
+                      const struct ferry_log_record *rec, const char *message, const struct timespec *at);
+/* Writes the lines gathered, in whole lines. */
+void ferry__audit_flush(struct ferry__audit *a);
+void ferry__audit_close(struct ferry__audit *a);
+/* Open, one line, close: for ferry retry and ferry purge. */
+void ferry__audit_once(struct ferry__workarea *wa, const char *event, const char *rule, const char *relative,
+                       const char *message, const struct timespec *at);
+
 /* ---- retention.c: dated done folders, and what is old leaves ---- */
 
 struct ferry__purge_counts {
@@ -259,8 +284,9 @@ int ferry__layout_format(const char *layout, time_t when, char *buf, size_t size
 /* Removes from folder what arrived longer than retention_ns ago (whole dated
  * folders of layout, else by change time), counted into counts; with
  * dry_run, only says it. callback (may be NULL) hears of each removal. */
-int ferry__sweep(const struct ferry__folder *folder, const char *layout, int64_t retention_ns, bool dry_run,
-                 ferry_purge_cb callback, void *userdata, struct ferry__purge_counts *counts);
+int ferry__sweep(const struct ferry_rule *rule, const struct ferry__folder *folder, const char *layout,
+                 int64_t retention_ns, bool dry_run, ferry_purge_cb callback, void *userdata,
+                 struct ferry__audit *audit, struct ferry__purge_counts *counts);
 
 /* ---- inspect.c ---- */
 

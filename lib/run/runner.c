@@ -111,14 +111,41 @@ void ferry__runner_count(struct ferry_runner *r, enum ferry_log_kind outcome)
         }
 }
 
+/* The record's line in its rule's audit trail, for what became of a file. */
+static void audit(struct ferry_runner *r, const struct ferry_log_record *rec, const char *message)
+{
+        static const char *const events[] = {
+                [FERRY_LOG_CLAIMED] = "claimed", [FERRY_LOG_STARTED] = "started", [FERRY_LOG_DONE] = "done",
+                [FERRY_LOG_RETRY] = "retried",   [FERRY_LOG_FAILED] = "failed",   [FERRY_LOG_RETURNED] = "returned",
+        };
+        struct rule_state *rs = r->states;
+        size_t dir_len, len;
+
+        if (!rec->rule || !rec->path || (size_t)rec->kind >= sizeof(events) / sizeof(events[0]) || !events[rec->kind])
+                return;
+        while (rs && strcmp(rs->rule->name, rec->rule) != 0)
+                rs = rs->next;
+        if (!rs || rs->audit.dir_fd < 0)
+                return;
+        dir_len = strlen(rs->rule->dir);
+        len = rec->path_len ? rec->path_len : strlen(rec->path);
+        if (len <= dir_len + 1 || strncmp(rec->path, rs->rule->dir, dir_len) != 0 || rec->path[dir_len] != '/')
+                return;
+        ferry__audit_add(&rs->audit, events[rec->kind], rs->rule->name, rec->path + dir_len + 1, len - dir_len - 1, rec,
+                         message, NULL);
+}
+
 void ferry__runner_record(struct ferry_runner *r, struct ferry_log_record *rec, const char *format, ...)
 {
+        char message[1024];
         va_list ap;
 
         ferry__runner_count(r, rec->kind);
         va_start(ap, format);
-        vlog(r, rec, format, ap);
+        vsnprintf(message, sizeof(message), format, ap);
         va_end(ap);
+        ferry__runner_log(r, rec, "%s", message);
+        audit(r, rec, message);
 }
 
 /* ---- set-up ------------------------------------------------------------------ */
@@ -354,6 +381,7 @@ static void rule_release(struct rule_state *rs)
         ferry__unfinished_move(rs, true);
         ferry__late_notes_write(rs, true);
         rule_unwatch(rs);
+        ferry__audit_close(&rs->audit);
         ferry__workarea_close(&rs->wa);
         ferry__store_close(rs->store);
         rs->store = NULL;
@@ -474,6 +502,9 @@ static int rule_attach(struct rule_state *rs)
                                                         : "cannot lock %s/.ferry/keep.lock: %s",
                                             rule->dir, e == -EBUSY ? rule->dir : strerror(-e));
         }
+        if (!rule->audit_off && rs->audit.dir_fd < 0 && (e = ferry__audit_open(&rs->audit, &rs->wa)) < 0)
+                LOG(r, FERRY_LOG_WARNING, rule->name, rule->dir, "no audit trail in %s/.ferry/audit: %s", rule->dir,
+                    rs->wa.trust.why[0] ? rs->wa.trust.why : strerror(-e));
         e = ferry__rule_watch_new(rule, flags, &rs->watch);
         if (e < 0)
                 return attach_error(rs, e, "%s", strerror(-e));
@@ -528,6 +559,7 @@ static int rule_start(struct ferry_runner *r, struct ferry_rule *rule)
         rs->rule = rule;
         ferry__pending_init(&rs->pending, rule);
         rs->wa = (struct ferry__workarea){.root_fd = -1, .ferry_fd = -1, .base_fd = -1, .work_fd = -1, .output_fd = -1};
+        rs->audit = (struct ferry__audit){.dir_fd = -1, .fd = -1};
         rs->done.fd = rs->failed.fd = rs->share_fd = -1;
         rs->next = r->states;
         r->states = rs;
@@ -674,11 +706,13 @@ static void sweep(struct rule_state *rs, int64_t now)
         if (now < rs->next_sweep || (!rule->done_retention_ns && !rule->failed_retention_ns))
                 return;
         if (rule->done_retention_ns && rs->done.fd >= 0) {
-                e = ferry__sweep(&rs->done, rule->done_layout, rule->done_retention_ns, false, NULL, NULL, &counts);
+                e = ferry__sweep(rule, &rs->done, rule->done_layout, rule->done_retention_ns, false, NULL, NULL,
+                                 &rs->audit, &counts);
                 shortest = rule->done_retention_ns;
         }
         if (rule->failed_retention_ns) {
-                f = ferry__sweep(&rs->failed, NULL, rule->failed_retention_ns, false, NULL, NULL, &counts);
+                f = ferry__sweep(rule, &rs->failed, NULL, rule->failed_retention_ns, false, NULL, NULL, &rs->audit,
+                                 &counts);
                 if (f < 0 && e == 0)
                         e = f;
                 if (rule->failed_retention_ns < shortest)
@@ -1218,12 +1252,31 @@ static bool any_running(const struct ferry_runner *r)
         return false;
 }
 
+/* The audit trails' lines gathered, written out: before a wait, and before
+ * the caller gets control back. */
+static void audit_flush(struct ferry_runner *r)
+{
+        for (struct rule_state *rs = r->states; rs; rs = rs->next)
+                ferry__audit_flush(&rs->audit);
+}
+
+static int dispatch(struct ferry_runner *r, int timeout_ms);
+
 int ferry_runner_dispatch(struct ferry_runner *r, int timeout_ms)
 {
-        int64_t until;
+        int e;
 
         if (!r || !r->started)
                 return -EINVAL;
+        e = dispatch(r, timeout_ms);
+        audit_flush(r);
+        return e;
+}
+
+static int dispatch(struct ferry_runner *r, int timeout_ms)
+{
+        int64_t until;
+
         until = timeout_ms < 0 ? INT64_MAX : ferry__now() + (int64_t)timeout_ms * FERRY__NSEC_PER_MSEC;
         for (;;) {
                 struct epoll_event events[16];
@@ -1263,6 +1316,7 @@ int ferry_runner_dispatch(struct ferry_runner *r, int timeout_ms)
                         continue; /* something happened: look again before waiting */
                 if (next > until)
                         next = until;
+                audit_flush(r);
                 n = epoll_wait(r->epoll_fd, events, 16,
                                next == INT64_MAX
                                        ? -1

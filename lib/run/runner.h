@@ -87,6 +87,7 @@ struct rule_state {
         struct ferry__store *store; /* on-success = keep */
         int share_fd;               /* otherwise: .ferry/keep.lock, held shared; -1 until then */
         struct ferry__folder done;  /* fd -1: delete (or keep) on success */
+        struct ferry__audit audit;  /* dir_fd -1: none (audit = off) */
         struct ferry__folder failed;
         char *output_dir; /* output folder, absolute (its descriptor is wa.output_fd); NULL: none */
         struct pending_queue pending;

@@ -49,7 +49,7 @@ setup() {
 }
 
 @test "completion: subcommands, options of each subcommand, and option values" {
-        assert_offers 'ferry ' watch wait run put status explain pause resume retry purge help
+        assert_offers 'ferry ' watch wait run put status explain pause resume retry purge history help
         assert_offers 'ferry w' watch wait
         assert_offers 'ferry run --re' --recursive --ready --require-file --retries --retry-delay
         assert_offers 'ferry run --on-folder-lost ' wait exit
