@@ -208,6 +208,8 @@ int ferry_rule_new(struct ferry_rule **ret_rule, const char *name, const char *d
 void ferry_rule_free(struct ferry_rule *rule);
 
 /* Sets one option from its text form; the same keys as the config file:
+ *   command PROGRAM ARG... (split into words as the config file's command
+ *   is, then as ferry_rule_set_command),
  *   match GLOB (repeatable), exclude GLOB (repeatable), recursive BOOL,
  *   ready POLICY, jobs N, timeout DURATION, kill-after DURATION, retries N,
  *   retry-delay DURATION, on-success done|delete|keep, done DIR, failed DIR,

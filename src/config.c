@@ -10,9 +10,8 @@
  * a comment inside values, which breaks long paths and handler commands. The
  * grammar is small enough to own, and every error names FILE:LINE.
  *
- * The command is split into words as systemd splits ExecStart=: blanks
- * separate words; '...' keeps everything literally; "..." and bare words take
- * backslash escapes (\\ \" \' \n \t \xHH and a backslash-blank). No variable
+ * The command is split into words by the library (ferry_rule_set's
+ * "command", lib/run/words.c), as systemd splits ExecStart=: no variable
  * expansion, no globbing: there is no shell.
  */
 #include "config.h"
@@ -54,117 +53,6 @@ static char *trim(char *s)
         while (end > s && isspace((unsigned char)end[-1]))
                 *--end = '\0';
         return s;
-}
-
-static int hex_digit(char c)
-{
-        return isdigit((unsigned char)c)    ? c - '0'
-               : isxdigit((unsigned char)c) ? tolower((unsigned char)c) - 'a' + 10
-                                            : -1;
-}
-
-/* One backslash escape at s (after the backslash); returns bytes consumed or -1. */
-static int unescape(const char *s, char *out)
-{
-        switch (*s) {
-        case 'n': *out = '\n'; return 1;
-        case 't': *out = '\t'; return 1;
-        case '\\':
-        case '"':
-        case '\'':
-        case ' ': *out = *s; return 1;
-        case 'x':
-                if (hex_digit(s[1]) < 0 || hex_digit(s[2]) < 0 || (s[1] == '0' && s[2] == '0'))
-                        return -1;
-                *out = (char)(hex_digit(s[1]) * 16 + hex_digit(s[2]));
-                return 3;
-        default: return -1;
-        }
-}
-
-int config_split_words(const char *text, char ***ret_words, const char **ret_problem)
-{
-        size_t count = 0, len = strlen(text);
-        char **words = calloc(len / 2 + 2, sizeof(char *));
-        const char *s = text;
-
-        if (!words)
-                return -ENOMEM;
-        while (*s) {
-                char *word, *w;
-                bool any = false;
-
-                while (isspace((unsigned char)*s))
-                        s++;
-                if (!*s)
-                        break;
-                word = w = malloc(len + 1);
-                if (!word)
-                        goto nomem;
-                words[count++] = word;
-                while (*s && !isspace((unsigned char)*s)) {
-                        any = true;
-                        if (*s == '\'') {
-                                const char *end = strchr(s + 1, '\'');
-
-                                if (!end)
-                                        goto bad_quote;
-                                memcpy(w, s + 1, (size_t)(end - s - 1));
-                                w += end - s - 1;
-                                s = end + 1;
-                        } else if (*s == '"') {
-                                for (s++; *s && *s != '"'; s++) {
-                                        if (*s == '\\') {
-                                                int n = unescape(s + 1, w);
-
-                                                if (n < 0)
-                                                        goto bad_escape;
-                                                w++;
-                                                s += n;
-                                        } else {
-                                                *w++ = *s;
-                                        }
-                                }
-                                if (!*s)
-                                        goto bad_quote;
-                                s++;
-                        } else if (*s == '\\') {
-                                int n = unescape(s + 1, w);
-
-                                if (n < 0)
-                                        goto bad_escape;
-                                w++;
-                                s += n + 1;
-                        } else {
-                                *w++ = *s++;
-                        }
-                }
-                (void)any;
-                *w = '\0';
-        }
-        words[count] = NULL;
-        *ret_words = words;
-        return (int)count;
-bad_quote:
-        *ret_problem = "a quote is not closed";
-        config_free_words(words);
-        return -EINVAL;
-bad_escape:
-        *ret_problem = "unknown backslash escape (use \\\\ \\\" \\' \\n \\t \\xHH or a backslash-blank)";
-        config_free_words(words);
-        return -EINVAL;
-nomem:
-        config_free_words(words);
-        return -ENOMEM;
-}
-
-void config_free_words(char **words)
-{
-        if (!words)
-                return;
-        for (char **w = words; *w; w++)
-                free(*w);
-        free(words);
 }
 
 /* The rule being read, until its section ends. */
@@ -272,21 +160,6 @@ static int set_key(struct parser *p, struct section *sec, struct config *config,
         }
         if (!sec->rule)
                 return failure(p, "set dir = FOLDER first in [rule %s]", sec->dir);
-        if (strcmp(key, "command") == 0) {
-                const char *problem = "";
-                char **words;
-
-                r = config_split_words(value, &words, &problem);
-                if (r == 0) {
-                        config_free_words(words);
-                        return failure(p, "command is empty");
-                }
-                if (r < 0)
-                        return failure(p, "command: %s", r == -ENOMEM ? "out of memory" : problem);
-                r = ferry_rule_set_command(sec->rule, words);
-                config_free_words(words);
-                return r < 0 ? failure(p, "%s", ferry_rule_explain(sec->rule)) : 0;
-        }
         r = ferry_rule_set(sec->rule, key, value);
         return r < 0 ? failure(p, "%s", ferry_rule_explain(sec->rule)) : 0;
 }

@@ -22,10 +22,4 @@ struct config {
  * after (the file's value on success, NULL on failure). */
 int config_load(const char *path, struct ferry_runner *runner, struct config *config, char *error, size_t size);
 
-/* Splits a command into words (quotes and backslash escapes, no shell).
- * Returns the word count with *ret_words NULL-terminated, or -EINVAL with
- * *ret_problem saying why, or -ENOMEM. */
-int config_split_words(const char *text, char ***ret_words, const char **ret_problem);
-void config_free_words(char **words);
-
 #endif

@@ -219,11 +219,32 @@ static int set_rate(struct ferry_rule *rule, const char *value)
         return fail(rule, -EINVAL, "rate: '%s' is not N/s, N/m or N/h (handler starts in that time, e.g. 20/s)", value);
 }
 
+/* command = PROGRAM ARG...: one string, split into words as ferry.conf(5) says. */
+static int set_command_line(struct ferry_rule *rule, const char *key, const char *value)
+{
+        const char *problem = "";
+        char **words = NULL;
+        int r = ferry__words_split(value, &words, &problem);
+
+        if (r == -ENOMEM)
+                return fail(rule, r, "out of memory");
+        if (r < 0)
+                return fail(rule, r, "%s: %s", key, problem);
+        if (r == 0)
+                r = fail(rule, -EINVAL, "%s is empty", key);
+        else
+                r = ferry_rule_set_command(rule, words);
+        ferry__argv_free(words);
+        return r;
+}
+
 int ferry_rule_set(struct ferry_rule *rule, const char *key, const char *value)
 {
         if (!rule || !key || !value)
                 return -EINVAL;
         rule->explanation[0] = '\0';
+        if (strcmp(key, "command") == 0)
+                return set_command_line(rule, key, value);
         if (strcmp(key, "match") == 0)
                 return *value ? strings_add(rule, &rule->match, &rule->match_count, value)
                               : fail(rule, -EINVAL, "match needs a glob");

@@ -314,6 +314,14 @@ int ferry__env_files_check(const struct ferry_rule *rule, char *buf, size_t size
 int ferry__env_build(const struct ferry_rule *rule, char ***ret_env, size_t *ret_count, char *buf, size_t size);
 void ferry__env_free(char **env);
 
+/* ---- words.c ---- */
+
+/* Splits a command line into words (quotes and backslash escapes, no
+ * shell), as ferry.conf(5) says under "The command". Returns the word count
+ * with *ret_words NULL-terminated (free with ferry__argv_free), or -EINVAL
+ * with *ret_problem saying why, or -ENOMEM. */
+int ferry__words_split(const char *text, char ***ret_words, const char **ret_problem);
+
 /* ---- spawn.c ---- */
 
 /* Values for the placeholders of a command template. Borrowed for the call. */
