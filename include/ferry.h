@@ -215,7 +215,11 @@ void ferry_rule_free(struct ferry_rule *rule);
  *   retry-delay DURATION, on-success done|delete|keep, done DIR, failed DIR,
  *   output DIR, stdin BOOL, batch N, lease DURATION, user NAME, symlinks BOOL,
  *   backend auto|inotify|poll, poll-interval DURATION, max-folders N,
- *   require-file NAME, on-folder-lost wait|exit.
+ *   require-file NAME, on-folder-lost wait|exit,
+ *   on-done PROGRAM ARG..., on-failure PROGRAM ARG... (hooks, run for each
+ *   file once it reached the done or failed folder; split as command is;
+ *   the handler's placeholders, of the path where the file was found, and
+ *   {dest}, {note}).
  * Returns -EINVAL (bad value), -ENOENT (unknown key), -ENOMEM.
  * ferry_rule_explain() says why. */
 int ferry_rule_set(struct ferry_rule *rule, const char *key, const char *value);
@@ -230,9 +234,10 @@ int ferry_rule_set_command(struct ferry_rule *rule, char *const *argv);
 int ferry_rule_check(struct ferry_rule *rule);
 
 /* ferry_rule_check() and what needs the system to tell, for a check before
- * a service starts: the handler exists and can be run (-ENOENT), the folder
- * can hold ferry's work folder .ferry (-EROFS, -EACCES), and a .ferry already
- * there is one ferry trusts (-EPERM, -ELOOP, -ENOTDIR). Touches nothing. */
+ * a service starts: the handler and the hooks' programs exist and can be
+ * run (-ENOENT), the folder can hold ferry's work folder .ferry (-EROFS,
+ * -EACCES), and a .ferry already there is one ferry trusts (-EPERM, -ELOOP,
+ * -ENOTDIR). Touches nothing. */
 int ferry_rule_check_system(struct ferry_rule *rule);
 
 /* The rule's name and folder; borrowed from the rule. */
@@ -435,7 +440,9 @@ int ferry_runner_rule_up(struct ferry_runner *runner, const char *name);
 int ferry_runner_rule_paused(struct ferry_runner *runner, const char *name);
 
 /* Stops claiming; handlers get grace_ns to finish, then SIGTERM, then
- * SIGKILL; unfinished claims return to the queue. Dispatch until it returns 0. */
+ * SIGKILL; unfinished claims return to the queue. No hook starts any more:
+ * running ones end or time out, waiting ones are dropped (and counted in a
+ * warning). Dispatch until it returns 0. */
 void ferry_runner_stop(struct ferry_runner *runner, int64_t grace_ns);
 
 /* ---- the folder as a queue, for programs that handle files themselves ------

@@ -67,6 +67,15 @@ static const char usage[] =
         "      --pause-when-free-below N  start no handler while the done, failed or\n"
         "                         output folder's file system has less free than N\n"
         "                         (a percentage, e.g. 5%, or a size, e.g. 10G)\n"
+        "      --on-done CMD      after each file reached the done folder, run CMD: a\n"
+        "                         program and its arguments in one string, split as\n"
+        "                         ferry.conf(5)'s command (quotes, no shell); {} {name}\n"
+        "                         {dir} {stem} {ext} of where the file was found, {dest}\n"
+        "                         where it is now\n"
+        "      --on-failure CMD   the same after each file reached the failed folder;\n"
+        "                         {note} says why it failed. A hook takes no handler\n"
+        "                         slot and stops after --timeout (default 60s); one\n"
+        "                         that fails is logged, the file's outcome stands\n"
         "      --backend B        auto (default), inotify, or poll; see ferry-watch(1)\n"
         "      --poll-interval DUR  how often polled folders are listed (default 2s)\n"
         "      --max-folders N    with -r, watch at most N folders, list up to N more\n"
@@ -133,6 +142,8 @@ enum {
         OPT_PASS_ENV,
         OPT_ENV_FILE,
         OPT_ON_FOLDER_LOST,
+        OPT_ON_DONE,
+        OPT_ON_FAILURE,
         OPT_NAME,
         OPT_GRACE,
         OPT_LOG_FORMAT,
@@ -179,6 +190,8 @@ static const struct option options[] = {
         {"pass-env", required_argument, NULL, OPT_PASS_ENV},
         {"env-file", required_argument, NULL, OPT_ENV_FILE},
         {"on-folder-lost", required_argument, NULL, OPT_ON_FOLDER_LOST},
+        {"on-done", required_argument, NULL, OPT_ON_DONE},
+        {"on-failure", required_argument, NULL, OPT_ON_FAILURE},
         {"name", required_argument, NULL, OPT_NAME},
         {"grace", required_argument, NULL, OPT_GRACE},
         {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
@@ -226,6 +239,8 @@ static const char *rule_key(int c)
         case OPT_PASS_ENV: return "pass-env";
         case OPT_ENV_FILE: return "env-file";
         case OPT_ON_FOLDER_LOST: return "on-folder-lost";
+        case OPT_ON_DONE: return "on-done";
+        case OPT_ON_FAILURE: return "on-failure";
         default: return NULL;
         }
 }

@@ -86,6 +86,13 @@ static int env_put_item(struct env *e, const char *item)
         return eq ? env_put(e, item, (size_t)(eq - item), eq + 1) : 0;
 }
 
+char *ferry__env_pair(const char *name, const char *value)
+{
+        char *s;
+
+        return asprintf(&s, "%s=%s", name, value) < 0 ? NULL : s;
+}
+
 void ferry__env_free(char **env)
 {
         for (size_t i = 0; env && env[i]; i++)

@@ -75,13 +75,6 @@ void ferry__job_free(struct job *job)
         free(job);
 }
 
-static char *env_pair(const char *key, const char *value)
-{
-        char *s;
-
-        return asprintf(&s, "%s=%s", key, value) < 0 ? NULL : s;
-}
-
 void ferry__job_return(struct job *job, bool stopped)
 {
         struct rule_state *rs = job->rs;
@@ -160,11 +153,11 @@ void ferry__job_start(struct job *job)
         for (size_t i = 0; i < n; i++)
                 envp[i] = rs->env[i]; /* borrowed: only the added ones are freed */
         snprintf(attempt, sizeof(attempt), "%u", job->attempt);
-        envp[n++] = env_pair("FERRY_PATH", job->claims[0]->claimed_path);
-        envp[n++] = env_pair("FERRY_NAME", job->claims[0]->name);
-        envp[n++] = env_pair("FERRY_ORIGINAL_PATH", job->claims[0]->original_path);
-        envp[n++] = env_pair("FERRY_RULE", rule->name);
-        envp[n++] = env_pair("FERRY_ATTEMPT", attempt);
+        envp[n++] = ferry__env_pair("FERRY_PATH", job->claims[0]->claimed_path);
+        envp[n++] = ferry__env_pair("FERRY_NAME", job->claims[0]->name);
+        envp[n++] = ferry__env_pair("FERRY_ORIGINAL_PATH", job->claims[0]->original_path);
+        envp[n++] = ferry__env_pair("FERRY_RULE", rule->name);
+        envp[n++] = ferry__env_pair("FERRY_ATTEMPT", attempt);
         for (size_t i = rs->env_count; i < n; i++)
                 if (!envp[i])
                         goto nomem;
@@ -435,26 +428,36 @@ static bool move_unfinished(struct rule_state *rs, const struct unfinished *u, b
 {
         struct ferry__claim *c = u->claim;
         const struct ferry__folder *to = u->note ? &rs->failed : rs->done.fd >= 0 ? &rs->done : NULL;
-        char *relative = NULL;
+        char *relative = NULL, *dest = NULL, reason[512] = "";
         int e = rs->wa.work_fd < 0 || (to && to->fd < 0) ? -EBADF : ferry__claim_finish(&rs->wa, c, to, &relative);
 
         if (e < 0 && e != -ENOENT && !last)
                 return false;
-        if (e < 0 && e != -ENOENT)
+        if (e < 0 && e != -ENOENT) {
                 LOG(rs->runner, FERRY_LOG_WARNING, rs->rule->name, c->original_path,
                     "handled, and still cannot be %s (%s): it stays in %s, noted as handled; the next "
                     "worker moves it without handling it again",
                     to ? "moved out" : "deleted", strerror(-e), c->claimed_path);
-        else if (e == -ENOENT)
+                free(relative);
+                return true;
+        }
+        if (u->note) /* its reason, for the on-failure hook */
+                ferry__note_field(u->note, "reason", reason, sizeof(reason));
+        if (e == -ENOENT) {
                 RECORD(rs->runner, u->note ? FERRY_LOG_FAILED : FERRY_LOG_DONE, rs->rule->name, c->original_path,
                        "handled before; it was removed from the work area meanwhile");
-        else if (to) {
+        } else if (to) {
                 if (u->note)
                         write_note(rs, c->original_path, relative, u->note, u->note_len);
                 RECORD(rs->runner, u->note ? FERRY_LOG_FAILED : FERRY_LOG_DONE, rs->rule->name, c->original_path,
                        "handled before; moved to %s/%s now", to->path, relative);
-        } else
+                if (asprintf(&dest, "%s/%s", to->path, relative) < 0)
+                        dest = NULL;
+        } else {
                 RECORD(rs->runner, FERRY_LOG_DONE, rs->rule->name, c->original_path, "handled before; deleted now");
+        }
+        ferry__hook_queue(rs, u->note != NULL, c->original_path, dest, u->note ? reason : NULL);
+        free(dest);
         free(relative);
         return true;
 }
@@ -549,12 +552,14 @@ static void finish_done(struct job *job, const struct ferry__exit *st, int64_t d
                 if (c->in_place) {
                         e = record(rs, c, "done", NULL);
                         rec.kind = e < 0 ? FERRY_LOG_ERROR : FERRY_LOG_DONE;
-                        if (e < 0)
+                        if (e < 0) {
                                 ferry__runner_record(r, &rec,
                                                      "handled, but cannot record it (%s): it will be handled again",
                                                      strerror(-e));
-                        else
+                        } else {
                                 ferry__runner_record(r, &rec, "done in %.3fs; kept in place", took);
+                                ferry__hook_queue(rs, false, c->original_path, c->original_path, NULL);
+                        }
                         continue;
                 }
                 e = ferry__claim_finish(&rs->wa, c, rs->done.fd >= 0 ? &rs->done : NULL, &relative);
@@ -565,6 +570,7 @@ static void finish_done(struct job *job, const struct ferry__exit *st, int64_t d
                 if (e == -ENOENT) {
                         ferry__runner_record(r, &rec, "done in %.3fs; the handler removed or moved the file itself",
                                              took);
+                        ferry__hook_queue(rs, false, c->original_path, NULL, NULL);
                 } else if (e < 0) {
                         ferry__runner_record(
                                 r, &rec, "handled, but cannot %s%s (%s): it waits in %s and is moved once it can be",
@@ -575,6 +581,7 @@ static void finish_done(struct job *job, const struct ferry__exit *st, int64_t d
                 } else {
                         ferry__runner_record(r, &rec, "done in %.3fs%s%s", took, final ? ": " : "; deleted",
                                              final ? final : "");
+                        ferry__hook_queue(rs, false, c->original_path, final, NULL);
                 }
                 free(final);
         }
@@ -662,8 +669,10 @@ static void finish_failed(struct job *job, const struct ferry__exit *st, const c
                         ferry__runner_record(r, &rec, "failed (%s) %s; %s, note in %s.ferry-error", why, attempts,
                                              gone ? "the handler removed or moved the file itself" : "left in place",
                                              final ? final : "?");
+                        ferry__hook_queue(rs, true, c->original_path, gone ? NULL : c->original_path, why);
                 } else {
                         ferry__runner_record(r, &rec, "failed (%s) %s: %s", why, attempts, final);
+                        ferry__hook_queue(rs, true, c->original_path, final, why);
                 }
                 free(text);
                 free(final);
@@ -740,8 +749,8 @@ void ferry__job_finish(struct job *job, const struct ferry__exit *st, const char
 /* Handlers' descendants that left their process group (setsid, daemons) and
  * outlived their parents were re-parented to us, the subreaper: kill and reap
  * them, so that no orphan survives its handler. Children that are running
- * handlers are left alone. */
-static void kill_orphans(struct ferry_runner *r)
+ * handlers or hooks are left alone. */
+void ferry__kill_orphans(struct ferry_runner *r)
 {
         char buffer[4096];
         ssize_t n;
@@ -761,7 +770,7 @@ static void kill_orphans(struct ferry_runner *r)
 
                 if (end == p)
                         break;
-                handler = pid == r->keeper.pid;
+                handler = pid == r->keeper.pid || ferry__hook_owns(r, (pid_t)pid);
                 for (struct job *job = r->jobs; job && !handler; job = job->next)
                         handler = job->running && job->child.pid == pid;
                 if (pid > 0 && !handler) {
@@ -784,5 +793,5 @@ void ferry__job_exited(struct job *job)
                 st = (struct ferry__exit){.code = -1};
         ferry__keeper_remove(&r->keeper, pgid); /* reaping killed what was left of the group */
         ferry__job_finish(job, &st, NULL);
-        kill_orphans(r);
+        ferry__kill_orphans(r);
 }

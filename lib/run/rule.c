@@ -94,6 +94,8 @@ void ferry_rule_free(struct ferry_rule *rule)
         strings_free(rule->match, rule->match_count);
         strings_free(rule->exclude, rule->exclude_count);
         strings_free(rule->command, rule->command_count);
+        strings_free(rule->on_done, rule->on_done_count);
+        strings_free(rule->on_failure, rule->on_failure_count);
         strings_free(rule->env, rule->env_count);
         strings_free(rule->pass_env, rule->pass_env_count);
         strings_free(rule->env_files, rule->env_file_count);
@@ -219,7 +221,27 @@ static int set_rate(struct ferry_rule *rule, const char *value)
         return fail(rule, -EINVAL, "rate: '%s' is not N/s, N/m or N/h (handler starts in that time, e.g. 20/s)", value);
 }
 
-/* command = PROGRAM ARG...: one string, split into words as ferry.conf(5) says. */
+/* Replaces the NULL-terminated list *field (*count items) by a copy of words. */
+static int set_words(struct ferry_rule *rule, char ***field, size_t *count, char *const *words)
+{
+        char **copy = NULL;
+        size_t n = 0;
+        int r = 0;
+
+        for (size_t i = 0; r == 0 && words[i]; i++)
+                r = strings_add(rule, &copy, &n, words[i]);
+        if (r < 0) {
+                strings_free(copy, n);
+                return r;
+        }
+        strings_free(*field, *count);
+        *field = copy;
+        *count = n;
+        return 0;
+}
+
+/* command, on-done, on-failure = PROGRAM ARG...: one string, split into
+ * words as ferry.conf(5) says, the same for each. */
 static int set_command_line(struct ferry_rule *rule, const char *key, const char *value)
 {
         const char *problem = "";
@@ -232,6 +254,10 @@ static int set_command_line(struct ferry_rule *rule, const char *key, const char
                 return fail(rule, r, "%s: %s", key, problem);
         if (r == 0)
                 r = fail(rule, -EINVAL, "%s is empty", key);
+        else if (strcmp(key, "on-done") == 0)
+                r = set_words(rule, &rule->on_done, &rule->on_done_count, words);
+        else if (strcmp(key, "on-failure") == 0)
+                r = set_words(rule, &rule->on_failure, &rule->on_failure_count, words);
         else
                 r = ferry_rule_set_command(rule, words);
         ferry__argv_free(words);
@@ -243,7 +269,7 @@ int ferry_rule_set(struct ferry_rule *rule, const char *key, const char *value)
         if (!rule || !key || !value)
                 return -EINVAL;
         rule->explanation[0] = '\0';
-        if (strcmp(key, "command") == 0)
+        if (strcmp(key, "command") == 0 || strcmp(key, "on-done") == 0 || strcmp(key, "on-failure") == 0)
                 return set_command_line(rule, key, value);
         if (strcmp(key, "match") == 0)
                 return *value ? strings_add(rule, &rule->match, &rule->match_count, value)
@@ -577,10 +603,10 @@ int ferry__rule_check(struct ferry_rule *rule, bool handler)
                 return fail(rule, -EINVAL, "rule %s has no handler command", rule->name);
         if (!handler) {
                 if (rule->command || rule->use_stdin || rule->output_dir || rule->batch > 1 || rule->user ||
-                    rule->env || rule->pass_env || rule->env_files)
+                    rule->env || rule->pass_env || rule->env_files || rule->on_done || rule->on_failure)
                         return fail(rule, -EINVAL,
                                     "rule %s: a queue hands its files to its caller: no handler command, stdin, "
-                                    "output folder, batch, user or environment",
+                                    "output folder, batch, user, environment or hooks",
                                     rule->name);
                 r = 0;
         } else {
@@ -590,9 +616,16 @@ int ferry__rule_check(struct ferry_rule *rule, bool handler)
                 return fail(rule, r,
                             rule->batch > 1 ? "rule %s: with batch, the command takes the files as {paths}, a "
                                               "whole argument ({} and the like name one file)"
-                                            : "rule %s: {paths} is for batch mode; one file is {} (or {path}, "
-                                              "{name}, {dir}, {stem}, {ext})",
+                                            : "rule %s: {paths} is for batch mode, {dest} and {note} for hooks; "
+                                              "one file is {} (or {path}, {name}, {dir}, {stem}, {ext})",
                             rule->name);
+        if ((rule->on_done && ferry__argv_check_hook(rule->on_done) < 0) ||
+            (rule->on_failure && ferry__argv_check_hook(rule->on_failure) < 0))
+                return fail(rule, -EINVAL,
+                            "rule %s: a hook (on-%s) runs for one file: {paths} is the handler's, with batch (a "
+                            "hook takes {} {path} {name} {dir} {stem} {ext} {dest} {note})",
+                            rule->name,
+                            rule->on_done && ferry__argv_check_hook(rule->on_done) < 0 ? "done" : "failure");
         if (rule->min_size && rule->max_size && rule->min_size > rule->max_size)
                 return fail(rule, -EINVAL, "rule %s: min-size is above max-size: no file could pass", rule->name);
         if (rule->use_stdin && rule->batch > 1)
@@ -677,6 +710,16 @@ int ferry_rule_check_system(struct ferry_rule *rule)
                             strchr(rule->command[0], '/') ? "rule %s: the handler %s %s"
                                                           : "rule %s: the handler %s %s (%s)",
                             rule->name, rule->command[0], why, found);
+        /* The hooks' programs, as the handler's: found and runnable. */
+        for (int i = 0; i < 2; i++) {
+                char *const *hook = i == 0 ? rule->on_done : rule->on_failure;
+
+                if (hook && !strchr(hook[0], '{') && (why = handler_problem(hook[0], found, sizeof(found))))
+                        return fail(rule, -ENOENT,
+                                    strchr(hook[0], '/') ? "rule %s: the on-%s hook %s %s"
+                                                         : "rule %s: the on-%s hook %s %s (%s)",
+                                    rule->name, i == 0 ? "done" : "failure", hook[0], why, found);
+        }
         /* ferry keeps its work in DIR/.ferry: DIR must be able to hold it. */
         if (statfs(rule->dir, &fs) == 0 &&
             (fs.f_type == PROC_SUPER_MAGIC || fs.f_type == SYSFS_MAGIC || fs.f_type == CGROUP2_SUPER_MAGIC ||

@@ -200,6 +200,8 @@ struct ferry_rule {
         char *dir;
         char **match, **exclude, **command; /* NULL-terminated */
         size_t match_count, exclude_count, command_count;
+        char **on_done, **on_failure; /* hooks (hook.c): program and arguments, NULL-terminated; NULL: none */
+        size_t on_done_count, on_failure_count;
         char **env, **pass_env, **env_files; /* the handler's environment (env.c): NAME=VALUE, globs, files */
         size_t env_count, pass_env_count, env_file_count;
         bool recursive;
@@ -313,6 +315,8 @@ int ferry__env_files_check(const struct ferry_rule *rule, char *buf, size_t size
  * why in buf. */
 int ferry__env_build(const struct ferry_rule *rule, char ***ret_env, size_t *ret_count, char *buf, size_t size);
 void ferry__env_free(char **env);
+/* "NAME=VALUE", for ferry's own FERRY_* variables; caller frees; NULL: out of memory. */
+char *ferry__env_pair(const char *name, const char *value);
 
 /* ---- words.c ---- */
 
@@ -328,17 +332,21 @@ int ferry__words_split(const char *text, char ***ret_words, const char **ret_pro
 struct ferry__placeholders {
         const char *path;         /* {} and {path}: the file's path as the handler sees it; NULL in batch mode */
         const char *const *paths; /* {paths}: batch mode, NULL-terminated; NULL when not batching */
+        const char *dest;         /* {dest}: a hook's: where the file is now, "" when nowhere; NULL: a handler */
+        const char *note;         /* {note}: a hook's: why the file failed, "" when it did not; NULL: a handler */
 };
 
 /* Expands a command template into a new NULL-terminated argv (free with ferry__argv_free). Each template
  * argument becomes exactly one argument, placeholders filled in byte for byte, except a standalone {paths},
  * which becomes one argument per path; -EINVAL for an unknown or valueless placeholder, a lone brace, an
- * embedded {paths}, or an empty result. Placeholders: {} {path} {name} {dir} {stem} {ext} {paths}; "{{" and
- * "}}" are literal braces. */
+ * embedded {paths}, or an empty result. Placeholders: {} {path} {name} {dir} {stem} {ext} {paths}, and for
+ * hooks {dest} {note}; "{{" and "}}" are literal braces. */
 int ferry__argv_expand(char *const *template, const struct ferry__placeholders *values, char ***ret_argv);
 /* Validates a template at configuration time, as ferry__argv_expand would for a single file (batch: false,
  * no {paths}) or a batch (true: only {paths}). Returns 0 or -EINVAL. */
 int ferry__argv_check(char *const *template, bool batch);
+/* The same for a hook's template: one file, {dest} and {note} too, no {paths}. */
+int ferry__argv_check_hook(char *const *template);
 /* Frees an argv from ferry__argv_expand. NULL-safe. */
 void ferry__argv_free(char **argv);
 

@@ -236,24 +236,29 @@ void ferry__runner_epoll_del(struct ferry_runner *r, int fd)
  * the claim was taken care of so. */
 static bool claimed_irregular(struct rule_state *rs, struct ferry__claim *c)
 {
-        char *relative = NULL;
+        char *relative = NULL, *dest = NULL, why[96];
         int e;
 
         if (c->type == S_IFREG || (c->type == S_IFLNK && rs->rule->follow_symlinks) || c->in_place)
                 return false;
         e = ferry__claim_finish(&rs->wa, c, &rs->failed, &relative);
-        if (e < 0)
+        snprintf(why, sizeof(why), "not a regular file (%s, put there after the file was seen)",
+                 c->type == S_IFLNK   ? "a symbolic link"
+                 : c->type == S_IFDIR ? "a folder"
+                                      : "a special file");
+        if (e < 0) {
                 RECORD(rs->runner, FERRY_LOG_ERROR, rs->rule->name, c->original_path,
                        "not a regular file (it was replaced after it was seen); cannot move it to %s: %s; it stays in "
                        "%s",
                        rs->failed.path, strerror(-e), c->claimed_path);
-        else
+        } else {
                 RECORD(rs->runner, FERRY_LOG_FAILED, rs->rule->name, c->original_path,
-                       "not a regular file (%s, put there after the file was seen): not handled, moved to %s/%s",
-                       c->type == S_IFLNK   ? "a symbolic link"
-                       : c->type == S_IFDIR ? "a folder"
-                                            : "a special file",
-                       rs->failed.path, relative ? relative : "?");
+                       "%s: not handled, moved to %s/%s", why, rs->failed.path, relative ? relative : "?");
+                if (relative && asprintf(&dest, "%s/%s", rs->failed.path, relative) < 0)
+                        dest = NULL;
+                ferry__hook_queue(rs, true, c->original_path, dest, why);
+        }
+        free(dest);
         free(relative);
         ferry__claim_free(c);
         return true;
@@ -1153,6 +1158,7 @@ static void check_timers(struct ferry_runner *r, int64_t now)
                         job->kill_at = INT64_MAX;
                 }
         }
+        ferry__hooks_check_timers(r, now);
         heartbeat(r, now);
         check_folders(r, now);
         if (r->warnings_suppressed)
@@ -1196,7 +1202,7 @@ static int64_t next_deadline(const struct ferry_runner *r)
                 if (job->kill_at && job->kill_at != INT64_MAX && job->kill_at < next)
                         next = job->kill_at;
         }
-        return next;
+        return ferry__hooks_deadline(r, next);
 }
 
 static void arm_timer(struct ferry_runner *r, int64_t deadline)
@@ -1239,6 +1245,10 @@ static void handle(struct ferry_runner *r, const struct epoll_event *events, int
                         ferry__job_exited(s->owner);
                         /* The job may be gone: later events of this batch may
                          * point to it; they are handled on the next round. */
+                        return;
+                case SOURCE_HOOK_STDERR: ferry__hook_stderr(s->owner, events[i].events & (EPOLLHUP | EPOLLERR)); break;
+                case SOURCE_HOOK_PIDFD:
+                        ferry__hook_exited(s->owner); /* gone now, as a job above */
                         return;
                 }
         }
@@ -1283,6 +1293,9 @@ static int dispatch(struct ferry_runner *r, int timeout_ms)
                 int64_t now, next;
                 int n;
 
+                /* Hooks queued in the last round: their files' log lines
+                 * are out (the caller writes them before it waits). */
+                ferry__hooks_start(r);
                 n = epoll_wait(r->epoll_fd, events, 16, 0);
                 if (n > 0)
                         handle(r, events, n);
@@ -1299,10 +1312,11 @@ static int dispatch(struct ferry_runner *r, int timeout_ms)
                         arm_timer(r, next_deadline(r));
                         return 1;
                 }
-                if (r->stopping && !any_running(r)) {
+                if (r->stopping && !any_running(r) && !r->hooks) {
                         /* Claims waiting for a retry go back to the queue. */
                         while (r->jobs)
                                 ferry__job_return(r->jobs, true);
+                        ferry__hooks_stopped(r);
                         return 0;
                 }
                 next = next_deadline(r);
@@ -1443,6 +1457,7 @@ void ferry_runner_free(struct ferry_runner *r)
                         }
                 while (r->jobs)
                         ferry__job_return(r->jobs, true);
+                ferry__hooks_stopped(r);
         }
         while (r->states) {
                 struct rule_state *rs = r->states;

@@ -1,5 +1,6 @@
-/* runner.h: what runner.c (the loop, the rules, stopping) and job.c (one
- * handler run, from start to its outcome) share. Private to those two. */
+/* runner.h: what runner.c (the loop, the rules, stopping), job.c (one
+ * handler run, from start to its outcome) and hook.c (the hooks run after
+ * an outcome) share. Private to those three. */
 #ifndef FERRY_RUNNER_H
 #define FERRY_RUNNER_H
 
@@ -8,7 +9,7 @@
 #include <stdarg.h>
 #include <sys/types.h>
 
-enum source_kind { SOURCE_WATCH, SOURCE_PIDFD, SOURCE_STDERR, SOURCE_TIMER };
+enum source_kind { SOURCE_WATCH, SOURCE_PIDFD, SOURCE_STDERR, SOURCE_TIMER, SOURCE_HOOK_PIDFD, SOURCE_HOOK_STDERR };
 
 struct source {
         enum source_kind kind;
@@ -54,6 +55,7 @@ void ferry__pending_clear(struct pending_queue *q);
 struct rule_state;
 struct late_note;
 struct unfinished;
+struct hook;
 
 struct job {
         struct job *prev, *next;
@@ -106,8 +108,10 @@ struct rule_state {
         char why[512];              /* why the folder cannot be taken up, as last said */
         char **env;                 /* the handlers' environment but FERRY_* (env.c); NULL for a queue */
         size_t env_count;
-        struct late_note *late_notes;  /* failure notes not written yet (job.c) */
-        struct unfinished *unfinished; /* handled files not moved out yet (job.c) */
+        struct late_note *late_notes;         /* failure notes not written yet (job.c) */
+        struct unfinished *unfinished;        /* handled files not moved out yet (job.c) */
+        struct hook *hooks_head, *hooks_tail; /* hooks waiting for a slot, oldest first (hook.c) */
+        unsigned hooks_waiting, hooks_running;
 };
 
 struct ferry_runner {
@@ -137,6 +141,8 @@ struct ferry_runner {
         bool limit_next;                        /* the next record is rate-limited as a warning is */
         bool external;                          /* a queue (queue.c): jobs are handed to the caller, not spawned */
         unsigned handed;                        /* jobs handed out and not taken yet */
+        struct hook *hooks;                     /* running hooks (hook.c) */
+        unsigned long long hooks_dropped;       /* hooks a stop kept from starting, not said yet */
 };
 
 /* Logging and counting are apart: ferry__runner_log says something (rate-
@@ -185,5 +191,31 @@ void ferry__job_adopt_handled(struct rule_state *rs, struct ferry__claim *c);
  * not writable, or full); last: the rule lets go of its folder, and what
  * still cannot be moved stays in the work area with its outcome noted. */
 void ferry__unfinished_move(struct rule_state *rs, bool last);
+/* Kills and reaps the runner's children that are neither running handlers,
+ * running hooks nor the keeper: what handlers and hooks left behind. */
+void ferry__kill_orphans(struct ferry_runner *r);
+
+/* hook.c */
+/* A file logged as done (failed: false) or failed has reached its final
+ * place: queues the rule's hook for it, when it has one. path: where it was
+ * found; dest: where it is now (NULL: nowhere, deleted or gone); note: why it
+ * failed (NULL for done). The strings are copied. */
+void ferry__hook_queue(struct rule_state *rs, bool failed, const char *path, const char *dest, const char *note);
+/* Starts the waiting hooks that have a slot, oldest first; drops them all
+ * (counted) once the runner stops. */
+void ferry__hooks_start(struct ferry_runner *r);
+/* Its pidfd said the hook exited: reap it, say how it failed if it did. */
+void ferry__hook_exited(struct hook *h);
+/* Its stderr is readable (hangup: or hung up). */
+void ferry__hook_stderr(struct hook *h, bool hangup);
+/* Whether pid is a running hook's. */
+bool ferry__hook_owns(const struct ferry_runner *r, pid_t pid);
+/* Timeouts: SIGTERM, then SIGKILL after the rule's kill-after. */
+void ferry__hooks_check_timers(struct ferry_runner *r, int64_t now);
+/* The earlier of next and the hooks' next deadline (now, when one may start). */
+int64_t ferry__hooks_deadline(const struct ferry_runner *r, int64_t next);
+/* The runner is drained, or freed: drops what waits, kills what still runs
+ * (nothing, when drained), and says how many hooks a stop kept from running. */
+void ferry__hooks_stopped(struct ferry_runner *r);
 
 #endif

@@ -84,22 +84,23 @@ struct piece {
         size_t len;
 };
 
+enum word { WORD_PATH, WORD_NAME, WORD_DIR, WORD_STEM, WORD_EXT, WORD_DEST, WORD_NOTE, WORD_PATHS };
+
 /* What the placeholders stand for, derived once per expansion. */
 struct values {
         bool has_path;  /* {} {path} {name} {dir} {stem} {ext} may be used */
         bool has_paths; /* {paths} may be used */
+        bool has_hook;  /* {dest} {note} may be used: a hook's command */
         const char *const *paths;
-        struct piece pieces[5]; /* by enum word, up to WORD_PATHS */
+        struct piece pieces[WORD_PATHS]; /* by enum word, up to WORD_PATHS */
 };
-
-enum word { WORD_PATH, WORD_NAME, WORD_DIR, WORD_STEM, WORD_EXT, WORD_PATHS };
 
 static const struct {
         const char *text;
         enum word word;
 } words[] = {
-        {"", WORD_PATH},     {"path", WORD_PATH}, {"name", WORD_NAME},   {"dir", WORD_DIR},
-        {"stem", WORD_STEM}, {"ext", WORD_EXT},   {"paths", WORD_PATHS},
+        {"", WORD_PATH},   {"path", WORD_PATH}, {"name", WORD_NAME}, {"dir", WORD_DIR},     {"stem", WORD_STEM},
+        {"ext", WORD_EXT}, {"dest", WORD_DEST}, {"note", WORD_NOTE}, {"paths", WORD_PATHS},
 };
 
 /* Splits path into the pieces the placeholders name; the pieces point into path.
@@ -146,7 +147,8 @@ static int lookup(const char *word, size_t len, const struct values *v, struct p
         for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
                 if (strlen(words[i].text) != len || memcmp(words[i].text, word, len) != 0)
                         continue;
-                if (words[i].word == WORD_PATHS || !v->has_path)
+                if (words[i].word == WORD_PATHS || !v->has_path ||
+                    ((words[i].word == WORD_DEST || words[i].word == WORD_NOTE) && !v->has_hook))
                         return -EINVAL;
                 *ret_piece = v->pieces[words[i].word];
                 return 0;
@@ -230,6 +232,15 @@ int ferry__argv_check(char *const *template, bool batch)
         return measure(template, &v, &count);
 }
 
+int ferry__argv_check_hook(char *const *template)
+{
+        struct values v = {.has_path = true, .has_hook = true};
+        size_t count;
+
+        split_path("", &v);
+        return measure(template, &v, &count);
+}
+
 void ferry__argv_free(char **argv)
 {
         if (!argv)
@@ -250,8 +261,13 @@ int ferry__argv_expand(char *const *template, const struct ferry__placeholders *
                 return -EINVAL;
         v.has_path = values->path != NULL;
         v.has_paths = values->paths != NULL;
+        v.has_hook = values->dest && values->note;
         v.paths = values->paths;
         split_path(values->path ? values->path : "", &v);
+        if (v.has_hook) {
+                v.pieces[WORD_DEST] = (struct piece){values->dest, strlen(values->dest)};
+                v.pieces[WORD_NOTE] = (struct piece){values->note, strlen(values->note)};
+        }
 
         r = measure(template, &v, &count);
         if (r < 0)

@@ -1,5 +1,5 @@
-/* words.c: a command line given as one string (ferry.conf's command) split
- * into words as systemd splits ExecStart=: blanks separate
+/* words.c: a command line given as one string (ferry.conf's command, a
+ * hook's) split into words as systemd splits ExecStart=: blanks separate
  * words; '...' keeps everything literally; "..." and bare words take
  * backslash escapes (\\ \" \' \n \t \xHH and a backslash-blank); quoted and
  * bare parts next to each other make one word. No variable expansion, no

@@ -274,6 +274,39 @@ Test(argv, check_matches_the_mode)
         ferry__argv_free(NULL);
 }
 
+Test(argv, hook_placeholders)
+{
+        char *const hook[] = {"alert", "{name}", "--to={dest}", "{note}", "{path}", NULL};
+        char *const handler_only[] = {"alert", "{paths}", NULL};
+        struct ferry__placeholders values = {.path = "in/a b\n.csv",
+                                             .dest = "in/.ferry/failed/a b\n.csv.1",
+                                             .note = "exit status 3"};
+        char **argv = NULL;
+
+        cr_assert_eq(ferry__argv_expand(hook, &values, &argv), 0);
+        cr_assert_eq(count(argv), 5);
+        cr_assert_str_eq(argv[1], "a b\n.csv");
+        cr_assert_str_eq(argv[2], "--to=in/.ferry/failed/a b\n.csv.1");
+        cr_assert_str_eq(argv[3], "exit status 3");
+        cr_assert_str_eq(argv[4], "in/a b\n.csv");
+        ferry__argv_free(argv);
+
+        /* An empty value is one empty argument: a hook that got no {note} still gets its place. */
+        values.dest = values.note = "";
+        cr_assert_eq(ferry__argv_expand(hook, &values, &argv), 0);
+        cr_assert_eq(count(argv), 5);
+        cr_assert_str_eq(argv[3], "");
+        ferry__argv_free(argv);
+
+        cr_assert_eq(ferry__argv_check_hook(hook), 0);
+        cr_assert_eq(ferry__argv_check_hook(handler_only), -EINVAL, "a hook runs for one file");
+        cr_assert_eq(ferry__argv_check(hook, false), -EINVAL, "{dest} and {note} are a hook's");
+        cr_assert_eq(ferry__argv_check(hook, true), -EINVAL);
+        argv = NULL;
+        cr_assert_eq(ferry__argv_expand(hook, &(struct ferry__placeholders){.path = "a"}, &argv), -EINVAL);
+        cr_assert_null(argv);
+}
+
 /* ---- the stderr tail, without a child ---- */
 
 Test(argv, stderr_lines)
