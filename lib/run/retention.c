@@ -315,8 +315,13 @@ static int sweep_folder(struct sweep *s, int fd, size_t len, int depth, const st
                 part = s->layout && depth >= 0 ? layout_part(s->layout, depth, &part_len) : NULL;
                 struct tm tm = *dated;
                 int unit = finest, next_depth = -1, e;
+                bool fits = part && part_match(part, part_len, de->d_name, &tm, &unit);
 
-                if (part && part_match(part, part_len, de->d_name, &tm, &unit) && unit != UNIT_NONE) {
+                if (fits && unit == UNIT_NONE) {
+                        /* A part of the layout without a date (archive/%Y): its folders go on. */
+                        if (layout_part(s->layout, depth + 1, &part_len))
+                                next_depth = depth + 1;
+                } else if (fits) {
                         struct tm begin = tm;
                         time_t end = period_end(&tm, unit);
                         unsigned long long files = 0;

@@ -160,3 +160,18 @@ CONF
         run "$FERRY" purge -c "$T/ferry.conf" nosuchrule
         ((status == 2))
 }
+
+@test "purge: a layout part without a date (archive/%Y/%m) still leads to the dated folders beneath it" {
+        D=$T/in
+        local done=$D/.ferry/done now
+        now=$(date +%Y/%m)
+        mkdir -p "$done/archive/2019/05" "$done/archive/$now"
+        chmod 0711 "$D/.ferry"
+        chmod 0700 "$done"
+        printf 'old\n' >"$done/archive/2019/05/a"
+        printf 'new\n' >"$done/archive/$now/b"
+        run "$FERRY" purge --dir "$D" --done-layout 'archive/%Y/%m' --done-retention 30d
+        ((status == 0))
+        [[ $output == "removed $done/archive/2019/ (a dated folder, whole; its period ended 2020-01-01 00:00)" ]]
+        [[ -f $done/archive/$now/b && ! -e $done/archive/2019 ]]
+}
