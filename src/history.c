@@ -142,7 +142,8 @@ int cmd_history(int argc, char **argv)
                 status = EXIT_FAILURE_RUNTIME;
                 goto out;
         }
-        qsort(h.lines, h.count, sizeof(*h.lines), by_time);
+        if (h.count)
+                qsort(h.lines, h.count, sizeof(*h.lines), by_time);
         for (size_t i = 0; i < h.count; i++) {
                 if (a.json) {
                         puts(h.lines[i]);
