@@ -33,9 +33,7 @@ int ferry__audit_open(struct ferry__audit *a, struct ferry__workarea *wa)
         snprintf(a->host, sizeof(a->host), "%s", wa->host);
         if (!a->host[0] && gethostname(a->host, sizeof(a->host) - 1) < 0)
                 snprintf(a->host, sizeof(a->host), "localhost");
-        for (char *p = a->host; *p; p++)
-                if (*p == '/' || *p == '.')
-                        *p = '_';
+        a->host[sizeof(a->host) - 1] = '\0';
         if (asprintf(&path, "%s/.ferry/" AUDIT_DIR, wa->dir) < 0)
                 return -ENOMEM;
         r = ferry__trusted_dir(&wa->trust, wa->ferry_fd, AUDIT_DIR, 0700, true, path, &a->dir_fd);
@@ -56,7 +54,11 @@ static int day_file(struct ferry__audit *a, time_t now)
                 return a->fd;
         if (a->fd >= 0)
                 close(a->fd);
+        /* The host's name, its dots and slashes made '_': one name in the folder. */
         snprintf(name, sizeof(name), "%s.%.200s.jsonl", day, a->host);
+        for (char *p = name + strlen(day) + 1; *p && strcmp(p, ".jsonl") != 0; p++)
+                if (*p == '/' || *p == '.')
+                        *p = '_';
         a->fd = openat(a->dir_fd, name, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
         if (a->fd >= 0)
                 snprintf(a->day, sizeof(a->day), "%s", day);
