@@ -148,16 +148,6 @@ void ferry__audit_close(struct ferry__audit *a)
         a->fd = a->dir_fd = -1;
 }
 
-void ferry__audit_once(struct ferry__workarea *wa, const char *event, const char *rule, const char *relative,
-                       const char *message, const struct timespec *at)
-{
-        struct ferry__audit a;
-
-        if (ferry__audit_open(&a, wa) == 0)
-                ferry__audit_add(&a, event, rule, relative, strlen(relative), NULL, message, at);
-        ferry__audit_close(&a);
-}
-
 /* ---- reading it back: ferry history ------------------------------------------- */
 
 /* The raw (still escaped) text of the JSON string field key in line, or NULL. */

@@ -36,6 +36,7 @@ struct retrying {
         void *userdata;
         bool dry_run;
         int count;
+        struct ferry__audit audit; /* the folder's trail, opened once for the whole run (dir_fd -1: none) */
 };
 
 /* NAME with ".N" before its extension: "a.csv" 2 -> "a.2.csv"; "a" -> "a.2". */
@@ -96,8 +97,8 @@ static void put_back(struct retrying *r, int fd, const char *origin, const char 
 
                         archive_note(r, fd, origin, name);
                         snprintf(relative, sizeof(relative), "%s%s%s", origin, *origin ? "/" : "", target);
-                        if (!r->rule->audit_off)
-                                ferry__audit_once(r->wa, "requeued", r->rule->name, relative, info->reason, &at);
+                        ferry__audit_add(&r->audit, "requeued", r->rule->name, relative, strlen(relative), NULL,
+                                         info->reason, &at);
                 }
         }
         if (asprintf(&back, "%s/%s%s%s", r->rule->dir, origin, *origin ? "/" : "", target) < 0)
@@ -173,7 +174,8 @@ int ferry_rule_retry(struct ferry_rule *rule, ferry_retry_select_cb select, ferr
                              .select = select,
                              .done = done,
                              .userdata = userdata,
-                             .dry_run = dry_run};
+                             .dry_run = dry_run,
+                             .audit = {.dir_fd = -1, .fd = -1}};
         int e;
 
         if (!rule || !select)
@@ -188,11 +190,14 @@ int ferry_rule_retry(struct ferry_rule *rule, ferry_retry_select_cb select, ferr
         e = ferry__workarea_home(&wa, rule->dir);
         if (e == 0)
                 e = ferry__folder_open(&wa, &failed, rule->failed_dir, "failed");
+        if (e == 0 && !dry_run && !rule->audit_off)
+                (void)ferry__audit_open(&r.audit, &wa); /* without it, files still go back */
         if (e == 0)
                 e = walk(&r, failed.fd, "");
         if (e < 0)
                 snprintf(rule->explanation, sizeof(rule->explanation), "rule %s: %.400s", rule->name,
                          wa.trust.why[0] ? wa.trust.why : strerror(-e));
+        ferry__audit_close(&r.audit);
         ferry__folder_close(&failed);
         ferry__workarea_close(&wa);
         return e < 0 ? e : r.count;

@@ -270,9 +270,6 @@ void ferry__audit_add(struct ferry__audit *a, const char *event, const char *rul
 /* Writes the lines gathered, in whole lines. */
 void ferry__audit_flush(struct ferry__audit *a);
 void ferry__audit_close(struct ferry__audit *a);
-/* Open, one line, close: for ferry retry and ferry purge. */
-void ferry__audit_once(struct ferry__workarea *wa, const char *event, const char *rule, const char *relative,
-                       const char *message, const struct timespec *at);
 
 /* ---- retention.c: dated done folders, and what is old leaves ---- */
 

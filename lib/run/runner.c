@@ -123,7 +123,7 @@ static void audit(struct ferry_runner *r, const struct ferry_log_record *rec, co
 
         if (!rec->rule || !rec->path || (size_t)rec->kind >= sizeof(events) / sizeof(events[0]) || !events[rec->kind])
                 return;
-        while (rs && strcmp(rs->rule->name, rec->rule) != 0)
+        while (rs && rs->rule->name != rec->rule && strcmp(rs->rule->name, rec->rule) != 0)
                 rs = rs->next;
         if (!rs || rs->audit.dir_fd < 0)
                 return;
