@@ -109,6 +109,10 @@ enum ferry__change {
 };
 /* ---- ready.c: policies -------------------------------------------------- */
 
+/* done-file: how long a marker must stay empty to be taken as empty (a
+ * client that closes a new file empty reopens it later on a busy machine). */
+#define FERRY__EMPTY_MARKER_NS (3 * FERRY__NSEC_PER_SEC)
+
 /* Timer queues: each has one fixed delay, so appending keeps it sorted. */
 enum {
         FERRY__TIMER_GUARD,       /* close: quiet after the last close */

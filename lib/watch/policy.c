@@ -209,6 +209,7 @@ static int explain_done_file(const struct look *l, char *buf, size_t size)
         const struct ferry__policy *p = l->p;
         const char *slash = strrchr(l->path, '/');
         char marker[PATH_MAX * 2];
+        struct stat mst;
         int r;
 
         if (p->marker_is_suffix)
@@ -225,6 +226,11 @@ static int explain_done_file(const struct look *l, char *buf, size_t size)
                                 "not handed out: it does not match its marker %s (size or SHA-256): its writer "
                                 "did not finish, or it changed after the marker was written",
                                 marker);
+        if (p->marker_is_suffix && lstat(marker, &mst) == 0 && mst.st_size == 0)
+                return snprintf(buf, size,
+                                "ready once its marker %s, which is empty and so checks nothing, has stayed "
+                                "empty for %.3gs with nobody writing it",
+                                marker, seconds(FERRY__EMPTY_MARKER_NS));
         return snprintf(buf, size, "ready: its marker %s is there%s", marker, r == 0 ? " and matches it" : "");
 }
 

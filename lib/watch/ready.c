@@ -296,8 +296,9 @@ static int64_t newest_time(const struct stat *st)
 
 /* done-file: ready when the marker exists and, when it says what the file
  * is (size, SHA-256), the file is that. A mismatch is an ERROR event: the
- * writer died half-way, or the file changed after its marker was written. */
-static void consider_marked(struct ferry_watch *w, struct ferry__file *f)
+ * writer died half-way, or the file changed after its marker was written.
+ * expired: called by the end of the empty marker's wait. */
+static void consider_marked(struct ferry_watch *w, struct ferry__file *f, bool expired)
 {
         char marker[2 * PATH_MAX];
         struct ferry__version v;
@@ -312,16 +313,22 @@ static void consider_marked(struct ferry_watch *w, struct ferry__file *f)
                 return set_state(w, f, FERRY__WAIT_MARKER);
         /* An empty marker checks nothing, but a marker being written is empty
          * at first, and some clients close it empty before they write it
-         * (smbnetfs creates, closes and reopens every file): only a marker
-         * still empty after a guard, and that nobody holds open for writing
-         * then (the file server writing its content), is taken as empty. */
+         * (smbnetfs creates, closes and reopens every file, and on a busy
+         * machine the reopen comes a second or more later): only a marker
+         * still empty at the end of its own wait (FERRY__TIMER_BLIND_GUARD,
+         * 3 s at least), and that nobody holds open for writing then (the
+         * file server writing its content), is taken as empty. Another
+         * close of it while it waits does not end the wait. */
         if (w->policy.marker_is_suffix && marker_st.st_size == 0) {
                 struct ferry__version mv = {0};
-                int held = f->state == FERRY__GUARD ? ferry__writers_check(marker, &mv) : 0;
+                int held;
 
+                if (!expired && f->state == FERRY__GUARD)
+                        return;
+                held = expired ? ferry__writers_check(marker, &mv) : 0;
                 if (held == -ENOENT)
                         return set_state(w, f, FERRY__WAIT_MARKER);
-                if (f->state != FERRY__GUARD || held == FERRY__WRITER_OPEN || mv.size != 0)
+                if (!expired || held == FERRY__WRITER_OPEN || mv.size != 0)
                         return schedule(w, f, FERRY__GUARD, FERRY__TIMER_BLIND_GUARD);
         }
         n = file_path(w, f);
@@ -541,11 +548,11 @@ void ferry__ready_change_done_file(struct ferry_watch *w, struct ferry__file *f,
         switch (change) {
         case FERRY__CHANGE_CREATE:
                 if (appeared(w, f, &v) != APPEARED_EMPTY)
-                        return consider_marked(w, f);
+                        return consider_marked(w, f, false);
                 return set_state(w, f, FERRY__WRITING);
         case FERRY__CHANGE_MODIFY: return set_state(w, f, FERRY__WRITING);
         case FERRY__CHANGE_ATTRIB: return;
-        default: return consider_marked(w, f);
+        default: return consider_marked(w, f, false);
         }
 }
 
@@ -571,7 +578,7 @@ void ferry__ready_marker(struct ferry_watch *w, struct ferry__dir *dir, const ch
                 data[data_len] = '\0';
                 e = ferry__entry_find(w, dir, data, data_len);
                 if (e && e->kind == FERRY__FILE) {
-                        consider_marked(w, (struct ferry__file *)e);
+                        consider_marked(w, (struct ferry__file *)e, false);
                         return;
                 }
                 /* The data file was never seen (it came before the watch). */
@@ -584,7 +591,7 @@ void ferry__ready_marker(struct ferry_watch *w, struct ferry__dir *dir, const ch
                 struct ferry__entry *next = e->sibling_next;
 
                 if (e->kind == FERRY__FILE)
-                        consider_marked(w, (struct ferry__file *)e);
+                        consider_marked(w, (struct ferry__file *)e, false);
                 e = next;
         }
 }
@@ -605,8 +612,8 @@ void ferry__ready_expire(struct ferry_watch *w, int64_t now)
                                 continue;
                         }
                         if (w->policy.kind == FERRY__POLICY_DONE_FILE) {
-                                /* the guard of an empty marker: look again */
-                                consider_marked(w, f);
+                                /* the wait of an empty marker: look again */
+                                consider_marked(w, f, true);
                                 continue;
                         }
                         if (i == FERRY__TIMER_QUIET) {

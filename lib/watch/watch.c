@@ -117,6 +117,7 @@ void ferry_watch_free(struct ferry_watch *w)
 int ferry_watch_set_ready(struct ferry_watch *w, const char *policy)
 {
         struct ferry__policy p;
+        int64_t blind_ns;
         int r;
 
         if (!w || !policy || w->roots)
@@ -126,8 +127,9 @@ int ferry_watch_set_ready(struct ferry_watch *w, const char *policy)
                 return r;
         w->policy = p;
         w->timers[FERRY__TIMER_GUARD].delay_ns = p.guard_ns;
-        w->timers[FERRY__TIMER_BLIND_GUARD].delay_ns = p.guard_ns > FERRY__NSEC_PER_SEC ? p.guard_ns
-                                                                                        : FERRY__NSEC_PER_SEC;
+        /* done-file uses it for an empty marker only (ready.c: consider_marked) */
+        blind_ns = p.kind == FERRY__POLICY_DONE_FILE ? FERRY__EMPTY_MARKER_NS : FERRY__NSEC_PER_SEC;
+        w->timers[FERRY__TIMER_BLIND_GUARD].delay_ns = p.guard_ns > blind_ns ? p.guard_ns : blind_ns;
         w->timers[FERRY__TIMER_SETTLE].delay_ns = p.settle_ns;
         w->timers[FERRY__TIMER_QUIET].delay_ns = p.settle_ns;
         return 0;

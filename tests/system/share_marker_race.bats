@@ -28,6 +28,25 @@ load helpers
         grep '"event":"error"' "$T/out" | grep -qF "\"path\":\"$T/in/cut\""
 }
 
+@test "share marker race: a marker closed empty twice and written 1.5 s later (a busy client) is checked" {
+        mkdir "$T/in"
+        start_ferry "$T/out" watch --ready=done-file --json "$T/in"
+        wait_watches "$FERRY_PID" 1 30
+        head -c 100000 /dev/urandom >"$T/whole"
+        head -c 40000 "$T/whole" >"$T/in/cut"
+        # closed empty, closed empty again (a close while it waits does not end the wait),
+        # and written only after more than a second (smbnetfs's reopen on a loaded machine)
+        : >"$T/in/cut.done"
+        sleep 0.2
+        : >>"$T/in/cut.done"
+        sleep 1.3
+        printf 'ferry-marker 1\nsize 100000\nsha256 %s\n' "$(sha256sum <"$T/whole" | cut -c1-64)" >"$T/in/cut.done"
+        wait_for has_text "$T/out" '"path":"'"$T/in/cut"'"' 30
+        stop_ferry "$T/out"
+        grep '"event":"error"' "$T/out" | grep -qF "\"path\":\"$T/in/cut\""
+        refute grep -qF '"event":"ready"' "$T/out"
+}
+
 @test "share marker race: an empty marker that stays empty still makes its file ready, once" {
         mkdir "$T/in"
         start_ferry "$T/out" watch --ready=done-file -0 "$T/in"

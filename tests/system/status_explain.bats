@@ -83,6 +83,10 @@ assert o["failures"][0]["reason"] == "exit status 4", o
         printf 'ferry-marker 1\nsize 2\n' >"$T/in/fresh.csv.done"
         run --separate-stderr "$FERRY" explain --dir "$T/in" --ready done-file "$T/in/fresh.csv"
         [[ $output == *"does not match its marker"* ]] || { echo "$output" >&2; return 1; }
+        : >"$T/in/fresh.csv.done"
+        run --separate-stderr "$FERRY" explain --dir "$T/in" --ready done-file "$T/in/fresh.csv"
+        [[ $output == *"which is empty and so checks nothing, has stayed empty for 3s"* ]] ||
+                { echo "$output" >&2; return 1; }
 }
 
 @test "status: a folder that cannot be read is said on stderr and makes the exit status 1" {
