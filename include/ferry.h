@@ -111,6 +111,15 @@ int ferry_watch_set_poll_interval(struct ferry_watch *w, int64_t interval_ns);
  * their files wait until folders go away. */
 int ferry_watch_set_max_dirs(struct ferry_watch *w, size_t max);
 
+/* At most max files are tracked at once (0, the default: no cap), so that
+ * memory stays bounded however many files a folder holds: names beyond are
+ * left out (not even stat-ed), and the folders are listed again once half of
+ * the files tracked are gone (reported and moved away, or deleted); the names
+ * left out are found then, as files found by a listing are. Only files count:
+ * files waiting for a marker, or being written, hold their place. Needs
+ * FERRY_WATCH_EXISTING (else -EINVAL): a name left out is reported when found. */
+int ferry_watch_set_max_files(struct ferry_watch *w, size_t max);
+
 /* Writes how the root given as path is watched, and why, into buf. */
 int ferry_watch_describe_root(struct ferry_watch *w, const char *path, char *buf, size_t size);
 
@@ -214,7 +223,7 @@ void ferry_rule_free(struct ferry_rule *rule);
  *   ready POLICY, jobs N, timeout DURATION, kill-after DURATION, retries N,
  *   retry-delay DURATION, on-success done|delete|keep, done DIR, failed DIR,
  *   output DIR, stdin BOOL, batch N, lease DURATION, user NAME, symlinks BOOL,
- *   backend auto|inotify|poll, poll-interval DURATION, max-folders N,
+ *   backend auto|inotify|poll, poll-interval DURATION, max-folders N, max-queue N,
  *   require-file NAME, on-folder-lost wait|exit,
  *   on-done PROGRAM ARG..., on-failure PROGRAM ARG... (hooks, run for each
  *   file once it reached the done or failed folder; split as command is;

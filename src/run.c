@@ -80,6 +80,8 @@ static const char usage[] =
         "      --poll-interval DUR  how often polled folders are listed (default 2s)\n"
         "      --max-folders N    with -r, watch at most N folders, list up to N more\n"
         "                         every 5s (default 65536)\n"
+        "      --max-queue N      track at most N files of the folder at once; the rest\n"
+        "                         is listed once half are handled (memory stays bounded)\n"
         "      --require-file NAME  DIR counts as there only while it holds NAME\n"
         "                         (e.g. .ferry-root on a share: not taken for an empty\n"
         "                         mount point)\n"
@@ -137,6 +139,7 @@ enum {
         OPT_BACKEND,
         OPT_POLL_INTERVAL,
         OPT_MAX_FOLDERS,
+        OPT_MAX_QUEUE,
         OPT_REQUIRE_FILE,
         OPT_ENV,
         OPT_PASS_ENV,
@@ -185,6 +188,7 @@ static const struct option options[] = {
         {"backend", required_argument, NULL, OPT_BACKEND},
         {"poll-interval", required_argument, NULL, OPT_POLL_INTERVAL},
         {"max-folders", required_argument, NULL, OPT_MAX_FOLDERS},
+        {"max-queue", required_argument, NULL, OPT_MAX_QUEUE},
         {"require-file", required_argument, NULL, OPT_REQUIRE_FILE},
         {"env", required_argument, NULL, OPT_ENV},
         {"pass-env", required_argument, NULL, OPT_PASS_ENV},
@@ -234,6 +238,7 @@ static const char *rule_key(int c)
         case OPT_BACKEND: return "backend";
         case OPT_POLL_INTERVAL: return "poll-interval";
         case OPT_MAX_FOLDERS: return "max-folders";
+        case OPT_MAX_QUEUE: return "max-queue";
         case OPT_REQUIRE_FILE: return "require-file";
         case OPT_ENV: return "env";
         case OPT_PASS_ENV: return "pass-env";

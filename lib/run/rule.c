@@ -398,6 +398,8 @@ int ferry_rule_set(struct ferry_rule *rule, const char *key, const char *value)
         }
         if (strcmp(key, "max-folders") == 0)
                 return set_count(rule, &rule->max_folders, key, value, 1, 100000000);
+        if (strcmp(key, "max-queue") == 0)
+                return set_count(rule, &rule->max_queue, key, value, 0, 100000000);
         if (strcmp(key, "lease") == 0) {
                 int r = set_duration(rule, &rule->lease_ns, key, value);
 
@@ -637,6 +639,11 @@ int ferry__rule_check(struct ferry_rule *rule, bool handler)
                             rule->name, rule->on_success == FERRY__ON_SUCCESS_KEEP ? "keep" : "delete");
         if (rule->output_dir && rule->batch > 1)
                 return fail(rule, -EINVAL, "rule %s: output and batch exclude each other", rule->name);
+        if (rule->max_queue && rule->on_success == FERRY__ON_SUCCESS_KEEP)
+                return fail(rule, -EINVAL,
+                            "rule %s: max-queue and keep exclude each other (files kept in place stay tracked, and "
+                            "would hold the queue full for ever)",
+                            rule->name);
         if (rule->user && geteuid() != 0)
                 return fail(rule, -EPERM, "rule %s: user %s needs ferry to run as root", rule->name, rule->user);
         if (rule->env_files) {
@@ -771,6 +778,8 @@ int ferry__rule_watch_new(const struct ferry_rule *rule, unsigned flags, struct 
                 e = ferry_watch_set_poll_interval(w, rule->poll_interval_ns);
         if (e == 0)
                 e = ferry_watch_set_max_dirs(w, rule->max_folders);
+        if (e == 0 && rule->max_queue)
+                e = ferry_watch_set_max_files(w, rule->max_queue);
         if (e == 0)
                 e = ferry_watch_set_events(w, FERRY_EVENT_READY);
         for (size_t i = 0; e == 0 && i < rule->match_count; i++)

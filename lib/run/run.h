@@ -226,10 +226,11 @@ struct ferry_rule {
         uint64_t free_below_bytes; /* file system has less free (percent of it, or bytes); 0: never */
         int64_t done_retention_ns, failed_retention_ns; /* what is older goes from those folders; 0: kept */
         unsigned max_folders;                           /* folders the rule's watcher watches at most */
-        int64_t timeout_ns;                             /* 0: none */
-        int64_t kill_after_ns;                          /* SIGTERM to SIGKILL */
-        int64_t retry_delay_ns;                         /* first back-off; doubles per attempt */
-        int64_t lease_ns;                               /* a claim whose heartbeat is older is a dead worker's */
+        unsigned max_queue;     /* files its watcher tracks at most (ferry_watch_set_max_files); 0: no cap */
+        int64_t timeout_ns;     /* 0: none */
+        int64_t kill_after_ns;  /* SIGTERM to SIGKILL */
+        int64_t retry_delay_ns; /* first back-off; doubles per attempt */
+        int64_t lease_ns;       /* a claim whose heartbeat is older is a dead worker's */
         enum ferry__on_success on_success;
         char *done_dir, *failed_dir, *output_dir; /* NULL: defaults */
         char *user;

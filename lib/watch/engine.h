@@ -193,6 +193,9 @@ struct ferry_watch {
         size_t dir_count;
         size_t max_dirs;     /* folders watched at most, roots counted (a root always is); 0: no cap */
         size_t polled_count; /* folders beyond: listed every few seconds instead (as many at most) */
+        size_t file_count;   /* files in the mirror */
+        size_t max_files;    /* files in the mirror at most; 0: no cap (ferry_watch_set_max_files) */
+        bool files_deferred; /* names were left out at the cap: list again once half are gone */
         uint64_t last_dir_id;
         bool starting;     /* a root's first scan: the kernel's limit is an error, not polled */
         bool start_failed; /* ... and it was reached there */
@@ -248,6 +251,9 @@ void ferry__file_baseline(struct ferry_watch *w, struct ferry__dir *dir, const c
 void ferry__file_gone(struct ferry_watch *w, struct ferry__dir *dir, const char *name, size_t len, unsigned event_type,
                       unsigned event_flags);
 void ferry__file_remove(struct ferry_watch *w, struct ferry__file *f);
+/* At the cap of files in the mirror (ferry_watch_set_max_files): the name is
+ * left out, and the folders are listed again once half of the files are gone. */
+bool ferry__files_full(struct ferry_watch *w);
 void ferry__file_set_known(struct ferry__file *f, const struct ferry__version *v);
 /* Watches name inside parent (or the root's own directory when parent is NULL)
  * and adds its node, without scanning it. */

@@ -401,8 +401,15 @@ static int scan_dir(struct ferry_watch *w, struct ferry__dir *dir, enum ferry__s
                         if (de->d_type != DT_DIR && de->d_type != DT_UNKNOWN &&
                             !ferry__file_wanted(w, dir, name, len) && !ferry__ready_is_marker(w, name, len))
                                 continue;
-                        if (mode == FERRY__SCAN_POLL && de->d_type != DT_DIR && de->d_type != DT_UNKNOWN) {
+                        if (w->max_files && de->d_type != DT_DIR && de->d_type != DT_UNKNOWN) {
                                 e = ferry__entry_find(w, dir, name, len);
+                                /* At the cap a new name costs no stat: it is found by a later listing. */
+                                if (!e && ferry__files_full(w) && !ferry__ready_is_marker(w, name, len))
+                                        continue;
+                        }
+                        if (mode == FERRY__SCAN_POLL && de->d_type != DT_DIR && de->d_type != DT_UNKNOWN) {
+                                if (!w->max_files)
+                                        e = ferry__entry_find(w, dir, name, len);
                                 if (e && e->kind == FERRY__FILE) {
                                         struct ferry__file *f = (struct ferry__file *)e;
 

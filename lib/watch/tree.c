@@ -247,6 +247,8 @@ static struct ferry__file *file_get(struct ferry_watch *w, struct ferry__dir *di
                 return (struct ferry__file *)e;
         if (e) /* a directory of that name went away unnoticed */
                 ferry__dir_detach(w, (struct ferry__dir *)e);
+        if (ferry__files_full(w))
+                return NULL; /* left to the listing that follows once half are gone */
         f = calloc(1, sizeof(*f));
         if (!f)
                 return NULL;
@@ -255,6 +257,7 @@ static struct ferry__file *file_get(struct ferry_watch *w, struct ferry__dir *di
                 free(f);
                 return NULL;
         }
+        w->file_count++;
         return f;
 }
 
@@ -334,6 +337,15 @@ void ferry__file_remove(struct ferry_watch *w, struct ferry__file *f)
         entry_unlink(w, &f->entry);
         free(f->entry.name);
         free(f);
+        w->file_count--;
+}
+
+bool ferry__files_full(struct ferry_watch *w)
+{
+        if (!w->max_files || w->file_count < w->max_files)
+                return false;
+        w->files_deferred = true;
+        return true;
 }
 
 void ferry__file_gone(struct ferry_watch *w, struct ferry__dir *dir, const char *name, size_t len, unsigned event_type,

@@ -287,6 +287,16 @@ int ferry_watch_set_max_dirs(struct ferry_watch *w, size_t max)
         return 0;
 }
 
+int ferry_watch_set_max_files(struct ferry_watch *w, size_t max)
+{
+        /* Names left out are found by a later listing: as new ones, so only
+         * where the files already there are reported too. */
+        if (!w || (max && !(w->flags & FERRY_WATCH_EXISTING)))
+                return -EINVAL;
+        w->max_files = max;
+        return 0;
+}
+
 int ferry_watch_fd(struct ferry_watch *w)
 {
         return w ? w->epoll_fd : -EINVAL;
@@ -366,6 +376,11 @@ static int work(struct ferry_watch *w)
         r = ferry__backends_read(w, now);
         if (r < 0)
                 return r;
+        /* Names left out at the cap of files: listed again once half are gone. */
+        if (w->files_deferred && w->file_count <= w->max_files / 2) {
+                w->files_deferred = false;
+                w->rescan_needed = true;
+        }
         if (w->rescan_needed)
                 ferry__rescan_all(w);
         if (now >= w->retry_at)
