@@ -158,6 +158,8 @@ struct ferry__marker_claim {
 };
 /* Reads a marker (only a regular file, never through a link). */
 int ferry__marker_read(const char *marker_path, struct ferry__marker_claim *ret);
+/* The same for name in dir_fd; *ret_st (may be NULL): the marker's stat. */
+int ferry__marker_read_at(int dir_fd, const char *name, struct ferry__marker_claim *ret, struct stat *ret_st);
 /* 0 when the marker carries no claim or its claims (size, sha256) hold for the
  * data file, -EBADMSG when they do not, another -errno when it cannot tell.
  * Reads the whole file at once: the watcher checks off its loop (verify.c). */
