@@ -281,6 +281,11 @@ struct ferry_log_record {
         int attempt;         /* 1 for the first run */
         int exit_code;       /* DONE, RETRY, FAILED: exit status, -1 when killed */
         int signal;          /* ... the signal that killed it, or 0 */
+        int64_t size;        /* records about a claimed file: its size when claimed; else -1 */
+        const char
+                *sha256; /* ... its content's SHA-256 in hex, when known (dedup, or its verified marker); else NULL */
+        const char *duplicate_of; /* DONE without a run (dedup): the file handled before with that content, relative to
+                                   * the rule's folder; else NULL */
 };
 
 typedef void (*ferry_log_cb)(void *userdata, const struct ferry_log_record *record);
@@ -328,6 +333,7 @@ struct ferry_runner_stats {
         uint64_t folders_lost; /* now: rules whose folder went away, looked for until it is back */
         uint64_t rules_paused; /* now: rules paused (ferry_rule_pause): no handler starts */
         uint64_t purged;       /* files removed from done and failed folders by retention */
+        uint64_t duplicates; /* files sent to done unhandled, their content handled within dedup-window (in done too) */
 };
 /* Upper bounds (seconds) of the duration buckets; the last one is +Inf. */
 extern const double FERRY_DURATION_BOUNDS[FERRY_DURATION_BUCKETS];

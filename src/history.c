@@ -99,6 +99,20 @@ static void show_field(const char *line, const char *key, int width)
         printf("%-*.*s", width, (int)(q - p), p);
 }
 
+/* "  (SIZE B, sha256 FIRST-12-DIGITS)" when the line has them: what the file was. */
+static void show_file(const char *line)
+{
+        const char *size = strstr(line, "\"size\":"), *sha = strstr(line, "\"sha256\":\"");
+        long long bytes;
+
+        if (!size || sscanf(size + 7, "%lld", &bytes) != 1)
+                return;
+        printf("  (%lld B", bytes);
+        if (sha && strlen(sha + 10) > 12)
+                printf(", sha256 %.12s", sha + 10);
+        putchar(')');
+}
+
 int cmd_history(int argc, char **argv)
 {
         struct rule_args a = {.command = "history", .usage = history_usage};
@@ -155,6 +169,7 @@ int cmd_history(int argc, char **argv)
                 show_field(h.lines[i], "path", 0);
                 fputs("  ", stdout);
                 show_field(h.lines[i], "message", 0);
+                show_file(h.lines[i]);
                 putchar('\n');
         }
         if (!h.count && !h.error)

@@ -118,6 +118,8 @@ static void render(FILE *f, struct ferry_runner *runner, const struct ferry_runn
                 st->errors);
         counter(f, "ferry_files_purged_total",
                 "Files removed from done and failed folders, older than their retention.", st->purged);
+        counter(f, "ferry_files_duplicate_total",
+                "Files sent to done unhandled: their content was handled within the dedup window.", st->duplicates);
         gauge(f, "ferry_queue_depth", "Ready files waiting for a handler slot.", st->queued);
         gauge(f, "ferry_handlers_running", "Handlers running now.", st->running);
         gauge(f, "ferry_claims_waiting", "Claimed files waiting for a retry.", st->waiting);

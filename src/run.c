@@ -44,6 +44,10 @@ static const char usage[] =
         "      --done-retention DUR, --failed-retention DUR  remove what has been in\n"
         "                         the done (failed) folder longer than DUR (e.g. 30d);\n"
         "                         without them nothing is ever removed\n"
+        "      --dedup sha256|off  a file whose content was handled within the window\n"
+        "                         goes to done as a duplicate, its handler not run\n"
+        "                         (default off; not with --keep or --batch)\n"
+        "      --dedup-window DUR  how long a handled content counts (default 7d)\n"
         "      --failed DIR       where failed files go (default DIR/.ferry/failed)\n"
         "      --output DIR       the handler's stdout becomes DIR/NAME, moved into\n"
         "                         place only on success\n"
@@ -133,6 +137,8 @@ enum {
         OPT_DONE_LAYOUT,
         OPT_DONE_RETENTION,
         OPT_FAILED_RETENTION,
+        OPT_DEDUP,
+        OPT_DEDUP_WINDOW,
         OPT_LEASE,
         OPT_USER,
         OPT_SYMLINKS,
@@ -182,6 +188,8 @@ static const struct option options[] = {
         {"done-layout", required_argument, NULL, OPT_DONE_LAYOUT},
         {"done-retention", required_argument, NULL, OPT_DONE_RETENTION},
         {"failed-retention", required_argument, NULL, OPT_FAILED_RETENTION},
+        {"dedup", required_argument, NULL, OPT_DEDUP},
+        {"dedup-window", required_argument, NULL, OPT_DEDUP_WINDOW},
         {"lease", required_argument, NULL, OPT_LEASE},
         {"user", required_argument, NULL, OPT_USER},
         {"symlinks", no_argument, NULL, OPT_SYMLINKS},
@@ -233,6 +241,8 @@ static const char *rule_key(int c)
         case OPT_DONE_LAYOUT: return "done-layout";
         case OPT_DONE_RETENTION: return "done-retention";
         case OPT_FAILED_RETENTION: return "failed-retention";
+        case OPT_DEDUP: return "dedup";
+        case OPT_DEDUP_WINDOW: return "dedup-window";
         case OPT_LEASE: return "lease";
         case OPT_USER: return "user";
         case OPT_BACKEND: return "backend";
@@ -395,8 +405,15 @@ static void log_json(void *userdata, const struct ferry_log_record *rec)
                 fprintf(out, ",\"pid\":%d", rec->pid);
         if (rec->attempt)
                 fprintf(out, ",\"attempt\":%d", rec->attempt);
-        if (rec->kind == FERRY_LOG_DONE || rec->kind == FERRY_LOG_RETRY || rec->kind == FERRY_LOG_FAILED)
+        if (!rec->duplicate_of &&
+            (rec->kind == FERRY_LOG_DONE || rec->kind == FERRY_LOG_RETRY || rec->kind == FERRY_LOG_FAILED))
                 fprintf(out, ",\"exit_code\":%d,\"signal\":%d", rec->exit_code, rec->signal);
+        if (rec->path && rec->size >= 0)
+                fprintf(out, ",\"size\":%lld", (long long)rec->size);
+        if (rec->sha256)
+                ferry_json_field(out, "sha256", rec->sha256, strlen(rec->sha256));
+        if (rec->duplicate_of)
+                ferry_json_field(out, "duplicate_of", rec->duplicate_of, strlen(rec->duplicate_of));
         fputs("}\n", out);
         log_end(out);
 }

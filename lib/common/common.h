@@ -125,6 +125,27 @@ int ferry__open_admin_dir(struct ferry__trust *t, const char *path, mode_t creat
 
 #define FERRY__SHA256_SIZE 32
 
+/* ---- hasher.c: SHA-256 of files, off the event loop --------------------------- */
+
+struct ferry__hasher;
+/* A hashing finished: result 0 (digest and size hold), -EFBIG (more than
+ * its limit), or -errno; owner as given to ferry__hasher_add. */
+typedef void (*ferry__hashed_cb)(void *userdata, void *owner, int result, const uint8_t digest[FERRY__SHA256_SIZE],
+                                 uint64_t size);
+/* Starts the hasher's thread. */
+int ferry__hasher_new(struct ferry__hasher **ret_hasher);
+/* Readable when a hashing finished: for the caller's epoll set. */
+int ferry__hasher_fd(const struct ferry__hasher *h);
+/* Hashes fd (taken, also on failure; closed once done) for owner; reading
+ * stops past limit bytes (UINT64_MAX: none). */
+int ferry__hasher_add(struct ferry__hasher *h, int fd, uint64_t limit, void *owner);
+/* owner goes away: the results of its hashings are dropped. NULL-safe. */
+void ferry__hasher_forget(struct ferry__hasher *h, const void *owner);
+/* Calls done_cb for each finished hashing whose owner was not forgotten. NULL-safe. */
+void ferry__hasher_collect(struct ferry__hasher *h, ferry__hashed_cb done_cb, void *userdata);
+/* Stops the thread (between two slices), drops what is out. NULL-safe. */
+void ferry__hasher_free(struct ferry__hasher *h);
+
 int ferry__sha256_file(const char *path, uint8_t digest[FERRY__SHA256_SIZE], uint64_t *ret_size);
 void ferry__sha256_hex(const uint8_t digest[FERRY__SHA256_SIZE], char hex[2 * FERRY__SHA256_SIZE + 1]);
 /* The marker's text for a file of file_size bytes and that digest; returns its length. */
@@ -137,6 +158,8 @@ struct ferry__marker_claim {
 };
 /* Reads a marker (only a regular file, never through a link). */
 int ferry__marker_read(const char *marker_path, struct ferry__marker_claim *ret);
+/* The same for name in dir_fd; *ret_st (may be NULL): the marker's stat. */
+int ferry__marker_read_at(int dir_fd, const char *name, struct ferry__marker_claim *ret, struct stat *ret_st);
 /* 0 when the marker carries no claim or its claims (size, sha256) hold for the
  * data file, -EBADMSG when they do not, another -errno when it cannot tell.
  * Reads the whole file at once: the watcher checks off its loop (verify.c). */

@@ -83,6 +83,11 @@ int ferry__marker_format(char *buf, size_t size, uint64_t file_size, const uint8
 
 int ferry__marker_read(const char *marker_path, struct ferry__marker_claim *ret)
 {
+        return ferry__marker_read_at(AT_FDCWD, marker_path, ret, NULL);
+}
+
+int ferry__marker_read_at(int dir_fd, const char *name, struct ferry__marker_claim *ret, struct stat *ret_st)
+{
         struct ferry__marker_claim m = {0};
         char text[512];
         struct stat st;
@@ -90,13 +95,15 @@ int ferry__marker_read(const char *marker_path, struct ferry__marker_claim *ret)
         int fd;
 
         /* A marker is anyone's file: never a link, a fifo or a device. */
-        fd = open(marker_path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+        fd = openat(dir_fd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
         if (fd < 0)
                 return -errno;
         n = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? read(fd, text, sizeof(text) - 1) : -1;
         close(fd);
         if (n < 0)
                 return -EIO;
+        if (ret_st)
+                *ret_st = st;
         text[n] = '\0';
         for (char *save = NULL, *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
                 if (sscanf(line, "size %" SCNu64, &m.size) == 1)

@@ -41,10 +41,18 @@ int ferry__audit_open(struct ferry__audit *a, struct ferry__workarea *wa)
         return r;
 }
 
+void ferry__audit_host_name(const char *host, char *buf, size_t size)
+{
+        snprintf(buf, size, "%.200s", host);
+        for (char *p = buf; *p; p++)
+                if (*p == '/' || *p == '.')
+                        *p = '_';
+}
+
 /* Today's file (UTC), opened again when the day changed. */
 static int day_file(struct ferry__audit *a, time_t now)
 {
-        char day[16], name[NAME_MAX + 1];
+        char day[16], name[NAME_MAX + 1], safe[201];
         struct tm tm;
 
         if (!gmtime_r(&now, &tm))
@@ -55,10 +63,8 @@ static int day_file(struct ferry__audit *a, time_t now)
         if (a->fd >= 0)
                 close(a->fd);
         /* The host's name, its dots and slashes made '_': one name in the folder. */
-        snprintf(name, sizeof(name), "%s.%.200s.jsonl", day, a->host);
-        for (char *p = name + strlen(day) + 1; *p && strcmp(p, ".jsonl") != 0; p++)
-                if (*p == '/' || *p == '.')
-                        *p = '_';
+        ferry__audit_host_name(a->host, safe, sizeof(safe));
+        snprintf(name, sizeof(name), "%s.%s.jsonl", day, safe);
         a->fd = openat(a->dir_fd, name, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
         if (a->fd >= 0)
                 snprintf(a->day, sizeof(a->day), "%s", day);
@@ -97,8 +103,15 @@ void ferry__audit_add(struct ferry__audit *a, const char *event, const char *rul
                 fprintf(line, ",\"attempt\":%d", rec->attempt);
         if (rec && rec->duration_ns >= 0)
                 fprintf(line, ",\"duration\":%.6f", (double)rec->duration_ns / 1e9);
-        if (rec && (rec->kind == FERRY_LOG_DONE || rec->kind == FERRY_LOG_RETRY || rec->kind == FERRY_LOG_FAILED))
+        if (rec && !rec->duplicate_of &&
+            (rec->kind == FERRY_LOG_DONE || rec->kind == FERRY_LOG_RETRY || rec->kind == FERRY_LOG_FAILED))
                 fprintf(line, ",\"exit_code\":%d,\"signal\":%d", rec->exit_code, rec->signal);
+        if (rec && rec->size >= 0)
+                fprintf(line, ",\"size\":%lld", (long long)rec->size);
+        if (rec && rec->sha256)
+                ferry_json_field(line, "sha256", rec->sha256, strlen(rec->sha256));
+        if (rec && rec->duplicate_of)
+                ferry_json_field(line, "duplicate_of", rec->duplicate_of, strlen(rec->duplicate_of));
         if (message)
                 ferry_json_field(line, "message", message, strlen(message));
         fputs("}\n", line);

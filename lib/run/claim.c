@@ -508,6 +508,23 @@ int ferry__claim_in_place(struct ferry__workarea *wa, const char *path, struct f
         return 0;
 }
 
+int ferry__claim_marker(struct ferry__workarea *wa, const struct ferry__claim *c, struct ferry__marker_claim *ret_claim,
+                        struct stat *ret_st)
+{
+        char marker[NAME_MAX + 1];
+        int fd, r;
+
+        if (!wa->marker_suffix || c->in_place ||
+            (size_t)snprintf(marker, sizeof(marker), "%s%s", c->name, wa->marker_suffix) >= sizeof(marker))
+                return -ENOENT;
+        r = origin_open(wa, c->origin, &fd);
+        if (r < 0)
+                return r;
+        r = ferry__marker_read_at(fd, marker, ret_claim, ret_st);
+        origin_close(wa, fd);
+        return r;
+}
+
 int ferry__claim_open(struct ferry__workarea *wa, const struct ferry__claim *c, bool follow, int *ret_fd)
 {
         int flags = O_RDONLY | O_NONBLOCK | O_CLOEXEC | (follow ? 0 : O_NOFOLLOW);

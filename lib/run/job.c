@@ -57,6 +57,7 @@ void ferry__job_free(struct job *job)
 {
         struct ferry_runner *r = job->rs->runner;
 
+        ferry__judge_end(job);
         if (job->prev)
                 job->prev->next = job->next;
         else
@@ -81,13 +82,11 @@ void ferry__job_return(struct job *job, bool stopped)
 
         for (size_t i = 0; i < job->count; i++) {
                 struct ferry__claim *c = job->claims[i];
-                struct ferry_log_record rec = {.kind = FERRY_LOG_RETURNED,
-                                               .rule = rs->rule->name,
-                                               .path = c->original_path,
-                                               .duration_ns = -1,
-                                               .attempt = (int)job->attempt};
+                struct ferry_log_record rec = ferry__claim_record(FERRY_LOG_RETURNED, rs->rule->name, c);
                 const char *how = stopped ? "stopped" : "given back";
                 int e;
+
+                rec.attempt = (int)job->attempt;
 
                 if (c->in_place) {
                         ferry__runner_record(rs->runner, &rec, "%s; left in place", how);
@@ -121,6 +120,10 @@ void ferry__job_start(struct job *job)
         size_t n = rs->env_count;
         int e, stdin_fd = -1;
 
+        if (ferry__judge_begin(job)) {
+                free(paths);
+                return; /* dedup: it starts once its content is known not to be handled yet */
+        }
         job->attempt++;
         job->running = true;
         job->timed_out = false;
@@ -209,15 +212,14 @@ void ferry__job_start(struct job *job)
         (void)ferry__runner_epoll_add(r, job->child.pidfd, &job->pid_source);
         if (job->child.stderr_fd >= 0)
                 (void)ferry__runner_epoll_add(r, job->child.stderr_fd, &job->err_source);
-        for (size_t i = 0; i < job->count; i++)
-                ferry__runner_record(r,
-                                     &(struct ferry_log_record){.kind = FERRY_LOG_STARTED,
-                                                                .rule = rule->name,
-                                                                .path = job->claims[i]->original_path,
-                                                                .duration_ns = -1,
-                                                                .pid = job->child.pid,
-                                                                .attempt = (int)job->attempt},
-                                     "started %s (pid %d, attempt %u)", argv[0], (int)job->child.pid, job->attempt);
+        for (size_t i = 0; i < job->count; i++) {
+                struct ferry_log_record rec = ferry__claim_record(FERRY_LOG_STARTED, rule->name, job->claims[i]);
+
+                rec.pid = job->child.pid;
+                rec.attempt = (int)job->attempt;
+                ferry__runner_record(r, &rec, "started %s (pid %d, attempt %u)", argv[0], (int)job->child.pid,
+                                     job->attempt);
+        }
         goto out;
 nomem:
         e = -ENOMEM;
@@ -444,17 +446,17 @@ static bool move_unfinished(struct rule_state *rs, const struct unfinished *u, b
         if (u->note) /* its reason, for the on-failure hook */
                 ferry__note_field(u->note, "reason", reason, sizeof(reason));
         if (e == -ENOENT) {
-                RECORD(rs->runner, u->note ? FERRY_LOG_FAILED : FERRY_LOG_DONE, rs->rule->name, c->original_path,
-                       "handled before; it was removed from the work area meanwhile");
+                RECORD_CLAIM(rs->runner, u->note ? FERRY_LOG_FAILED : FERRY_LOG_DONE, rs->rule->name, c,
+                             "handled before; it was removed from the work area meanwhile");
         } else if (to) {
                 if (u->note)
                         write_note(rs, c->original_path, relative, u->note, u->note_len);
-                RECORD(rs->runner, u->note ? FERRY_LOG_FAILED : FERRY_LOG_DONE, rs->rule->name, c->original_path,
-                       "handled before; moved to %s/%s now", to->path, relative);
+                RECORD_CLAIM(rs->runner, u->note ? FERRY_LOG_FAILED : FERRY_LOG_DONE, rs->rule->name, c,
+                             "handled before; moved to %s/%s now", to->path, relative);
                 if (asprintf(&dest, "%s/%s", to->path, relative) < 0)
                         dest = NULL;
         } else {
-                RECORD(rs->runner, FERRY_LOG_DONE, rs->rule->name, c->original_path, "handled before; deleted now");
+                RECORD_CLAIM(rs->runner, FERRY_LOG_DONE, rs->rule->name, c, "handled before; deleted now");
         }
         ferry__hook_queue(rs, u->note != NULL, c->original_path, dest, u->note ? reason : NULL);
         free(dest);
@@ -526,13 +528,14 @@ static int record(struct rule_state *rs, struct ferry__claim *c, const char *out
 static struct ferry_log_record run_record(const struct job *job, const struct ferry__claim *c,
                                           const struct ferry__exit *st, int64_t duration)
 {
-        return (struct ferry_log_record){.rule = job->rs->rule->name,
-                                         .path = c->original_path,
-                                         .duration_ns = duration,
-                                         .pid = job->pid,
-                                         .attempt = (int)job->attempt,
-                                         .exit_code = st->code,
-                                         .signal = st->signal};
+        struct ferry_log_record rec = ferry__claim_record(FERRY_LOG_DONE, job->rs->rule->name, c);
+
+        rec.duration_ns = duration;
+        rec.pid = job->pid;
+        rec.attempt = (int)job->attempt;
+        rec.exit_code = st->code;
+        rec.signal = st->signal;
+        return rec;
 }
 
 /* The handler succeeded: each file to the done folder (or deleted, or
@@ -542,6 +545,9 @@ static void finish_done(struct job *job, const struct ferry__exit *st, int64_t d
         struct rule_state *rs = job->rs;
         struct ferry_runner *r = rs->runner;
         double took = (double)duration / FERRY__NSEC_PER_SEC;
+
+        /* Before the file moves: a copy waiting for this one is judged after. */
+        ferry__judge_record(job);
 
         for (size_t i = 0; i < job->count; i++) {
                 struct ferry__claim *c = job->claims[i];
@@ -585,6 +591,45 @@ static void finish_done(struct job *job, const struct ferry__exit *st, int64_t d
                 }
                 free(final);
         }
+        ferry__job_free(job);
+}
+
+void ferry__job_duplicate(struct job *job, const struct ferry__dedup_hit *hit)
+{
+        struct rule_state *rs = job->rs;
+        struct ferry_runner *r = rs->runner;
+        struct ferry__claim *c = job->claims[0];
+        struct ferry_log_record rec = ferry__claim_record(FERRY_LOG_DONE, rs->rule->name, c);
+        char *final = NULL, *relative = NULL, when[32] = "?", of[PATH_MAX + 64];
+        time_t t = (time_t)(hit->at / FERRY__NSEC_PER_SEC);
+        struct tm tm;
+        int e;
+
+        if (localtime_r(&t, &tm))
+                strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
+        snprintf(of, sizeof(of), "duplicate of %s (handled at %s%s)", hit->name, when,
+                 c->hash_from_marker ? "; SHA-256 from its marker" : "");
+        rec.duplicate_of = hit->name;
+        r->stats.duplicates++;
+        e = ferry__claim_finish(&rs->wa, c, rs->done.fd >= 0 ? &rs->done : NULL, &relative);
+        if (e == 0 && relative && asprintf(&final, "%s/%s", rs->done.path, relative) < 0)
+                final = NULL;
+        free(relative);
+        if (e == -ENOENT) {
+                ferry__runner_record(r, &rec, "%s; the file went away meanwhile", of);
+        } else if (e < 0) {
+                rec.kind = FERRY_LOG_ERROR;
+                ferry__runner_record(r, &rec, "%s; cannot %s%s (%s): it waits in %s and is moved once it can be", of,
+                                     rs->done.fd >= 0 ? "move it to " : "delete it",
+                                     rs->done.fd >= 0 ? rs->done.path : "", strerror(-e), c->claimed_path);
+                wait_to_move(rs, c, NULL, 0);
+                job->claims[0] = NULL;
+        } else {
+                /* No hook: nothing was handled for it to follow up. */
+                ferry__runner_record(r, &rec, "%s, not handled%s%s", of, final ? ": " : "; deleted",
+                                     final ? final : "");
+        }
+        free(final);
         ferry__job_free(job);
 }
 

@@ -66,6 +66,7 @@ int ferry_rule_new(struct ferry_rule **ret_rule, const char *name, const char *d
         rule->batch = 1;
         rule->max_folders = FERRY__DEFAULT_MAX_FOLDERS;
         rule->on_success = FERRY__ON_SUCCESS_DONE;
+        rule->dedup_window_ns = 7 * 24 * 3600 * FERRY__NSEC_PER_SEC;
         *ret_rule = rule;
         return 0;
 }
@@ -396,6 +397,22 @@ int ferry_rule_set(struct ferry_rule *rule, const char *key, const char *value)
                         return fail(rule, -EINVAL, "%s: '%s' is too short (at least 1s)", key, value);
                 return r;
         }
+        if (strcmp(key, "dedup") == 0) {
+                if (strcmp(value, "sha256") == 0)
+                        rule->dedup = true;
+                else if (strcmp(value, "off") == 0)
+                        rule->dedup = false;
+                else
+                        return fail(rule, -EINVAL, "dedup: '%s' is not sha256 or off", value);
+                return 0;
+        }
+        if (strcmp(key, "dedup-window") == 0) {
+                int r = set_duration(rule, &rule->dedup_window_ns, key, value);
+
+                if (r == 0 && rule->dedup_window_ns < FERRY__NSEC_PER_SEC)
+                        return fail(rule, -EINVAL, "dedup-window: '%s' is too short (at least 1s)", value);
+                return r;
+        }
         if (strcmp(key, "max-folders") == 0)
                 return set_count(rule, &rule->max_folders, key, value, 1, 100000000);
         if (strcmp(key, "max-queue") == 0)
@@ -643,6 +660,18 @@ int ferry__rule_check(struct ferry_rule *rule, bool handler)
                 return fail(rule, -EINVAL,
                             "rule %s: max-queue and keep exclude each other (files kept in place stay tracked, and "
                             "would hold the queue full for ever)",
+                            rule->name);
+        /* A duplicate is judged before its handler runs, one file at a time,
+         * and goes where a done file goes: it needs claimed files, one a run. */
+        if (rule->dedup && rule->on_success == FERRY__ON_SUCCESS_KEEP)
+                return fail(rule, -EINVAL,
+                            "rule %s: dedup and keep exclude each other (keep leaves files in place and records "
+                            "them by version already): use a done folder, or delete",
+                            rule->name);
+        if (rule->dedup && rule->batch > 1)
+                return fail(rule, -EINVAL,
+                            "rule %s: dedup and batch exclude each other (a duplicate is judged one file at a "
+                            "time, before its handler runs): drop batch, or dedup",
                             rule->name);
         if (rule->user && geteuid() != 0)
                 return fail(rule, -EPERM, "rule %s: user %s needs ferry to run as root", rule->name, rule->user);

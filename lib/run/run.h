@@ -60,6 +60,11 @@ struct ferry__claim {
         char *outcome;                 /* adopted: "done\n" or "failed\nNOTE" when it was handled already, or NULL */
         mode_t type;                   /* S_IFREG, S_IFLNK, ...: what was claimed (0: unknown) */
         struct ferry__version version; /* in_place: the version being handled; a fresh claim: what was claimed */
+        int64_t ready_at;              /* CLOCK_REALTIME ns: when it was found ready; 0: unknown (adopted) */
+        bool hashed;                   /* sha256 holds its content's SHA-256 (dedup: read, or its marker's) */
+        bool hash_from_marker;         /* ... taken from its done-marker */
+        uint8_t sha256[FERRY__SHA256_SIZE];
+        char sha256_hex[2 * FERRY__SHA256_SIZE + 1];
 };
 
 /* An outcome folder (done, failed), opened and checked once, at start. */
@@ -86,6 +91,10 @@ int ferry__lstat_beneath(struct ferry__workarea *wa, const char *path, struct st
 int ferry__claim(struct ferry__workarea *wa, const char *path, struct ferry__claim **ret_claim);
 /* Opens the claimed file for reading: only a regular file (-EINVAL else). */
 int ferry__claim_open(struct ferry__workarea *wa, const struct ferry__claim *c, bool follow, int *ret_fd);
+/* Reads the claim's NAME.SUFFIX marker (wa->marker_suffix), beside where the
+ * file was found, never through a link: 0 and *ret_claim and *ret_st, or -errno. */
+int ferry__claim_marker(struct ferry__workarea *wa, const struct ferry__claim *c, struct ferry__marker_claim *ret_claim,
+                        struct stat *ret_st);
 /* Opens an outcome folder: path, or DIR/.ferry/name when path is NULL. */
 int ferry__folder_open(struct ferry__workarea *wa, struct ferry__folder *f, const char *path, const char *name);
 void ferry__folder_close(struct ferry__folder *f);
@@ -163,6 +172,31 @@ int ferry__store_handled(struct ferry__store *s, const char *path, const struct 
 /* Records the outcome ("done", "failed") of path in version v. */
 int ferry__store_record(struct ferry__store *s, const char *path, const struct ferry__version *v, const char *outcome,
                         const char *reason);
+/* ---- dedup.c: the record of contents handled (dedup = sha256) -------------- */
+
+struct ferry__dedup;
+/* A content found in the record: the file it was, and when it was handled. */
+struct ferry__dedup_hit {
+        char name[PATH_MAX]; /* relative to DIR */
+        int64_t at;          /* CLOCK_REALTIME ns */
+};
+/* Opens DIR/.ferry/dedup (made, trusted) and this host's file in it (wa
+ * after ferry__workarea_home); remote: a rollback journal instead of WAL. */
+int ferry__dedup_open(struct ferry__workarea *wa, bool remote, struct ferry__dedup **ret_dedup);
+void ferry__dedup_close(struct ferry__dedup *d);
+/* 1 and *ret_hit when rule handled the content within since (CLOCK_REALTIME
+ * ns) by any host's record; 0 when not, or when a record cannot be read:
+ * then, once a run for each, warning says so (else it is ""). */
+int ferry__dedup_find(struct ferry__dedup *d, const char *rule, const uint8_t sha256[FERRY__SHA256_SIZE], int64_t since,
+                      struct ferry__dedup_hit *ret_hit, char *warning, size_t size);
+/* Records that rule handled the content as name (relative to DIR) at at. */
+int ferry__dedup_add(struct ferry__dedup *d, const char *rule, const uint8_t sha256[FERRY__SHA256_SIZE],
+                     const char *name, int64_t size, int64_t at);
+/* Removes the rule's rows of this host handled before before; how many, or -EIO. */
+int ferry__dedup_prune(struct ferry__dedup *d, const char *rule, int64_t before);
+/* SQLite's last word on this host's file. */
+const char *ferry__dedup_error(const struct ferry__dedup *d);
+
 /* ---- keeper.c: handlers' process groups die with ferry ---------------------- */
 
 struct ferry__keeper {
@@ -225,6 +259,8 @@ struct ferry_rule {
         double free_below_percent; /* pause-when-free-below: no handler starts while an outcome */
         uint64_t free_below_bytes; /* file system has less free (percent of it, or bytes); 0: never */
         int64_t done_retention_ns, failed_retention_ns; /* what is older goes from those folders; 0: kept */
+        bool dedup;                                     /* dedup = sha256: a content handled already is not again */
+        int64_t dedup_window_ns;                        /* ... when it was handled within this long */
         unsigned max_folders;                           /* folders the rule's watcher watches at most */
         unsigned max_queue;     /* files its watcher tracks at most (ferry_watch_set_max_files); 0: no cap */
         int64_t timeout_ns;     /* 0: none */
@@ -261,6 +297,9 @@ struct ferry__audit {
         char *buffer;   /* lines not written yet */
         size_t used;
 };
+/* The host's name as a file name of the trail (and of the dedup record):
+ * '/' and '.' made '_', at most 200 bytes. */
+void ferry__audit_host_name(const char *host, char *buf, size_t size);
 /* Makes or opens the trail's folder (wa after ferry__workarea_home). */
 int ferry__audit_open(struct ferry__audit *a, struct ferry__workarea *wa);
 /* One line: what became (event) of the file relative to DIR; rec (a log

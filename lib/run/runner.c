@@ -56,6 +56,7 @@ static bool rate_allows(struct ferry_runner *r, bool limited)
                         r->warnings_suppressed = 0;
                         r->log(r->log_data, &(struct ferry_log_record){.kind = FERRY_LOG_WARNING,
                                                                        .duration_ns = -1,
+                                                                       .size = -1,
                                                                        .message = text});
                 }
                 r->warnings_since = now;
@@ -111,6 +112,16 @@ void ferry__runner_count(struct ferry_runner *r, enum ferry_log_kind outcome)
         }
 }
 
+struct ferry_log_record ferry__claim_record(enum ferry_log_kind kind, const char *rule, const struct ferry__claim *c)
+{
+        return (struct ferry_log_record){.kind = kind,
+                                         .rule = rule,
+                                         .path = c->original_path,
+                                         .duration_ns = -1,
+                                         .size = c->type ? c->version.size : -1,
+                                         .sha256 = c->hashed ? c->sha256_hex : NULL};
+}
+
 /* The record's line in its rule's audit trail, for what became of a file. */
 static void audit(struct ferry_runner *r, const struct ferry_log_record *rec, const char *message)
 {
@@ -131,8 +142,8 @@ static void audit(struct ferry_runner *r, const struct ferry_log_record *rec, co
         len = rec->path_len ? rec->path_len : strlen(rec->path);
         if (len <= dir_len + 1 || strncmp(rec->path, rs->rule->dir, dir_len) != 0 || rec->path[dir_len] != '/')
                 return;
-        ferry__audit_add(&rs->audit, events[rec->kind], rs->rule->name, rec->path + dir_len + 1, len - dir_len - 1, rec,
-                         message, NULL);
+        ferry__audit_add(&rs->audit, rec->duplicate_of ? "duplicate" : events[rec->kind], rs->rule->name,
+                         rec->path + dir_len + 1, len - dir_len - 1, rec, message, NULL);
 }
 
 void ferry__runner_record(struct ferry_runner *r, struct ferry_log_record *rec, const char *format, ...)
@@ -247,13 +258,13 @@ static bool claimed_irregular(struct rule_state *rs, struct ferry__claim *c)
                  : c->type == S_IFDIR ? "a folder"
                                       : "a special file");
         if (e < 0) {
-                RECORD(rs->runner, FERRY_LOG_ERROR, rs->rule->name, c->original_path,
-                       "not a regular file (it was replaced after it was seen); cannot move it to %s: %s; it stays in "
-                       "%s",
-                       rs->failed.path, strerror(-e), c->claimed_path);
+                RECORD_CLAIM(rs->runner, FERRY_LOG_ERROR, rs->rule->name, c,
+                             "not a regular file (it was replaced after it was seen); cannot move it to %s: %s; it "
+                             "stays in %s",
+                             rs->failed.path, strerror(-e), c->claimed_path);
         } else {
-                RECORD(rs->runner, FERRY_LOG_FAILED, rs->rule->name, c->original_path,
-                       "%s: not handled, moved to %s/%s", why, rs->failed.path, relative ? relative : "?");
+                RECORD_CLAIM(rs->runner, FERRY_LOG_FAILED, rs->rule->name, c, "%s: not handled, moved to %s/%s", why,
+                             rs->failed.path, relative ? relative : "?");
                 if (relative && asprintf(&dest, "%s/%s", rs->failed.path, relative) < 0)
                         dest = NULL;
                 ferry__hook_queue(rs, true, c->original_path, dest, why);
@@ -297,8 +308,7 @@ static void adopt(void *userdata, struct ferry__claim *claim)
                 return;
         }
         claims[0] = claim;
-        RECORD(rs->runner, FERRY_LOG_CLAIMED, rs->rule->name, claim->original_path,
-               "recovered from a worker that died");
+        RECORD_CLAIM(rs->runner, FERRY_LOG_CLAIMED, rs->rule->name, claim, "recovered from a worker that died");
 }
 
 /* A dead worker's claim folder that is not taken: said once. */
@@ -390,6 +400,8 @@ static void rule_release(struct rule_state *rs)
         ferry__workarea_close(&rs->wa);
         ferry__store_close(rs->store);
         rs->store = NULL;
+        ferry__dedup_close(rs->dedup);
+        rs->dedup = NULL;
         if (rs->share_fd >= 0)
                 close(rs->share_fd);
         rs->share_fd = -1;
@@ -510,6 +522,14 @@ static int rule_attach(struct rule_state *rs)
         if (!rule->audit_off && rs->audit.dir_fd < 0 && (e = ferry__audit_open(&rs->audit, &rs->wa)) < 0)
                 LOG(r, FERRY_LOG_WARNING, rule->name, rule->dir, "no audit trail in %s/.ferry/audit: %s", rule->dir,
                     rs->wa.trust.why[0] ? rs->wa.trust.why : strerror(-e));
+        if (rule->dedup && !rs->dedup) {
+                char fs[64];
+
+                e = ferry__dedup_open(&rs->wa, ferry__fs_is_remote(rule->dir, fs, sizeof(fs)), &rs->dedup);
+                if (e < 0)
+                        return attach_error(rs, e, "cannot open the record of contents handled in %s/.ferry/dedup: %s",
+                                            rule->dir, rs->wa.trust.why[0] ? rs->wa.trust.why : strerror(-e));
+        }
         e = ferry__rule_watch_new(rule, flags, &rs->watch);
         if (e < 0)
                 return attach_error(rs, e, "%s", strerror(-e));
@@ -762,6 +782,7 @@ static void check_folders(struct ferry_runner *r, int64_t now)
                         ferry__late_notes_write(rs, false);
                 if (!rs->down) {
                         sweep(rs, now);
+                        ferry__judge_prune(rs, now);
                         check_space(rs);
                         check_paused(rs);
                 }
@@ -1054,7 +1075,8 @@ static void claim_and_start(struct rule_state *rs)
                         ;
                 } else if (e == 0) {
                         claims[count++] = c;
-                        RECORD(r, FERRY_LOG_CLAIMED, rs->rule->name, c->original_path, "claimed");
+                        c->ready_at = p->found_at;
+                        RECORD_CLAIM(r, FERRY_LOG_CLAIMED, rs->rule->name, c, "claimed");
                 } else if (e == -ENOENT) {
                         skip_ahead(rs);
                 } else if (e == -ELOOP) {
@@ -1128,10 +1150,12 @@ static void start_work(struct ferry_runner *r, int64_t now)
         for (struct rule_state *rs = r->states; rs; rs = rs->next)
                 if (rs->rate_wait && rs->rate_wait <= now)
                         rs->rate_wait = 0;
-        /* Waiting jobs first: adopted claims and retries that are due. */
+        /* Copies whose twin ended are judged again (dedup), */
+        ferry__judge_again(r);
+        /* then waiting jobs: adopted claims and retries that are due. */
         for (struct job *job = r->jobs, *next; job; job = next) {
                 next = job->next;
-                if (!job->running && !job->rs->paused && job->retry_at <= now &&
+                if (!job->running && !job->judging && !job->rs->paused && job->retry_at <= now &&
                     job->rs->running < job->rs->rule->jobs && rate_take(job->rs, now))
                         ferry__job_start(job);
         }
@@ -1191,7 +1215,7 @@ static int64_t next_deadline(const struct ferry_runner *r)
                         next = rs->rate_wait;
         for (const struct job *job = r->jobs; job; job = job->next) {
                 if (!job->running) {
-                        if (job->retry_at < next)
+                        if (!job->judging && job->retry_at < next)
                                 next = job->retry_at;
                         continue;
                 }
@@ -1246,6 +1270,7 @@ static void handle(struct ferry_runner *r, const struct epoll_event *events, int
                         /* The job may be gone: later events of this batch may
                          * point to it; they are handled on the next round. */
                         return;
+                case SOURCE_HASHER: ferry__judge_collect(r); break;
                 case SOURCE_HOOK_STDERR: ferry__hook_stderr(s->owner, events[i].events & (EPOLLHUP | EPOLLERR)); break;
                 case SOURCE_HOOK_PIDFD:
                         ferry__hook_exited(s->owner); /* gone now, as a job above */
@@ -1459,6 +1484,7 @@ void ferry_runner_free(struct ferry_runner *r)
                         ferry__job_return(r->jobs, true);
                 ferry__hooks_stopped(r);
         }
+        ferry__hasher_free(r->hasher);
         while (r->states) {
                 struct rule_state *rs = r->states;
 

@@ -9,7 +9,15 @@
 #include <stdarg.h>
 #include <sys/types.h>
 
-enum source_kind { SOURCE_WATCH, SOURCE_PIDFD, SOURCE_STDERR, SOURCE_TIMER, SOURCE_HOOK_PIDFD, SOURCE_HOOK_STDERR };
+enum source_kind {
+        SOURCE_WATCH,
+        SOURCE_PIDFD,
+        SOURCE_STDERR,
+        SOURCE_TIMER,
+        SOURCE_HOOK_PIDFD,
+        SOURCE_HOOK_STDERR,
+        SOURCE_HASHER
+};
 
 struct source {
         enum source_kind kind;
@@ -75,7 +83,12 @@ struct job {
         int64_t kill_at;  /* running: when SIGKILL follows; 0: not yet */
         int output_fd;
         char *output_temp;
-        bool handed;               /* a queue's: with its caller, or waiting to be taken */
+        bool judged;  /* dedup: its content was looked for in the record (once: not again for a retry) */
+        bool judging; /* dedup: being looked for (duplicate.c): hashed, or waiting for a twin's outcome; holds a slot */
+        bool hashing; /* judging: its hash is being read off the loop */
+        bool twin_wait; /* judging: a job of the rule with the same content is out: its outcome is waited for */
+        bool rejudge;   /* twin_wait: that job ended: looked for again */
+        bool handed;    /* a queue's: with its caller, or waiting to be taken */
         struct ferry_claim *taken; /* a queue's: the caller's handle, once taken */
 };
 
@@ -105,6 +118,8 @@ struct rule_state {
         int64_t rate_wait;          /* rate: when the next token comes, while one is waited for; 0: none */
         int64_t retry_at, retry_ns; /* the next look, and the wait after it (doubles up to a maximum) */
         int64_t next_sweep;         /* retention: when done and failed are swept next (0: at start) */
+        struct ferry__dedup *dedup; /* dedup = sha256: the folder's record of contents handled (dedup.c) */
+        int64_t next_prune;         /* when rows older than dedup-window leave this host's record next */
         char why[512];              /* why the folder cannot be taken up, as last said */
         char **env;                 /* the handlers' environment but FERRY_* (env.c); NULL for a queue */
         size_t env_count;
@@ -142,7 +157,10 @@ struct ferry_runner {
         bool external;                          /* a queue (queue.c): jobs are handed to the caller, not spawned */
         unsigned handed;                        /* jobs handed out and not taken yet */
         struct hook *hooks;                     /* running hooks (hook.c) */
-        unsigned long long hooks_dropped;       /* hooks a stop kept from starting, not said yet */
+        struct ferry__hasher *hasher;           /* dedup: claimed files hashed off the loop; NULL until the first */
+        struct source hasher_source;
+        bool rejudge;                     /* a job waits to be looked for again (duplicate.c) */
+        unsigned long long hooks_dropped; /* hooks a stop kept from starting, not said yet */
 };
 
 /* Logging and counting are apart: ferry__runner_log says something (rate-
@@ -154,14 +172,24 @@ void ferry__runner_log(struct ferry_runner *r, struct ferry_log_record *rec, con
 void ferry__runner_count(struct ferry_runner *r, enum ferry_log_kind outcome);
 void ferry__runner_record(struct ferry_runner *r, struct ferry_log_record *rec, const char *format, ...)
         __attribute__((format(printf, 3, 4)));
-#define LOG(r, kind_, rule_, path_, ...)                                                                               \
-        ferry__runner_log(                                                                                             \
-                (r), &(struct ferry_log_record){.kind = (kind_), .rule = (rule_), .path = (path_), .duration_ns = -1}, \
-                __VA_ARGS__)
-#define RECORD(r, kind_, rule_, path_, ...)                                                                            \
-        ferry__runner_record(                                                                                          \
-                (r), &(struct ferry_log_record){.kind = (kind_), .rule = (rule_), .path = (path_), .duration_ns = -1}, \
-                __VA_ARGS__)
+#define LOG(r, kind_, rule_, path_, ...)                                                                             \
+        ferry__runner_log((r),                                                                                       \
+                          &(struct ferry_log_record){                                                                \
+                                  .kind = (kind_), .rule = (rule_), .path = (path_), .duration_ns = -1, .size = -1}, \
+                          __VA_ARGS__)
+#define RECORD(r, kind_, rule_, path_, ...)                                \
+        ferry__runner_record((r),                                          \
+                             &(struct ferry_log_record){.kind = (kind_),   \
+                                                        .rule = (rule_),   \
+                                                        .path = (path_),   \
+                                                        .duration_ns = -1, \
+                                                        .size = -1},       \
+                             __VA_ARGS__)
+/* What became of claim c, its size and hash with it. */
+#define RECORD_CLAIM(r, kind_, rule_, c_, ...) \
+        ferry__runner_record((r), (struct ferry_log_record[]){ferry__claim_record((kind_), (rule_), (c_))}, __VA_ARGS__)
+/* A record about claim c: its path, size and hash. */
+struct ferry_log_record ferry__claim_record(enum ferry_log_kind kind, const char *rule, const struct ferry__claim *c);
 
 int ferry__runner_epoll_add(struct ferry_runner *r, int fd, struct source *source);
 void ferry__runner_epoll_del(struct ferry_runner *r, int fd);
@@ -194,6 +222,28 @@ void ferry__unfinished_move(struct rule_state *rs, bool last);
 /* Kills and reaps the runner's children that are neither running handlers,
  * running hooks nor the keeper: what handlers and hooks left behind. */
 void ferry__kill_orphans(struct ferry_runner *r);
+
+/* The job's content was handled within dedup-window (hit says as which file,
+ * when): its file goes where a done file goes (done, or deleted), no handler
+ * run, no hook. Frees the job. */
+void ferry__job_duplicate(struct job *job, const struct ferry__dedup_hit *hit);
+
+/* duplicate.c */
+/* dedup: before its first run, a job's content is looked for in the record;
+ * true when that takes the job over (it starts, or goes to done as a
+ * duplicate, once known). Called by ferry__job_start. */
+bool ferry__judge_begin(struct job *job);
+/* The hasher's eventfd is readable: the hashes read are judged. */
+void ferry__judge_collect(struct ferry_runner *r);
+/* Jobs whose twin ended are judged again. */
+void ferry__judge_again(struct ferry_runner *r);
+/* The job ends (done, failed, returned): its hashing is dropped, its slot
+ * freed if it held one, and the jobs waiting for it are judged again. */
+void ferry__judge_end(struct job *job);
+/* A job's files were handled: their contents go to the rule's record. */
+void ferry__judge_record(struct job *job);
+/* Rows older than dedup-window leave this host's record, now and then. */
+void ferry__judge_prune(struct rule_state *rs, int64_t now);
 
 /* hook.c */
 /* A file logged as done (failed: false) or failed has reached its final

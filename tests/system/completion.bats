@@ -53,6 +53,8 @@ setup() {
         assert_offers 'ferry w' watch wait
         assert_offers 'ferry run --re' --recursive --ready --require-file --retries --retry-delay
         assert_offers 'ferry run --on-folder-lost ' wait exit
+        assert_offers 'ferry run --dedup ' sha256 off
+        assert_offers 'ferry run --ded' --dedup --dedup-window
         assert_offers 'ferry run --me' --metrics-file
         assert_offers 'ferry put --' --marker --quiet --help
         assert_offers 'ferry run --ready ' auto close close= rename done-file done-file= settle=
