@@ -65,57 +65,23 @@ struct ferry__dedup {
         bool ever_listed;
 };
 
-/* "file:/proc/self/fd/N/NAME?mode=ro", NAME's bytes but letters, digits,
- * '.', '-' and '_' percent-encoded. Caller frees. */
-static char *uri_of(int dir_fd, const char *name, bool read_only)
-{
-        char *text = NULL;
-        size_t len = 0;
-        FILE *f = open_memstream(&text, &len);
-
-        if (!f)
-                return NULL;
-        fprintf(f, "file:/proc/self/fd/%d/", dir_fd);
-        for (const unsigned char *p = (const unsigned char *)name; *p; p++)
-                if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '.' ||
-                    *p == '-' || *p == '_')
-                        fputc(*p, f);
-                else
-                        fprintf(f, "%%%02X", *p);
-        if (read_only)
-                fputs("?mode=ro", f);
-        if (fclose(f) != 0) {
-                free(text);
-                return NULL;
-        }
-        return text;
-}
-
-/* Opens NAME in the record's folder. SQLite resolves the descriptor's
- * path into a name it opens by: the file it opened is checked to be the
- * regular file the descriptor's folder holds, never one a link led to. */
+/* Opens NAME in the record's folder, through its descriptor (db.c), and
+ * checks that it is the regular file the folder holds, never one a link led to. */
 static int open_db(struct ferry__dedup *d, const char *name, bool read_only, sqlite3 **ret_db)
 {
-        int flags = SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX |
-                    (read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
-        char *uri = uri_of(d->dir_fd, name, read_only);
         struct stat held, opened;
         const char *path;
         sqlite3 *db = NULL;
-        int r = -EIO;
+        int r = ferry__db_open(d->dir_fd, name, read_only, &db);
 
-        if (!uri)
-                return -ENOMEM;
-        if (sqlite3_open_v2(uri, &db, flags, NULL) == SQLITE_OK &&
-            sqlite3_exec(db, "SELECT count(*) FROM sqlite_master", NULL, NULL, NULL) == SQLITE_OK &&
-            (path = sqlite3_db_filename(db, "main")) && stat(path, &opened) == 0 &&
-            fstatat(d->dir_fd, name, &held, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(held.st_mode) &&
-            held.st_dev == opened.st_dev && held.st_ino == opened.st_ino)
-                r = 0;
-        free(uri);
-        if (r < 0) {
-                sqlite3_close(db);
+        if (r < 0)
                 return r;
+        if (sqlite3_exec(db, "SELECT count(*) FROM sqlite_master", NULL, NULL, NULL) != SQLITE_OK ||
+            !(path = sqlite3_db_filename(db, "main")) || stat(path, &opened) < 0 ||
+            fstatat(d->dir_fd, name, &held, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(held.st_mode) ||
+            held.st_dev != opened.st_dev || held.st_ino != opened.st_ino) {
+                sqlite3_close(db);
+                return -EIO;
         }
         sqlite3_busy_timeout(db, BUSY_MS);
         *ret_db = db;

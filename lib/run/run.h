@@ -158,6 +158,15 @@ typedef void (*ferry__claim_list_cb)(void *userdata, const struct ferry__claim_i
 int ferry__claims_list(const char *dir, const char *rule, ferry__claim_list_cb callback, void *userdata);
 /* ---- store.c: what was handled, for files left in place ------------------ */
 
+/* ---- db.c: SQLite through a held folder's descriptor ---------------------- */
+
+struct sqlite3;
+/* Opens (read_only: an existing; else makes) the database NAME in the folder
+ * open as dir_fd, through the descriptor, never by the folder's path; its
+ * journals go beside it the same way. dir_fd must stay open as long as the
+ * database is. -ENOENT: none (read-only), -EINVAL, -EIO. */
+int ferry__db_open(int dir_fd, const char *name, bool read_only, struct sqlite3 **ret_db);
+
 struct ferry__store;
 
 /* Opens .ferry/state.db in ferry_fd (DIR/.ferry), holding .ferry/keep.lock:

@@ -31,6 +31,7 @@ struct ferry__store {
         sqlite3 *db;
         sqlite3_stmt *lookup, *record;
         int lock_fd;
+        int dir_fd; /* read-only: DIR/.ferry, held while the database is open; else -1 */
 };
 
 static const char schema[] = "PRAGMA journal_mode=WAL;"
@@ -50,6 +51,8 @@ void ferry__store_close(struct ferry__store *s)
         sqlite3_close(s->db);
         if (s->lock_fd >= 0)
                 close(s->lock_fd);
+        if (s->dir_fd >= 0)
+                close(s->dir_fd);
         free(s);
 }
 
@@ -72,11 +75,11 @@ int ferry__store_share(int ferry_fd, int *ret_fd)
 int ferry__store_open(int ferry_fd, struct ferry__store **ret_store)
 {
         struct ferry__store *s = calloc(1, sizeof(*s));
-        char *path = NULL;
         int r;
 
         if (!s)
                 return -ENOMEM;
+        s->dir_fd = -1;
         s->lock_fd = openat(ferry_fd, "keep.lock", O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
         if (s->lock_fd < 0) {
                 r = -errno;
@@ -87,15 +90,11 @@ int ferry__store_open(int ferry_fd, struct ferry__store **ret_store)
                 goto fail;
         }
         /* Through the descriptor of .ferry opened and checked at start, not
-         * by its path, which someone may have swapped since. */
-        if (asprintf(&path, "/proc/self/fd/%d/state.db", ferry_fd) < 0) {
-                path = NULL;
-                r = -ENOMEM;
+         * by its path, which someone may have swapped since (db.c). */
+        r = ferry__db_open(ferry_fd, "state.db", false, &s->db);
+        if (r < 0)
                 goto fail;
-        }
-        if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) !=
-                    SQLITE_OK ||
-            sqlite3_exec(s->db, schema, NULL, NULL, NULL) != SQLITE_OK ||
+        if (sqlite3_exec(s->db, schema, NULL, NULL, NULL) != SQLITE_OK ||
             sqlite3_prepare_v2(s->db,
                                "SELECT 1 FROM handled WHERE path = ?1 AND ino = ?2 AND size = ?3 AND mtime_ns = ?4", -1,
                                &s->lookup, NULL) != SQLITE_OK ||
@@ -108,11 +107,9 @@ int ferry__store_open(int ferry_fd, struct ferry__store **ret_store)
         }
         /* Private, as every note of ours; SQLite makes its journals with the same mode. */
         (void)fchmodat(ferry_fd, "state.db", 0600, 0);
-        free(path);
         *ret_store = s;
         return 0;
 fail:
-        free(path);
         ferry__store_close(s);
         return r;
 }
@@ -157,25 +154,23 @@ int ferry__store_record(struct ferry__store *s, const char *path, const struct f
 int ferry__store_open_readonly(const char *dir, struct ferry__store **ret_store)
 {
         struct ferry__store *s = calloc(1, sizeof(*s));
-        char *path = NULL;
+        int dir_fd;
 
         if (!s)
                 return -ENOMEM;
         s->lock_fd = -1;
-        if (asprintf(&path, "file:%s/.ferry/state.db?mode=ro", dir) < 0) {
-                free(s);
-                return -ENOMEM;
-        }
+        /* DIR/.ferry, never through a link; held while the database is open. */
+        dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        s->dir_fd = dir_fd < 0 ? -1 : openat(dir_fd, ".ferry", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (dir_fd >= 0)
+                close(dir_fd);
         /* No lock: reading while a worker runs is what ferry status does. */
-        if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX, NULL) !=
-                    SQLITE_OK ||
+        if (s->dir_fd < 0 || ferry__db_open(s->dir_fd, "state.db", true, &s->db) < 0 ||
             sqlite3_prepare_v2(s->db, "SELECT ino, size, mtime_ns, outcome, reason, at FROM handled WHERE path = ?1",
                                -1, &s->lookup, NULL) != SQLITE_OK) {
-                free(path);
                 ferry__store_close(s);
                 return -ENOENT;
         }
-        free(path);
         *ret_store = s;
         return 0;
 }
