@@ -89,3 +89,17 @@ handled_at_least() { (($(handled_times "$1" "$2") >= $3)); }
         wait_run_started "$T/mover2"
         stop_ferry "$T/mover2"
 }
+
+@test "run --keep: ferry status reads the record of a folder whose name has '#', '?' and '%'" {
+        D="$T/in #1?x=%41"
+        mkdir "$D"
+        keep_handler
+        printf 'a\n' >"$D/a.txt"
+        printf 'b\n' >"$D/b.txt"
+        start_ferry "$T/ferry" run --keep "$D" -- "$T/h.sh" "$T/handled" {}
+        wait_nul_records "$T/handled" 2 30
+        stop_ferry "$T/ferry"
+        run --separate-stderr "$FERRY" status --dir "$D" --keep
+        assert_status 0
+        [[ $output == *"queued 0, "*"done 2"* ]] || { echo "$output" >&2; return 1; }
+}
