@@ -68,6 +68,7 @@ struct ferry__file {
         int64_t deadline;                            /* CLOCK_MONOTONIC ns, while in a timer queue */
         struct ferry__version known;                 /* last stat, valid when stat_known */
         struct ferry__version reported;              /* last reported ready (was_reported) or refused (refused) */
+        uint64_t reported_read;                      /* the batch of events (read_seq) being handled when reported */
         uint8_t state;                               /* enum ferry__state */
         uint8_t timer;                               /* which timer queue, while in one */
         uint8_t rechecks;                            /* GUARD: looks at a writer seen after a close */
@@ -211,6 +212,7 @@ struct ferry_watch {
         int epoll_fd;
         int timer_fd;
         int64_t timer_armed; /* the deadline timer_fd is armed for; FOREVER: disarmed */
+        uint64_t read_seq;   /* batches of kernel events read so far (inotify.c); 0: none yet */
         bool rescan_needed;
         int64_t retry_at;        /* next retry of folders with unwatched subfolders */
         bool retrying;           /* in that retry: failures were reported already */

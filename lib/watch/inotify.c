@@ -363,6 +363,8 @@ static int inotify_read(struct ferry_watch *w, int64_t now)
                         break;
                 }
                 reads++;
+                /* Every event of this batch happened before this read (ready.c: consider_closed). */
+                w->read_seq++;
                 for (char *p = in->buffer; p < in->buffer + n;) {
                         const struct inotify_event *ev = (const struct inotify_event *)p;
 

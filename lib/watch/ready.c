@@ -125,6 +125,7 @@ static void report(struct ferry_watch *w, struct ferry__file *f, const struct fe
                 (void)ferry__queue_push(w, FERRY_EVENT_READY, 0, f->entry.parent->root, w->path, (size_t)n, NULL, 0, 0,
                                         v->size);
         f->reported = *v;
+        f->reported_read = w->read_seq;
         f->was_reported = true;
         f->refused = false;
         ferry__file_set_known(f, v);
@@ -213,6 +214,13 @@ static void consider_closed(struct ferry_watch *w, struct ferry__file *f, bool c
         struct ferry__version v;
         int r;
 
+        /* Reported while this batch of events was handled: the version it had
+         * after the batch was read, with no writer then. This close is of the
+         * batch, so it came before: nothing new to look at, not even a stat. */
+        if (closed && f->was_reported && f->state == FERRY__IDLE && w->read_seq && f->reported_read == w->read_seq) {
+                f->guard_without_close = false;
+                return;
+        }
         /* Reported already in the version it has now (its close comes after
          * the create that found it complete): a stat tells, no lease probe. */
         if (f->was_reported && file_path(w, f) >= 0 && stat_version(w, f, &v) == 0 && !is_new_version(f, &v)) {
