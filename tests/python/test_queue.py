@@ -158,3 +158,21 @@ def test_bad_options_raise(tmp_path):
         ferry.Queue(tmp_path, name="no/slash")
     with pytest.raises(OSError):
         ferry.Queue(tmp_path / "missing")
+
+
+@pytest.mark.parametrize("loop", ["for job in ferry.Queue(sys.argv[1]): pass",
+                                  "for event in ferry.Watch(sys.argv[1]): pass"])
+def test_ctrl_c_interrupts_a_blocking_iteration(tmp_path, loop):
+    script = ("import sys, ferry\ntry:\n    print('started', flush=True)\n    " + loop +
+              "\nexcept KeyboardInterrupt:\n    print('interrupted', flush=True)\n")
+    process = subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+    assert process.stdout.readline() == b"started\n", process.stderr.read().decode()
+    time.sleep(0.3)  # most likely inside the blocking call by then; caught anywhere in the try
+    process.send_signal(signal.SIGINT)
+    try:
+        out, err = process.communicate(timeout=3)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        pytest.fail("SIGINT did not end the iteration within 3 s")
+    assert out == b"interrupted\n", err.decode()
