@@ -75,6 +75,8 @@ _FUNCTIONS = {
     "ferry_watch_set_ready": (c_int, [c_void_p, c_char_p]),
     "ferry_watch_set_backend": (c_int, [c_void_p, c_char_p]),
     "ferry_watch_set_events": (c_int, [c_void_p, c_uint]),
+    "ferry_watch_set_poll_interval": (c_int, [c_void_p, c_int64]),
+    "ferry_watch_set_max_dirs": (c_int, [c_void_p, c_size_t]),
     "ferry_watch_include": (c_int, [c_void_p, c_char_p]),
     "ferry_watch_exclude": (c_int, [c_void_p, c_char_p]),
     "ferry_watch_add": (c_int, [c_void_p, c_char_p]),

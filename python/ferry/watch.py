@@ -70,7 +70,8 @@ class Watch:
     """Watches folders and hands out their events, in order.
 
     Watch(*folders, ready=None, recursive=False, include=(), exclude=(),
-          existing=False, backend="auto", events=None, follow=False)
+          existing=False, backend="auto", events=None, follow=False,
+          poll_interval=None, max_dirs=0)
 
     ready: None hands out what happens (create, close_write, ...); a ready
         policy ("auto", "close", "close=GUARD", "rename", "done-file",
@@ -80,8 +81,12 @@ class Watch:
         already there when watching starts. follow: watch a root again once it
         comes back after going away.
     include, exclude: globs (fnmatch) on file names (on the path below the root when they hold '/').
-    backend: "auto", "inotify" or "poll". events: names of the event types to hand out
-        ("error", "rescan", "root_gone" and "root_back" always are).
+    backend: "auto", "inotify" or "poll"; poll_interval: seconds between
+        listings of polled folders (default 2). max_dirs: at most that many
+        folders watched (0: no cap); one beyond comes as an "error" event and
+        is listed now and then instead.
+    events: names of the event types to hand out ("error", "rescan",
+        "root_gone" and "root_back" always are).
 
     A Watch is an iterator of Event objects (blocking), a context manager that
     closes it, and has fileno() for select, selectors and asyncio: once it
@@ -98,11 +103,16 @@ class Watch:
     def __init__(self, *folders: PathLike, ready: Optional[str] = None, recursive: bool = False,
                  include: Iterable[str] = (), exclude: Iterable[str] = (), existing: bool = False,
                  backend: str = "auto", events: Optional[Union[int, Iterable[str]]] = None,
-                 follow: bool = False):
+                 follow: bool = False, poll_interval: Optional[float] = None, max_dirs: int = 0):
         self._watch = None
         flags = ((_lib.WATCH_RECURSIVE if recursive else 0) | (_lib.WATCH_EXISTING if existing else 0) |
                  (_lib.WATCH_FOLLOW if follow else 0))
         self._setup(flags, ready, include, exclude, backend, events)
+        if poll_interval is not None and lib.ferry_watch_set_poll_interval(self._watch,
+                                                                           int(poll_interval * 1e9)) < 0:
+            raise ValueError("poll_interval must be at least 0.01 s")
+        if max_dirs and lib.ferry_watch_set_max_dirs(self._watch, max_dirs) < 0:
+            raise ValueError(f"invalid max_dirs {max_dirs!r}")
         for folder in folders:
             self.add(folder)
 

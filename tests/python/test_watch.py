@@ -1,6 +1,7 @@
 """test_watch: ferry.Watch, ferry.wait and ferry.put against the library in the build tree."""
 
 import asyncio
+import errno
 import os
 import re
 import selectors
@@ -29,9 +30,21 @@ def events_until(watch, want_type, path_bytes, timeout=10):
     pytest.fail(f"no {want_type} of {path_bytes!r} within {timeout} s; saw {seen}")
 
 
-def test_version_matches_the_header():
+def test_version_matches_the_header_the_makefile_and_the_project():
     header = (REPO / "include" / "ferry.h").read_text()
     assert re.search(r'#define FERRY_VERSION "([^"]+)"', header).group(1) == ferry.__version__
+    assert re.search(r"^VERSION := (\S+)$", (REPO / "Makefile").read_text(), re.M).group(1) == ferry.__version__
+    project = (REPO / "python" / "pyproject.toml").read_text()
+    assert re.search(r'^version = "([^"]+)"$', project, re.M).group(1) == ferry.__version__
+
+
+def test_a_folder_beyond_max_dirs_comes_as_an_error_event_with_an_explanation(tmp_path):
+    (tmp_path / "sub").mkdir()
+    with ferry.Watch(tmp_path, recursive=True, max_dirs=1) as watch:
+        event = watch.next_event(5)
+    assert event is not None and event.type == "error", event
+    assert event.error == errno.EDQUOT and event.path == str(tmp_path / "sub")
+    assert event.message and str(tmp_path / "sub") in event.message
 
 
 def test_events_of_a_name_with_a_newline_and_a_byte_that_is_not_utf8(tmp_path):
