@@ -12,6 +12,9 @@ INCLUDEDIR ?= $(PREFIX)/include
 MANDIR ?= $(PREFIX)/share/man
 SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
 BASHCOMPLETIONDIR ?= $(PREFIX)/share/bash-completion/completions
+# The Python package (python/ferry), where Debian's python3 looks for it; it
+# finds the library in $(LIBDIR) through this path: PYTHONDIR/../../.
+PYTHONDIR ?= $(LIBDIR)/python3/dist-packages
 
 VERSION := 0.1.0
 SOVERSION := 0
@@ -47,6 +50,7 @@ LIB_OBJECTS := $(LIB_SOURCES:%.c=$(BUILD)/%.o)
 CLI_OBJECTS := $(CLI_SOURCES:%.c=$(BUILD)/%.o)
 UNIT_TESTS := $(UNIT_SOURCES:tests/unit/%.c=$(BUILD)/tests/unit/%)
 MAN_PAGES := $(wildcard man/*.[0-9])
+PYTHON_SOURCES := $(wildcard python/ferry/*.py)
 
 .PHONY: all check soak bench demo install uninstall format format-check clean
 
@@ -128,12 +132,15 @@ install: all
 	sed -e 's|@BINDIR@|$(BINDIR)|g' 'systemd/ferry@.service' > '$(DESTDIR)$(SYSTEMDUNITDIR)/ferry@.service'
 	chmod 644 '$(DESTDIR)$(SYSTEMDUNITDIR)/ferry@.service'
 	install -m 644 completion/ferry $(DESTDIR)$(BASHCOMPLETIONDIR)/ferry
+	install -d $(DESTDIR)$(PYTHONDIR)/ferry
+	install -m 644 $(PYTHON_SOURCES) $(DESTDIR)$(PYTHONDIR)/ferry/
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/ferry $(DESTDIR)$(LIBDIR)/libferry.a $(DESTDIR)$(LIBDIR)/libferry.so* \
 		$(DESTDIR)$(INCLUDEDIR)/ferry.h $(DESTDIR)$(LIBDIR)/pkgconfig/ferry.pc \
 		'$(DESTDIR)$(SYSTEMDUNITDIR)/ferry@.service' $(DESTDIR)$(BASHCOMPLETIONDIR)/ferry
 	for page in $(MAN_PAGES); do rm -f $(DESTDIR)$(MANDIR)/man$${page##*.}/$$(basename $$page); done
+	rm -rf $(DESTDIR)$(PYTHONDIR)/ferry
 
 format:
 	clang-format -i $(FORMAT_FILES)

@@ -2,7 +2,8 @@
 # install.bats: `make install` into a DESTDIR: the public header and pkg-config file build
 # examples/libferry-example.c against the staged library, and it runs; every man page renders
 # without warnings; the systemd unit and the bash completion are installed, the unit passes
-# `systemd-analyze verify`, and examples/ferry.conf is a valid config.
+# `systemd-analyze verify`, and examples/ferry.conf is a valid config; the Python package imports
+# from the staged dist-packages and uses the staged library.
 
 load helpers
 
@@ -112,4 +113,28 @@ install_stage() {
         out=$(MANPATH=$STAGE/usr/share/man systemd-analyze verify "$T/ferry@.service" 2>&1) ||
                 { echo "systemd-analyze verify: $out" >&2; return 1; }
         [[ -z $out ]] || { echo "systemd-analyze verify: $out" >&2; return 1; }
+}
+
+@test "install: the Python package imports from the staged dist-packages and loads the staged library" {
+        install_stage
+        [[ -f $STAGE/usr/lib/python3/dist-packages/ferry/__init__.py ]] ||
+                { echo "not installed: usr/lib/python3/dist-packages/ferry" >&2; return 1; }
+        if [[ ${MAKE_ARGS[*]} == *SANITIZE=1* ]]; then
+                skip "the library is built with AddressSanitizer, which python3 cannot load"
+        fi
+        printf 'data\n' >"$T/source"
+        # No FERRY_LIBRARY: the package finds the library in the lib folder of its own prefix.
+        run --separate-stderr env -u FERRY_LIBRARY PYTHONPATH="$STAGE/usr/lib/python3/dist-packages" python3 -c '
+import sys, ferry, ferry._lib
+print(ferry.__version__)
+print(ferry._lib.lib._name)
+print(ferry.put(sys.argv[1], sys.argv[2], marker=True))' "$T/source" "$T/target"
+        assert_status 0
+        [[ ${lines[0]} == 0.1.0 && ${lines[1]} == "$STAGE/usr/lib/libferry.so.0" && ${lines[2]} == "$T/target" ]] ||
+                { printf 'python printed: %s\n' "${lines[@]}" "$stderr" >&2; return 1; }
+        cmp "$T/source" "$T/target"
+        [[ -f $T/target.done ]]
+
+        make -C "$REPO" --no-print-directory uninstall DESTDIR="$STAGE" PREFIX=/usr >"$T/make.log" 2>&1
+        [[ ! -e $STAGE/usr/lib/python3/dist-packages/ferry ]] || { echo "uninstall left the package" >&2; return 1; }
 }
