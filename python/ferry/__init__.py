@@ -7,6 +7,7 @@ to the library's path).
 
     ferry.Watch(folder, ...)      events of folders, or with ready=POLICY only completed files
     ferry.wait(path, timeout=...) block until one file is completely written
+    ferry.wait_many(folder, match=, count=)  until count matching files are
     ferry.put(src, dest, marker=) deliver a file atomically, optionally with NAME.done
     ferry.Queue(folder, ...)      each complete file of a folder claimed once, across processes
                                   and machines; jobs are ferry.Job
@@ -23,12 +24,12 @@ from typing import Optional, Union
 from . import _lib
 from ._lib import lib
 from .queue import Job, Queue
-from .watch import Event, PathLike, Watch, wait
+from .watch import Event, PathLike, Watch, wait, wait_many
 
 # libferry's FERRY_VERSION (include/ferry.h); a test checks that they agree.
 __version__ = "0.1.0"
 
-__all__ = ["Event", "Job", "Queue", "Watch", "put", "wait", "__version__"]
+__all__ = ["Event", "Job", "Queue", "Watch", "put", "wait", "wait_many", "__version__"]
 
 
 def put(src: PathLike, dest: PathLike, marker: Union[bool, str] = False) -> str:

@@ -1,10 +1,11 @@
 """watch: ferry.Watch (a watcher handing out ferry.Event objects) and ferry.wait()."""
 
+import asyncio
 import ctypes
 import os
 import time
 from dataclasses import dataclass
-from typing import Iterable, Iterator, Optional, Union
+from typing import Iterable, Iterator, List, Optional, Union
 
 from . import _lib
 from ._lib import lib
@@ -219,6 +220,32 @@ class Watch:
         assert event is not None
         return event
 
+    def __aiter__(self) -> "Watch":
+        return self
+
+    async def __anext__(self) -> Event:
+        """With asyncio: async for event in watch; the loop waits on fileno(), no thread."""
+        event = self.next_event(0)
+        if event is not None:
+            return event
+        loop = asyncio.get_running_loop()
+        fd = self.fileno()
+        while True:
+            readable = loop.create_future()
+
+            def woken(future=readable):
+                if not future.done():
+                    future.set_result(None)
+
+            loop.add_reader(fd, woken)
+            try:
+                await readable
+            finally:
+                loop.remove_reader(fd)
+            event = self.next_event(0)
+            if event is not None:
+                return event
+
     def close(self) -> None:
         """Stops watching and releases everything; closing twice is harmless."""
         if self._watch is not None:
@@ -233,6 +260,38 @@ class Watch:
 
     def __del__(self):
         self.close()
+
+
+def wait_many(folder: PathLike, match: str = "*", count: int = 1, timeout: Optional[float] = None,
+              ready: str = "auto", recursive: bool = False, backend: str = "auto") -> List[str]:
+    """Blocks until count distinct files of folder whose names match the glob are completely written.
+
+    Files already there and complete count at once; a file written again
+    counts once. Returns their paths, in the order they became ready; raises
+    TimeoutError after timeout seconds (its message says how many came), and
+    OSError when the folder cannot be watched or goes away.
+
+        ferry.wait_many("incoming", match="*.csv", count=3, timeout=60)
+    """
+    if count < 1:
+        raise ValueError("count must be at least 1")
+    deadline = None if timeout is None else time.monotonic() + timeout
+    seen: List[str] = []
+    seen_bytes = set()
+    with Watch(folder, ready=ready, existing=True, recursive=recursive, include=(match,),
+               backend=backend) as watch:
+        while len(seen) < count:
+            left = None if deadline is None else deadline - time.monotonic()
+            event = watch.next_event(left) if left is None or left > 0 else None
+            if event is None:
+                raise TimeoutError(f"{os.fsdecode(folder)}: {len(seen)} of {count} files matching {match!r} "
+                                   f"complete after {timeout} s")
+            if event.type == "root_gone":
+                raise FileNotFoundError(f"{event.root}: the folder went away while waiting")
+            if event.type == "ready" and event.path_bytes not in seen_bytes:
+                seen_bytes.add(event.path_bytes)
+                seen.append(event.path)
+    return seen
 
 
 def wait(path: PathLike, timeout: Optional[float] = None, ready: str = "auto", backend: str = "auto") -> str:
