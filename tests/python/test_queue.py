@@ -171,8 +171,8 @@ def test_ctrl_c_interrupts_a_blocking_iteration(tmp_path, loop):
     time.sleep(0.3)  # most likely inside the blocking call by then; caught anywhere in the try
     process.send_signal(signal.SIGINT)
     try:
-        out, err = process.communicate(timeout=3)
+        out, err = process.communicate(timeout=30)
     except subprocess.TimeoutExpired:
         process.kill()
-        pytest.fail("SIGINT did not end the iteration within 3 s")
+        pytest.fail("SIGINT did not end the iteration (30 s)")
     assert out == b"interrupted\n", err.decode()
