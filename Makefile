@@ -16,6 +16,8 @@ BASHCOMPLETIONDIR ?= $(PREFIX)/share/bash-completion/completions
 # finds the library in $(LIBDIR) through this path: PYTHONDIR/../../.
 PYTHONDIR ?= $(LIBDIR)/python3/dist-packages
 
+PY ?= 0
+
 VERSION := 0.1.0
 SOVERSION := 0
 
@@ -112,8 +114,9 @@ soak: all
 bench: all
 	bench/run
 
+# PY=1: A and B in Python (examples/seed/), on the ferry package.
 demo: all
-	scripts/demo
+	PY=$(PY) scripts/demo
 
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(MANDIR)/man1 \
