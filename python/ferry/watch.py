@@ -48,9 +48,16 @@ class Event:
     message: Optional[str]
 
 
+_TYPE_NAMES = {}
+
+
 def _type_name(value: int) -> str:
-    name = lib.ferry_event_type_name(value)
-    return name.decode() if name else str(value)
+    # Asked of the library once a type: this runs for every event.
+    name = _TYPE_NAMES.get(value)
+    if name is None:
+        text = lib.ferry_event_type_name(value)
+        name = _TYPE_NAMES[value] = text.decode() if text else str(value)
+    return name
 
 
 def _event_mask(events: Union[int, Iterable[str]]) -> int:
@@ -177,6 +184,14 @@ class Watch:
         Returns None when none came in time.
         """
         handle = self._handle()
+        # An event waiting, or work due now: no clock needed (the path of every event in a burst).
+        r = lib.ferry_watch_next(handle, ctypes.byref(self._event), 0)
+        if r > 0:
+            return self._copy(self._event.contents)
+        if r < 0:
+            raise OSError(-r, f"cannot read events: {os.strerror(-r)}")
+        if timeout is not None and timeout <= 0:
+            return None
         deadline = None if timeout is None else time.monotonic() + max(timeout, 0)
         while True:
             if deadline is None:
