@@ -17,9 +17,11 @@
 #define FERRY__NSEC_PER_SEC INT64_C(1000000000)
 #define FERRY__FOREVER INT64_MAX
 
-/* ---- time.c: the monotonic clock, durations -------------------------------- */
+/* ---- time.c: the monotonic and wall clocks, durations --------------------- */
 
 int64_t ferry__now(void);
+/* CLOCK_REALTIME in ns: for times compared with files' times, or kept. */
+int64_t ferry__realtime(void);
 /* "250ms", "1.5s", "2m30s", "1h05m". */
 int ferry__format_duration(int64_t ns, char *buf, size_t size);
 

@@ -1,4 +1,4 @@
-/* time.c: the monotonic clock, and durations as people write them ("250ms",
+/* time.c: the monotonic and wall clocks, and durations as people write them ("250ms",
  * "1.5s", "2m"), in nanoseconds. */
 #include "common.h"
 
@@ -13,6 +13,14 @@ int64_t ferry__now(void)
         struct timespec ts;
 
         clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t)ts.tv_sec * FERRY__NSEC_PER_SEC + ts.tv_nsec;
+}
+
+int64_t ferry__realtime(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
         return (int64_t)ts.tv_sec * FERRY__NSEC_PER_SEC + ts.tv_nsec;
 }
 

@@ -26,16 +26,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
-
-static int64_t realtime_ns(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_REALTIME, &ts);
-        return (int64_t)ts.tv_sec * FERRY__NSEC_PER_SEC + ts.tv_nsec;
-}
 
 static bool parse_hex(const char *hex, uint8_t digest[FERRY__SHA256_SIZE])
 {
@@ -110,8 +101,8 @@ static void judge(struct job *job)
                         job->twin_wait = true;
                         return;
                 }
-        found = ferry__dedup_find(rs->dedup, rs->rule->name, c->sha256, realtime_ns() - rs->rule->dedup_window_ns, &hit,
-                                  warning, sizeof(warning));
+        found = ferry__dedup_find(rs->dedup, rs->rule->name, c->sha256, ferry__realtime() - rs->rule->dedup_window_ns,
+                                  &hit, warning, sizeof(warning));
         if (warning[0])
                 LOG(rs->runner, FERRY_LOG_WARNING, rs->rule->name, rs->rule->dir, "%s", warning);
         let_go(job);
@@ -247,7 +238,8 @@ void ferry__judge_record(struct job *job)
         if (!rs->dedup || !c || !c->hashed)
                 return;
         relative = ferry__claim_relative(c);
-        e = relative ? ferry__dedup_add(rs->dedup, rs->rule->name, c->sha256, relative, c->version.size, realtime_ns())
+        e = relative ? ferry__dedup_add(rs->dedup, rs->rule->name, c->sha256, relative, c->version.size,
+                                        ferry__realtime())
                      : -ENOMEM;
         free(relative);
         if (e < 0)
@@ -263,7 +255,7 @@ void ferry__judge_prune(struct rule_state *rs, int64_t now)
         if (!rs->dedup || now < rs->next_prune)
                 return;
         rs->next_prune = now + 3600 * FERRY__NSEC_PER_SEC;
-        e = ferry__dedup_prune(rs->dedup, rs->rule->name, realtime_ns() - rs->rule->dedup_window_ns);
+        e = ferry__dedup_prune(rs->dedup, rs->rule->name, ferry__realtime() - rs->rule->dedup_window_ns);
         if (e < 0)
                 LOG(rs->runner, FERRY_LOG_WARNING, rs->rule->name, rs->rule->dir,
                     "cannot remove old rows from %s/.ferry/dedup: %s; tried again in an hour", rs->rule->dir,

@@ -14,7 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 
 void ferry__pending_init(struct pending_queue *q, const struct ferry_rule *rule)
 {
@@ -107,14 +106,12 @@ struct pending *ferry__pending_new(struct pending_queue *q, const char *path, si
 {
         struct pending *p = malloc(sizeof(*p) + len + 1);
         const char *name = memrchr(path, '/', len);
-        struct timespec now;
         struct stat st;
 
         if (!p)
                 return NULL;
-        clock_gettime(CLOCK_REALTIME, &now);
         p->next = NULL;
-        p->found_at = (int64_t)now.tv_sec * FERRY__NSEC_PER_SEC + now.tv_nsec;
+        p->found_at = ferry__realtime();
         p->said = false;
         p->seq = q->seq++;
         memcpy(p->path, path, len + 1);

@@ -404,7 +404,7 @@ static int scan_dir(struct ferry_watch *w, struct ferry__dir *dir, enum ferry__s
                         if (w->max_files && de->d_type != DT_DIR && de->d_type != DT_UNKNOWN) {
                                 e = ferry__entry_find(w, dir, name, len);
                                 /* At the cap a new name costs no stat: it is found by a later listing. */
-                                if (!e && ferry__files_full(w) && !ferry__ready_is_marker(w, name, len))
+                                if (!e && !ferry__ready_is_marker(w, name, len) && ferry__files_full(w))
                                         continue;
                         }
                         if (mode == FERRY__SCAN_POLL && de->d_type != DT_DIR && de->d_type != DT_UNKNOWN) {
