@@ -28,7 +28,8 @@
 #             after, and close then hands the partial file out, if the test still runs then)
 #   stalled   settle only: a partial file was handed out, and the writer through a FUSE mount
 #             was stalled longer than the settle time between two chunks (each chunk's write
-#             is stamped: from the start of one to the end of the next). That is what a
+#             is stamped, one that fails too: from the start of one to the end of the next,
+#             or of itself, for the last chunk a writer got to write). That is what a
 #             settle time means; it matches a cell that says ok (or partial: a killed writer).
 #             A partial file without such a stall where the cell says ok is a failure.
 # A writer may fail where its cell allows "partial": the file was claimed while written.
@@ -135,12 +136,13 @@ stamp() { [[ -z ${STAMPS:-} ]] || echo "$1 $(date +%s.%N)" >>"$STAMPS"; }
 # slow_cat SRC [KILL_AFTER]: SRC's chunks on stdout with pauses; with KILL_AFTER, SIGKILL
 # itself after that many chunks (stdout, the file, still open).
 slow_cat() {
-        local i
+        local i rc=0
         for ((i = 0; i < CHUNKS; i++)); do
                 ((i == 0)) || sleep "0.$PAUSE_MS"
                 stamp start
-                dd if="$1" bs=$CHUNK skip=$i count=1 status=none
+                dd if="$1" bs=$CHUNK skip=$i count=1 status=none || rc=$?
                 stamp end
+                ((rc == 0)) || return "$rc"
                 if [[ -n ${2:-} ]] && ((i + 1 == $2)); then
                         kill -KILL "$BASHPID"
                 fi
@@ -150,15 +152,16 @@ slow_cat() {
 # write_fuse MOUNT CASE SRC NAME: the case through a FUSE mount, by local programs (the
 # chunks' writes stamped in $STAMPS when set)
 write_fuse() {
-        local dir=$1 case=$2 src=$3 name=$4 i
+        local dir=$1 case=$2 src=$3 name=$4 i rc=0
         case $case in
         single) slow_cat "$src" >"$dir/$name" ;;
         chunks)
                 for ((i = 0; i < CHUNKS; i++)); do
                         ((i == 0)) || sleep "0.$PAUSE_MS"
                         stamp start
-                        dd if="$src" of="$dir/$name" bs=$CHUNK skip=$i seek=$i count=1 conv=notrunc status=none
+                        dd if="$src" of="$dir/$name" bs=$CHUNK skip=$i seek=$i count=1 conv=notrunc status=none || rc=$?
                         stamp end
+                        ((rc == 0)) || return "$rc"
                 done
                 ;;
         killed)
@@ -241,7 +244,9 @@ def stall(name, folder):
         return 0
     starts = [float(v) for w, v in marks if w == 'start']
     ends = [float(v) for w, v in marks if w == 'end']
-    return max((e - s for s, e in zip(starts, ends[1:])), default=0)
+    # from the start of one chunk to the end of the next, or of itself: a writer's last
+    # chunk may be the one that stalled (and failed, its file claimed meanwhile)
+    return max((e - s for s, e in [*zip(starts, ends[1:]), *zip(starts, ends)]), default=0)
 
 sources = [l.split() for l in open(os.path.join(t, 'sources'))]
 handled = collections.defaultdict(list)
