@@ -469,6 +469,13 @@ class Round:
             self.problems.append("a worker did not take its folder up again within 45s (see %s/worker*.err)"
                                  % self.root)
 
+    def wait_lost_taken_up(self, before, lost_before, look):
+        """After the folder is back: the workers that said it was gone within look
+        seconds (a look under way then has said it by then) take it up again."""
+        time.sleep(look)
+        lost = {k: n - lost_before.get(k, 0) for k, n in self.losses().items()}
+        self.wait_taken_up({k: n for k, n in before.items() if lost.get(k, 0) > 0})
+
     def act_recreate(self):
         # The folder deleted with all it holds, and made again: what was in it is gone
         # (handled or not, both right); the workers must take up the new one by themselves.
@@ -489,13 +496,18 @@ class Round:
         if not self.stdin:
             return self.act_recreate()
         self.restore_ferry()
-        before = self.backs()
+        before, lost_before = self.backs(), self.losses()
         away = self.dir + ".away"
         os.rename(self.dir, away)
         self.drop_into(away)
         time.sleep(self.rng.random() * 1.5)
         os.rename(away, self.dir)
-        self.wait_taken_up(before)
+        if self.backend == "poll":
+            # A worker that only polls sees the folder gone only when a poll falls inside
+            # that moment; one that did not never lost it (the same folder, back in place).
+            self.wait_lost_taken_up(before, lost_before, 1.0)
+        else:
+            self.wait_taken_up(before)
 
     def drop_into(self, folder):
         """One complete file written into the folder while it is away, at folder."""
@@ -535,11 +547,8 @@ class Round:
         subprocess.run(["mount", "--move", self.kept, self.fs], check=True)
         self.kept = None
         # A worker whose once-a-second look fell outside that moment saw nothing: the
-        # folder it holds never went away (the same file system, the same folder). Those
-        # that saw it gone must take it up again.
-        time.sleep(0.2)
-        lost = {k: n - lost_before.get(k, 0) for k, n in self.losses().items()}
-        self.wait_taken_up({k: n for k, n in before.items() if lost.get(k, 0) > 0})
+        # folder it holds never went away (the same file system, the same folder).
+        self.wait_lost_taken_up(before, lost_before, 0.2)
 
     def act_readonly(self):
         # The done (or failed) folder refuses new entries for a while, root's too: handled
@@ -722,6 +731,23 @@ class Round:
                 count += f.read().count(b"the kernel event queue overflowed")
         return count
 
+    def worker_tails(self, lines=8):
+        """The last things each worker said, but its claims, starts and outcomes: what a
+        failure's cause is told from once the round's folder is gone."""
+        out = []
+        routine = (b"] claimed ", b": claimed", b": started ", b": done in ", b"is writable by its group",
+                   b"fs/protected_symlinks")
+        for i, errpath in enumerate(self.worker_errs):
+            try:
+                with open(errpath, "rb") as f:
+                    said = [l for l in f.read().splitlines() if not any(r in l for r in routine)]
+            except OSError:
+                continue
+            state = "running" if self.workers[i].poll() is None else "exited %d" % self.workers[i].returncode
+            out.append("model: worker%d (%s) said last:" % (i, state))
+            out += ["    " + l.decode(errors="replace") for l in said[-lines:]]
+        return out
+
     def cleanup(self):
         for w in self.workers:
             if w.poll() is None:
@@ -758,6 +784,8 @@ def play(args, seed, policy, mount, backend, actions, hostile):
             time.sleep(r.rng.random() * 0.03)
         ok = r.check()
         r.overflows = r.overflows_seen()
+        if not ok:
+            r.tails = r.worker_tails()
         return ok, r
     finally:
         r.cleanup()
@@ -812,6 +840,7 @@ def main():
                                                               ", polled only" if backend == "poll" else "",
                                                               "; ".join(r.problems)))
             print("model: actions: %s" % " ".join(actions))
+            print("\n".join(r.tails))
             if args.reduce:
                 shorter = reduce(args, seed, policy, mount, backend, actions, hostile)
                 print("model: reduced to %d actions: %s" % (len(shorter), " ".join(shorter)))
