@@ -185,15 +185,17 @@ void ferry_json_field(FILE *out, const char *key, const char *s, size_t n);
 
 /* ---- Delivery ------------------------------------------------------------ */
 
-/* Progress of ferry_put(): done of total bytes copied so far. */
-typedef void (*ferry_progress_cb)(void *userdata, const char *source, uint64_t done, uint64_t total);
+/* Progress of ferry_put(): done of total bytes copied so far. Returns 0 to
+ * go on; anything else stops the copy (ferry_put() returns -ECANCELED). */
+typedef int (*ferry_progress_cb)(void *userdata, const char *source, uint64_t done, uint64_t total);
 
 /* Copies the regular file source to target (a path whose folder exists)
  * atomically for anyone watching: under a temporary name ".ferry-put.*" in
  * target's folder, synced, renamed into place, folder synced. With marker
  * (a suffix such as ".done"), then writes target+marker the same way, holding
  * the size and SHA-256 of the data, which the done-file policy verifies.
- * progress may be NULL. Returns 0 or -errno; no temporary file is left. A
+ * progress may be NULL. Returns 0 or -errno (-ECANCELED when progress
+ * stopped it); no temporary file is left. A
  * failure before the rename leaves target untouched; one after it (syncing
  * the folder, the marker) leaves target complete but maybe unmarked. */
 int ferry_put(const char *source, const char *target, const char *marker, ferry_progress_cb progress, void *userdata);

@@ -35,20 +35,21 @@ struct progress {
         bool shown;
 };
 
-static void draw(void *userdata, const char *source, uint64_t done, uint64_t total)
+static int draw(void *userdata, const char *source, uint64_t done, uint64_t total)
 {
         struct progress *p = userdata;
         int64_t now = cli_now();
         int width = 30, filled;
 
         if (total < 1024 * 1024 || (now - p->last < 100000000 && done < total))
-                return;
+                return 0;
         p->last = now;
         p->shown = true;
         filled = total ? (int)(done * (uint64_t)width / total) : width;
         fprintf(stderr, "\r%-30.30s [%.*s%*s] %3d%% %6.1f MiB", source, filled, "##############################",
                 width - filled, "", total ? (int)(done * 100 / total) : 100, (double)done / (1024 * 1024));
         fflush(stderr);
+        return 0;
 }
 
 int cmd_put(int argc, char **argv)

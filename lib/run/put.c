@@ -136,8 +136,10 @@ int ferry_put(const char *source, const char *target, const char *marker, ferry_
                 if (marker)
                         sha256_update(&ctx, (size_t)n, (const uint8_t *)buffer);
                 done += (uint64_t)n;
-                if (progress)
-                        progress(userdata, source, done, total);
+                if (progress && progress(userdata, source, done, total) != 0) {
+                        r = -ECANCELED;
+                        break;
+                }
         }
         close(in);
         if (r < 0) {

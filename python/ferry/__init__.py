@@ -19,7 +19,7 @@ paths given may be str, bytes or os.PathLike.
 
 import ctypes
 import os
-from typing import Optional, Union
+from typing import Callable, List, Optional, Union
 
 from . import _lib
 from ._lib import lib
@@ -32,7 +32,8 @@ __version__ = "0.1.0"
 __all__ = ["Event", "Job", "Queue", "Watch", "put", "wait", "wait_many", "__version__"]
 
 
-def put(src: PathLike, dest: PathLike, marker: Union[bool, str] = False) -> str:
+def put(src: PathLike, dest: PathLike, marker: Union[bool, str] = False,
+        progress: Optional[Callable[[int, int], object]] = None) -> str:
     """Copies the regular file src to dest atomically for anyone watching dest's folder.
 
     dest is the target path, or an existing folder to put the file into under
@@ -42,7 +43,13 @@ def put(src: PathLike, dest: PathLike, marker: Union[bool, str] = False) -> str:
     suffix given as a str) the same way, holding the size and SHA-256 that the
     done-file ready policy verifies. Returns the target's path; raises OSError.
 
+    progress, when given, is called as progress(done, total) after each block
+    copied (256 KiB), with the bytes copied so far and the file's size. An
+    exception it raises (KeyboardInterrupt too) stops the copy: the temporary
+    file is removed, dest is left as it was, and put raises that exception.
+
         ferry.put("report.csv", "/srv/outbox", marker=True)
+        ferry.put(big, "/srv/outbox", progress=lambda done, total: print(done * 100 // total, "%"))
     """
     source = _lib.encode(src)
     target = _lib.encode(dest)
@@ -55,11 +62,26 @@ def put(src: PathLike, dest: PathLike, marker: Union[bool, str] = False) -> str:
         suffix = _lib.encode(marker)
         if b"/" in suffix:
             raise ValueError(f"invalid marker suffix {marker!r}")
-    r = lib.ferry_put(source, target, suffix, None, None)
+    raised: List[BaseException] = []
+    callback = _lib.PROGRESS_CB()  # NULL: no progress
+
+    if progress is not None:
+        def step(_userdata, _source, done, total):
+            try:
+                progress(done, total)
+                return 0
+            except BaseException as e:  # handed back to the caller once the library stopped
+                raised.append(e)
+                return 1
+
+        callback = _lib.PROGRESS_CB(step)
+    r = lib.ferry_put(source, target, suffix, callback, None)
+    if raised:
+        raise raised[0]
     if r < 0:
         raise OSError(-r, f"cannot put {os.fsdecode(source)} into {os.fsdecode(target)}: {os.strerror(-r)}",
                       os.fsdecode(source))
     return os.fsdecode(target)
 
 
-del ctypes, Optional
+del ctypes, Callable, List, Optional

@@ -15,7 +15,7 @@ import ctypes.util
 import os
 from pathlib import Path
 
-from ctypes import CFUNCTYPE, POINTER, Structure, c_char_p, c_int, c_int64, c_size_t, c_uint, c_void_p
+from ctypes import CFUNCTYPE, POINTER, Structure, c_char_p, c_int, c_int64, c_size_t, c_uint, c_uint64, c_void_p
 
 
 class EventStruct(Structure):
@@ -55,7 +55,8 @@ class LogRecordStruct(Structure):
 
 
 LOG_CB = CFUNCTYPE(None, c_void_p, POINTER(LogRecordStruct))
-PROGRESS_CB = CFUNCTYPE(None, c_void_p, c_char_p, ctypes.c_uint64, ctypes.c_uint64)
+# ferry_progress_cb: userdata, source, done, total; nonzero stops the copy
+PROGRESS_CB = CFUNCTYPE(c_int, c_void_p, c_char_p, c_uint64, c_uint64)
 
 # The constants of include/ferry.h this package uses.
 EVENT_READY = 1 << 7
@@ -86,7 +87,7 @@ _FUNCTIONS = {
     "ferry_watch_explain": (c_int, [c_void_p, c_int, c_char_p, c_char_p, c_size_t]),
     "ferry_event_type_name": (c_char_p, [c_uint]),
     "ferry_event_type_parse": (c_int, [c_char_p]),
-    "ferry_put": (c_int, [c_char_p, c_char_p, c_char_p, c_void_p, c_void_p]),
+    "ferry_put": (c_int, [c_char_p, c_char_p, c_char_p, PROGRESS_CB, c_void_p]),
     "ferry_rule_new": (c_int, [POINTER(c_void_p), c_char_p, c_char_p]),
     "ferry_rule_free": (None, [c_void_p]),
     "ferry_rule_set": (c_int, [c_void_p, c_char_p, c_char_p]),

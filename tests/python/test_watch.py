@@ -177,6 +177,29 @@ def test_put_with_a_marker(tmp_path):
     assert event is not None and event.type == "ready" and event.path == str(tmp_path / "out" / "src.csv")
 
 
+def test_put_reports_progress_and_a_raising_callback_stops_the_copy(tmp_path):
+    source = tmp_path / "big"
+    source.write_bytes(os.urandom(1024 * 1024 + 17))
+    (tmp_path / "out").mkdir()
+    seen = []
+    ferry.put(source, tmp_path / "out", marker=True, progress=lambda done, total: seen.append((done, total)))
+    assert len(seen) == 5 and seen[-1] == (1024 * 1024 + 17, 1024 * 1024 + 17)
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen) and {t for _, t in seen} == {1024 * 1024 + 17}
+    assert (tmp_path / "out" / "big").read_bytes() == source.read_bytes()
+
+    class Stop(Exception):
+        pass
+
+    def stop(done, total):
+        if done >= 512 * 1024:
+            raise Stop(done)
+
+    with pytest.raises(Stop):
+        ferry.put(source, tmp_path / "out" / "stopped", marker=True, progress=stop)
+    # Nothing of the stopped copy is left: no target, no marker, no temporary file.
+    assert sorted(os.listdir(tmp_path / "out")) == ["big", "big.done"]
+
+
 def test_put_raises_oserror(tmp_path):
     with pytest.raises(FileNotFoundError):
         ferry.put(tmp_path / "missing", tmp_path / "dest")
