@@ -59,6 +59,11 @@ struct ferry__version {
         int64_t mtime_ns;
 };
 
+static inline bool ferry__same_version(const struct ferry__version *a, const struct ferry__version *b)
+{
+        return a->ino == b->ino && a->size == b->size && a->mtime_ns == b->mtime_ns;
+}
+
 /* ---- probe.c --------------------------------------------------------------- */
 
 enum { FERRY__NO_WRITER = 0, FERRY__WRITER_OPEN = 1 };

@@ -79,6 +79,8 @@ struct ferry__file {
         bool refused : 1;             /* done-file: reported is a version its marker refused (was_reported false) */
         bool guard_without_close : 1; /* GUARD for a name that appeared with content, no close seen:
                                        * a write then is a writer at work, not one that reopened */
+        bool found_closed : 1;        /* no policy: a listing reported it closed (found), known is that
+                                       * version: the kernel's close of it, still queued, is not told again */
 };
 
 /* A path handed to ferry_watch_add*(). */

@@ -31,6 +31,7 @@
 /* Buffers read per call before events are handed out, so a flood cannot
  * delay the first events indefinitely. */
 #define READS_PER_CALL 8
+#define DRAIN_READS 64 /* after an overflow: 4 MiB of events, more than a full default queue */
 
 /* How long a MOVED_FROM last in the queue waits for its MOVED_TO: the renamer
  * queues it at once unless it is preempted between the two. */
@@ -349,7 +350,11 @@ static int inotify_read(struct ferry_watch *w, int64_t now)
                 in->drained = false;
                 return 0;
         }
-        while (reads < READS_PER_CALL) {
+        /* After an overflow the queue is read to its end before the rescan
+         * lists the folders (within bounds: a writer that never stops must not
+         * hold the rescan off): what happened before the listing is then
+         * known, and fewer of its events come again after it. */
+        while (reads < READS_PER_CALL || (w->rescan_needed && reads < DRAIN_READS)) {
                 ssize_t n = read(in->fd, in->buffer, sizeof(in->buffer));
 
                 if (n < 0) {

@@ -34,18 +34,13 @@ bool ferry__ready_is_marker(const struct ferry_watch *w, const char *name, size_
         return len > mlen && memcmp(name + len - mlen, p->marker, mlen) == 0;
 }
 
-static bool same_version(const struct ferry__version *a, const struct ferry__version *b)
-{
-        return a->ino == b->ino && a->size == b->size && a->mtime_ns == b->mtime_ns;
-}
-
 /* Judged by stat alone: events can be stale (a rescan may already have
  * reported what they describe), the file's (inode, size, mtime) cannot. Since
  * Linux 6.13 a timestamp read by stat is fine-grained for the next write, so a
  * rewrite is seen even within one clock tick. */
 static bool is_new_version(const struct ferry__file *f, const struct ferry__version *v)
 {
-        return !f->was_reported || !same_version(&f->reported, v);
+        return !f->was_reported || !ferry__same_version(&f->reported, v);
 }
 
 /* ---- timer queues ---------------------------------------------------------- */
@@ -231,7 +226,7 @@ static void consider_closed(struct ferry_watch *w, struct ferry__file *f, bool c
          * since: guarded again from now, as after any close, and the guard's
          * end asks the kernel about writers (no need to ask twice). */
         if (closed && f->state == FERRY__GUARD && f->guard_without_close && f->timer == FERRY__TIMER_GUARD &&
-            file_path(w, f) >= 0 && stat_version(w, f, &v) == 0 && same_version(&v, &f->known)) {
+            file_path(w, f) >= 0 && stat_version(w, f, &v) == 0 && ferry__same_version(&v, &f->known)) {
                 f->guard_without_close = false;
                 f->rechecks = 0;
                 return schedule(w, f, FERRY__GUARD, FERRY__TIMER_GUARD);
@@ -379,7 +374,7 @@ void ferry__ready_verified(struct ferry_watch *w, struct ferry__file *f, const s
         ssize_t n = file_path(w, f);
 
         /* Judged only if the file is still the version that was read. */
-        if (n < 0 || stat_version(w, f, &v) < 0 || !same_version(&v, verified))
+        if (n < 0 || stat_version(w, f, &v) < 0 || !ferry__same_version(&v, verified))
                 return;
         if (!is_new_version(f, &v))
                 return set_state(w, f, FERRY__IDLE);
@@ -396,7 +391,7 @@ static void judge_marked(struct ferry_watch *w, struct ferry__file *f, const str
                 /* Once per version of the file: a client that closes the
                  * marker twice (smbnetfs) does not make it a second error. */
                 /* Said with the file's own path (w->path may lead through the root's descriptor). */
-                if ((!f->refused || !same_version(&f->reported, &v)) && (n = file_path(w, f)) >= 0)
+                if ((!f->refused || !ferry__same_version(&f->reported, &v)) && (n = file_path(w, f)) >= 0)
                         (void)ferry__queue_push(w, FERRY_EVENT_ERROR, 0, f->entry.parent->root, w->path, (size_t)n,
                                                 NULL, 0, r, v.size);
                 f->reported = v;
@@ -626,7 +621,7 @@ void ferry__ready_expire(struct ferry_watch *w, int64_t now)
                         }
                         if (i == FERRY__TIMER_QUIET) {
                                 r = stat_version(w, f, &v);
-                                if (r == 0 && same_version(&v, &f->known)) {
+                                if (r == 0 && ferry__same_version(&v, &f->known)) {
                                         /* Quiet long enough: ready unless a local program still
                                          * writes. Without lease rights, /proc alone can tell. */
                                         if (ferry__writers_check(w->path, &v) != FERRY__NO_WRITER &&
@@ -662,7 +657,7 @@ void ferry__ready_expire(struct ferry_watch *w, int64_t now)
                                 set_state(w, f, FERRY__IDLE);
                                 continue;
                         }
-                        if (!same_version(&v, &f->known)) {
+                        if (!ferry__same_version(&v, &f->known)) {
                                 /* Still changing: wait a full delay again. */
                                 ferry__file_set_known(f, &v);
                                 schedule(w, f, (enum ferry__state)f->state, i);

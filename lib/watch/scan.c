@@ -87,14 +87,9 @@ static bool compares(enum ferry__scan_mode mode)
         return mode == FERRY__SCAN_RESCAN || mode == FERRY__SCAN_POLL;
 }
 
-static bool same_version(const struct ferry__version *a, const struct ferry__version *b)
-{
-        return a->ino == b->ino && a->size == b->size && a->mtime_ns == b->mtime_ns;
-}
-
 static bool differs(const struct ferry__file *f, const struct ferry__version *v)
 {
-        return f->dirty || !f->stat_known || !same_version(&f->known, v);
+        return f->dirty || !f->stat_known || !ferry__same_version(&f->known, v);
 }
 
 /* Nothing is pending for the file: the policy is idle and has reported the
@@ -103,7 +98,8 @@ static bool differs(const struct ferry__file *f, const struct ferry__version *v)
 static bool settled(const struct ferry_watch *w, const struct ferry__file *f)
 {
         return f->stat_known && !f->dirty && f->state == FERRY__IDLE &&
-               (w->policy.kind == FERRY__POLICY_NONE || (f->was_reported && same_version(&f->reported, &f->known)));
+               (w->policy.kind == FERRY__POLICY_NONE ||
+                (f->was_reported && ferry__same_version(&f->reported, &f->known)));
 }
 
 /* Whether this poll must stat f, or may trust the mirror (see the top). */
@@ -123,8 +119,12 @@ static uint32_t slices_for(uint32_t file_count)
 
 /* A new or changed file that a scan found (after lost events, or in a new
  * subfolder) had its close happen unseen: a consumer of close_write events
- * gets one, flagged found, once no writer holds the file open. */
-static void found_closed(struct ferry_watch *w, struct ferry__dir *dir, const char *name, size_t len)
+ * gets one, flagged found, once no writer holds the file open. Its close may
+ * still be in the kernel's queue (events that came while the queue was full
+ * are lost, those after are not): without a policy, the file remembers that
+ * this version was told (tree.c). */
+static void found_closed(struct ferry_watch *w, struct ferry__file *f, struct ferry__dir *dir, const char *name,
+                         size_t len)
 {
         struct ferry__version v;
         ssize_t n;
@@ -136,8 +136,10 @@ static void found_closed(struct ferry_watch *w, struct ferry__dir *dir, const ch
         if (n < 0)
                 return;
         r = ferry__writers_check(w->path, &v);
-        if (r != FERRY__WRITER_OPEN && r != -ENOENT)
+        if (r != FERRY__WRITER_OPEN && r != -ENOENT) {
                 ferry__emit(w, FERRY_EVENT_CLOSE_WRITE, FERRY_EVENT_FOUND, dir, name, len);
+                f->found_closed = w->policy.kind == FERRY__POLICY_NONE && f->stat_known;
+        }
 }
 
 /* One file found by the listing of dir; e is its entry when the caller
@@ -179,7 +181,7 @@ static void found_file(struct ferry_watch *w, struct ferry__dir *dir, const char
                 f->quiet_polls = 0;
         }
         if (f && type)
-                found_closed(w, dir, name, len);
+                found_closed(w, f, dir, name, len);
 }
 
 /* One subdirectory found by the listing of dir. */
