@@ -4,8 +4,7 @@ import asyncio
 import ctypes
 import os
 import time
-from dataclasses import dataclass
-from typing import Iterable, Iterator, List, Optional, Union
+from typing import Dict, Iterable, Iterator, List, NamedTuple, Optional, Union
 
 from . import _lib
 from ._lib import lib
@@ -20,9 +19,8 @@ PathLike = Union[str, bytes, os.PathLike]
 _DEFAULT_EVENTS = ("create", "modify", "attrib", "close_write", "delete", "moved_from", "moved_to")
 
 
-@dataclass(frozen=True)
-class Event:
-    """One event of a watcher: what happened to which path.
+class Event(NamedTuple):
+    """One event of a watcher: what happened to which path (an immutable record).
 
     type: "create", "modify", "attrib", "close_write", "delete", "moved_from",
         "moved_to", "ready", "rescan", "root_gone", "root_back" or "error".
@@ -129,6 +127,7 @@ class Watch:
         _lib.check(lib.ferry_watch_new(ctypes.byref(handle), flags), "cannot start watching")
         self._watch = handle
         self._event = ctypes.POINTER(_lib.EventStruct)()
+        self._roots: Dict[int, str] = {}  # root strings live as long as the watch: decoded once
         if isinstance(include, (str, bytes)):
             include = (include,)
         if isinstance(exclude, (str, bytes)):
@@ -208,24 +207,24 @@ class Watch:
 
     def _copy(self, ev: "_lib.EventStruct") -> Event:
         # Everything the event points to is borrowed until the next call: copied here.
-        path = _lib.string(ev.path, ev.path_len) or b""
-        old = _lib.string(ev.old_path, ev.old_path_len)
-        root = _lib.string(ev.root) or b""
-        error = -ev.error if ev.error < 0 else ev.error
-        kind = _type_name(ev.type)
-        return Event(
-            type=kind,
-            path=os.fsdecode(path),
-            path_bytes=path,
-            old_path=os.fsdecode(old) if old is not None else None,
-            old_path_bytes=old,
-            root=os.fsdecode(root),
-            size=ev.size if ev.type == _lib.EVENT_READY and ev.size >= 0 else None,
-            is_dir=bool(ev.flags & _lib.EVENT_IS_DIR),
-            found=bool(ev.flags & _lib.EVENT_FOUND),
-            error=error,
-            message=self.explain(error, path) if ev.type == _lib.EVENT_ERROR else None,
-        )
+        # (The path of every event: plain calls, positional fields; roots decoded once.)
+        string_at = ctypes.string_at
+        path = string_at(ev.path, ev.path_len) if ev.path else b""
+        old = string_at(ev.old_path, ev.old_path_len) if ev.old_path else None
+        root = self._roots.get(ev.root)
+        if root is None:
+            root = self._roots[ev.root] = os.fsdecode(string_at(ev.root)) if ev.root else ""
+        kind = ev.type
+        if kind == _lib.EVENT_ERROR:
+            error = abs(ev.error)
+            return Event(_type_name(kind), os.fsdecode(path), path, os.fsdecode(old) if old is not None else None,
+                         old, root, None, bool(ev.flags & _lib.EVENT_IS_DIR), bool(ev.flags & _lib.EVENT_FOUND),
+                         error, self.explain(error, path))
+        flags = ev.flags
+        return Event(_TYPE_NAMES.get(kind) or _type_name(kind), os.fsdecode(path), path,
+                     os.fsdecode(old) if old is not None else None, old, root,
+                     ev.size if kind == _lib.EVENT_READY and ev.size >= 0 else None,
+                     bool(flags & _lib.EVENT_IS_DIR), bool(flags & _lib.EVENT_FOUND), 0, None)
 
     def __iter__(self) -> Iterator[Event]:
         return self
