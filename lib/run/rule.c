@@ -21,13 +21,26 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+/* The rule's explanation: one line, whatever values it quotes (a value with
+ * a newline or a terminal escape in it is shown as \n, \xHH). */
 static int fail(struct ferry_rule *rule, int error, const char *format, ...)
 {
+        char raw[sizeof(rule->explanation)];
+        size_t o = 0, size = sizeof(rule->explanation);
         va_list ap;
 
         va_start(ap, format);
-        vsnprintf(rule->explanation, sizeof(rule->explanation), format, ap);
+        vsnprintf(raw, sizeof(raw), format, ap);
         va_end(ap);
+        for (const unsigned char *p = (const unsigned char *)raw; *p && o + 5 < size; p++) {
+                if (*p == '\n')
+                        o += (size_t)snprintf(rule->explanation + o, size - o, "\\n");
+                else if (*p < 0x20 || *p == 0x7f)
+                        o += (size_t)snprintf(rule->explanation + o, size - o, "\\x%02x", *p);
+                else
+                        rule->explanation[o++] = (char)*p;
+        }
+        rule->explanation[o] = '\0';
         return error;
 }
 

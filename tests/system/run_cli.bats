@@ -78,6 +78,22 @@ run_ferry() { run --separate-stderr timeout 10 "$FERRY" run "$@"; }
         [[ ! -e $T/in/.ferry ]]
 }
 
+@test "run cli: a bad value or a missing folder with a newline or an escape in it is still one line, shown escaped" {
+        mkdir "$T/in"
+        run_ferry --max-queue $'12\nrm -rf' "$T/in" -- true {}
+        assert_status 2
+        assert_one_ferry_line
+        [[ $stderr == *"'12\nrm -rf'"* ]] || { echo "not shown escaped: $stderr" >&2; return 1; }
+        run_ferry --timeout $'5s\e[2J' "$T/in" -- true {}
+        assert_status 2
+        assert_one_ferry_line
+        [[ $stderr == *'5s\x1b[2J'* ]] || { echo "not shown escaped: $stderr" >&2; return 1; }
+        run_ferry "$T/in"$'\nmissing' -- true {}
+        assert_status 1
+        assert_one_ferry_line
+        [[ $stderr == *"$T/in\\nmissing"* ]] || { echo "the folder is not named, escaped: $stderr" >&2; return 1; }
+}
+
 @test "run cli: options that exclude each other exit 2 (--stdin or --output with --batch, --keep after --done)" {
         mkdir "$T/in"
         run_ferry --done "$T/done" --keep "$T/in" -- true {}
