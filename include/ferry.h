@@ -395,12 +395,14 @@ int ferry_rule_retry(struct ferry_rule *rule, ferry_retry_select_cb select, ferr
 
 /* ferry_rule_purge: callback(userdata, path, whole_folder, when) for each
  * file removed (or, in a dry run, that would be), or each dated folder of
- * done-layout removed whole (whole_folder 1); when: the time it arrived
- * (unix seconds), or when the dated folder's period ended. */
+ * done-layout removed whole (whole_folder 1), or each day of the audit trail
+ * (whole_folder 2); when (unix seconds): the time the file arrived, or when
+ * the dated folder's period or the trail's day ended. */
 typedef void (*ferry_purge_cb)(void *userdata, const char *path, int whole_folder, int64_t when);
 /* Removes from rule's done and failed folders what arrived there longer ago
  * than its done-retention and failed-retention (a folder without one is left
- * alone): the sweep a running worker makes now and then. Returns how many
+ * alone), and its folder's audit trail days older than its audit-retention:
+ * the sweep a running worker makes now and then. Returns how many
  * files were removed (would be, with dry_run), or -errno (ferry_rule_explain
  * says why). */
 int ferry_rule_purge(struct ferry_rule *rule, int dry_run, ferry_purge_cb callback, void *userdata);

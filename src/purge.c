@@ -1,5 +1,6 @@
 /* purge.c: `ferry purge`: what has been in a rule's done and failed folders
- * longer than its retention is removed now, or listed with --dry-run,
+ * longer than its retention (and its audit trail's old days) is removed now,
+ * or listed with --dry-run,
  * through the library's ferry_rule_purge (the sweep ferry run makes). */
 #include "cli.h"
 
@@ -12,13 +13,14 @@
 static const char purge_usage[] =
         "Usage: ferry purge [-c FILE [RULE] | --dir DIR [RULE OPTIONS]] [--dry-run]\n"
         "Remove what has been in the done and failed folders longer than the rule's\n"
-        "done-retention and failed-retention (dated folders of done-layout whole), as\n"
-        "ferry run does now and then. Works whether ferry run runs or not.\n"
+        "done-retention and failed-retention (dated folders of done-layout whole), and\n"
+        "the audit trail's days older than audit-retention, as ferry run does now and\n"
+        "then. Works whether ferry run runs or not.\n"
         "\n"
         "  -c, --config FILE      the rules of FILE (RULE: only that one)\n"
         "      --dir DIR          one rule given as for ferry run (--done,\n"
         "                         --done-layout, --done-retention, --failed,\n"
-        "                         --failed-retention, ...)\n"
+        "                         --failed-retention, --audit-retention, ...)\n"
         "      --dry-run          list what would be removed, and remove nothing\n"
         "  -h, --help             show this help\n";
 
@@ -38,13 +40,16 @@ static void purged(void *userdata, const char *path, int whole_folder, int64_t w
 
         if (localtime_r(&t, &tm))
                 strftime(stamp, sizeof(stamp), "%Y-%m-%d %H:%M", &tm);
-        if (whole_folder)
+        if (whole_folder == 1)
                 p->folders++;
         else
                 p->files++;
         fputs(p->a->dry_run ? "would remove " : "removed ", stdout);
         output_escaped(stdout, path, strlen(path));
-        printf(whole_folder ? "/ (a dated folder, whole; its period ended %s)\n" : " (there since %s)\n", stamp);
+        printf(whole_folder == 1   ? "/ (a dated folder, whole; its period ended %s)\n"
+               : whole_folder == 2 ? " (a day of the audit trail, ended %s)\n"
+                                   : " (there since %s)\n",
+               stamp);
 }
 
 static int purge_rule(void *userdata, struct ferry_rule *rule)

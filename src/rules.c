@@ -30,6 +30,7 @@ enum {
         OPT_DONE_LAYOUT,
         OPT_DONE_RETENTION,
         OPT_FAILED_RETENTION,
+        OPT_AUDIT_RETENTION,
 };
 
 static const struct option options[] = {
@@ -56,6 +57,7 @@ static const struct option options[] = {
         {"done-layout", required_argument, NULL, OPT_DONE_LAYOUT},
         {"done-retention", required_argument, NULL, OPT_DONE_RETENTION},
         {"failed-retention", required_argument, NULL, OPT_FAILED_RETENTION},
+        {"audit-retention", required_argument, NULL, OPT_AUDIT_RETENTION},
         {"help", no_argument, NULL, 'h'},
         {0},
 };
@@ -98,6 +100,9 @@ int rules_load(int argc, char **argv, struct rule_args *a, struct ferry_runner *
                         break;
                 case OPT_FAILED_RETENTION:
                         settings[count].key = "failed-retention", settings[count++].value = optarg;
+                        break;
+                case OPT_AUDIT_RETENTION:
+                        settings[count].key = "audit-retention", settings[count++].value = optarg;
                         break;
                 case OPT_DRY_RUN:
                         if (strcmp(a->command, "retry") != 0 && strcmp(a->command, "purge") != 0) {

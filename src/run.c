@@ -68,6 +68,8 @@ static const char usage[] =
         "      --audit on|off     the audit trail in DIR/.ferry/audit, one JSON line per\n"
         "                         claim, start, outcome, requeue and purge, read by\n"
         "                         ferry history (default on)\n"
+        "      --audit-retention DUR  remove the trail's days that ended longer than\n"
+        "                         DUR ago (e.g. 365d; default: kept)\n"
         "      --pause-when-free-below N  start no handler while the done, failed or\n"
         "                         output folder's file system has less free than N\n"
         "                         (a percentage, e.g. 5%, or a size, e.g. 10G)\n"
@@ -137,6 +139,7 @@ enum {
         OPT_DONE_LAYOUT,
         OPT_DONE_RETENTION,
         OPT_FAILED_RETENTION,
+        OPT_AUDIT_RETENTION,
         OPT_DEDUP,
         OPT_DEDUP_WINDOW,
         OPT_LEASE,
@@ -188,6 +191,7 @@ static const struct option options[] = {
         {"done-layout", required_argument, NULL, OPT_DONE_LAYOUT},
         {"done-retention", required_argument, NULL, OPT_DONE_RETENTION},
         {"failed-retention", required_argument, NULL, OPT_FAILED_RETENTION},
+        {"audit-retention", required_argument, NULL, OPT_AUDIT_RETENTION},
         {"dedup", required_argument, NULL, OPT_DEDUP},
         {"dedup-window", required_argument, NULL, OPT_DEDUP_WINDOW},
         {"lease", required_argument, NULL, OPT_LEASE},
@@ -241,6 +245,7 @@ static const char *rule_key(int c)
         case OPT_DONE_LAYOUT: return "done-layout";
         case OPT_DONE_RETENTION: return "done-retention";
         case OPT_FAILED_RETENTION: return "failed-retention";
+        case OPT_AUDIT_RETENTION: return "audit-retention";
         case OPT_DEDUP: return "dedup";
         case OPT_DEDUP_WINDOW: return "dedup-window";
         case OPT_LEASE: return "lease";

@@ -275,3 +275,69 @@ int ferry_rule_history(struct ferry_rule *rule, const char *path, int by_name, f
         free(want);
         return e < 0 ? e : count;
 }
+
+/* The day a trail file is about, from its name (YYYY-MM-DD.HOST.jsonl): the
+ * moment it ended, or -1 for a name that is not a day's file. */
+static time_t day_end(const char *name)
+{
+        size_t len = strlen(name);
+        struct tm tm = {0};
+
+        if (len < 17 || strcmp(name + len - 6, ".jsonl") != 0 || name[4] != '-' || name[7] != '-' || name[10] != '.')
+                return -1;
+        for (int i = 0; i < 10; i++)
+                if (i != 4 && i != 7 && (name[i] < '0' || name[i] > '9'))
+                        return -1;
+        tm.tm_year = atoi(name) - 1900;
+        tm.tm_mon = atoi(name + 5) - 1;
+        tm.tm_mday = atoi(name + 8);
+        if (tm.tm_mon < 0 || tm.tm_mon > 11 || tm.tm_mday < 1 || tm.tm_mday > 31)
+                return -1;
+        return timegm(&tm) + 24 * 3600;
+}
+
+int ferry__audit_sweep(int dir_fd, const char *path, int64_t retention_ns, bool dry_run, ferry_purge_cb callback,
+                       void *userdata, unsigned long long *ret_removed)
+{
+        time_t cutoff = time(NULL) - (time_t)(retention_ns / FERRY__NSEC_PER_SEC);
+        struct dirent *de;
+        DIR *listing;
+        int fd, r = 0;
+
+        if (dir_fd < 0 || retention_ns <= 0)
+                return 0;
+        /* A listing of its own: dir_fd stays where it is for the trail. */
+        fd = openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        listing = fd < 0 ? NULL : fdopendir(fd);
+        if (!listing) {
+                r = -errno;
+                if (fd >= 0)
+                        close(fd);
+                return r;
+        }
+        while ((de = readdir(listing))) {
+                time_t end = de->d_name[0] == '.' ? -1 : day_end(de->d_name);
+                struct stat st;
+
+                /* Only a day's file that ended long enough ago; links and
+                 * anything else planted there are left alone. */
+                if (end < 0 || end > cutoff || fstatat(dirfd(listing), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+                    !S_ISREG(st.st_mode))
+                        continue;
+                if (!dry_run && unlinkat(dirfd(listing), de->d_name, 0) < 0) {
+                        if (errno != ENOENT && r == 0)
+                                r = -errno;
+                        continue;
+                }
+                (*ret_removed)++;
+                if (callback) {
+                        char *full = NULL;
+
+                        if (asprintf(&full, "%s/%s", path, de->d_name) >= 0)
+                                callback(userdata, full, 2, (int64_t)end);
+                        free(full);
+                }
+        }
+        closedir(listing);
+        return r;
+}

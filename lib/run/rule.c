@@ -402,8 +402,11 @@ int ferry_rule_set(struct ferry_rule *rule, const char *key, const char *value)
                         return fail(rule, -EINVAL, "done-layout: %s", why);
                 return set_string(rule, &rule->done_layout, key, value);
         }
-        if (strcmp(key, "done-retention") == 0 || strcmp(key, "failed-retention") == 0) {
-                int64_t *field = key[0] == 'd' ? &rule->done_retention_ns : &rule->failed_retention_ns;
+        if (strcmp(key, "done-retention") == 0 || strcmp(key, "failed-retention") == 0 ||
+            strcmp(key, "audit-retention") == 0) {
+                int64_t *field = key[0] == 'd'   ? &rule->done_retention_ns
+                                 : key[0] == 'f' ? &rule->failed_retention_ns
+                                                 : &rule->audit_retention_ns;
                 int r = set_duration(rule, field, key, value);
 
                 if (r == 0 && *field < FERRY__NSEC_PER_SEC)

@@ -268,6 +268,7 @@ struct ferry_rule {
         double free_below_percent; /* pause-when-free-below: no handler starts while an outcome */
         uint64_t free_below_bytes; /* file system has less free (percent of it, or bytes); 0: never */
         int64_t done_retention_ns, failed_retention_ns; /* what is older goes from those folders; 0: kept */
+        int64_t audit_retention_ns;                     /* the audit trail's days older than this go; 0: kept */
         bool dedup;                                     /* dedup = sha256: a content handled already is not again */
         int64_t dedup_window_ns;                        /* ... when it was handled within this long */
         unsigned max_folders;                           /* folders the rule's watcher watches at most */
@@ -319,6 +320,12 @@ void ferry__audit_add(struct ferry__audit *a, const char *event, const char *rul
 /* Writes the lines gathered, in whole lines. */
 void ferry__audit_flush(struct ferry__audit *a);
 void ferry__audit_close(struct ferry__audit *a);
+/* Removes the days of the trail in dir_fd (every host's) that ended longer
+ * than retention_ns ago (with dry_run, only tells them), each told to
+ * callback as path/NAME; adds them to *ret_removed. Returns 0 or -errno (the
+ * first failure; the sweep goes on). */
+int ferry__audit_sweep(int dir_fd, const char *path, int64_t retention_ns, bool dry_run, ferry_purge_cb callback,
+                       void *userdata, unsigned long long *ret_removed);
 
 /* ---- retention.c: dated done folders, and what is old leaves ---- */
 

@@ -719,21 +719,40 @@ static void check_space(struct rule_state *rs)
 }
 
 /* Retention: what has been in the done and failed folders longer than the
- * rule keeps it goes, in a sweep at start and then every tenth of the
- * shorter retention (at most an hour apart), said in one line. */
+ * rule keeps it goes, and the audit trail's old days, in a sweep at start
+ * and then every tenth of the shortest retention (at most an hour apart),
+ * said in one line. */
 static void sweep(struct rule_state *rs, int64_t now)
 {
         const struct ferry_rule *rule = rs->rule;
         struct ferry__purge_counts counts = {0};
+        unsigned long long days = 0;
         int64_t shortest = INT64_MAX;
         int e = 0, f;
 
-        if (now < rs->next_sweep || (!rule->done_retention_ns && !rule->failed_retention_ns))
+        if (now < rs->next_sweep ||
+            (!rule->done_retention_ns && !rule->failed_retention_ns && !rule->audit_retention_ns))
                 return;
+        if (rule->audit_retention_ns) {
+                char *path = NULL;
+
+                if (asprintf(&path, "%s/.ferry/audit", rule->dir) >= 0)
+                        e = ferry__audit_sweep(rs->audit.dir_fd, path, rule->audit_retention_ns, false, NULL, NULL,
+                                               &days);
+                free(path);
+                shortest = rule->audit_retention_ns;
+                if (days)
+                        LOG(rs->runner, FERRY_LOG_INFO, rule->name, rule->dir,
+                            "removed %llu day%s of the audit trail older than its retention", days,
+                            days == 1 ? "" : "s");
+        }
         if (rule->done_retention_ns && rs->done.fd >= 0) {
-                e = ferry__sweep(rule, &rs->done, rule->done_layout, rule->done_retention_ns, false, NULL, NULL,
+                f = ferry__sweep(rule, &rs->done, rule->done_layout, rule->done_retention_ns, false, NULL, NULL,
                                  &rs->audit, &counts);
-                shortest = rule->done_retention_ns;
+                if (f < 0 && e == 0)
+                        e = f;
+                if (rule->done_retention_ns < shortest)
+                        shortest = rule->done_retention_ns;
         }
         if (rule->failed_retention_ns) {
                 f = ferry__sweep(rule, &rs->failed, NULL, rule->failed_retention_ns, false, NULL, NULL, &rs->audit,

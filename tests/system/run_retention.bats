@@ -175,3 +175,42 @@ CONF
         [[ $output == "removed $done/archive/2019/ (a dated folder, whole; its period ended 2020-01-01 00:00)" ]]
         [[ -f $done/archive/$now/b && ! -e $done/archive/2019 ]]
 }
+
+@test "audit-retention: the trail's days that ended longer ago go (every host's), by purge and by run; today's, links and other names stay" {
+        D=$T/in
+        local audit=$D/.ferry/audit today
+        today=$(date -u +%F)
+        mkdir -p "$audit" "$T/outside"
+        chmod 0711 "$D/.ferry"
+        chmod 0700 "$audit"
+        printf 'canary\n' >"$T/outside/canary"
+        printf '{}\n' >"$audit/2019-01-01.hostA.jsonl"
+        printf '{}\n' >"$audit/2019-01-02.other_host.jsonl"
+        printf '{}\n' >"$audit/$today.hostA.jsonl"
+        ln -s "$T/outside/canary" "$audit/2018-01-01.planted.jsonl"
+        mkdir "$audit/2017-01-01.dir.jsonl"
+        printf 'x\n' >"$audit/notes.txt"
+        run "$FERRY" purge --dir "$D" --audit-retention 30d --dry-run
+        ((status == 0))
+        [[ $output == *"would remove $audit/2019-01-01.hostA.jsonl (a day of the audit trail, ended 2019-01-0"* && $output == *"would remove $audit/2019-01-02.other_host.jsonl"* ]] ||
+                { echo "$output" >&2; return 1; }
+        [[ -f $audit/2019-01-01.hostA.jsonl && -f $audit/2019-01-02.other_host.jsonl ]]
+        run "$FERRY" purge --dir "$D" --audit-retention 30d
+        ((status == 0))
+        gone "$audit/2019-01-01.hostA.jsonl"
+        gone "$audit/2019-01-02.other_host.jsonl"
+        [[ -f $audit/$today.hostA.jsonl && -L $audit/2018-01-01.planted.jsonl && -d $audit/2017-01-01.dir.jsonl && -f $audit/notes.txt ]]
+        [[ $(cat "$T/outside/canary") == canary ]]
+
+        # A running worker sweeps the trail at start: a day that ended more than a day ago goes.
+        printf '{}\n' >"$audit/2020-02-29.hostA.jsonl"
+        start_ferry "$T/run" run --audit-retention 1d "$D" -- true {}
+        wait_run_started "$T/run"
+        wait_for has_text "$T/run.err" "removed 1 day of the audit trail older than its retention" 10
+        gone "$audit/2020-02-29.hostA.jsonl"
+        [[ -f $audit/$today.hostA.jsonl ]]
+        stop_ferry "$T/run"
+        run "$FERRY" run --audit-retention 0.5s "$D" -- true {}
+        ((status == 2))
+        [[ $output == *"audit-retention: '0.5s' is too short"* ]]
+}
