@@ -254,6 +254,10 @@ int ferry_rule_check_system(struct ferry_rule *rule);
 /* The rule's name and folder; borrowed from the rule. */
 const char *ferry_rule_name(const struct ferry_rule *rule);
 const char *ferry_rule_dir(const struct ferry_rule *rule);
+/* A program the rule runs, as its words (NULL-terminated, placeholders such
+ * as {} unexpanded; borrowed until the rule changes): which is "command" (the
+ * handler), "on-done" or "on-failure". NULL when there is none. */
+char *const *ferry_rule_program(const struct ferry_rule *rule, const char *which);
 
 /* One line saying what was wrong with the last failing ferry_rule_set*() or
  * ferry_runner_add_rule() call on this rule. */

@@ -56,6 +56,7 @@ struct printer {
         bool first;       /* JSON: no element in the current array yet */
         bool in_failures; /* JSON: the claims array is closed, the failures one open */
         bool unreadable;  /* a rule's folder could not be read: exit 1 */
+        bool programs;    /* the rules come with their programs (-c FILE; --dir has none) */
         int64_t now_ns;
 };
 
@@ -118,6 +119,42 @@ static void print_failure(void *userdata, const struct ferry_failure_info *f)
         fputs(" (", stdout);
         print_time(stdout, f->when);
         fputs(")\n", stdout);
+}
+
+/* The programs the rule runs (handler, hooks), as their words: a line each,
+ * a word with a space or a quote in it between single quotes; in JSON,
+ * "handler", "on_done", "on_failure": arrays of words, or null (always, for
+ * a rule given with --dir: it has no program). */
+static void print_programs(const struct printer *p, const struct ferry_rule *rule)
+{
+        static const char *const which[] = {"command", "on-done", "on-failure"};
+        static const char *const label[] = {"handler", "on-done", "on-failure"};
+        static const char *const key[] = {"handler", "on_done", "on_failure"};
+
+        for (size_t i = 0; i < sizeof(which) / sizeof(which[0]); i++) {
+                char *const *words = p->programs ? ferry_rule_program(rule, which[i]) : NULL;
+
+                if (p->json) {
+                        printf(",\"%s\":%s", key[i], words ? "[" : "null");
+                        for (size_t w = 0; words && words[w]; w++) {
+                                fputs(w ? "," : "", stdout);
+                                ferry_json_string(stdout, words[w], strlen(words[w]));
+                        }
+                        fputs(words ? "]" : "", stdout);
+                        continue;
+                }
+                if (!words)
+                        continue;
+                printf("  %s:", label[i]);
+                for (size_t w = 0; words[w]; w++) {
+                        bool quote = !words[w][0] || strpbrk(words[w], " '\"") != NULL;
+
+                        fputs(quote ? " '" : " ", stdout);
+                        output_escaped(stdout, words[w], strlen(words[w]));
+                        fputs(quote ? "'" : "", stdout);
+                }
+                fputc('\n', stdout);
+        }
 }
 
 /* One variable rule adds to its handlers' environment: a secret's value is not shown. */
@@ -193,6 +230,7 @@ static int status_of_rule(void *userdata, struct ferry_rule *rule)
                        (unsigned long long)st.orphaned, (unsigned long long)st.done, (unsigned long long)st.failed);
                 ferry_json_field(stdout, "backend", st.backend, strlen(st.backend));
                 printf(",\"paused\":%s", paused > 0 ? "true" : "false");
+                print_programs(p, rule);
                 fputs(",\"env\":[", stdout);
                 p->first = true;
                 r = ferry_rule_env(rule, print_env, p);
@@ -202,6 +240,7 @@ static int status_of_rule(void *userdata, struct ferry_rule *rule)
                        (unsigned long long)st.queued, (unsigned long long)st.in_flight, (unsigned long long)st.waiting,
                        (unsigned long long)st.orphaned, (unsigned long long)st.done, (unsigned long long)st.failed);
                 printf("  watched with %s\n", st.backend);
+                print_programs(p, rule);
                 if (paused > 0) {
                         fputs("  paused since ", stdout);
                         print_time(stdout, since / 1000000000);
@@ -230,6 +269,7 @@ int cmd_status(int argc, char **argv)
                 return cli_usage_error("status", "unexpected argument '%s'", argv[optind]);
         }
         p.json = a.json;
+        p.programs = a.config != NULL;
         (void)ferry_runner_each_rule(runner, status_of_rule, &p);
         ferry_runner_free(runner);
         return p.unreadable ? EXIT_FAILURE_RUNTIME : EXIT_OK;

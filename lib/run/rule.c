@@ -531,6 +531,19 @@ const char *ferry_rule_dir(const struct ferry_rule *rule)
         return rule ? rule->dir : NULL;
 }
 
+char *const *ferry_rule_program(const struct ferry_rule *rule, const char *which)
+{
+        if (!rule || !which)
+                return NULL;
+        if (strcmp(which, "command") == 0)
+                return rule->command;
+        if (strcmp(which, "on-done") == 0)
+                return rule->on_done;
+        if (strcmp(which, "on-failure") == 0)
+                return rule->on_failure;
+        return NULL;
+}
+
 const char *ferry_rule_explain(const struct ferry_rule *rule)
 {
         return rule && rule->explanation[0] ? rule->explanation : "no error";

@@ -40,6 +40,28 @@ assert o["failures"][0]["reason"] == "exit status 4", o
         [[ $output == *"queued 1, in flight 0"* ]]
 }
 
+@test "status: the handler and the hooks of a config's rule, as their words; none for --dir; --json" {
+        mkdir "$T/in"
+        printf '[rule r]\ndir = %s\ncommand = /bin/echo {} "two words" %s\non-failure = /usr/local/bin/alert {name} {note}\n' \
+                "$T/in" "''" >"$T/ferry.conf"
+        run --separate-stderr "$FERRY" status -c "$T/ferry.conf"
+        assert_status 0
+        [[ $output == *"  handler: /bin/echo {} 'two words' ''"* ]] || { echo "$output" >&2; return 1; }
+        [[ $output == *"  on-failure: /usr/local/bin/alert {name} {note}"* ]]
+        [[ $output != *"on-done"* ]]
+        run --separate-stderr "$FERRY" status -c "$T/ferry.conf" --json
+        assert_status 0
+        python3 -c '
+import json, sys
+o = json.loads(sys.argv[1])
+assert o["handler"] == ["/bin/echo", "{}", "two words", ""], o
+assert o["on_done"] is None and o["on_failure"] == ["/usr/local/bin/alert", "{name}", "{note}"], o
+' "$output"
+        run --separate-stderr "$FERRY" status --dir "$T/in"
+        assert_status 0
+        [[ $output != *"handler:"* ]]
+}
+
 @test "explain: excluded by a glob, a temporary name, a writer still open, a failed file, a claimed one" {
         mkdir "$T/in"
         printf 'x' >"$T/in/notes.txt"
