@@ -128,15 +128,19 @@ static void print_failure(void *userdata, const struct ferry_failure_info *f)
  * a rule given with --dir: it has no program). */
 static void print_programs(const struct printer *p, const struct ferry_rule *rule)
 {
-        static const char *const which[] = {"command", "on-done", "on-failure"};
-        static const char *const label[] = {"handler", "on-done", "on-failure"};
-        static const char *const key[] = {"handler", "on_done", "on_failure"};
+        static const struct {
+                const char *which, *label, *key; /* ferry_rule_program's, the text's, the JSON's */
+        } programs[] = {
+                {"command", "handler", "handler"},
+                {"on-done", "on-done", "on_done"},
+                {"on-failure", "on-failure", "on_failure"},
+        };
 
-        for (size_t i = 0; i < sizeof(which) / sizeof(which[0]); i++) {
-                char *const *words = p->programs ? ferry_rule_program(rule, which[i]) : NULL;
+        for (size_t i = 0; i < sizeof(programs) / sizeof(programs[0]); i++) {
+                char *const *words = p->programs ? ferry_rule_program(rule, programs[i].which) : NULL;
 
                 if (p->json) {
-                        printf(",\"%s\":%s", key[i], words ? "[" : "null");
+                        printf(",\"%s\":%s", programs[i].key, words ? "[" : "null");
                         for (size_t w = 0; words && words[w]; w++) {
                                 fputs(w ? "," : "", stdout);
                                 ferry_json_string(stdout, words[w], strlen(words[w]));
@@ -146,7 +150,7 @@ static void print_programs(const struct printer *p, const struct ferry_rule *rul
                 }
                 if (!words)
                         continue;
-                printf("  %s:", label[i]);
+                printf("  %s:", programs[i].label);
                 for (size_t w = 0; words[w]; w++) {
                         bool quote = !words[w][0] || strpbrk(words[w], " '\"") != NULL;
 

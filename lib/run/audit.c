@@ -296,21 +296,24 @@ static time_t day_end(const char *name)
         return timegm(&tm) + 24 * 3600;
 }
 
-int ferry__audit_sweep(int dir_fd, const char *path, int64_t retention_ns, bool dry_run, ferry_purge_cb callback,
-                       void *userdata, unsigned long long *ret_removed)
+int ferry__audit_sweep(const struct ferry__workarea *wa, const struct ferry__audit *trail, int64_t retention_ns,
+                       bool dry_run, ferry_purge_cb callback, void *userdata, unsigned long long *ret_removed)
 {
         time_t cutoff = time(NULL) - (time_t)(retention_ns / FERRY__NSEC_PER_SEC);
         struct dirent *de;
         DIR *listing;
         int fd, r = 0;
 
-        if (dir_fd < 0 || retention_ns <= 0)
+        if (retention_ns <= 0 || ((!trail || trail->dir_fd < 0) && wa->ferry_fd < 0))
                 return 0;
-        /* A listing of its own: dir_fd stays where it is for the trail. */
-        fd = openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        /* A listing of its own (the trail's descriptor stays where it is for
+         * the trail), or, without one, the folder as history reads it. */
+        fd = trail && trail->dir_fd >= 0
+                     ? openat(trail->dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+                     : openat(wa->ferry_fd, AUDIT_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         listing = fd < 0 ? NULL : fdopendir(fd);
         if (!listing) {
-                r = -errno;
+                r = errno == ENOENT ? 0 : -errno; /* no trail yet: nothing to remove */
                 if (fd >= 0)
                         close(fd);
                 return r;
@@ -333,7 +336,7 @@ int ferry__audit_sweep(int dir_fd, const char *path, int64_t retention_ns, bool 
                 if (callback) {
                         char *full = NULL;
 
-                        if (asprintf(&full, "%s/%s", path, de->d_name) >= 0)
+                        if (asprintf(&full, "%s/.ferry/" AUDIT_DIR "/%s", wa->dir, de->d_name) >= 0)
                                 callback(userdata, full, 2, (int64_t)end);
                         free(full);
                 }

@@ -425,19 +425,9 @@ int ferry_rule_purge(struct ferry_rule *rule, int dry_run, ferry_purge_cb callba
             (e = ferry__folder_open(&wa, &failed, rule->failed_dir, "failed")) == 0)
                 e = ferry__sweep(rule, &failed, NULL, rule->failed_retention_ns, dry_run, callback, userdata, trail,
                                  &counts);
-        if (e == 0 && rule->audit_retention_ns) {
-                /* The trail's folder as the worker holds it, or as history reads it. */
-                int fd = trail ? trail->dir_fd
-                               : openat(wa.ferry_fd, "audit", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-                char *path = NULL;
-
-                if (fd >= 0 && asprintf(&path, "%s/.ferry/audit", rule->dir) >= 0)
-                        e = ferry__audit_sweep(fd, path, rule->audit_retention_ns, dry_run, callback, userdata,
-                                               &counts.files);
-                free(path);
-                if (fd >= 0 && !trail)
-                        close(fd);
-        }
+        if (e == 0 && rule->audit_retention_ns)
+                e = ferry__audit_sweep(&wa, trail, rule->audit_retention_ns, dry_run, callback, userdata,
+                                       &counts.files);
         if (e < 0)
                 snprintf(rule->explanation, sizeof(rule->explanation), "rule %s: %.400s", rule->name,
                          wa.trust.why[0] ? wa.trust.why : strerror(-e));

@@ -320,12 +320,12 @@ void ferry__audit_add(struct ferry__audit *a, const char *event, const char *rul
 /* Writes the lines gathered, in whole lines. */
 void ferry__audit_flush(struct ferry__audit *a);
 void ferry__audit_close(struct ferry__audit *a);
-/* Removes the days of the trail in dir_fd (every host's) that ended longer
- * than retention_ns ago (with dry_run, only tells them), each told to
- * callback as path/NAME; adds them to *ret_removed. Returns 0 or -errno (the
- * first failure; the sweep goes on). */
-int ferry__audit_sweep(int dir_fd, const char *path, int64_t retention_ns, bool dry_run, ferry_purge_cb callback,
-                       void *userdata, unsigned long long *ret_removed);
+/* Removes the days of wa's trail (every host's) that ended longer than
+ * retention_ns ago (with dry_run, only tells them), each told to callback by
+ * its path; adds them to *ret_removed. trail: the trail open for writing, or
+ * NULL. Returns 0 or -errno (the first failure; the sweep goes on). */
+int ferry__audit_sweep(const struct ferry__workarea *wa, const struct ferry__audit *trail, int64_t retention_ns,
+                       bool dry_run, ferry_purge_cb callback, void *userdata, unsigned long long *ret_removed);
 
 /* ---- retention.c: dated done folders, and what is old leaves ---- */
 

@@ -734,12 +734,7 @@ static void sweep(struct rule_state *rs, int64_t now)
             (!rule->done_retention_ns && !rule->failed_retention_ns && !rule->audit_retention_ns))
                 return;
         if (rule->audit_retention_ns) {
-                char *path = NULL;
-
-                if (asprintf(&path, "%s/.ferry/audit", rule->dir) >= 0)
-                        e = ferry__audit_sweep(rs->audit.dir_fd, path, rule->audit_retention_ns, false, NULL, NULL,
-                                               &days);
-                free(path);
+                e = ferry__audit_sweep(&rs->wa, &rs->audit, rule->audit_retention_ns, false, NULL, NULL, &days);
                 shortest = rule->audit_retention_ns;
                 if (days)
                         LOG(rs->runner, FERRY_LOG_INFO, rule->name, rule->dir,

@@ -292,19 +292,14 @@ static void refresh_stat(struct ferry_watch *w, struct ferry__file *f)
                 ferry__file_set_known(f, &v);
 }
 
-/* A close the kernel reports of a file a listing told closed already (see
- * scan.c, found_closed): the same close if the file is still the version the
- * listing saw. Said once: a later close is new. */
-static bool close_told(struct ferry_watch *w, struct ferry__dir *dir, const char *name, size_t len)
+/* A close the kernel reports of f, which a listing told closed already (see
+ * scan.c, found_closed): the same close if f is still the version the listing
+ * saw. Said once: a later close is new. */
+static bool close_told(struct ferry_watch *w, struct ferry__file *f)
 {
-        struct ferry__entry *e = ferry__entry_find(w, dir, name, len);
-        struct ferry__file *f = e && e->kind == FERRY__FILE ? (struct ferry__file *)e : NULL;
-        struct ferry__version listed;
+        struct ferry__version listed = f->known;
 
-        if (!f || !f->found_closed)
-                return false;
         f->found_closed = false;
-        listed = f->known;
         refresh_stat(w, f);
         return ferry__same_version(&listed, &f->known);
 }
@@ -325,11 +320,11 @@ struct ferry__file *ferry__file_changed(struct ferry_watch *w, struct ferry__dir
         }
         if (!ferry__file_wanted(w, dir, name, len))
                 return NULL;
-        if (change == FERRY__CHANGE_CLOSE_WRITE && close_told(w, dir, name, len))
+        f = file_get(w, dir, name, len);
+        if (f && f->found_closed && change == FERRY__CHANGE_CLOSE_WRITE && close_told(w, f))
                 return NULL;
         if (emit_type)
                 ferry__emit(w, emit_type, emit_flags, dir, name, len);
-        f = file_get(w, dir, name, len);
         if (!f)
                 return NULL;
         switch (change) {

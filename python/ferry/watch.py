@@ -214,17 +214,15 @@ class Watch:
         root = self._roots.get(ev.root)
         if root is None:
             root = self._roots[ev.root] = os.fsdecode(string_at(ev.root)) if ev.root else ""
-        kind = ev.type
+        kind, flags = ev.type, ev.flags
+        error, message = 0, None
         if kind == _lib.EVENT_ERROR:
             error = abs(ev.error)
-            return Event(_type_name(kind), os.fsdecode(path), path, os.fsdecode(old) if old is not None else None,
-                         old, root, None, bool(ev.flags & _lib.EVENT_IS_DIR), bool(ev.flags & _lib.EVENT_FOUND),
-                         error, self.explain(error, path))
-        flags = ev.flags
+            message = self.explain(error, path)
         return Event(_TYPE_NAMES.get(kind) or _type_name(kind), os.fsdecode(path), path,
                      os.fsdecode(old) if old is not None else None, old, root,
                      ev.size if kind == _lib.EVENT_READY and ev.size >= 0 else None,
-                     bool(flags & _lib.EVENT_IS_DIR), bool(flags & _lib.EVENT_FOUND), 0, None)
+                     bool(flags & _lib.EVENT_IS_DIR), bool(flags & _lib.EVENT_FOUND), error, message)
 
     def __iter__(self) -> Iterator[Event]:
         return self
