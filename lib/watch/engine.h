@@ -105,6 +105,7 @@ struct ferry__root {
 enum ferry__change {
         FERRY__CHANGE_CREATE,
         FERRY__CHANGE_MODIFY,
+        FERRY__CHANGE_WRITING, /* created or written to, and its writer's close follows in the same read of events */
         FERRY__CHANGE_ATTRIB,
         FERRY__CHANGE_CLOSE_WRITE,
         FERRY__CHANGE_ARRIVED, /* renamed into place */

@@ -31,7 +31,8 @@
 /* Buffers read per call before events are handed out, so a flood cannot
  * delay the first events indefinitely. */
 #define READS_PER_CALL 8
-#define DRAIN_READS 64 /* after an overflow: 4 MiB of events, more than a full default queue */
+#define DRAIN_READS 64    /* after an overflow: 4 MiB of events, more than a full default queue */
+#define CLOSE_LOOKAHEAD 8 /* events looked ahead for a file's close (close_follows) */
 
 /* How long a MOVED_FROM last in the queue waits for its MOVED_TO: the renamer
  * queues it at once unless it is preempted between the two. */
@@ -249,7 +250,39 @@ static void new_subdir(struct ferry_watch *w, struct ferry__dir *dir, const char
         (void)r; /* errors were queued as ERROR events */
 }
 
-static void handle(struct ferry_watch *w, const struct inotify_event *ev)
+/* Whether the writer's close of ev's file is among the next few events of
+ * the same read, with nothing in between but its writes: a file created or
+ * written and closed by the time the events are read (every burst). Its
+ * close then decides, and the policy need not look at the name it saw
+ * appear, or at a write that a close may never end. */
+static bool close_follows(const struct inotify_event *ev, const char *end)
+{
+        const char *p = (const char *)ev + sizeof(*ev) + ev->len;
+
+        for (int i = 0; i < CLOSE_LOOKAHEAD && p < end; i++) {
+                const struct inotify_event *next = (const struct inotify_event *)p;
+
+                if (next->mask & IN_Q_OVERFLOW)
+                        return false;
+                if (next->wd == ev->wd && next->len && strcmp(next->name, ev->name) == 0) {
+                        if (next->mask & IN_CLOSE_WRITE)
+                                return true;
+                        if (!(next->mask & (IN_MODIFY | IN_ATTRIB)))
+                                return false;
+                }
+                p += sizeof(*next) + next->len;
+        }
+        return false;
+}
+
+/* change, or FERRY__CHANGE_WRITING when a policy waits for the close that follows. */
+static enum ferry__change writing(const struct ferry_watch *w, const struct inotify_event *ev, const char *end,
+                                  enum ferry__change change)
+{
+        return w->policy.kind != FERRY__POLICY_NONE && close_follows(ev, end) ? FERRY__CHANGE_WRITING : change;
+}
+
+static void handle(struct ferry_watch *w, const struct inotify_event *ev, const char *end)
 {
         struct ferry__inotify *in = w->inotify;
         struct ferry__dir *dir;
@@ -323,9 +356,11 @@ static void handle(struct ferry_watch *w, const struct inotify_event *ev)
                 return;
         }
         if (ev->mask & IN_CREATE)
-                ferry__file_changed(w, dir, name, len, FERRY__CHANGE_CREATE, FERRY_EVENT_CREATE, 0);
+                ferry__file_changed(w, dir, name, len, writing(w, ev, end, FERRY__CHANGE_CREATE), FERRY_EVENT_CREATE,
+                                    0);
         else if (ev->mask & IN_MODIFY)
-                ferry__file_changed(w, dir, name, len, FERRY__CHANGE_MODIFY, FERRY_EVENT_MODIFY, 0);
+                ferry__file_changed(w, dir, name, len, writing(w, ev, end, FERRY__CHANGE_MODIFY), FERRY_EVENT_MODIFY,
+                                    0);
         else if (ev->mask & IN_CLOSE_WRITE)
                 ferry__file_changed(w, dir, name, len, FERRY__CHANGE_CLOSE_WRITE, FERRY_EVENT_CLOSE_WRITE, 0);
         else if (ev->mask & IN_ATTRIB)
@@ -373,7 +408,7 @@ static int inotify_read(struct ferry_watch *w, int64_t now)
                 for (char *p = in->buffer; p < in->buffer + n;) {
                         const struct inotify_event *ev = (const struct inotify_event *)p;
 
-                        handle(w, ev);
+                        handle(w, ev, in->buffer + n);
                         p += sizeof(*ev) + ev->len;
                 }
                 /* Room was left for another event: the queue is empty now. */

@@ -493,6 +493,10 @@ static void change_closing(struct ferry_watch *w, struct ferry__file *f, enum fe
                 if (w->policy.kind == FERRY__POLICY_AUTO && (f->state != FERRY__GUARD || f->guard_without_close))
                         return consider_settling(w, f, FERRY__QUIET, FERRY__TIMER_QUIET);
                 return set_state(w, f, FERRY__WRITING);
+        case FERRY__CHANGE_WRITING:
+                /* Its close is next: what a name with content or a write
+                 * without a close would need looking at, the close decides. */
+                return set_state(w, f, FERRY__WRITING);
         case FERRY__CHANGE_ATTRIB: return;
         case FERRY__CHANGE_ARRIVED:
                 if (w->policy.kind == FERRY__POLICY_AUTO)
@@ -553,7 +557,8 @@ void ferry__ready_change_done_file(struct ferry_watch *w, struct ferry__file *f,
                 if (appeared(w, f, &v) != APPEARED_EMPTY)
                         return consider_marked(w, f, false);
                 return set_state(w, f, FERRY__WRITING);
-        case FERRY__CHANGE_MODIFY: return set_state(w, f, FERRY__WRITING);
+        case FERRY__CHANGE_MODIFY:
+        case FERRY__CHANGE_WRITING: return set_state(w, f, FERRY__WRITING);
         case FERRY__CHANGE_ATTRIB: return;
         default: return consider_marked(w, f, false);
         }

@@ -329,7 +329,8 @@ struct ferry__file *ferry__file_changed(struct ferry_watch *w, struct ferry__dir
                 return NULL;
         switch (change) {
         case FERRY__CHANGE_CREATE:
-        case FERRY__CHANGE_MODIFY: f->dirty = true; break;
+        case FERRY__CHANGE_MODIFY:
+        case FERRY__CHANGE_WRITING: f->dirty = true; break;
         case FERRY__CHANGE_ARRIVED:
                 f->found_closed = false; /* another file now */
                 /* fall through */
