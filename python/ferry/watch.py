@@ -183,26 +183,28 @@ class Watch:
         Returns None when none came in time.
         """
         handle = self._handle()
-        # An event waiting, or work due now: no clock needed (the path of every event in a burst).
-        r = lib.ferry_watch_next(handle, ctypes.byref(self._event), 0)
-        if r > 0:
-            return self._copy(self._event.contents)
-        if r < 0:
-            raise OSError(-r, f"cannot read events: {os.strerror(-r)}")
-        if timeout is not None and timeout <= 0:
-            return None
-        deadline = None if timeout is None else time.monotonic() + max(timeout, 0)
+        if timeout is None or timeout <= 0:
+            # No clock needed: one call an event, waiting or not (a call
+            # returns at once when an event is queued, as in a burst; the
+            # wait is cut in steps so that Ctrl-C is seen).
+            step = 0 if timeout is not None else _STEP_MS
+            while True:
+                r = lib.ferry_watch_next(handle, ctypes.byref(self._event), step)
+                if r > 0:
+                    return self._copy(self._event.contents)
+                if r < 0:
+                    raise OSError(-r, f"cannot read events: {os.strerror(-r)}")
+                if step == 0:
+                    return None
+        deadline = time.monotonic() + timeout
         while True:
-            if deadline is None:
-                step = _STEP_MS
-            else:
-                step = min(_STEP_MS, max(0, int((deadline - time.monotonic()) * 1000 + 0.999)))
+            step = min(_STEP_MS, max(0, int((deadline - time.monotonic()) * 1000 + 0.999)))
             r = lib.ferry_watch_next(handle, ctypes.byref(self._event), step)
             if r < 0:
                 raise OSError(-r, f"cannot read events: {os.strerror(-r)}")
             if r > 0:
                 return self._copy(self._event.contents)
-            if deadline is not None and time.monotonic() >= deadline:
+            if time.monotonic() >= deadline:
                 return None
 
     def _copy(self, ev: "_lib.EventStruct") -> Event:
