@@ -32,12 +32,14 @@ static const char explain_usage[] =
         "Say why PATH was or was not handled: which rule takes it or why none does\n"
         "(not in its folder, temporary name, glob, symlink), whether it is ready (a\n"
         "writer still has it open, settling, waiting for or mismatching its marker),\n"
-        "claimed by which worker since when, done, or failed and why.\n"
+        "claimed by which worker since when, done, or failed and why; under dedup,\n"
+        "whether its content was handled already.\n"
         "\n"
         "  -c, --config FILE      the rules of FILE\n"
         "      --dir DIR          one rule given as for ferry run (--match, --exclude, -r,\n"
         "                         --ready, --done, --failed, --keep, --delete, --symlinks,\n"
-        "                         --require-file, --backend, --poll-interval)\n"
+        "                         --require-file, --backend, --poll-interval,\n"
+        "                         --done-layout, --dedup, --dedup-window)\n"
         "  -h, --help             show this help\n";
 
 static void print_time(FILE *out, int64_t unix_seconds)

@@ -31,6 +31,8 @@ enum {
         OPT_DONE_RETENTION,
         OPT_FAILED_RETENTION,
         OPT_AUDIT_RETENTION,
+        OPT_DEDUP,
+        OPT_DEDUP_WINDOW,
 };
 
 static const struct option options[] = {
@@ -58,6 +60,8 @@ static const struct option options[] = {
         {"done-retention", required_argument, NULL, OPT_DONE_RETENTION},
         {"failed-retention", required_argument, NULL, OPT_FAILED_RETENTION},
         {"audit-retention", required_argument, NULL, OPT_AUDIT_RETENTION},
+        {"dedup", required_argument, NULL, OPT_DEDUP},
+        {"dedup-window", required_argument, NULL, OPT_DEDUP_WINDOW},
         {"help", no_argument, NULL, 'h'},
         {0},
 };
@@ -95,6 +99,8 @@ int rules_load(int argc, char **argv, struct rule_args *a, struct ferry_runner *
                 case OPT_BACKEND: settings[count].key = "backend", settings[count++].value = optarg; break;
                 case OPT_POLL_INTERVAL: settings[count].key = "poll-interval", settings[count++].value = optarg; break;
                 case OPT_DONE_LAYOUT: settings[count].key = "done-layout", settings[count++].value = optarg; break;
+                case OPT_DEDUP: settings[count].key = "dedup", settings[count++].value = optarg; break;
+                case OPT_DEDUP_WINDOW: settings[count].key = "dedup-window", settings[count++].value = optarg; break;
                 case OPT_DONE_RETENTION:
                         settings[count].key = "done-retention", settings[count++].value = optarg;
                         break;

@@ -149,6 +149,31 @@ fail:
         return r;
 }
 
+int ferry__dedup_open_readonly(const char *dir, struct ferry__dedup **ret_dedup)
+{
+        struct ferry__dedup *d = calloc(1, sizeof(*d));
+        int dir_fd, ferry_fd;
+
+        if (!d)
+                return -ENOMEM;
+        /* DIR/.ferry/dedup, never through a link; every file in it is another's. */
+        dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        ferry_fd = dir_fd < 0 ? -1 : openat(dir_fd, ".ferry", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        d->dir_fd = ferry_fd < 0 ? -1 : openat(ferry_fd, DEDUP_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (dir_fd >= 0)
+                close(dir_fd);
+        if (ferry_fd >= 0)
+                close(ferry_fd);
+        if (d->dir_fd < 0) {
+                int r = errno == ENOTDIR || errno == ELOOP ? -ENOTDIR : -ENOENT;
+
+                free(d);
+                return r;
+        }
+        *ret_dedup = d;
+        return 0;
+}
+
 /* The other hosts' files, listed again when the folder changed. */
 static void list_peers(struct ferry__dedup *d)
 {
@@ -233,12 +258,15 @@ int ferry__dedup_find(struct ferry__dedup *d, const char *rule, const uint8_t sh
 
         if (warning && size)
                 warning[0] = '\0';
-        r = find_in(d->find, rule, sha256, since, &hit);
-        if (r < 0 && !d->warned && warning) {
-                d->warned = true;
-                snprintf(warning, size, "cannot read .ferry/" DEDUP_DIR "/%s: %s", d->own, sqlite3_errmsg(d->db));
+        if (d->db) { /* not opened read-only */
+                r = find_in(d->find, rule, sha256, since, &hit);
+                if (r < 0 && !d->warned && warning) {
+                        d->warned = true;
+                        snprintf(warning, size, "cannot read .ferry/" DEDUP_DIR "/%s: %s", d->own,
+                                 sqlite3_errmsg(d->db));
+                }
+                found = r > 0;
         }
-        found = r > 0;
         list_peers(d);
         for (size_t i = 0; i < d->peer_count; i++) {
                 struct peer *p = &d->peers[i];

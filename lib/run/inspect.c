@@ -398,6 +398,34 @@ static void explain_ready(const struct ferry_rule *rule, const char *path, const
                 say(o, "%s\n", text);
 }
 
+/* dedup = sha256: whether the file's content, as it is now, was handled
+ * within the window, in any host's record (dedup.c): then run sends it to
+ * done as a duplicate without its handler. */
+static void explain_duplicate(const struct ferry_rule *rule, const char *path, struct out *o)
+{
+        uint8_t digest[FERRY__SHA256_SIZE];
+        struct ferry__dedup_hit hit;
+        struct ferry__dedup *d = NULL;
+        uint64_t size;
+        int r = ferry__sha256_file(path, digest, &size);
+
+        if (r < 0) {
+                say(o, "dedup: cannot read its content to compare it: %s\n", strerror(-r));
+                return;
+        }
+        r = ferry__dedup_open_readonly(rule->dir, &d);
+        if (r == 0)
+                r = ferry__dedup_find(d, rule->name, digest, ferry__realtime() - rule->dedup_window_ns, &hit, NULL, 0);
+        ferry__dedup_close(d);
+        if (r > 0) {
+                say(o, "dedup: its content as it is now was handled as %s, ", hit.name);
+                say_time(o, "at", hit.at / FERRY__NSEC_PER_SEC);
+                say(o, ": it goes to done as a duplicate of that file, its handler not run\n");
+        } else {
+                say(o, "dedup: its content as it is now was not handled within the dedup window: its handler runs\n");
+        }
+}
+
 int ferry_rule_explain_path(struct ferry_rule *rule, const char *path, char *buf, size_t size)
 {
         char real_dir[PATH_MAX], real_parent[PATH_MAX * 2], *copy, *slash, *relative;
@@ -512,6 +540,8 @@ int ferry_rule_explain_path(struct ferry_rule *rule, const char *path, char *buf
                 }
         }
         explain_ready(rule, path, &st, &o);
+        if (rule->dedup && S_ISREG(st.st_mode))
+                explain_duplicate(rule, path, &o);
 out:
         free(relative);
         free(copy);

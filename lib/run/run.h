@@ -192,6 +192,9 @@ struct ferry__dedup_hit {
 /* Opens DIR/.ferry/dedup (made, trusted) and this host's file in it (wa
  * after ferry__workarea_home); remote: a rollback journal instead of WAL. */
 int ferry__dedup_open(struct ferry__workarea *wa, bool remote, struct ferry__dedup **ret_dedup);
+/* Opens DIR/.ferry/dedup to look contents up only (ferry explain): every
+ * host's file read-only, nothing made; -ENOENT when there is none yet. */
+int ferry__dedup_open_readonly(const char *dir, struct ferry__dedup **ret_dedup);
 void ferry__dedup_close(struct ferry__dedup *d);
 /* 1 and *ret_hit when rule handled the content within since (CLOCK_REALTIME
  * ns) by any host's record; 0 when not, or when a record cannot be read:

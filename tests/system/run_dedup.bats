@@ -50,6 +50,42 @@ deliver() {
         [[ -f $D/.ferry/dedup/$(hostname | tr './' '__').db ]]
 }
 
+@test "dedup: ferry explain says which waiting file is a duplicate, of what, as run then treats it" {
+        start_ferry "$T/ferry" run --dedup sha256 "$D" -- "$T/h.sh" {}
+        deliver first.txt invoice-42
+        wait_for file_exists "$D/.ferry/done/first.txt" 30
+        stop_ferry "$T/ferry"
+        deliver again.txt invoice-42
+        deliver other.txt invoice-43
+        run "$FERRY" explain --dir "$D" --dedup sha256 "$D/again.txt"
+        [[ $status == 0 ]]
+        [[ $output == *"dedup: its content as it is now was handled as first.txt, at "*": it goes to done as a duplicate of that file, its handler not run"* ]]
+        run "$FERRY" explain --dir "$D" --dedup sha256 "$D/other.txt"
+        [[ $output == *"dedup: its content as it is now was not handled within the dedup window: its handler runs"* ]]
+        # Outside the window, or without dedup, it is not a duplicate.
+        sleep 1.1
+        run "$FERRY" explain --dir "$D" --dedup sha256 --dedup-window 1s "$D/again.txt"
+        [[ $output == *"was not handled within the dedup window"* ]]
+        run "$FERRY" explain --dir "$D" "$D/again.txt"
+        [[ $output != *dedup* ]]
+        # ... and run does as explain said.
+        start_ferry "$T/ferry" run --dedup sha256 "$D" -- "$T/h.sh" {}
+        wait_for file_exists "$D/.ferry/done/other.txt" 30
+        wait_for file_exists "$D/.ferry/done/again.txt" 30
+        wait_for log_has "other.txt: done in" 30
+        stop_ferry "$T/ferry"
+        [[ $(runs_of invoice-42) == 1 && $(runs_of invoice-43) == 1 ]]
+        log_has "$D/again.txt: duplicate of first.txt"
+}
+
+@test "dedup: ferry explain on a folder whose dedup record was never made says the content was not handled" {
+        deliver one.txt alpha
+        run "$FERRY" explain --dir "$D" --dedup sha256 "$D/one.txt"
+        [[ $status == 0 ]]
+        [[ $output == *"dedup: its content as it is now was not handled within the dedup window"* ]]
+        [[ ! -e $D/.ferry/dedup ]]
+}
+
 @test "dedup: with --delete a duplicate is deleted; the metrics count it" {
         start_ferry "$T/ferry" run --dedup sha256 --delete --metrics-file "$T/metrics" "$D" -- "$T/h.sh" {}
         deliver a same
