@@ -182,6 +182,10 @@ void ferry_json_string(FILE *out, const char *s, size_t n);
 /* ,"key":"value" to out and, when value is not valid UTF-8, also
  * ,"key_base64":"its exact bytes", so that no name is lost. */
 void ferry_json_field(FILE *out, const char *key, const char *s, size_t n);
+/* ,"key":["word",...] to out for a NULL-terminated array of words (a
+ * command line) and, when a word is not valid UTF-8, also
+ * ,"key_base64":[every word's exact bytes, in the same order]. */
+void ferry_json_words(FILE *out, const char *key, char *const *words);
 
 /* ---- Delivery ------------------------------------------------------------ */
 

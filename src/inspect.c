@@ -126,8 +126,9 @@ static void print_failure(void *userdata, const struct ferry_failure_info *f)
 
 /* The programs the rule runs (handler, hooks), as their words: a line each,
  * a word with a space or a quote in it between single quotes; in JSON,
- * "handler", "on_done", "on_failure": arrays of words, or null (always, for
- * a rule given with --dir: it has no program). */
+ * "handler", "on_done", "on_failure": arrays of words (with a _base64 twin
+ * when a word is not UTF-8), or null (always, for a rule given with --dir:
+ * it has no program). */
 static void print_programs(const struct printer *p, const struct ferry_rule *rule)
 {
         static const struct {
@@ -142,12 +143,10 @@ static void print_programs(const struct printer *p, const struct ferry_rule *rul
                 char *const *words = p->programs ? ferry_rule_program(rule, programs[i].which) : NULL;
 
                 if (p->json) {
-                        printf(",\"%s\":%s", programs[i].key, words ? "[" : "null");
-                        for (size_t w = 0; words && words[w]; w++) {
-                                fputs(w ? "," : "", stdout);
-                                ferry_json_string(stdout, words[w], strlen(words[w]));
-                        }
-                        fputs(words ? "]" : "", stdout);
+                        if (words)
+                                ferry_json_words(stdout, programs[i].key, words);
+                        else
+                                printf(",\"%s\":null", programs[i].key);
                         continue;
                 }
                 if (!words)

@@ -104,3 +104,28 @@ void ferry_json_field(FILE *out, const char *key, const char *s, size_t n)
                 fputc('"', out);
         }
 }
+
+/* ,"key":[words...] and, when a word is not UTF-8, ,"key_base64":[every word's bytes]. */
+void ferry_json_words(FILE *out, const char *key, char *const *words)
+{
+        bool all_utf8 = true;
+
+        fprintf(out, ",\"%s\":[", key);
+        for (size_t i = 0; words[i]; i++) {
+                size_t n = strlen(words[i]);
+
+                fputs(i ? "," : "", out);
+                ferry_json_string(out, words[i], n);
+                all_utf8 = all_utf8 && is_utf8(words[i], n);
+        }
+        fputc(']', out);
+        if (all_utf8)
+                return;
+        fprintf(out, ",\"%s_base64\":[", key);
+        for (size_t i = 0; words[i]; i++) {
+                fputs(i ? ",\"" : "\"", out);
+                base64(out, words[i], strlen(words[i]));
+                fputc('"', out);
+        }
+        fputc(']', out);
+}

@@ -60,6 +60,18 @@ assert o["on_done"] is None and o["on_failure"] == ["/usr/local/bin/alert", "{na
         run --separate-stderr "$FERRY" status --dir "$T/in"
         assert_status 0
         [[ $output != *"handler:"* ]]
+
+        # A word that is not UTF-8: U+FFFD in "handler", its exact bytes in "handler_base64".
+        printf '[rule r]\ndir = %s\ncommand = /bin/echo caf\351.txt {}\n' "$T/in" >"$T/bytes.conf"
+        run --separate-stderr "$FERRY" status -c "$T/bytes.conf" --json
+        assert_status 0
+        python3 -c '
+import base64, json, sys
+o = json.loads(sys.argv[1])
+assert o["handler"] == ["/bin/echo", "caf\ufffd.txt", "{}"], o
+assert [base64.b64decode(w) for w in o["handler_base64"]] == [b"/bin/echo", b"caf\xe9.txt", b"{}"], o
+assert "on_failure_base64" not in o and o["on_failure"] is None, o
+' "$output"
 }
 
 @test "explain: excluded by a glob, a temporary name, a writer still open, a failed file, a claimed one" {
