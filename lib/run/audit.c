@@ -30,6 +30,7 @@ int ferry__audit_open(struct ferry__audit *a, struct ferry__workarea *wa)
         a->day[0] = '\0';
         a->buffer = NULL;
         a->used = 0;
+        a->pid = getpid();
         snprintf(a->host, sizeof(a->host), "%s", wa->host);
         if (!a->host[0] && gethostname(a->host, sizeof(a->host) - 1) < 0)
                 snprintf(a->host, sizeof(a->host), "localhost");
@@ -96,7 +97,7 @@ void ferry__audit_add(struct ferry__audit *a, const char *event, const char *rul
         ferry_json_field(line, "rule", rule, strlen(rule));
         ferry_json_field(line, "path", relative, len);
         ferry_json_field(line, "host", a->host, strlen(a->host));
-        fprintf(line, ",\"ferry_pid\":%d", (int)getpid());
+        fprintf(line, ",\"ferry_pid\":%d", (int)a->pid);
         if (rec && rec->pid)
                 fprintf(line, ",\"pid\":%d", rec->pid);
         if (rec && rec->attempt)

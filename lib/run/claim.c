@@ -7,7 +7,8 @@
  *                                       it is a real folder that ferry's user owns
  *   DIR/.ferry/work/RULE@WORKER/        one worker's claims; WORKER = host.pid.start
  *   DIR/.ferry/work/RULE@WORKER/.lease  "HOST MACHINE-ID BOOT-ID PID START LEASE-NS"; its mtime is the heartbeat
- *   DIR/.ferry/work/RULE@WORKER/N/NAME  a claimed file
+ *   DIR/.ferry/work/RULE@WORKER/N/NAME  a claimed file (N: a claim folder; an empty one is
+ *                                       kept for the worker's next claim)
  *   DIR/.ferry/work/RULE@WORKER/N/.origin  its folder relative to DIR, when not DIR itself
  *   DIR/.ferry/work/RULE@WORKER/N/.outcome handled already, its move to done or failed not made
  *                                       yet: "done", or "failed" and the failure note
@@ -54,6 +55,7 @@
 #define OUTPUT_PREFIX ".ferry-out."
 #define OUTCOME_FILE ".outcome" /* "done", or "failed" and its note: handled, but not moved out yet */
 #define OUTCOME_MAX 65536
+#define CLAIM_FOLDERS_KEPT_MAX 4096 /* empty claim folders a worker keeps: 16 MiB at most on ext4 */
 
 /* Start time of a process in clock ticks since boot, or 0 when it is gone. */
 static unsigned long long process_start(pid_t pid)
@@ -202,6 +204,24 @@ fail:
         return r;
 }
 
+int ferry__workarea_keep_folders(struct ferry__workarea *wa, size_t max)
+{
+        uint64_t *bigger;
+
+        if (max > CLAIM_FOLDERS_KEPT_MAX)
+                max = CLAIM_FOLDERS_KEPT_MAX;
+        if (max > wa->pool_max) {
+                bigger = realloc(wa->pool, max * sizeof(*bigger));
+                if (!bigger)
+                        return -ENOMEM;
+                wa->pool = bigger;
+        }
+        wa->pool_max = max;
+        if (wa->pool_count > max)
+                wa->pool_count = max; /* the rest stay empty folders, removed at recovery */
+        return 0;
+}
+
 /* Our work folder was removed: another worker judged us dead (our heartbeat
  * came later than our lease) and took what we held. Make it again, so that
  * claiming goes on; what we held is the others' now. */
@@ -222,6 +242,7 @@ static int workarea_restore(struct ferry__workarea *wa)
         (void)dup3(fd, wa->work_fd, O_CLOEXEC);
         close(fd);
         wa->restored++;
+        wa->pool_count = 0; /* they went with the folder */
         return 0;
 }
 
@@ -229,6 +250,12 @@ void ferry__workarea_close(struct ferry__workarea *wa)
 {
         if (wa->work_fd >= 0) {
                 /* Leave nothing behind when no claim is left. */
+                for (size_t i = 0; i < wa->pool_count; i++) {
+                        char seq[32];
+
+                        snprintf(seq, sizeof(seq), "%llu", (unsigned long long)wa->pool[i]);
+                        (void)unlinkat(wa->work_fd, seq, AT_REMOVEDIR);
+                }
                 (void)unlinkat(wa->work_fd, LEASE_FILE, 0);
                 if (wa->base_fd >= 0 && unlinkat(wa->base_fd, wa->worker, AT_REMOVEDIR) < 0 && errno == ENOTEMPTY)
                         /* Claims remain (could not be returned): keep the lease so
@@ -243,6 +270,7 @@ void ferry__workarea_close(struct ferry__workarea *wa)
         for (size_t i = 0; i < wa->refused_count; i++)
                 free(wa->refused[i]);
         free(wa->refused);
+        free(wa->pool);
         free(wa->dir);
         free(wa->worker);
         free(wa->rule_prefix);
@@ -310,9 +338,56 @@ static void remove_temporaries(int fd)
         closedir(listing);
 }
 
+/* Whether the claim folder name holds nothing: what a handler left beside
+ * its file would otherwise meet the next claim (and its recovery). */
+static bool folder_is_empty(int parent_fd, const char *name)
+{
+        char buffer[512] __attribute__((aligned(8)));
+        int fd = openat(parent_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        bool empty = fd >= 0;
+        ssize_t n = 0;
+
+        while (empty && (n = getdents64(fd, buffer, sizeof(buffer))) > 0)
+                for (ssize_t at = 0; at < n && empty;) {
+                        const struct dirent64 *de = (const struct dirent64 *)(buffer + at);
+
+                        empty = strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0;
+                        at += de->d_reclen;
+                }
+        if (fd >= 0)
+                close(fd);
+        return empty && n == 0;
+}
+
+/* A claim folder for a new claim: an emptied one kept (still a folder of
+ * ours: nothing removed our work folder since), or a new one. */
+static int claim_folder_make(struct ferry__workarea *wa, uint64_t *ret_seq)
+{
+        char seq[32];
+        struct stat st;
+        int r;
+
+        while (wa->pool_count) {
+                uint64_t kept = wa->pool[--wa->pool_count];
+
+                snprintf(seq, sizeof(seq), "%llu", (unsigned long long)kept);
+                if (fstatat(wa->work_fd, seq, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode)) {
+                        *ret_seq = kept;
+                        return 0;
+                }
+        }
+        *ret_seq = ++wa->seq;
+        snprintf(seq, sizeof(seq), "%llu", (unsigned long long)*ret_seq);
+        r = mkdirat(wa->work_fd, seq, FOLDER_MODE) < 0 ? -errno : 0;
+        if (r == -ENOENT && (r = workarea_restore(wa)) == 0)
+                r = mkdirat(wa->work_fd, seq, FOLDER_MODE) < 0 ? -errno : 0;
+        return r == -ENOENT ? -ESTALE : r; /* not a lost race: our folder is gone */
+}
+
 /* Removes the claim's own folder once its file has left it: the notes it
- * holds, then the folder; anything else in it (a worker killed while writing
- * a note) is looked for only when that fails. */
+ * holds, then the folder, or keeps it empty for the next claim; anything
+ * else in it (a worker killed while writing a note) is looked for only when
+ * that fails. */
 static void claim_folder_remove(struct ferry__workarea *wa, struct ferry__claim *c)
 {
         static const struct {
@@ -332,6 +407,10 @@ static void claim_folder_remove(struct ferry__workarea *wa, struct ferry__claim 
                         (void)unlinkat(wa->work_fd, name, 0);
                 }
         c->notes = 0;
+        if (wa->pool_count < wa->pool_max && folder_is_empty(wa->work_fd, seq)) {
+                wa->pool[wa->pool_count++] = c->seq;
+                return;
+        }
         if (unlinkat(wa->work_fd, seq, AT_REMOVEDIR) == 0 || errno != ENOTEMPTY)
                 return;
         fd = openat(wa->work_fd, seq, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -427,22 +506,16 @@ int ferry__claim(struct ferry__workarea *wa, const char *path, struct ferry__cla
         r = split_path(wa->dir, path, c);
         if (r < 0)
                 goto fail;
-        c->seq = ++wa->seq;
-        r = claim_paths(wa, c);
-        if (r < 0)
-                goto fail;
         r = origin_open(wa, c->origin, &parent_fd);
         if (r < 0)
                 goto fail; /* ENOENT: gone with its folder; ELOOP: a link on the way */
-        snprintf(seq, sizeof(seq), "%llu", (unsigned long long)c->seq);
-        r = mkdirat(wa->work_fd, seq, FOLDER_MODE) < 0 ? -errno : 0;
-        if (r == -ENOENT && (r = workarea_restore(wa)) == 0)
-                r = mkdirat(wa->work_fd, seq, FOLDER_MODE) < 0 ? -errno : 0;
-        if (r < 0) {
-                if (r == -ENOENT)
-                        r = -ESTALE; /* not a lost race: our folder is gone */
+        r = claim_folder_make(wa, &c->seq);
+        if (r < 0)
                 goto fail;
-        }
+        r = claim_paths(wa, c);
+        if (r < 0)
+                goto fail_folder;
+        snprintf(seq, sizeof(seq), "%llu", (unsigned long long)c->seq);
         claim_file(c, file, sizeof(file));
         if (c->origin) {
                 /* The origin is written before the claim, so a crash in
@@ -958,12 +1031,27 @@ static int claim_note(struct ferry__workarea *wa, struct ferry__claim *c, unsign
         return e;
 }
 
-void ferry__claim_note_handler(struct ferry__workarea *wa, struct ferry__claim *c, pid_t pid)
+void ferry__claim_note_handler(struct ferry__workarea *wa, struct ferry__claim **claims, size_t count, pid_t pid)
 {
-        char text[32];
+        char text[32], first[64], name[64];
+        size_t i = 0;
 
         snprintf(text, sizeof(text), "%d\n", (int)pid);
-        (void)claim_note(wa, c, FERRY__NOTE_HANDLER, HANDLER_FILE, pid > 0 ? text : NULL);
+        if (pid > 0 && count > 1 && !claims[0]->in_place &&
+            claim_note(wa, claims[0], FERRY__NOTE_HANDLER, HANDLER_FILE, text) == 0) {
+                /* One handler for a batch: its note once, linked into every
+                 * claim's folder (the same text and time); written where the
+                 * file system has no hard links. */
+                snprintf(first, sizeof(first), "%llu/%s", (unsigned long long)claims[0]->seq, HANDLER_FILE);
+                for (i = 1; i < count; i++) {
+                        snprintf(name, sizeof(name), "%llu/%s", (unsigned long long)claims[i]->seq, HANDLER_FILE);
+                        if (linkat(wa->work_fd, first, wa->work_fd, name, 0) < 0)
+                                break;
+                        claims[i]->notes |= FERRY__NOTE_HANDLER;
+                }
+        }
+        for (; i < count; i++)
+                (void)claim_note(wa, claims[i], FERRY__NOTE_HANDLER, HANDLER_FILE, pid > 0 ? text : NULL);
 }
 
 int ferry__claim_note_outcome(struct ferry__workarea *wa, struct ferry__claim *c, const char *text)
@@ -1204,7 +1292,7 @@ int ferry__recover_own(struct ferry__workarea *wa, ferry__adopt_cb adopt, void *
                 if (*end)
                         continue;
                 if (seq > wa->seq)
-                        wa->seq = seq; /* new claims never reuse a number */
+                        wa->seq = seq; /* new folders never reuse a number (emptied ones are kept as they are) */
                 if (count == capacity) {
                         size_t bigger_capacity = capacity ? capacity * 2 : 16;
                         uint64_t *bigger = realloc(found, bigger_capacity * sizeof(*found));

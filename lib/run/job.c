@@ -137,8 +137,7 @@ void ferry__job_start(struct job *job)
                 job->taken = NULL;
                 r->handed++;
                 /* For ferry status: "in flight", in this process. */
-                for (size_t i = 0; i < job->count; i++)
-                        ferry__claim_note_handler(&rs->wa, job->claims[i], getpid());
+                ferry__claim_note_handler(&rs->wa, job->claims, job->count, getpid());
                 return;
         }
         if (!paths)
@@ -204,8 +203,7 @@ void ferry__job_start(struct job *job)
                 goto cannot;
         ferry__keeper_add(&r->keeper, job->child.pid);
         job->pid = job->child.pid;
-        for (size_t i = 0; i < job->count; i++)
-                ferry__claim_note_handler(&rs->wa, job->claims[i], job->pid);
+        ferry__claim_note_handler(&rs->wa, job->claims, job->count, job->pid);
         job->started = ferry__now();
         job->term_at = rule->timeout_ns ? job->started + rule->timeout_ns : 0;
         job->kill_at = 0;
@@ -651,8 +649,7 @@ static void schedule_retry(struct job *job, const struct ferry__exit *st, const 
         }
         memset(&job->child, 0, sizeof(job->child));
         job->child.pidfd = job->child.stderr_fd = -1;
-        for (size_t i = 0; i < job->count; i++)
-                ferry__claim_note_handler(&rs->wa, job->claims[i], 0);
+        ferry__claim_note_handler(&rs->wa, job->claims, job->count, 0);
 }
 
 /* The handler failed for good: each file to the failed folder with its

@@ -29,6 +29,12 @@ struct ferry__workarea {
         const char *marker_suffix; /* done-file NAME.SUFFIX markers (".done"): they leave with their file; or NULL */
         struct ferry__trust trust;
         uint64_t seq; /* last claim number */
+        /* Claim folders emptied (their file left, their notes removed),
+         * kept for the next claims: a mkdir and an rmdir a file cost more
+         * than everything else a claim does on a journaling file system. */
+        uint64_t *pool;
+        size_t pool_count;
+        size_t pool_max; /* 0: none kept (set by the runner from jobs and batch) */
         int64_t lease_ns;
         unsigned restored; /* times our work folder was found removed and made again */
         char **refused;    /* claim folders left alone, said once each */
@@ -78,6 +84,8 @@ struct ferry__folder {
 /* Opens DIR and its .ferry, made or checked (ours, writable by nobody
  * else); on failure, wa->trust.why says why. */
 int ferry__workarea_home(struct ferry__workarea *wa, const char *dir);
+/* Keeps up to max emptied claim folders for the next claims (capped). */
+int ferry__workarea_keep_folders(struct ferry__workarea *wa, size_t max);
 /* Opens (makes) the worker's own folder after ferry__workarea_home. */
 int ferry__workarea_open(struct ferry__workarea *wa, const char *rule, int64_t lease_ns);
 void ferry__workarea_close(struct ferry__workarea *wa);
@@ -110,8 +118,8 @@ int ferry__claim_finish(struct ferry__workarea *wa, struct ferry__claim *c, cons
  * failure note; NULL: no longer) while its move out waits, so that a worker
  * taking it over moves it without handling it again. */
 int ferry__claim_note_outcome(struct ferry__workarea *wa, struct ferry__claim *c, const char *text);
-/* Notes the pid of the claim's running handler (0: none runs), for ferry status. */
-void ferry__claim_note_handler(struct ferry__workarea *wa, struct ferry__claim *c, pid_t pid);
+/* Notes the pid of the claims' running handler (0: none runs), for ferry status. */
+void ferry__claim_note_handler(struct ferry__workarea *wa, struct ferry__claim **claims, size_t count, pid_t pid);
 /* Notes the name of the claim's handler output in the output folder (NULL:
  * no longer), so that a worker adopting the claim after a crash removes it. */
 void ferry__claim_note_output(struct ferry__workarea *wa, struct ferry__claim *c, const char *name);
@@ -307,6 +315,7 @@ struct ferry__audit {
         int fd;         /* the day's file, or -1 */
         char day[16];   /* its day, YYYY-MM-DD (UTC) */
         char host[256]; /* in its name and each line */
+        pid_t pid;      /* ferry's, in each line */
         char *buffer;   /* lines not written yet */
         size_t used;
 };

@@ -549,6 +549,8 @@ static int rule_attach(struct rule_state *rs)
                 if (e < 0)
                         return attach_error(rs, e, "cannot create the work area in %s/.ferry: %s", rule->dir,
                                             rs->wa.trust.why[0] ? rs->wa.trust.why : strerror(-e));
+                /* As many as are claimed at once: each claim then finds one. */
+                (void)ferry__workarea_keep_folders(&rs->wa, (size_t)rule->jobs * (rule->batch + 1));
                 e = ferry__recover_own(&rs->wa, adopt, rs);
                 if (e > 0)
                         LOG(r, FERRY_LOG_INFO, rule->name, NULL, "took up %d claim%s left from before", e,

@@ -76,3 +76,36 @@ load helpers
         assert_queue_empty "$D"
         assert_no_claims "$D"
 }
+
+@test "run: claim folders emptied are used again, never one holding what a handler left; none is left at a stop" {
+        D=$T/in
+        mkdir "$D"
+        # Lists what is beside its file in the claim folder; the handler of mess-* leaves a file there.
+        make_handler "$T/h.sh" \
+                'for p in "$@"; do' \
+                '  ls -A "${p%/*}" | grep -vxF -e "${p##*/}" -e .handler -e .origin | sed "s|^|${p##*/}: |" >>"'"$T"'/beside"' \
+                '  case ${p##*/} in mess*) echo junk >"${p%/*}/left-by-${p##*/}" ;; esac' \
+                'done'
+        start_ferry "$T/ferry" run -j 1 "$D" -- "$T/h.sh" {}
+        wait_run_started "$T/ferry"
+        for round in 1 2 3; do
+                drop_numbered "$D" "mess$round" 1 3
+                drop_numbered "$D" "clean$round" 1 20
+                wait_files "$D/.ferry/done" $((round * 23)) 60
+        done
+        # While it runs, the emptied folders kept are few (jobs x (batch + 1)), the messy ones not among them.
+        kept=$(find "$D/.ferry/work" -mindepth 2 -maxdepth 2 -type d -empty | wc -l)
+        messy=$(find "$D/.ferry/work" -name 'left-by-mess*' | wc -l)
+        ((messy == 9)) || { find "$D/.ferry/work" >&2; return 1; }
+        echo "# claim folders kept: $kept" >&3
+        ((kept <= 2 + 3 * 3)) || { find "$D/.ferry/work" >&2; return 1; }
+        stop_ferry "$T/ferry"
+        [[ ! -s $T/beside ]] || { echo "a handler found something beside its file:" >&2; cat "$T/beside" >&2; return 1; }
+        [[ $(find "$D/.ferry/done" -type f | wc -l) == 69 ]]
+        # A stop leaves no kept claim folder behind, only what the messy handlers left (in their
+        # claim folders, never used again; the worker's lease stays with them, for a recovery).
+        left=$(find "$D/.ferry/work" -mindepth 2 -type d -empty)
+        [[ -z $left ]] || { echo "empty claim folders left: $left" >&2; return 1; }
+        left=$(find "$D/.ferry/work" -type f ! -name .clock ! -name .lease | grep -v '/left-by-mess' || true)
+        [[ -z $left ]] || { echo "left: $left" >&2; return 1; }
+}
