@@ -79,6 +79,8 @@ struct ferry__file {
         bool refused : 1;             /* done-file: reported is a version its marker refused (was_reported false) */
         bool guard_without_close : 1; /* GUARD for a name that appeared with content, no close seen:
                                        * a write then is a writer at work, not one that reopened */
+        bool guard_unasked : 1;       /* GUARD after a close without asking the kernel about writers (where
+                                       * leases answer): if its end cannot ask, the blind guard follows */
         bool found_closed : 1;        /* no policy: a listing reported it closed (found), known is that
                                        * version: the kernel's close of it, still queued, is not told again */
 };
@@ -97,8 +99,9 @@ struct ferry__root {
         int64_t retry_at; /* FOLLOW: next check for its return, while gone */
         bool poll;        /* also listed every poll interval (network, FUSE, or asked) */
         int64_t next_poll;
-        uint32_t polls;   /* poll cycles so far: which slice of the quiet files is checked */
-        char fs_name[64]; /* "local", "nfs", "fuse.sshfs", ... */
+        uint32_t polls;     /* poll cycles so far: which slice of the quiet files is checked */
+        char fs_name[64];   /* "local", "nfs", "fuse.sshfs", ... */
+        bool leases_answer; /* a lease probe of a file here answered (ready.c): a close needs none before its guard */
 };
 
 /* Changes a backend reports about a file, or a scan finds. */

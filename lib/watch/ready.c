@@ -67,6 +67,7 @@ static void set_state(struct ferry_watch *w, struct ferry__file *f, enum ferry__
 {
         timer_unlink(w, f);
         f->state = (uint8_t)state;
+        f->guard_unasked = false;
 }
 
 /* (Re)starts the file's delay in timer queue `timer`. */
@@ -197,6 +198,8 @@ static int probe(struct ferry_watch *w, struct ferry__file *f, struct ferry__ver
         r = file_path(w, f) < 0 ? -ENOENT : writers_check(w, f, ret_version);
         if (r == -ENOENT)
                 set_state(w, f, FERRY__IDLE);
+        if (r == FERRY__NO_WRITER || r == FERRY__WRITER_OPEN)
+                f->entry.parent->root->leases_answer = true;
         return r;
 }
 
@@ -230,6 +233,23 @@ static void consider_closed(struct ferry_watch *w, struct ferry__file *f, bool c
                 f->guard_without_close = false;
                 f->rechecks = 0;
                 return schedule(w, f, FERRY__GUARD, FERRY__TIMER_GUARD);
+        }
+        /* A guard follows whatever the kernel says now (a writer seen may be
+         * the one closing: looked at again), and the guard's end asks it
+         * anyway: where lease probes answer, a stat now is enough, for the
+         * version that end compares. (An empty file under auto is asked now:
+         * without a writer it waits quietly instead.) */
+        if (w->timers[FERRY__TIMER_GUARD].delay_ns > 0 && f->entry.parent->root->leases_answer &&
+            file_path(w, f) >= 0 && stat_version(w, f, &v) == 0 &&
+            !(w->policy.kind == FERRY__POLICY_AUTO && closed && v.size == 0)) {
+                f->guard_without_close = false;
+                ferry__file_set_known(f, &v);
+                if (!is_new_version(f, &v))
+                        return set_state(w, f, FERRY__IDLE);
+                f->rechecks = 0;
+                schedule(w, f, FERRY__GUARD, FERRY__TIMER_GUARD);
+                f->guard_unasked = true;
+                return;
         }
         r = probe(w, f, &v);
         f->guard_without_close = false;
@@ -639,6 +659,13 @@ void ferry__ready_expire(struct ferry_watch *w, int64_t now)
                                 r = stat_version(w, f, &v);
                         } else {
                                 r = writers_check(w, f, &v);
+                                if (r < 0 && r != -ENOENT && f->guard_unasked) {
+                                        /* This file's writers cannot be asked (another
+                                         * owner's, where leases need ownership): the
+                                         * guard of a close nobody could check. */
+                                        schedule(w, f, FERRY__GUARD, FERRY__TIMER_BLIND_GUARD);
+                                        continue;
+                                }
                                 if (r == FERRY__WRITER_OPEN) {
                                         /* Twice more, then trust it: a real
                                          * writer's own close is still to come. */

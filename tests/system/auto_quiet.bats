@@ -31,3 +31,29 @@ load helpers
         # Reported once, after the close: with the whole content.
         [[ $(grep -c "local.csv\$" "$T/out") -eq 1 ]]
 }
+
+@test "auto: a file whose writers cannot be asked (another owner's, ferry not root) waits the blind guard, even where other files' leases answer" {
+        id nobody >/dev/null 2>&1 || skip "no user nobody on this machine"
+        [[ $(id -u) == 0 ]] || skip "needs root, to run ferry as nobody beside root's writer"
+        chmod o+x "$T"
+        D=$T/in
+        mkdir "$D"
+        chown nobody "$D"
+        as_nobody=(setpriv --reuid=nobody --regid="$(id -g nobody)" --clear-groups --)
+        "${as_nobody[@]}" "$FERRY" watch --ready --format '%e %s %p\n' "$D" >"$T/out" 2>"$T/out.err" </dev/null 3>&- 9>&- &
+        FERRY_PID=$!
+        wait_watches "$FERRY_PID" 1 30
+        # A file of ferry's own user: its lease answers.
+        "${as_nobody[@]}" bash -c 'printf own >"$1"' own "$D/own.txt"
+        wait_line "$T/out" "ready 3 $D/own.txt" 30
+        # root's file, closed by one writer while another still has it open and writes again
+        # 0.4 s later: ferry (nobody) cannot take its lease, so only the guard of at least 1 s
+        # sees the second writer.
+        bash -c 'exec 3>"$1" 4>>"$1"; printf "part\n" >&3; exec 3>&-; sleep 0.4; printf "rest\n" >&4; exec 4>&-; : >"$2"' \
+                writer "$D/foreign.txt" "$T/closed"
+        wait_for file_exists "$T/closed" 30
+        wait_line "$T/out" "ready 10 $D/foreign.txt" 30
+        stop_ferry "$T/out"
+        # Once, with the whole content: never the first writer's part alone.
+        [[ $(grep -c "foreign.txt\$" "$T/out") -eq 1 ]] || { cat "$T/out" >&2; return 1; }
+}
