@@ -79,8 +79,8 @@ struct ferry__file {
         bool refused : 1;             /* done-file: reported is a version its marker refused (was_reported false) */
         bool guard_without_close : 1; /* GUARD for a name that appeared with content, no close seen:
                                        * a write then is a writer at work, not one that reopened */
-        bool guard_unasked : 1;       /* GUARD after a close without asking the kernel about writers (where
-                                       * leases answer): if its end cannot ask, the blind guard follows */
+        bool guard_unasked : 1;       /* GUARD begun without asking the kernel about writers (ready.c:
+                                       * guard_without_asking): if its end cannot ask, the blind guard follows */
         bool found_closed : 1;        /* no policy: a listing reported it closed (found), known is that
                                        * version: the kernel's close of it, still queued, is not told again */
 };

@@ -188,6 +188,21 @@ static int stat_version(struct ferry_watch *w, const struct ferry__file *f, stru
         return r == -ENOENT && through_held_root(w, f) ? ferry__stat_version(w->path, ret_version, NULL) : r;
 }
 
+/* Guards version v of f as after a close, without asking the kernel about
+ * writers now: the guard's end asks, and where it cannot (another owner's
+ * file), the blind guard follows. without_close: no close of it was seen. */
+static void guard_without_asking(struct ferry_watch *w, struct ferry__file *f, const struct ferry__version *v,
+                                 bool without_close)
+{
+        f->guard_without_close = without_close;
+        ferry__file_set_known(f, v);
+        if (!is_new_version(f, v))
+                return set_state(w, f, FERRY__IDLE);
+        f->rechecks = 0;
+        schedule(w, f, FERRY__GUARD, FERRY__TIMER_GUARD);
+        f->guard_unasked = true;
+}
+
 /* Asks the kernel about the file's writers and version (ferry__writers_check);
  * a file that is gone, or whose path cannot be built, is set IDLE: -ENOENT. */
 static int probe(struct ferry_watch *w, struct ferry__file *f, struct ferry__version *ret_version)
@@ -242,14 +257,7 @@ static void consider_closed(struct ferry_watch *w, struct ferry__file *f, bool c
         if (w->timers[FERRY__TIMER_GUARD].delay_ns > 0 && f->entry.parent->root->leases_answer &&
             file_path(w, f) >= 0 && stat_version(w, f, &v) == 0 &&
             !(w->policy.kind == FERRY__POLICY_AUTO && closed && v.size == 0)) {
-                f->guard_without_close = false;
-                ferry__file_set_known(f, &v);
-                if (!is_new_version(f, &v))
-                        return set_state(w, f, FERRY__IDLE);
-                f->rechecks = 0;
-                schedule(w, f, FERRY__GUARD, FERRY__TIMER_GUARD);
-                f->guard_unasked = true;
-                return;
+                return guard_without_asking(w, f, &v, false);
         }
         r = probe(w, f, &v);
         f->guard_without_close = false;
@@ -493,17 +501,10 @@ static void change_closing(struct ferry_watch *w, struct ferry__file *f, enum fe
                                 f->guard_without_close = f->state == FERRY__GUARD;
                                 return;
                         }
-                        /* Guarded as after a close, without asking the kernel
-                         * about writers now: the guard's end asks. A writer's
-                         * close is mostly in the same read of events, and
-                         * would only ask the same again (consider_closed). */
-                        ferry__file_set_known(f, &v);
-                        if (!is_new_version(f, &v))
-                                return set_state(w, f, FERRY__IDLE);
-                        f->rechecks = 0;
-                        schedule(w, f, FERRY__GUARD, FERRY__TIMER_GUARD);
-                        f->guard_without_close = true;
-                        return;
+                        /* Guarded as after a close: a writer's close is
+                         * mostly in the same read of events, and would only
+                         * ask the same again (consider_closed). */
+                        return guard_without_asking(w, f, &v, true);
                 case APPEARED_EMPTY: break;
                 }
                 /* fall through */
