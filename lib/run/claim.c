@@ -315,11 +315,41 @@ void ferry__claim_free(struct ferry__claim *c)
         free(c);
 }
 
+/* NAME + suffix cut so that the whole fits NAME_MAX. */
+static void suffixed(char *buffer, size_t size, const char *name, const char *suffix)
+{
+        int keep = (int)strlen(name);
+
+        if (keep + (int)strlen(suffix) > NAME_MAX)
+                keep = NAME_MAX - (int)strlen(suffix);
+        snprintf(buffer, size, "%.*s%s", keep, name, suffix);
+}
+
+/* Moves from_fd/name into to_fd without replacing anything: a name already
+ * there gets ".1", ".2", ... (cut to fit NAME_MAX); the name used in target. */
+static int rename_numbered(int from_fd, const char *name, int to_fd, const char *base, char target[NAME_MAX + 1])
+{
+        int r = -EEXIST;
+
+        for (unsigned n = 0; n < 1000 && r == -EEXIST; n++) {
+                char suffix[16] = "";
+
+                if (n)
+                        snprintf(suffix, sizeof(suffix), ".%u", n);
+                suffixed(target, NAME_MAX + 1, base, suffix);
+                r = ferry__rename_noreplace(from_fd, name, to_fd, target);
+        }
+        return r;
+}
+
 /* Removes the notes of a claim folder (fd, ours) and the temporary files of
  * notes that a worker killed while writing them left there, so that the
  * folder can go: a worker killed between writing .origin and the claim's
- * rename left a folder holding only that. */
-static void remove_temporaries(int fd)
+ * rename left a folder holding only that. What a handler left there beside
+ * its file (its output, written next to its input; the input itself,
+ * renamed) goes to leftovers_fd (-1: it stays), counted in c->leftovers:
+ * left, it would be taken for a claimed file by the next recovery. */
+static void remove_temporaries(int fd, int leftovers_fd, struct ferry__claim *c)
 {
         int list_fd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         DIR *listing = list_fd < 0 ? NULL : fdopendir(list_fd);
@@ -330,11 +360,17 @@ static void remove_temporaries(int fd)
                         close(list_fd);
                 return;
         }
-        while ((de = readdir(listing)))
+        while ((de = readdir(listing))) {
+                char target[NAME_MAX + 1];
+
                 if (strncmp(de->d_name, ".ferry-tmp.", 11) == 0 || strcmp(de->d_name, ORIGIN_FILE) == 0 ||
                     strcmp(de->d_name, HANDLER_FILE) == 0 || strcmp(de->d_name, OUTPUT_FILE) == 0 ||
                     strcmp(de->d_name, OUTCOME_FILE) == 0)
                         (void)unlinkat(fd, de->d_name, 0);
+                else if (de->d_name[0] != '.' && leftovers_fd >= 0 &&
+                         rename_numbered(fd, de->d_name, leftovers_fd, de->d_name, target) == 0)
+                        c->leftovers++;
+        }
         closedir(listing);
 }
 
@@ -388,7 +424,15 @@ static int claim_folder_make(struct ferry__workarea *wa, uint64_t *ret_seq)
  * holds, then the folder, or keeps it empty for the next claim; anything
  * else in it (a worker killed while writing a note) is looked for only when
  * that fails. */
+static void claim_folder_remove_to(struct ferry__workarea *wa, struct ferry__claim *c, int leftovers_fd);
+
 static void claim_folder_remove(struct ferry__workarea *wa, struct ferry__claim *c)
+{
+        claim_folder_remove_to(wa, c, wa->leftovers ? wa->leftovers->fd : -1);
+}
+
+/* claim_folder_remove, what a handler left there going to leftovers_fd (-1: staying). */
+static void claim_folder_remove_to(struct ferry__workarea *wa, struct ferry__claim *c, int leftovers_fd)
 {
         static const struct {
                 unsigned bit;
@@ -416,7 +460,7 @@ static void claim_folder_remove(struct ferry__workarea *wa, struct ferry__claim 
         fd = openat(wa->work_fd, seq, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (fd < 0)
                 return;
-        remove_temporaries(fd);
+        remove_temporaries(fd, leftovers_fd, c);
         (void)unlinkat(wa->work_fd, seq, AT_REMOVEDIR);
         close(fd);
 }
@@ -681,16 +725,6 @@ void ferry__folder_close(struct ferry__folder *f)
         f->path = NULL;
 }
 
-/* NAME + suffix cut so that the whole fits NAME_MAX. */
-static void suffixed(char *buffer, size_t size, const char *name, const char *suffix)
-{
-        int keep = (int)strlen(name);
-
-        if (keep + (int)strlen(suffix) > NAME_MAX)
-                keep = NAME_MAX - (int)strlen(suffix);
-        snprintf(buffer, size, "%.*s%s", keep, name, suffix);
-}
-
 int ferry__folder_note(const struct ferry__folder *f, const char *relative, const char *suffix, const char *text,
                        size_t len)
 {
@@ -745,27 +779,15 @@ static int move_out(struct ferry__workarea *wa, struct ferry__claim *c, const st
                 dir_fd = folder->fd;
         else if ((r = ferry__mkdirs_beneath(folder->fd, sub, folder->mode, &dir_fd)) < 0)
                 return r;
-        for (unsigned n = 0; n < 1000; n++) {
-                char suffix[16] = "";
-
-                if (n)
-                        snprintf(suffix, sizeof(suffix), ".%u", n);
-                /* A name near NAME_MAX gives way to its suffix. */
-                suffixed(target, sizeof(target), c->name, suffix);
-                r = ferry__rename_noreplace(wa->work_fd, file, dir_fd, target);
-                if (r != -EEXIST)
-                        break;
-        }
+        r = rename_numbered(wa->work_fd, file, dir_fd, c->name, target);
+        if (r == 0)
+                claim_folder_remove_to(wa, c, dir_fd); /* what the handler left there goes beside it */
+        else if (r == -ENOENT && faccessat(wa->work_fd, file, F_OK, AT_SYMLINK_NOFOLLOW) < 0)
+                claim_folder_remove_to(wa, c, dir_fd); /* the handler removed or moved the file itself */
         if (dir_fd != folder->fd)
                 close(dir_fd);
-        if (r == 0) {
-                claim_folder_remove(wa, c);
-                if (ret_relative && asprintf(ret_relative, "%s%s%s", sub, *sub ? "/" : "", target) < 0)
-                        *ret_relative = NULL;
-                return 0;
-        }
-        if (r == -ENOENT && faccessat(wa->work_fd, file, F_OK, AT_SYMLINK_NOFOLLOW) < 0)
-                claim_folder_remove(wa, c); /* the handler removed or moved the file itself */
+        if (r == 0 && ret_relative && asprintf(ret_relative, "%s%s%s", sub, *sub ? "/" : "", target) < 0)
+                *ret_relative = NULL;
         return r;
 }
 
@@ -1399,7 +1421,7 @@ int ferry__recover(struct ferry__workarea *wa, ferry__adopt_cb adopt, ferry__ref
                  * that is starting: leave it. */
                 if (state == WORKER_DEAD) {
                         (void)unlinkat(dirfd(claims), LEASE_FILE, 0);
-                        remove_temporaries(dirfd(claims));
+                        remove_temporaries(dirfd(claims), -1, NULL);
                         (void)unlinkat(wa->base_fd, de->d_name, AT_REMOVEDIR);
                 }
                 closedir(claims);

@@ -22,6 +22,35 @@
 #include <time.h>
 #include <unistd.h>
 
+/* Says what a claim's handler left beside its file, moved out with it. */
+static void said_leftovers(struct rule_state *rs, struct ferry__claim *c, const struct ferry__folder *to)
+{
+        if (!c->leftovers)
+                return;
+        LOG(rs->runner, FERRY_LOG_WARNING, rs->rule->name, c->original_path,
+            "its handler left %u file%s beside it in its claim folder: moved to %s (a handler's own output belongs "
+            "in the output folder, or one of its own)",
+            c->leftovers, c->leftovers == 1 ? "" : "s", (to ? to : &rs->failed)->path);
+        c->leftovers = 0;
+}
+
+int ferry__job_claim_finish(struct rule_state *rs, struct ferry__claim *c, const struct ferry__folder *to,
+                            char **ret_relative)
+{
+        int e = ferry__claim_finish(&rs->wa, c, to, ret_relative);
+
+        said_leftovers(rs, c, to);
+        return e;
+}
+
+int ferry__job_claim_return(struct rule_state *rs, struct ferry__claim *c)
+{
+        int e = ferry__claim_return(&rs->wa, c);
+
+        said_leftovers(rs, c, NULL);
+        return e;
+}
+
 static void count_run(struct ferry_runner *r, int64_t duration_ns)
 {
         double seconds = (double)duration_ns / 1e9;
@@ -92,7 +121,7 @@ void ferry__job_return(struct job *job, bool stopped)
                         ferry__runner_record(rs->runner, &rec, "%s; left in place", how);
                         continue;
                 }
-                e = ferry__claim_return(&rs->wa, c);
+                e = ferry__job_claim_return(rs, c);
                 if (e < 0) {
                         rec.kind = FERRY_LOG_WARNING;
                         ferry__runner_record(rs->runner, &rec, "%s; cannot return it to the queue (%s): it stays in %s",
@@ -429,7 +458,7 @@ static bool move_unfinished(struct rule_state *rs, const struct unfinished *u, b
         struct ferry__claim *c = u->claim;
         const struct ferry__folder *to = u->note ? &rs->failed : rs->done.fd >= 0 ? &rs->done : NULL;
         char *relative = NULL, *dest = NULL, reason[512] = "";
-        int e = rs->wa.work_fd < 0 || (to && to->fd < 0) ? -EBADF : ferry__claim_finish(&rs->wa, c, to, &relative);
+        int e = rs->wa.work_fd < 0 || (to && to->fd < 0) ? -EBADF : ferry__job_claim_finish(rs, c, to, &relative);
 
         if (e < 0 && e != -ENOENT && !last)
                 return false;
@@ -566,7 +595,7 @@ static void finish_done(struct job *job, const struct ferry__exit *st, int64_t d
                         }
                         continue;
                 }
-                e = ferry__claim_finish(&rs->wa, c, rs->done.fd >= 0 ? &rs->done : NULL, &relative);
+                e = ferry__job_claim_finish(rs, c, rs->done.fd >= 0 ? &rs->done : NULL, &relative);
                 if (e == 0 && relative && asprintf(&final, "%s/%s", rs->done.path, relative) < 0)
                         final = NULL;
                 free(relative);
@@ -609,7 +638,7 @@ void ferry__job_duplicate(struct job *job, const struct ferry__dedup_hit *hit)
                  c->hash_from_marker ? "; SHA-256 from its marker" : "");
         rec.duplicate_of = hit->name;
         r->stats.duplicates++;
-        e = ferry__claim_finish(&rs->wa, c, rs->done.fd >= 0 ? &rs->done : NULL, &relative);
+        e = ferry__job_claim_finish(rs, c, rs->done.fd >= 0 ? &rs->done : NULL, &relative);
         if (e == 0 && relative && asprintf(&final, "%s/%s", rs->done.path, relative) < 0)
                 final = NULL;
         free(relative);
@@ -677,7 +706,7 @@ static void finish_failed(struct job *job, const struct ferry__exit *st, const c
                         relative = ferry__claim_relative(c);
                         e = record(rs, c, "failed", why);
                 } else {
-                        e = ferry__claim_finish(&rs->wa, c, &rs->failed, &relative);
+                        e = ferry__job_claim_finish(rs, c, &rs->failed, &relative);
                         if (e == -ENOENT) {
                                 /* The handler removed or moved the file itself: its note still says why. */
                                 gone = true;

@@ -23,9 +23,12 @@ struct ferry__workarea {
         int ferry_fd;     /* DIR/.ferry, ours */
         dev_t ferry_dev;  /* .ferry's identity: found under another name, it is still not work */
         ino_t ferry_ino;
-        int base_fd;               /* DIR/.ferry/work, ours; -1 when files stay in place */
-        int work_fd;               /* our work folder; -1 when files stay in place */
-        int output_fd;             /* the output folder, where a dead worker's partial output is removed; -1: none */
+        int base_fd;   /* DIR/.ferry/work, ours; -1 when files stay in place */
+        int work_fd;   /* our work folder; -1 when files stay in place */
+        int output_fd; /* the output folder, where a dead worker's partial output is removed; -1: none */
+        /* Where what a handler left in a claim folder goes when its file went
+         * elsewhere (deleted, returned): the failed folder; NULL: it stays. */
+        const struct ferry__folder *leftovers;
         const char *marker_suffix; /* done-file NAME.SUFFIX markers (".done"): they leave with their file; or NULL */
         struct ferry__trust trust;
         uint64_t seq; /* last claim number */
@@ -71,6 +74,7 @@ struct ferry__claim {
         bool hash_from_marker;         /* ... taken from its done-marker */
         uint8_t sha256[FERRY__SHA256_SIZE];
         char sha256_hex[2 * FERRY__SHA256_SIZE + 1];
+        unsigned leftovers; /* files its handler left beside it in its claim folder, moved out with it */
 };
 
 /* An outcome folder (done, failed), opened and checked once, at start. */

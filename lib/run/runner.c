@@ -252,7 +252,7 @@ static bool claimed_irregular(struct rule_state *rs, struct ferry__claim *c)
 
         if (c->type == S_IFREG || (c->type == S_IFLNK && rs->rule->follow_symlinks) || c->in_place)
                 return false;
-        e = ferry__claim_finish(&rs->wa, c, &rs->failed, &relative);
+        e = ferry__job_claim_finish(rs, c, &rs->failed, &relative);
         snprintf(why, sizeof(why), "not a regular file (%s, put there after the file was seen)",
                  c->type == S_IFLNK   ? "a symbolic link"
                  : c->type == S_IFDIR ? "a folder"
@@ -495,6 +495,8 @@ static int rule_attach(struct rule_state *rs)
         rs->done.layout = rule->done_layout;
         if (e == 0)
                 e = ferry__folder_open(&rs->wa, &rs->failed, rule->failed_dir, "failed");
+        if (e == 0)
+                rs->wa.leftovers = &rs->failed;
         if (e == 0 && rs->output_dir)
                 e = ferry__open_admin_dir(&rs->wa.trust, rs->output_dir, 0, &rs->wa.output_fd);
         if (e < 0)
@@ -1126,7 +1128,7 @@ static void claim_and_start(struct rule_state *rs)
 
         if (!job) {
                 for (size_t i = 0; i < count; i++) {
-                        (void)ferry__claim_return(&rs->wa, claims[i]);
+                        (void)ferry__job_claim_return(rs, claims[i]);
                         ferry__claim_free(claims[i]);
                 }
                 free(claims);

@@ -194,6 +194,11 @@ struct ferry_log_record ferry__claim_record(enum ferry_log_kind kind, const char
 int ferry__runner_epoll_add(struct ferry_runner *r, int fd, struct source *source);
 void ferry__runner_epoll_del(struct ferry_runner *r, int fd);
 
+/* ferry__claim_finish and ferry__claim_return, saying what the handler left
+ * beside the file in its claim folder (moved out with it, or to failed). */
+int ferry__job_claim_finish(struct rule_state *rs, struct ferry__claim *c, const struct ferry__folder *to,
+                            char **ret_relative);
+int ferry__job_claim_return(struct rule_state *rs, struct ferry__claim *c);
 /* job.c */
 struct job *ferry__job_new(struct rule_state *rs, struct ferry__claim **claims, size_t count);
 void ferry__job_free(struct job *job);

@@ -128,3 +128,45 @@ fail_bad_handler() { make_handler "$T/h.sh" 'case "${1##*/}" in bad*) echo "no g
         assert_same_nul_set "$T/want" "$T/handled"
         [[ $(find "$D/renamed/done" -type f | wc -l) -eq 2 ]]
 }
+
+@test "run: what a handler writes beside its file in the claim folder goes with the file, and is never taken for a claim" {
+        D=$T/in
+        mkdir "$D"
+        # Writes its output next to its input, as many handlers do; fails for names that start with "bad".
+        make_handler "$T/h.sh" 'printf "%s\n" "$1" >>"'"$T"'/ran"' 'cp -- "$1" "${1%.txt}.out"' \
+                'case "${1##*/}" in bad*) exit 4;; esac'
+        start_ferry "$T/ferry" run --match '*.txt' --retries 0 "$D" -- "$T/h.sh" {}
+        wait_run_started "$T/ferry"
+        deliver "$D" a.txt alpha
+        deliver "$D" bad.txt beta
+        wait_for file_exists "$D/.ferry/failed/bad.txt" 30
+        wait_for file_exists "$D/.ferry/done/a.txt" 30
+        wait_for run_all_done "$T/ferry" 1 30
+        stop_ferry "$T/ferry"
+        # Beside the file it came with, in done and in failed; said once each.
+        assert_content "$D/.ferry/done/a.out" alpha
+        assert_content "$D/.ferry/failed/bad.out" beta
+        grep -qF "$D/a.txt: its handler left 1 file beside it in its claim folder: moved to $D/.ferry/done" "$T/ferry.err"
+        grep -qF "$D/bad.txt: its handler left 1 file beside it in its claim folder: moved to $D/.ferry/failed" "$T/ferry.err"
+        assert_no_claims "$D"
+        # A worker started again finds no claim to take over: nothing runs.
+        start_ferry "$T/ferry2" run --match '*.txt' --retries 0 "$D" -- "$T/h.sh" {}
+        wait_run_started "$T/ferry2"
+        stop_ferry "$T/ferry2"
+        [[ $(count_lines "$T/ran") == 2 ]] || { cat "$T/ran" >&2; return 1; }
+        refute grep -q "recovered" "$T/ferry2.err"
+}
+
+@test "run --delete: what a handler wrote beside its file goes to the failed folder, not lost with the file" {
+        D=$T/in
+        mkdir "$D"
+        make_handler "$T/h.sh" 'cp -- "$1" "${1%.txt}.out"'
+        start_ferry "$T/ferry" run --match '*.txt' --delete "$D" -- "$T/h.sh" {}
+        wait_run_started "$T/ferry"
+        deliver "$D" c.txt gamma
+        wait_for run_all_done "$T/ferry" 1 30
+        stop_ferry "$T/ferry"
+        [[ ! -e $D/c.txt && ! -e $D/.ferry/done/c.txt ]]
+        assert_content "$D/.ferry/failed/c.out" gamma
+        assert_no_claims "$D"
+}
