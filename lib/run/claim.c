@@ -217,8 +217,12 @@ int ferry__workarea_keep_folders(struct ferry__workarea *wa, size_t max)
                 wa->pool = bigger;
         }
         wa->pool_max = max;
-        if (wa->pool_count > max)
-                wa->pool_count = max; /* the rest stay empty folders, removed at recovery */
+        while (wa->pool_count > max) {
+                char seq[32];
+
+                snprintf(seq, sizeof(seq), "%llu", (unsigned long long)wa->pool[--wa->pool_count]);
+                (void)unlinkat(wa->work_fd, seq, AT_REMOVEDIR);
+        }
         return 0;
 }
 
