@@ -426,16 +426,8 @@ static int claim_folder_make(struct ferry__workarea *wa, uint64_t *ret_seq)
 
 /* Removes the claim's own folder once its file has left it: the notes it
  * holds, then the folder, or keeps it empty for the next claim; anything
- * else in it (a worker killed while writing a note) is looked for only when
- * that fails. */
-static void claim_folder_remove_to(struct ferry__workarea *wa, struct ferry__claim *c, int leftovers_fd);
-
-static void claim_folder_remove(struct ferry__workarea *wa, struct ferry__claim *c)
-{
-        claim_folder_remove_to(wa, c, wa->leftovers ? wa->leftovers->fd : -1);
-}
-
-/* claim_folder_remove, what a handler left there going to leftovers_fd (-1: staying). */
+ * else in it (a worker killed while writing a note, what the handler left,
+ * which goes to leftovers_fd) is looked for only when that fails. */
 static void claim_folder_remove_to(struct ferry__workarea *wa, struct ferry__claim *c, int leftovers_fd)
 {
         static const struct {
@@ -467,6 +459,12 @@ static void claim_folder_remove_to(struct ferry__workarea *wa, struct ferry__cla
         remove_temporaries(fd, leftovers_fd, c);
         (void)unlinkat(wa->work_fd, seq, AT_REMOVEDIR);
         close(fd);
+}
+
+/* claim_folder_remove_to, what a handler left going to the failed folder. */
+static void claim_folder_remove(struct ferry__workarea *wa, struct ferry__claim *c)
+{
+        claim_folder_remove_to(wa, c, wa->leftovers ? wa->leftovers->fd : -1);
 }
 
 /* Splits path (DIR/[ORIGIN/]NAME, as the watcher reported it) into the

@@ -315,6 +315,9 @@ enum {
         FERRY__NEED_MODIFY = 1u << 1,
         FERRY__NEED_ATTRIB = 1u << 2,
         FERRY__NEED_CLOSE_WRITE = 1u << 3,
+        /* a create or write whose close follows in the same read of events
+         * comes as FERRY__CHANGE_WRITING (every policy's change function takes it) */
+        FERRY__NEED_CLOSE_AHEAD = 1u << 4,
 };
 void ferry__backends_set_needs(struct ferry_watch *w, unsigned needs);
 /* Limit and use of inotify watches for the error message (inotify.c). */

@@ -42,6 +42,7 @@ struct ferry__inotify {
         int fd;
         struct ferry__hash by_watch; /* folders by their wd: dir->by_watch */
         uint32_t mask;               /* what the watches ask for: only what the watcher needs wakes it */
+        bool close_ahead;            /* FERRY__NEED_CLOSE_AHEAD: look for a create's or write's close (writing) */
         bool drained;                /* the last read was short: the queue was empty then */
         /* A MOVED_FROM waiting for its MOVED_TO. */
         bool move_pending;
@@ -92,6 +93,7 @@ static void inotify_set_needs(struct ferry_watch *w, unsigned needs)
         struct ferry__inotify *in = w->inotify;
 
         in->mask = BASE_MASK;
+        in->close_ahead = (needs & FERRY__NEED_CLOSE_AHEAD) != 0;
         if (needs & FERRY__NEED_CREATE)
                 in->mask |= IN_CREATE;
         if (needs & FERRY__NEED_MODIFY)
@@ -275,11 +277,11 @@ static bool close_follows(const struct inotify_event *ev, const char *end)
         return false;
 }
 
-/* change, or FERRY__CHANGE_WRITING when a policy waits for the close that follows. */
+/* change, or FERRY__CHANGE_WRITING when the watcher asked (FERRY__NEED_CLOSE_AHEAD) and the close follows. */
 static enum ferry__change writing(const struct ferry_watch *w, const struct inotify_event *ev, const char *end,
                                   enum ferry__change change)
 {
-        return w->policy.kind != FERRY__POLICY_NONE && close_follows(ev, end) ? FERRY__CHANGE_WRITING : change;
+        return w->inotify->close_ahead && close_follows(ev, end) ? FERRY__CHANGE_WRITING : change;
 }
 
 static void handle(struct ferry_watch *w, const struct inotify_event *ev, const char *end)

@@ -288,7 +288,7 @@ unsigned ferry__policy_needs(const struct ferry__policy *p)
 {
         const struct policy_def *d = def_of(p->kind);
 
-        return d ? d->needs : 0;
+        return d ? d->needs | FERRY__NEED_CLOSE_AHEAD : 0;
 }
 
 void ferry__ready_change(struct ferry_watch *w, struct ferry__file *f, enum ferry__change change)
