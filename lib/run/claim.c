@@ -371,7 +371,7 @@ static void remove_temporaries(int fd, int leftovers_fd, struct ferry__claim *c)
                     strcmp(de->d_name, HANDLER_FILE) == 0 || strcmp(de->d_name, OUTPUT_FILE) == 0 ||
                     strcmp(de->d_name, OUTCOME_FILE) == 0)
                         (void)unlinkat(fd, de->d_name, 0);
-                else if (de->d_name[0] != '.' && leftovers_fd >= 0 &&
+                else if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0 && leftovers_fd >= 0 &&
                          rename_numbered(fd, de->d_name, leftovers_fd, de->d_name, target) == 0)
                         c->leftovers++;
         }

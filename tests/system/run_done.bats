@@ -170,3 +170,17 @@ fail_bad_handler() { make_handler "$T/h.sh" 'case "${1##*/}" in bad*) echo "no g
         assert_content "$D/.ferry/failed/c.out" gamma
         assert_no_claims "$D"
 }
+
+@test "run: a hidden name a handler leaves beside its file goes with it too; the worker leaves nothing at a stop" {
+        D=$T/in
+        mkdir "$D"
+        make_handler "$T/h.sh" 'printf cache >"${1%/*}/.cache-${1##*/}"'
+        start_ferry "$T/ferry" run "$D" -- "$T/h.sh" {}
+        wait_run_started "$T/ferry"
+        deliver "$D" d.txt delta
+        wait_for run_all_done "$T/ferry" 1 30
+        stop_ferry "$T/ferry"
+        [[ $(cat "$D/.ferry/done/.cache-d.txt") == cache ]]
+        left=$(find "$D/.ferry/work" -mindepth 1 ! -name .clock)
+        [[ -z $left ]] || { echo "left: $left" >&2; return 1; }
+}
