@@ -9,20 +9,25 @@
 /* Text mode: one event a line, so control bytes, backslash and non-ASCII are escaped. */
 void output_escaped(FILE *out, const char *s, size_t n)
 {
+        size_t plain = 0; /* bytes since the last escaped one, written in one go */
+
         for (size_t i = 0; i < n; i++) {
                 unsigned char c = (unsigned char)s[i];
 
+                if (c >= 0x20 && c < 0x7f && c != '\\')
+                        continue;
+                fwrite(s + plain, 1, i - plain, out);
+                plain = i + 1;
                 if (c == '\\')
                         fputs("\\\\", out);
                 else if (c == '\n')
                         fputs("\\n", out);
                 else if (c == '\t')
                         fputs("\\t", out);
-                else if (c < 0x20 || c >= 0x7f)
-                        fprintf(out, "\\x%02x", c);
                 else
-                        fputc(c, out);
+                        fprintf(out, "\\x%02x", c);
         }
+        fwrite(s + plain, 1, n - plain, out);
 }
 
 /* The path relative to the event's root. */

@@ -49,31 +49,36 @@ static bool is_utf8(const char *s, size_t n)
         return true;
 }
 
-/* A JSON string; bytes that are not valid UTF-8 become U+FFFD. */
+/* A JSON string; bytes that are not valid UTF-8 become U+FFFD. Runs that
+ * need no escape are written in one go. */
 void ferry_json_string(FILE *out, const char *s, size_t n)
 {
+        size_t plain = 0; /* start of the run not written yet */
+
         fputc('"', out);
         for (size_t i = 0; i < n;) {
                 unsigned char c = (unsigned char)s[i];
                 size_t len = utf8_sequence((const unsigned char *)s + i, n - i);
 
-                if (!len) {
-                        fputs("\xef\xbf\xbd", out);
-                        i++;
+                if (len && c != '"' && c != '\\' && c >= 0x20 && c != 0x7f) {
+                        i += len;
                         continue;
                 }
-                if (c == '"' || c == '\\')
+                fwrite(s + plain, 1, i - plain, out);
+                if (!len)
+                        fputs("\xef\xbf\xbd", out);
+                else if (c == '"' || c == '\\')
                         fprintf(out, "\\%c", c);
                 else if (c == '\n')
                         fputs("\\n", out);
                 else if (c == '\t')
                         fputs("\\t", out);
-                else if (c < 0x20 || c == 0x7f)
-                        fprintf(out, "\\u%04x", c);
                 else
-                        fwrite(s + i, 1, len, out);
-                i += len;
+                        fprintf(out, "\\u%04x", c);
+                i += len ? len : 1;
+                plain = i;
         }
+        fwrite(s + plain, 1, n - plain, out);
         fputc('"', out);
 }
 

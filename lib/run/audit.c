@@ -28,8 +28,10 @@ int ferry__audit_open(struct ferry__audit *a, struct ferry__workarea *wa)
 
         a->fd = a->dir_fd = -1;
         a->day[0] = '\0';
+        a->lines = NULL;
         a->buffer = NULL;
         a->used = 0;
+        a->second = -1;
         a->pid = getpid();
         snprintf(a->host, sizeof(a->host), "%s", wa->host);
         if (!a->host[0] && gethostname(a->host, sizeof(a->host) - 1) < 0)
@@ -76,11 +78,7 @@ void ferry__audit_add(struct ferry__audit *a, const char *event, const char *rul
                       const struct ferry_log_record *rec, const char *message, const struct timespec *at)
 {
         struct timespec ts;
-        struct tm tm;
-        char when[32];
         FILE *line;
-        char *text = NULL;
-        size_t size = 0;
 
         if (a->dir_fd < 0)
                 return;
@@ -88,12 +86,17 @@ void ferry__audit_add(struct ferry__audit *a, const char *event, const char *rul
                 ts = *at;
         else
                 clock_gettime(CLOCK_REALTIME, &ts);
-        gmtime_r(&ts.tv_sec, &tm);
-        strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
-        line = open_memstream(&text, &size);
-        if (!line)
+        if (ts.tv_sec != a->second || !a->when[0]) {
+                struct tm tm;
+
+                gmtime_r(&ts.tv_sec, &tm);
+                strftime(a->when, sizeof(a->when), "%Y-%m-%dT%H:%M:%S", &tm);
+                a->second = ts.tv_sec;
+        }
+        if (!a->lines && !(a->lines = open_memstream(&a->buffer, &a->used)))
                 return;
-        fprintf(line, "{\"time\":\"%s.%06ldZ\",\"event\":\"%s\"", when, ts.tv_nsec / 1000, event);
+        line = a->lines;
+        fprintf(line, "{\"time\":\"%s.%06ldZ\",\"event\":\"%s\"", a->when, ts.tv_nsec / 1000, event);
         ferry_json_field(line, "rule", rule, strlen(rule));
         ferry_json_field(line, "path", relative, len);
         ferry_json_field(line, "host", a->host, strlen(a->host));
@@ -116,17 +119,7 @@ void ferry__audit_add(struct ferry__audit *a, const char *event, const char *rul
         if (message)
                 ferry_json_field(line, "message", message, strlen(message));
         fputs("}\n", line);
-        if (fclose(line) == 0 && text) {
-                char *bigger = realloc(a->buffer, a->used + size);
-
-                if (bigger) {
-                        a->buffer = bigger;
-                        memcpy(a->buffer + a->used, text, size);
-                        a->used += size;
-                }
-        }
-        free(text);
-        if (a->used >= 65536)
+        if (ftell(line) >= 65536)
                 ferry__audit_flush(a);
 }
 
@@ -135,6 +128,17 @@ void ferry__audit_flush(struct ferry__audit *a)
         size_t done = 0;
         int fd;
 
+        /* Out of memory while a line was gathered: what is there may end
+         * within a line, and the trail takes whole lines only. */
+        if (!a->lines || fflush(a->lines) != 0 || ferror(a->lines)) {
+                if (a->lines)
+                        fclose(a->lines);
+                free(a->buffer);
+                a->lines = NULL;
+                a->buffer = NULL;
+                a->used = 0;
+                return;
+        }
         if (!a->used)
                 return;
         fd = day_file(a, time(NULL));
@@ -147,14 +151,19 @@ void ferry__audit_flush(struct ferry__audit *a)
                         break; /* a full disk: the trail misses these lines, nothing else does */
                 done += (size_t)n;
         }
-        a->used = 0;
+        rewind(a->lines);
+        fflush(a->lines);
 }
 
 void ferry__audit_close(struct ferry__audit *a)
 {
         ferry__audit_flush(a);
+        if (a->lines)
+                fclose(a->lines);
         free(a->buffer);
+        a->lines = NULL;
         a->buffer = NULL;
+        a->used = 0;
         if (a->fd >= 0)
                 close(a->fd);
         if (a->dir_fd >= 0)

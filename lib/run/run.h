@@ -320,8 +320,11 @@ struct ferry__audit {
         char day[16];   /* its day, YYYY-MM-DD (UTC) */
         char host[256]; /* in its name and each line */
         pid_t pid;      /* ferry's, in each line */
-        char *buffer;   /* lines not written yet */
+        FILE *lines;    /* lines not written yet, gathered in buffer */
+        char *buffer;
         size_t used;
+        time_t second; /* the last line's second, as text in when */
+        char when[32];
 };
 /* The host's name as a file name of the trail (and of the dedup record):
  * '/' and '.' made '_', at most 200 bytes. */
