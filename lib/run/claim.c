@@ -399,22 +399,18 @@ static bool folder_is_empty(int parent_fd, const char *name)
         return empty && n == 0;
 }
 
-/* A claim folder for a new claim: an emptied one kept (still a folder of
- * ours: nothing removed our work folder since), or a new one. */
-static int claim_folder_make(struct ferry__workarea *wa, uint64_t *ret_seq)
+/* A claim folder for a new claim: an emptied one kept (*ret_kept: not
+ * looked at; the claim looks when something fails in it, see folder_gone),
+ * or a new one. */
+static int claim_folder_make(struct ferry__workarea *wa, uint64_t *ret_seq, bool *ret_kept)
 {
         char seq[32];
-        struct stat st;
         int r;
 
-        while (wa->pool_count) {
-                uint64_t kept = wa->pool[--wa->pool_count];
-
-                snprintf(seq, sizeof(seq), "%llu", (unsigned long long)kept);
-                if (fstatat(wa->work_fd, seq, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode)) {
-                        *ret_seq = kept;
-                        return 0;
-                }
+        *ret_kept = wa->pool_count > 0;
+        if (*ret_kept) {
+                *ret_seq = wa->pool[--wa->pool_count];
+                return 0;
         }
         *ret_seq = ++wa->seq;
         snprintf(seq, sizeof(seq), "%llu", (unsigned long long)*ret_seq);
@@ -422,6 +418,18 @@ static int claim_folder_make(struct ferry__workarea *wa, uint64_t *ret_seq)
         if (r == -ENOENT && (r = workarea_restore(wa)) == 0)
                 r = mkdirat(wa->work_fd, seq, FOLDER_MODE) < 0 ? -errno : 0;
         return r == -ENOENT ? -ESTALE : r; /* not a lost race: our folder is gone */
+}
+
+/* Whether a kept claim folder is gone: taken with our work folder by a
+ * worker that judged us dead, which a claim into it tells as ENOENT, as it
+ * tells a file gone. */
+static bool folder_gone(struct ferry__workarea *wa, uint64_t seq)
+{
+        char name[32];
+        struct stat st;
+
+        snprintf(name, sizeof(name), "%llu", (unsigned long long)seq);
+        return fstatat(wa->work_fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode);
 }
 
 /* Removes the claim's own folder once its file has left it: the notes it
@@ -546,6 +554,7 @@ int ferry__claim(struct ferry__workarea *wa, const char *path, struct ferry__cla
         char seq[32], file[NAME_MAX + 32];
         struct stat st;
         int parent_fd = -1, fd, r;
+        bool kept;
 
         if (!c)
                 return -ENOMEM;
@@ -555,7 +564,8 @@ int ferry__claim(struct ferry__workarea *wa, const char *path, struct ferry__cla
         r = origin_open(wa, c->origin, &parent_fd);
         if (r < 0)
                 goto fail; /* ENOENT: gone with its folder; ELOOP: a link on the way */
-        r = claim_folder_make(wa, &c->seq);
+again:
+        r = claim_folder_make(wa, &c->seq, &kept);
         if (r < 0)
                 goto fail;
         r = claim_paths(wa, c);
@@ -567,18 +577,19 @@ int ferry__claim(struct ferry__workarea *wa, const char *path, struct ferry__cla
                 /* The origin is written before the claim, so a crash in
                  * between never leaves a claimed file whose home is unknown. */
                 fd = openat(wa->work_fd, seq, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-                if (fd < 0) {
-                        r = -errno;
-                        goto fail_folder;
-                }
-                r = ferry__write_note(fd, ORIGIN_FILE, c->origin, strlen(c->origin));
-                close(fd);
+                r = fd < 0 ? -errno : ferry__write_note(fd, ORIGIN_FILE, c->origin, strlen(c->origin));
+                if (fd >= 0)
+                        close(fd);
                 if (r == 0)
                         c->notes |= FERRY__NOTE_ORIGIN;
         }
         /* Into the folder just made, ours alone: by its name. */
         if (r == 0 && renameat(parent_fd, c->name, wa->work_fd, file) < 0)
                 r = -errno; /* ENOENT: another worker was faster, or it went away */
+        if (r == -ENOENT && kept && folder_gone(wa, c->seq)) {
+                c->notes = 0;
+                goto again; /* the next kept one, or a new one (and our work folder made again) */
+        }
         if (r < 0)
                 goto fail_folder;
         /* What was renamed is what the handler gets: judge it, not what a
