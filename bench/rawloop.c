@@ -79,6 +79,39 @@ static int add_watch(const char *path, const struct stat *st, int type, struct F
         return 0;
 }
 
+/* Reaps the runs that ended (waiting for one when wait is set), their files moved to .done. */
+static int batch_reap(struct batch *slots, long jobs, long *running, int wait_one)
+{
+        pid_t pid;
+        while (*running > 0 && (pid = waitpid(-1, NULL, wait_one ? 0 : WNOHANG)) != 0) {
+                if (pid < 0) return -1;
+                for (long i = 0; i < jobs; i++)
+                        if (slots[i].pid == pid) batch_done(&slots[i]), (*running)--;
+                if (wait_one) break;
+        }
+        return 0;
+}
+
+/* Runs the gathered batch in a free slot, waiting for one when all run. */
+static int batch_place(struct batch *slots, long jobs, struct batch *gather, long *running, char *program,
+                       char *program_arg)
+{
+        while (gather->count) {
+                long i;
+                for (i = 0; i < jobs && slots[i].pid; i++) ;
+                if (i == jobs) {
+                        if (batch_reap(slots, jobs, running, 1) < 0) return -1;
+                        continue;
+                }
+                struct batch t = slots[i];
+                slots[i] = *gather;
+                *gather = t;
+                if (batch_spawn(&slots[i], program, program_arg) < 0) return -1;
+                (*running)++;
+        }
+        return 0;
+}
+
 /* The -b loop: claims on each close, a batch run when N are claimed or the
  * events read are used up, as many batches running as there are CPUs. */
 static int batch_loop(char *program, char *program_arg, long jobs, long limit)
@@ -94,12 +127,8 @@ static int batch_loop(char *program, char *program_arg, long jobs, long limit)
         for (;;) {
                 /* Runs that end while no event comes are reaped, their files moved, every 10 ms. */
                 struct pollfd pf = {.fd = inotify_fd, .events = POLLIN};
-                while (running > 0 && poll(&pf, 1, 10) == 0) {
-                        pid_t pid;
-                        while ((pid = waitpid(-1, NULL, WNOHANG)) > 0)
-                                for (long i = 0; i < jobs; i++)
-                                        if (slots[i].pid == pid) batch_done(&slots[i]), running--;
-                }
+                while (running > 0 && poll(&pf, 1, 10) == 0)
+                        if (batch_reap(slots, jobs, &running, 0) < 0) return 1;
                 ssize_t len = read(inotify_fd, buf, sizeof buf);
                 if (len <= 0) return 1;
                 for (char *p = buf; p < buf + len; p += sizeof(struct inotify_event) + ((struct inotify_event *)p)->len) {
@@ -112,52 +141,14 @@ static int batch_loop(char *program, char *program_arg, long jobs, long limit)
                                 continue;
                         gather->names[gather->count++] = strdup(ev->name);
                         if (limit > 0 && --limit == 0) batch_max = gather->count; /* the last one: run it now */
-                        if (gather->count < batch_max) continue;
-                        /* Full: into a free slot, waiting for one when all run. */
-                        for (;;) {
-                                long i;
-                                for (i = 0; i < jobs && slots[i].pid; i++) ;
-                                if (i < jobs) {
-                                        struct batch t = slots[i];
-                                        slots[i] = *gather;
-                                        *gather = t;
-                                        if (batch_spawn(&slots[i], program, program_arg) < 0) return 1;
-                                        running++;
-                                        break;
-                                }
-                                pid_t pid = wait(NULL);
-                                for (i = 0; i < jobs; i++)
-                                        if (slots[i].pid == pid) batch_done(&slots[i]), running--;
-                        }
+                        if (gather->count >= batch_max &&
+                            batch_place(slots, jobs, gather, &running, program, program_arg) < 0)
+                                return 1;
                 }
-                /* The events at hand used up: what is gathered runs now, when a slot is free. */
-                for (long i = 0; gather->count && i < jobs; i++)
-                        if (!slots[i].pid) {
-                                struct batch t = slots[i];
-                                slots[i] = *gather;
-                                *gather = t;
-                                if (batch_spawn(&slots[i], program, program_arg) < 0) return 1;
-                                running++;
-                        }
-                pid_t pid;
-                while (running > 0 && (pid = waitpid(-1, NULL, WNOHANG)) > 0)
-                        for (long i = 0; i < jobs; i++)
-                                if (slots[i].pid == pid) batch_done(&slots[i]), running--;
-                /* Still gathered and no slot free: wait for one, then run it. */
-                while (gather->count) {
-                        pid = wait(NULL);
-                        if (pid < 0) return 1;
-                        for (long i = 0; i < jobs; i++)
-                                if (slots[i].pid == pid) {
-                                        batch_done(&slots[i]);
-                                        running--;
-                                        struct batch t = slots[i];
-                                        slots[i] = *gather;
-                                        *gather = t;
-                                        if (batch_spawn(&slots[i], program, program_arg) < 0) return 1;
-                                        running++;
-                                }
-                }
+                /* The events at hand used up: what is gathered runs now. */
+                if (batch_reap(slots, jobs, &running, 0) < 0 ||
+                    batch_place(slots, jobs, gather, &running, program, program_arg) < 0)
+                        return 1;
         }
 }
 
