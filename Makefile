@@ -38,14 +38,16 @@ endif
 
 # libsqlite3: the record of handled files for rules that keep files in place.
 # libnettle: SHA-256 of done-markers (ferry put --marker, the done-file policy).
-LIBS := -lsqlite3 -lnettle -lm
+# libnats: the NATS client (ferry watch --publish; fleets).
+LIBS := -lsqlite3 -lnettle -lnats -lm
 
-# The library's three layers, each a folder with its own private header:
-# lib/common (time, hashing, files and folders), lib/watch (the watch engine)
-# and lib/run (claims, handlers, the runner). The include paths are the
+# The library's layers, each a folder with its own private header:
+# lib/common (time, hashing, files and folders), lib/watch (the watch engine),
+# lib/run (claims, handlers, the runner) and lib/fleet (NATS: publishing, and
+# what workers of many hosts share through it). The include paths are the
 # layering: lib/run sees of the engine only lib/watch/api/filter.h, and a file
 # includes a private header of its own folder by its name alone.
-LIB_SOURCES := $(wildcard lib/common/*.c lib/watch/*.c lib/run/*.c)
+LIB_SOURCES := $(wildcard lib/common/*.c lib/watch/*.c lib/run/*.c lib/fleet/*.c)
 CLI_SOURCES := $(wildcard src/*.c)
 UNIT_SOURCES := $(wildcard tests/unit/*.c)
 LIB_OBJECTS := $(LIB_SOURCES:%.c=$(BUILD)/%.o)
@@ -61,6 +63,7 @@ all: $(BUILD)/ferry $(BUILD)/libferry.a $(BUILD)/libferry.so
 LAYER_FLAGS_common := -Ilib/common
 LAYER_FLAGS_watch := -Ilib/common -Ilib/watch/api
 LAYER_FLAGS_run := -Ilib/common -Ilib/watch/api
+LAYER_FLAGS_fleet := -Ilib/common
 DEPFLAGS = -MMD -MP
 
 $(BUILD)/lib/%.o: lib/%.c Makefile

@@ -512,6 +512,38 @@ int ferry_queue_renew(struct ferry_queue *queue);
 /* Gives back the claims still held (their handles end) and closes. */
 void ferry_queue_close(struct ferry_queue *queue);
 
+/* ---- publishing to NATS ------------------------------------------------------
+ *
+ * A publisher sends messages (ferry watch --publish: each event's JSON) to
+ * one subject of a NATS server. Where a JetStream stream takes the subject,
+ * each message is stored there and acknowledged, with a Nats-Msg-Id unique
+ * to the message, so that a message sent again after a lost acknowledgement
+ * is stored once; elsewhere it goes out on core NATS, to the subscribers
+ * connected at the time (asked again every 10 s whether a stream takes it).
+ * The connection comes back by itself after the server went away. */
+struct ferry_nats_options {
+        const char *url;   /* nats://HOST:PORT or tls://HOST:PORT, several comma-separated */
+        const char *creds; /* a NATS .creds file (user JWT and NKey seed), or NULL */
+        const char *ca;    /* CA certificates (PEM) that the server's TLS certificate is checked against, or NULL */
+};
+struct ferry_publisher;
+
+/* Connects; on failure why says in one line what went wrong and what to do:
+ * -EINVAL (a subject or URL that cannot be used), -ECONNREFUSED (no server
+ * answered), -ENOMEM. */
+int ferry_publisher_new(struct ferry_publisher **ret, const struct ferry_nats_options *options, const char *subject,
+                        char *why, size_t size);
+/* Sends one message, waiting up to wait_ns for a stream's acknowledgement:
+ * 0 when it was taken; -EAGAIN with why when not (the server unreachable,
+ * no acknowledgement in time): send the same message again later, it keeps
+ * its Nats-Msg-Id until it is taken. */
+int ferry_publisher_send(struct ferry_publisher *p, const void *data, size_t len, int64_t wait_ns, char *why,
+                         size_t size);
+/* 1 when the last message taken went into a JetStream stream, 0 when to core NATS. */
+int ferry_publisher_stored(const struct ferry_publisher *p);
+/* Sends what the client still holds (up to 2 s), closes, frees. */
+void ferry_publisher_free(struct ferry_publisher *p);
+
 #ifdef __cplusplus
 }
 #endif

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -32,6 +33,12 @@ static const char usage[] =
         "      --format FMT       printf-like: %e event, %p path, %r root, %n name,\n"
         "                         %f path relative to root, %o old path, %s size, %%;\n"
         "                         \\n \\t \\0 \\\\ escapes\n"
+        "      --publish SUBJECT  send each event's JSON (as --json prints it) to SUBJECT\n"
+        "                         on the NATS server of --nats, instead of printing it\n"
+        "      --nats URL         nats://HOST:PORT or tls://HOST:PORT (comma-separated\n"
+        "                         for a cluster)\n"
+        "      --nats-creds FILE  NATS credentials (.creds: user JWT and NKey seed)\n"
+        "      --nats-ca FILE     CA certificates for the server's TLS certificate\n"
         "  -h, --help             show this help\n"
         "\n"
         "Exit status: 0 done, 1 error, 2 usage, 3 timed out before N events,\n"
@@ -47,6 +54,10 @@ enum {
         OPT_FORMAT,
         OPT_BACKEND,
         OPT_POLL_INTERVAL,
+        OPT_PUBLISH,
+        OPT_NATS,
+        OPT_NATS_CREDS,
+        OPT_NATS_CA,
 };
 
 static const struct option options[] = {
@@ -64,6 +75,10 @@ static const struct option options[] = {
         {"json", no_argument, NULL, OPT_JSON},
         {"null", no_argument, NULL, '0'},
         {"format", required_argument, NULL, OPT_FORMAT},
+        {"publish", required_argument, NULL, OPT_PUBLISH},
+        {"nats", required_argument, NULL, OPT_NATS},
+        {"nats-creds", required_argument, NULL, OPT_NATS_CREDS},
+        {"nats-ca", required_argument, NULL, OPT_NATS_CA},
         {"help", no_argument, NULL, 'h'},
         {0},
 };
@@ -79,6 +94,8 @@ struct watch_args {
         int64_t timeout_ns;       /* INT64_MAX: none */
         uint64_t count;           /* 0: unlimited */
         struct output output;
+        const char *subject; /* --publish */
+        struct ferry_nats_options nats;
 };
 
 /* Returns -1 to go on, or an exit code. */
@@ -129,12 +146,26 @@ static int parse(int argc, char **argv, struct watch_args *a)
                                                                bad, "\\n \\t \\0 \\\\");
                         }
                         break;
+                case OPT_PUBLISH: a->subject = optarg; break;
+                case OPT_NATS: a->nats.url = optarg; break;
+                case OPT_NATS_CREDS: a->nats.creds = optarg; break;
+                case OPT_NATS_CA: a->nats.ca = optarg; break;
                 case 'h': fputs(usage, stdout); return EXIT_OK;
                 default: return cli_bad_option("watch", c, argv);
                 }
         }
         if (optind >= argc)
                 return cli_usage_error("watch", "missing DIR to watch");
+        if (a->subject && !a->nats.url)
+                return cli_usage_error("watch", "--publish needs the NATS server: --nats nats://HOST:PORT");
+        if (!a->subject && (a->nats.url || a->nats.creds || a->nats.ca))
+                return cli_usage_error("watch", "--nats, --nats-creds and --nats-ca go with --publish SUBJECT");
+        if (a->subject && a->output.mode != OUTPUT_TEXT)
+                return cli_usage_error("watch",
+                                       "--publish sends the JSON that --json prints: no --json, -0 or --format "
+                                       "with it");
+        if (a->subject)
+                a->output.mode = OUTPUT_JSON;
         return -1;
 }
 
@@ -152,10 +183,65 @@ static void say_special(const struct watch_args *a, const struct ferry_event *ev
                           "(raise fs.inotify.max_queued_events to make it rarer)");
 }
 
-static int run(struct ferry_watch *w, const struct watch_args *a, size_t root_count)
+/* Where events go with --publish. */
+struct publishing {
+        struct ferry_publisher *p;
+        FILE *body; /* the event's JSON, gathered in text */
+        char *text;
+        size_t len;
+        bool said_down; /* that NATS does not take events: said once until it does */
+        int stored;     /* the last event's way (-1: none yet), said when it changes */
+};
+
+/* Sends ev's JSON, trying again while NATS does not take it, until it does or
+ * a stop signal comes (then false: the event is not published). */
+static bool publish(struct publishing *pub, const struct watch_args *a, const struct ferry_event *ev, int signal_fd)
+{
+        char why[512];
+
+        rewind(pub->body);
+        output_event(&(struct output){.mode = OUTPUT_JSON, .stream = pub->body}, ev);
+        fflush(pub->body);
+        for (;;) {
+                struct pollfd pfd = {.fd = signal_fd, .events = POLLIN};
+                int r = ferry_publisher_send(pub->p, pub->text, pub->len ? pub->len - 1 : 0, INT64_C(2000000000), why,
+                                             sizeof(why));
+
+                if (r == 0)
+                        break;
+                if (r != -EAGAIN) {
+                        cli_error("%s: not published to %s: %s", ev->path, a->subject, why);
+                        return true; /* one event that can never go: said, and the stream goes on */
+                }
+                if (!pub->said_down)
+                        cli_error("NATS at %s does not take events now (%s): holding them, and trying again until it "
+                                  "does",
+                                  a->nats.url, why);
+                pub->said_down = true;
+                if (signal_fd >= 0 && poll(&pfd, 1, 250) > 0)
+                        return false;
+        }
+        if (pub->said_down)
+                cli_error("NATS at %s takes events again", a->nats.url);
+        pub->said_down = false;
+        if (ferry_publisher_stored(pub->p) != pub->stored) {
+                pub->stored = ferry_publisher_stored(pub->p);
+                if (pub->stored)
+                        cli_error("publishing to %s into the JetStream stream that takes it (each event stored and "
+                                  "acknowledged)",
+                                  a->subject);
+                else
+                        cli_error("publishing to %s on core NATS: no JetStream stream takes that subject, so only "
+                                  "subscribers connected at the time get the events (a stream on it keeps them)",
+                                  a->subject);
+        }
+        return true;
+}
+
+static int run(struct ferry_watch *w, const struct watch_args *a, size_t root_count, struct publishing *pub,
+               int signal_fd)
 {
         int64_t deadline = a->timeout_ns == INT64_MAX ? INT64_MAX : cli_now() + a->timeout_ns;
-        int signal_fd = cli_signal_fd(false);
         size_t gone = 0;
         uint64_t seen = 0;
         int status = EXIT_OK;
@@ -170,8 +256,15 @@ static int run(struct ferry_watch *w, const struct watch_args *a, size_t root_co
                         status = a->count ? EXIT_TIMED_OUT : EXIT_OK;
                 if (r != CLI_NEXT_EVENT)
                         break; /* a stop signal ends the stream: exit 0 */
-                output_event(&a->output, ev);
-                if (!output_writes(&a->output, ev))
+                if (pub && !publish(pub, a, ev, signal_fd)) {
+                        cli_error("%s: stopped before NATS at %s took this %s event: not published", ev->path,
+                                  a->nats.url, ferry_event_type_name(ev->type));
+                        status = EXIT_FAILURE_RUNTIME;
+                        break;
+                }
+                if (!pub)
+                        output_event(&a->output, ev);
+                if (pub || !output_writes(&a->output, ev))
                         say_special(a, ev);
                 if (ev->type == FERRY_EVENT_ERROR) {
                         /* Reported, not fatal: the library lists that folder again
@@ -197,8 +290,6 @@ static int run(struct ferry_watch *w, const struct watch_args *a, size_t root_co
                         break;
         }
         fflush(stdout);
-        if (signal_fd >= 0)
-                close(signal_fd);
         return status;
 }
 
@@ -239,8 +330,9 @@ static int build(const struct watch_args *a, struct ferry_watch **ret_watch)
 int cmd_watch(int argc, char **argv)
 {
         struct watch_args a = {.timeout_ns = INT64_MAX, .output = {.mode = OUTPUT_TEXT, .stream = stdout}};
+        struct publishing pub = {.stored = -1};
         struct ferry_watch *w = NULL;
-        int status, r;
+        int status, r, signal_fd = -1;
 
         a.includes = calloc((size_t)argc, sizeof(char *));
         a.excludes = calloc((size_t)argc, sizeof(char *));
@@ -267,8 +359,32 @@ int cmd_watch(int argc, char **argv)
                 if (ferry_watch_describe_root(w, argv[i], how, sizeof(how)) == 0 && strncmp(how, "poll", 4) == 0)
                         cli_error("%s: %s", argv[i], how);
         }
-        status = run(w, &a, (size_t)(argc - optind));
+        /* Before the NATS client starts its threads: they take the blocked set from here. */
+        signal_fd = cli_signal_fd(false);
+        if (a.subject) {
+                char why[512];
+
+                pub.body = open_memstream(&pub.text, &pub.len);
+                if (!pub.body) {
+                        cli_error("out of memory");
+                        status = EXIT_FAILURE_RUNTIME;
+                        goto out;
+                }
+                r = ferry_publisher_new(&pub.p, &a.nats, a.subject, why, sizeof(why));
+                if (r < 0) {
+                        cli_error("%s", why);
+                        status = r == -EINVAL ? EXIT_USAGE : EXIT_FAILURE_RUNTIME;
+                        goto out;
+                }
+        }
+        status = run(w, &a, (size_t)(argc - optind), a.subject ? &pub : NULL, signal_fd);
 out:
+        if (signal_fd >= 0)
+                close(signal_fd);
+        ferry_publisher_free(pub.p);
+        if (pub.body)
+                fclose(pub.body);
+        free(pub.text);
         ferry_watch_free(w);
         free(a.includes);
         free(a.excludes);

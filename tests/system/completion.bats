@@ -57,6 +57,9 @@ setup() {
         assert_offers 'ferry run --ded' --dedup --dedup-window
         assert_offers 'ferry run --me' --metrics-file
         assert_offers 'ferry put --' --marker --quiet --help
+        assert_offers 'ferry watch --na' --nats --nats-creds --nats-ca
+        assert_offers 'ferry watch --nats-creds no' notes.txt
+        assert_offers 'ferry watch --publish '
         assert_offers 'ferry run --ready ' auto close close= rename done-file done-file= settle=
         assert_offers 'ferry run --ready=se' settle=
         assert_offers 'ferry watch --ready=done' done-file done-file=
