@@ -123,6 +123,17 @@ void ferry__audit_add(struct ferry__audit *a, const char *event, const char *rul
                 ferry__audit_flush(a);
 }
 
+/* Drops the lines gathered and their stream. */
+static void drop_lines(struct ferry__audit *a)
+{
+        if (a->lines)
+                fclose(a->lines);
+        free(a->buffer);
+        a->lines = NULL;
+        a->buffer = NULL;
+        a->used = 0;
+}
+
 void ferry__audit_flush(struct ferry__audit *a)
 {
         size_t done = 0;
@@ -131,12 +142,7 @@ void ferry__audit_flush(struct ferry__audit *a)
         /* Out of memory while a line was gathered: what is there may end
          * within a line, and the trail takes whole lines only. */
         if (!a->lines || fflush(a->lines) != 0 || ferror(a->lines)) {
-                if (a->lines)
-                        fclose(a->lines);
-                free(a->buffer);
-                a->lines = NULL;
-                a->buffer = NULL;
-                a->used = 0;
+                drop_lines(a);
                 return;
         }
         if (!a->used)
@@ -158,12 +164,7 @@ void ferry__audit_flush(struct ferry__audit *a)
 void ferry__audit_close(struct ferry__audit *a)
 {
         ferry__audit_flush(a);
-        if (a->lines)
-                fclose(a->lines);
-        free(a->buffer);
-        a->lines = NULL;
-        a->buffer = NULL;
-        a->used = 0;
+        drop_lines(a);
         if (a->fd >= 0)
                 close(a->fd);
         if (a->dir_fd >= 0)

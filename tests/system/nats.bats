@@ -42,6 +42,17 @@ start_nats() {
         NATS_PORT=${NATS_URL##*:}
 }
 
+# publish_into_stream: a server, a stream EVENTS on ferry.events with a subscriber writing
+# to $T/got, and ferry watch --ready=close=0 publishing $T/in to it, seen to work.
+publish_into_stream() {
+        start_nats
+        "$NATS_CTL" "$NATS_URL" stream EVENTS ferry.events
+        subscribe ferry.events "$T/got"
+        mkdir "$T/in"
+        start_ferry "$T/out" watch --ready=close=0 --publish ferry.events --nats "$NATS_URL" "$T/in"
+        probe_until_seen "$T/in" "$T/got"
+}
+
 # stream_has NAME TEXT: stream NAME holds a message with TEXT (its messages dumped to $T/stored).
 stream_has() { "$NATS_CTL" "$NATS_URL" dump "$1" >"$T/stored" 2>/dev/null && has_text "$T/stored" "$2"; }
 
@@ -78,12 +89,7 @@ PY
 }
 
 @test "nats: --publish into a JetStream stream; the server stopped and started again mid-stream: every event stored once" {
-        start_nats
-        "$NATS_CTL" "$NATS_URL" stream EVENTS ferry.events
-        subscribe ferry.events "$T/got"
-        mkdir "$T/in"
-        start_ferry "$T/out" watch --ready=close=0 --publish ferry.events --nats "$NATS_URL" "$T/in"
-        probe_until_seen "$T/in" "$T/got"
+        publish_into_stream
         for i in $(seq 1 100); do printf x >"$T/in/before-$i"; done
         wait_for has_lines "$T/got" 101 30
         # A clean stop: what the server acknowledged is on its disk (a kill -9 could lose
@@ -110,12 +116,7 @@ PY
 }
 
 @test "nats: a server too slow to acknowledge: the event sent again keeps its Nats-Msg-Id and is stored once" {
-        start_nats
-        "$NATS_CTL" "$NATS_URL" stream EVENTS ferry.events
-        subscribe ferry.events "$T/got"
-        mkdir "$T/in"
-        start_ferry "$T/out" watch --ready=close=0 --publish ferry.events --nats "$NATS_URL" "$T/in"
-        probe_until_seen "$T/in" "$T/got"
+        publish_into_stream
         # Stopped, the server reads nothing: ferry's publish, which waits 2 s for its
         # acknowledgement, and what ferry asks after it wait in the socket; the server takes
         # the publish when it goes on, and then the same event again, sent once it answers.
