@@ -24,10 +24,36 @@ void ferry__nats_error(natsStatus s, char *why, size_t size)
         natsStatus last = NATS_OK;
         const char *detail = nats_GetLastError(&last);
 
-        if (detail && *detail && last == s)
-                snprintf(why, size, "%s", detail);
-        else
+        if (detail && *detail && last == s) {
+                /* The client's own text begins with its source's place: "(conn.c:773): ". */
+                const char *end = detail[0] == '(' ? strstr(detail, "): ") : NULL;
+
+                snprintf(why, size, "%s", end ? end + 3 : detail);
+        } else {
                 snprintf(why, size, "%s", natsStatus_GetText(s));
+        }
+}
+
+/* Whether url's scheme is one of NATS's (none: nats://). */
+static bool scheme_ok(const char *url)
+{
+        const char *colon = strstr(url, "://");
+
+        return !colon || strncmp(url, "nats://", 7) == 0 || strncmp(url, "tls://", 6) == 0 ||
+               strncmp(url, "nats+tls://", 11) == 0;
+}
+
+/* A file the client is to read, looked at first: its errors name no file. */
+static int readable(const char *what, const char *path, char *why, size_t size)
+{
+        FILE *f = fopen(path, "re");
+
+        if (!f) {
+                snprintf(why, size, "cannot read the %s %s: %s", what, path, strerror(errno));
+                return -EINVAL;
+        }
+        fclose(f);
+        return 0;
 }
 
 bool ferry__nats_subject_ok(const char *subject)
@@ -70,6 +96,13 @@ static int split_urls(const char *list, char ***ret_urls, int *ret_count, bool *
                         url++;
                 if (!bigger)
                         goto nomem;
+                if (!scheme_ok(url)) {
+                        urls = bigger;
+                        free(copy);
+                        *ret_urls = urls;
+                        *ret_count = count;
+                        return -EPROTONOSUPPORT;
+                }
                 urls = bigger;
                 if (strncmp(url, "nats+tls://", 11) == 0) {
                         if (asprintf(&one, "tls://%s", url + 11) < 0)
@@ -117,10 +150,16 @@ int ferry__nats_connect(const struct ferry_nats_options *o, struct ferry__nats *
         }
         r = split_urls(o->url, &urls, &count, &tls);
         if (r < 0) {
-                snprintf(why, size, r == -EINVAL ? "no NATS URL in '%s' (write nats://HOST:PORT)" : "out of memory",
-                         o->url);
+                if (r == -ENOMEM)
+                        snprintf(why, size, "out of memory");
+                else
+                        snprintf(why, size, "'%s' is no NATS URL: write nats://HOST:PORT or tls://HOST:PORT", o->url);
+                r = r == -ENOMEM ? r : -EINVAL;
                 goto fail;
         }
+        if ((o->creds && (r = readable("NATS credentials file", o->creds, why, size)) < 0) ||
+            (o->ca && (r = readable("CA file", o->ca, why, size)) < 0))
+                goto fail;
         (void)gethostname(host, sizeof(host) - 1);
         snprintf(name, sizeof(name), "ferry %s %d", host, (int)getpid());
         s = natsOptions_Create(&opts);
@@ -170,7 +209,7 @@ int ferry__nats_connect(const struct ferry_nats_options *o, struct ferry__nats *
 
                 ferry__nats_error(s, detail, sizeof(detail));
                 snprintf(why, size, "cannot reach NATS at %s: %s (is nats-server running there, and %s?)", o->url,
-                         detail, o->creds ? "do the credentials fit" : "does it need --nats-creds");
+                         detail, o->creds ? "do the credentials fit" : "does it want credentials");
                 r = -ECONNREFUSED;
                 goto fail;
         }

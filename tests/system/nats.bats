@@ -164,9 +164,19 @@ PY
                 ((status == 2))
                 [[ $output == *"'$bad' is no subject to publish to"* ]]
         done
+        run "$FERRY" watch --publish ev --nats http://127.0.0.1:1 "$T/in"
+        ((status == 2))
+        [[ $output == "ferry: 'http://127.0.0.1:1' is no NATS URL: write nats://HOST:PORT or tls://HOST:PORT" ]]
+        run "$FERRY" watch --publish ev --nats nats://127.0.0.1:1 --nats-creds "$T/none.creds" "$T/in"
+        ((status == 2))
+        [[ $output == "ferry: cannot read the NATS credentials file $T/none.creds: No such file or directory" ]]
+        run "$FERRY" watch --publish ev --nats nats://127.0.0.1:1 --nats-ca "$T/none.pem" "$T/in"
+        ((status == 2))
+        [[ $output == "ferry: cannot read the CA file $T/none.pem: No such file or directory" ]]
         # Port 1 on loopback: nobody listens there.
         run "$FERRY" watch --publish ev --nats nats://127.0.0.1:1 "$T/in"
         ((status == 1))
-        [[ $output == "ferry: cannot reach NATS at nats://127.0.0.1:1: "*"is nats-server running there"* ]]
+        [[ $output == "ferry: cannot reach NATS at nats://127.0.0.1:1: "*"(is nats-server running there, and does it want credentials?)" ]]
+        [[ $output != *"("*".c:"*"): "* ]] # not the client's source lines
         (($(wc -l <<<"$output") == 1))
 }
