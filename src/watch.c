@@ -218,8 +218,8 @@ static bool publish(struct publishing *pub, const struct watch_args *a, const st
                                   "does",
                                   a->nats.url, why);
                 pub->said_down = true;
-                if (signal_fd >= 0 && poll(&pfd, 1, 250) > 0)
-                        return false;
+                if (poll(&pfd, signal_fd >= 0 ? 1 : 0, 250) > 0)
+                        return false; /* a stop: the signal stays for the caller */
         }
         if (pub->said_down)
                 cli_error("NATS at %s takes events again", a->nats.url);
