@@ -1194,10 +1194,7 @@ static const char *claim_folder_refusal(struct ferry__workarea *wa, int parent_f
 {
         char origin[PATH_MAX];
         const char *why = NULL;
-        struct dirent *de;
-        unsigned files = 0;
         ssize_t n;
-        DIR *listing;
         int fd = openat(parent_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 
         if (fd < 0)
@@ -1209,15 +1206,7 @@ static const char *claim_folder_refusal(struct ferry__workarea *wa, int parent_f
         n = ferry__read_note(fd, ORIGIN_FILE, origin, sizeof(origin));
         if (n == -EINVAL || (n >= 0 && !ferry__relative_is_clean(origin)))
                 why = "its origin note does not name a folder inside the watched folder";
-        listing = fdopendir(fd);
-        if (!listing) {
-                close(fd);
-                return why;
-        }
-        while (!why && (de = readdir(listing)))
-                if (de->d_name[0] != '.' && ++files > 1)
-                        why = "it holds more than one file";
-        closedir(listing);
+        close(fd);
         return why;
 }
 
@@ -1245,18 +1234,56 @@ static void refuse(struct ferry__workarea *wa, const char *worker, const char *c
                 free(path);
 }
 
-/* Reads a claim folder N of another worker, now renamed into ours as seq. */
-static struct ferry__claim *adopted_claim(struct ferry__workarea *wa, uint64_t seq)
+/* Moves name from the claim folder fd into a new claim folder of ours (with
+ * origin noted first, as a claim does); its number in *ret_seq. */
+static int claim_split(struct ferry__workarea *wa, int fd, const char *name, const char *origin, uint64_t *ret_seq)
+{
+        char seq[32], file[NAME_MAX + 32];
+        int r = 0;
+
+        *ret_seq = ++wa->seq;
+        snprintf(seq, sizeof(seq), "%llu", (unsigned long long)*ret_seq);
+        if (mkdirat(wa->work_fd, seq, FOLDER_MODE) < 0)
+                return -errno;
+        if (origin) {
+                int dir_fd = openat(wa->work_fd, seq, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+                r = dir_fd < 0 ? -errno : ferry__write_note(dir_fd, ORIGIN_FILE, origin, strlen(origin));
+                if (dir_fd >= 0)
+                        close(dir_fd);
+        }
+        snprintf(file, sizeof(file), "%s/%s", seq, name);
+        if (r == 0 && renameat(fd, name, wa->work_fd, file) < 0)
+                r = -errno;
+        if (r < 0) {
+                struct ferry__claim empty = {.seq = *ret_seq, .notes = FERRY__NOTE_ORIGIN};
+
+                claim_folder_remove_to(wa, &empty, -1);
+        }
+        return r;
+}
+
+/* Reads a claim folder N of another worker, now renamed into ours as seq,
+ * and hands its claim to adopt (returns 1), or 0 when it holds none. A
+ * folder that holds several names and no outcome holds the claimed file and
+ * what its handler left beside it before its worker died, which cannot be
+ * told apart: each name but one is moved into a claim folder of its own and
+ * adopted too, so that the claimed file is handled for sure (and each
+ * leftover once), rather than going to done as a leftover beside a name
+ * taken for it. */
+static int adopt_folder(struct ferry__workarea *wa, uint64_t seq, ferry__adopt_cb adopt, void *userdata)
 {
         struct ferry__claim *c = calloc(1, sizeof(*c));
         char name[32], origin[PATH_MAX], file[NAME_MAX + 32];
+        char **names = NULL;
+        size_t count = 0;
         struct dirent *de;
         struct stat st;
         DIR *listing;
-        int fd;
+        int fd, adopted = 0;
 
         if (!c)
-                return NULL;
+                return 0;
         c->seq = seq;
         c->notes = FERRY__NOTE_ALL; /* whatever the dead worker left */
         snprintf(name, sizeof(name), "%llu", (unsigned long long)seq);
@@ -1284,20 +1311,48 @@ static struct ferry__claim *adopted_claim(struct ferry__workarea *wa, uint64_t s
                 goto fail;
         }
         while ((de = readdir(listing))) {
+                char **bigger;
+
                 if (de->d_name[0] == '.')
                         continue; /* ours (.origin, .handler, temporary files); claimed names are never hidden */
-                free(c->name);
-                c->name = strdup(de->d_name);
+                bigger = realloc(names, (count + 1) * sizeof(*names));
+                if (!bigger || !(bigger[count] = strdup(de->d_name))) {
+                        names = bigger ? bigger : names;
+                        break;
+                }
+                names = bigger;
+                count++;
+        }
+        /* Handled already (an outcome noted): the leftovers go beside it, as
+         * at any claim's end. Else each but the last is a claim of its own. */
+        for (size_t i = 0; !c->outcome && count > 1 && i + 1 < count; i++) {
+                uint64_t other;
+
+                if (claim_split(wa, dirfd(listing), names[i], c->origin, &other) == 0)
+                        adopted += adopt_folder(wa, other, adopt, userdata);
         }
         closedir(listing);
+        if (count)
+                c->name = strdup(names[count - 1]);
+        for (size_t i = 0; i < count; i++)
+                free(names[i]);
+        free(names);
         if (!c->name || claim_paths(wa, c) < 0)
                 goto fail;
         claim_file(c, file, sizeof(file));
         c->type = fstatat(wa->work_fd, file, &st, AT_SYMLINK_NOFOLLOW) == 0 ? st.st_mode & S_IFMT : 0;
-        return c;
+        adopt(userdata, c);
+        return adopted + 1;
 fail:
         ferry__claim_free(c);
-        return NULL;
+        if (!adopted) {
+                /* Its file already left (the worker died after moving it to
+                 * done): only the folder is left to remove. */
+                struct ferry__claim empty = {.seq = seq};
+
+                claim_folder_remove(wa, &empty);
+        }
+        return adopted;
 }
 
 int ferry__recover_own(struct ferry__workarea *wa, ferry__adopt_cb adopt, void *userdata)
@@ -1340,18 +1395,8 @@ int ferry__recover_own(struct ferry__workarea *wa, ferry__adopt_cb adopt, void *
                 found[count++] = seq;
         }
         closedir(listing);
-        for (size_t i = 0; i < count; i++) {
-                struct ferry__claim *c = adopted_claim(wa, found[i]);
-
-                if (!c) {
-                        struct ferry__claim empty = {.seq = found[i]};
-
-                        claim_folder_remove(wa, &empty);
-                        continue;
-                }
-                adopted++;
-                adopt(userdata, c);
-        }
+        for (size_t i = 0; i < count; i++)
+                adopted += adopt_folder(wa, found[i], adopt, userdata);
         free(found);
         return adopted;
 }
@@ -1402,7 +1447,6 @@ int ferry__recover(struct ferry__workarea *wa, ferry__adopt_cb adopt, ferry__ref
                         continue;
                 }
                 while ((ce = readdir(claims))) {
-                        struct ferry__claim *c;
                         char seq[32];
                         uint64_t mine;
 
@@ -1417,17 +1461,7 @@ int ferry__recover(struct ferry__workarea *wa, ferry__adopt_cb adopt, ferry__ref
                         snprintf(seq, sizeof(seq), "%llu", (unsigned long long)mine);
                         if (renameat(dirfd(claims), ce->d_name, wa->work_fd, seq) < 0)
                                 continue; /* another worker adopted it first */
-                        c = adopted_claim(wa, mine);
-                        if (!c) {
-                                /* Its file already left (the worker died after moving it
-                                 * to done): only the folder is left to remove. */
-                                struct ferry__claim empty = {.seq = mine};
-
-                                claim_folder_remove(wa, &empty);
-                                continue;
-                        }
-                        adopted++;
-                        adopt(userdata, c);
+                        adopted += adopt_folder(wa, mine, adopt, userdata);
                 }
                 /* Empty now, unless a claim could not be moved: then it stays
                  * dead and visible. A folder without a lease may be a worker

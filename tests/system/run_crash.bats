@@ -222,3 +222,38 @@ load helpers
         grep -q 'a.txt: recovered from a worker that died half-way through moving it: it is in .*/done/a.txt already' \
                 "$T/ferry.err"
 }
+
+@test "run: a worker killed while its handler had written beside the claimed file: the next worker runs the file again and each leftover once, none goes to done unhandled" {
+        D=$T/in
+        mkdir "$D"
+        # The first run writes eight files beside its input, then hangs until killed.
+        make_handler "$T/h.sh" 'printf "%s\0" "$FERRY_NAME" >>"$1"
+if [ "$FERRY_NAME" = input ] && [ ! -e "$2" ]; then
+        : >"$2"
+        for i in 1 2 3 4 5 6 7 8; do printf x >"$FERRY_PATH.out$i"; done
+        : >"$2.wrote"
+        exec sleep 1000
+fi'
+        start_ferry "$T/ferry" run -j 1 "$D" -- "$T/h.sh" "$T/handled" "$T/first"
+        wait_run_started "$T/ferry"
+        printf 'payload\n' >"$D/input"
+        wait_for file_exists "$T/first.wrote" 30
+        kill -KILL "$FERRY_PID"
+        wait_exit "$FERRY_PID" 10
+        FERRY_PID=
+        start_ferry "$T/ferry2" run -j 1 "$D" -- "$T/h.sh" "$T/handled" "$T/first"
+        wait_files "$D/.ferry/done" 9 30
+        stop_ferry "$T/ferry2"
+        # The input twice (the killed run, the run after); each leftover once, as a file of
+        # its own: which of the nine names was the claim cannot be told after the crash.
+        {
+                printf 'input\0input\0'
+                for i in 1 2 3 4 5 6 7 8; do printf 'input.out%s\0' "$i"; done
+        } >"$T/want"
+        tr '\0' '\n' <"$T/handled" | sort | tr '\n' '\0' >"$T/got"
+        tr '\0' '\n' <"$T/want" | sort | tr '\n' '\0' >"$T/want.sorted"
+        assert_same_file "$T/want.sorted" "$T/got"
+        printf 'payload\n' >"$T/want.content"
+        assert_same_file "$T/want.content" "$D/.ferry/done/input"
+        assert_no_claims "$D"
+}
