@@ -2,6 +2,7 @@
 #ifndef FERRY_FLEET_H
 #define FERRY_FLEET_H
 
+#include "common.h"
 #include "ferry.h"
 
 #include <nats/nats.h>

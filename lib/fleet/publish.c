@@ -16,7 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define STREAM_ASK_AGAIN_NS (INT64_C(10) * 1000000000) /* how long an answer on streams holds */
+#define STREAM_ASK_AGAIN_NS (10 * FERRY__NSEC_PER_SEC) /* how long an answer on streams holds */
 
 struct ferry_publisher {
         struct ferry__nats *nats;
@@ -24,16 +24,8 @@ struct ferry_publisher {
         char id_prefix[128];
         uint64_t seq;   /* the next message's number */
         bool core;      /* no JetStream stream takes the subject: core NATS */
-        int64_t ask_at; /* when to ask that again (CLOCK_MONOTONIC ns; 0: at the next message) */
+        int64_t ask_at; /* when to ask that again (ferry__now(); 0: at the next message) */
 };
-
-static int64_t monotonic_ns(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 int ferry_publisher_new(struct ferry_publisher **ret, const struct ferry_nats_options *options, const char *subject,
                         char *why, size_t size)
@@ -105,7 +97,7 @@ static int ask_stream(struct ferry_publisher *p, int64_t wait_ms, char *why, siz
 int ferry_publisher_send(struct ferry_publisher *p, const void *data, size_t len, int64_t wait_ns, char *why,
                          size_t size)
 {
-        int64_t now = monotonic_ns(), wait_ms = wait_ns / 1000000 > 0 ? wait_ns / 1000000 : 1;
+        int64_t now = ferry__now(), wait_ms = wait_ns / 1000000 > 0 ? wait_ns / 1000000 : 1;
         natsStatus s;
         int r;
 

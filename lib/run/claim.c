@@ -475,6 +475,18 @@ static void claim_folder_remove(struct ferry__workarea *wa, struct ferry__claim 
         claim_folder_remove_to(wa, c, wa->leftovers ? wa->leftovers->fd : -1);
 }
 
+/* Notes origin in our claim folder seq before a file is renamed into it, so
+ * that a crash in between never leaves a claimed file whose home is unknown. */
+static int note_origin(struct ferry__workarea *wa, const char *seq, const char *origin)
+{
+        int fd = openat(wa->work_fd, seq, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        int r = fd < 0 ? -errno : ferry__write_note(fd, ORIGIN_FILE, origin, strlen(origin));
+
+        if (fd >= 0)
+                close(fd);
+        return r;
+}
+
 /* Splits path (DIR/[ORIGIN/]NAME, as the watcher reported it) into the
  * claim's name and origin: -EINVAL for a path not beneath DIR, or with "..",
  * "." or empty parts, which no watcher reports and nobody may make us use. */
@@ -553,7 +565,7 @@ int ferry__claim(struct ferry__workarea *wa, const char *path, struct ferry__cla
         struct ferry__claim *c = calloc(1, sizeof(*c));
         char seq[32], file[NAME_MAX + 32];
         struct stat st;
-        int parent_fd = -1, fd, r;
+        int parent_fd = -1, r;
         bool kept;
 
         if (!c)
@@ -573,16 +585,8 @@ again:
                 goto fail_folder;
         snprintf(seq, sizeof(seq), "%llu", (unsigned long long)c->seq);
         claim_file(c, file, sizeof(file));
-        if (c->origin) {
-                /* The origin is written before the claim, so a crash in
-                 * between never leaves a claimed file whose home is unknown. */
-                fd = openat(wa->work_fd, seq, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-                r = fd < 0 ? -errno : ferry__write_note(fd, ORIGIN_FILE, c->origin, strlen(c->origin));
-                if (fd >= 0)
-                        close(fd);
-                if (r == 0)
-                        c->notes |= FERRY__NOTE_ORIGIN;
-        }
+        if (c->origin && (r = note_origin(wa, seq, c->origin)) == 0)
+                c->notes |= FERRY__NOTE_ORIGIN;
         /* Into the folder just made, ours alone: by its name. */
         if (r == 0 && renameat(parent_fd, c->name, wa->work_fd, file) < 0)
                 r = -errno; /* ENOENT: another worker was faster, or it went away */
@@ -1245,13 +1249,8 @@ static int claim_split(struct ferry__workarea *wa, int fd, const char *name, con
         snprintf(seq, sizeof(seq), "%llu", (unsigned long long)*ret_seq);
         if (mkdirat(wa->work_fd, seq, FOLDER_MODE) < 0)
                 return -errno;
-        if (origin) {
-                int dir_fd = openat(wa->work_fd, seq, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-
-                r = dir_fd < 0 ? -errno : ferry__write_note(dir_fd, ORIGIN_FILE, origin, strlen(origin));
-                if (dir_fd >= 0)
-                        close(dir_fd);
-        }
+        if (origin)
+                r = note_origin(wa, seq, origin);
         snprintf(file, sizeof(file), "%s/%s", seq, name);
         if (r == 0 && renameat(fd, name, wa->work_fd, file) < 0)
                 r = -errno;
