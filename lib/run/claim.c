@@ -1238,17 +1238,17 @@ static void refuse(struct ferry__workarea *wa, const char *worker, const char *c
                 free(path);
 }
 
-/* Moves name from the claim folder fd into a new claim folder of ours (with
+/* Moves name from the claim folder fd into a claim folder of ours (with
  * origin noted first, as a claim does); its number in *ret_seq. */
 static int claim_split(struct ferry__workarea *wa, int fd, const char *name, const char *origin, uint64_t *ret_seq)
 {
         char seq[32], file[NAME_MAX + 32];
-        int r = 0;
+        bool kept;
+        int r = claim_folder_make(wa, ret_seq, &kept);
 
-        *ret_seq = ++wa->seq;
+        if (r < 0)
+                return r;
         snprintf(seq, sizeof(seq), "%llu", (unsigned long long)*ret_seq);
-        if (mkdirat(wa->work_fd, seq, FOLDER_MODE) < 0)
-                return -errno;
         if (origin)
                 r = note_origin(wa, seq, origin);
         snprintf(file, sizeof(file), "%s/%s", seq, name);

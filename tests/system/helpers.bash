@@ -91,13 +91,28 @@ start_ferry() {
         BG_PIDS+=("$FERRY_PID")
 }
 
+# proc_state STAT_FILE: the state letter of a /proc/PID[/task/TID]/stat (nothing when gone).
+proc_state() {
+        local stat
+        stat=$(cat "$1" 2>/dev/null) || return 0
+        stat=${stat##*) }
+        printf '%s' "${stat%% *}"
+}
+
 # proc_gone PID: true when PID has exited (gone, or a zombie not yet reaped).
 proc_gone() {
+        local state
+        state=$(proc_state "/proc/$1/stat")
+        [[ -z $state || $state == Z ]]
+}
+
+# proc_stopped PID: every thread of PID is stopped (a SIGSTOP reaches a process's threads one
+# by one, and a thread still running may yet act).
+proc_stopped() {
         local stat
-        stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
-        [[ -n $stat ]] || return 0
-        stat=${stat##*) }
-        [[ ${stat%% *} == Z ]]
+        for stat in /proc/"$1"/task/*/stat; do
+                [[ $(proc_state "$stat") == [Tt] ]] || return 1
+        done
 }
 
 proc_alive() { ! proc_gone "$1"; }

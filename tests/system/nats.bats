@@ -56,15 +56,6 @@ publish_into_stream() {
 # stream_has NAME TEXT: stream NAME holds a message with TEXT (its messages dumped to $T/stored).
 stream_has() { "$NATS_CTL" "$NATS_URL" dump "$1" >"$T/stored" 2>/dev/null && has_text "$T/stored" "$2"; }
 
-# all_stopped PID: every thread of PID is stopped (a SIGSTOP reaches a process's threads one
-# by one, and a thread still running may yet take a message).
-all_stopped() {
-        local stat
-        for stat in /proc/"$1"/task/*/stat; do
-                [[ $(cut -d' ' -f3 "$stat") == [Tt] ]] || return 1
-        done
-}
-
 # subscribe SUBJECT FILE: every message on SUBJECT appended to FILE, a line each.
 subscribe() {
         bg "$NATS_CTL" "$NATS_URL" sub "$1" "$2" >"$2.ready"
@@ -130,7 +121,7 @@ PY
         # acknowledgement, and what ferry asks after it wait in the socket; the server takes
         # the publish when it goes on, and then the same event again, sent once it answers.
         kill -STOP "$NATS_PID"
-        wait_for all_stopped "$NATS_PID" 30
+        wait_for proc_stopped "$NATS_PID" 30
         printf x >"$T/in/slow"
         wait_for has_text "$T/out.err" "does not take events now" 30
         kill -CONT "$NATS_PID"
